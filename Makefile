@@ -1,0 +1,74 @@
+# Two commands matter on a fresh machine: `make run` (the whole product) and `make test` (the whole suite).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+PY          := $(VENV)/bin/python
+RASA        := $(VENV)/bin/rasa
+PYTHON310   ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10.*/bin/python 2>/dev/null | tail -n1)
+SPACY_DIR   := var/spacy/en_bankfeed
+MODEL       := models/bankfeed.tar.gz
+NLU_HOLDOUT := tests/nlu/holdout.yml
+TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) $(SPACY_DIR)/meta.json \
+                   $(wildcard bot/nlu/*.py)
+
+# Quiet, offline, reproducible Rasa/TensorFlow.
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL   := 2
+export TF_DETERMINISTIC_OPS   := 1
+export PYTHONHASHSEED         := 0
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+.PHONY: help run test eval install spacy model validate test-stories pytest lock clean
+
+help:
+	@echo "make run   - install, build, train if needed, start action server (5055) + Rasa (5005)"
+	@echo "make test  - the whole test suite (pytest, rasa data validate, rasa test stories)"
+	@echo "make eval  - NLU precision/recall/F1 per class on the held-out set, written to reports/"
+
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+	@test -x $(PY) || { test -n "$(PYTHON310)" || { echo "python3.10 not found (install it or set PYTHON310=...)"; exit 1; }; $(PYTHON310) -m venv $(VENV); }
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip==24.0
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+$(SPACY_DIR)/meta.json: $(VENV)/.installed data/banks.yml bot/nlu/spacy_pipeline.py actions/bank_directory.py
+	$(PY) -m bot.nlu.spacy_pipeline $(SPACY_DIR)
+
+spacy: $(SPACY_DIR)/meta.json
+
+# Retrains only when config, domain, training data or the spaCy pipeline changed.
+$(MODEL): $(TRAINING_INPUTS)
+	$(RASA) train --config config.yml --domain domain.yml --data data --out models --fixed-model-name bankfeed
+	@touch $@
+
+model: $(MODEL)
+
+run: $(MODEL)
+	@scripts/run.sh
+
+validate: install
+	$(RASA) data validate --config config.yml --domain domain.yml --data data
+
+test-stories: $(MODEL)
+	$(RASA) test core --model $(MODEL) --stories tests/stories --out reports/story-test --fail-on-prediction-errors
+
+pytest: $(MODEL)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test: $(MODEL)
+	$(MAKE) --no-print-directory pytest
+	$(MAKE) --no-print-directory validate
+	$(MAKE) --no-print-directory test-stories
+
+eval: $(MODEL)
+	$(PY) -m bot.nlu.evaluate --model $(MODEL) --holdout $(NLU_HOLDOUT) --out reports
+
+# Refreshes the lock file from the current virtual environment.
+lock:
+	$(PY) -m pip freeze --exclude-editable --exclude bankfeed-assistant | sort -f > requirements/constraints.txt
+
+clean:
+	rm -rf models var/spacy reports/story-test

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Starts the action server (5055) and the Rasa server (5005); Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RASA_PORT="${RASA_PORT:-5005}"
+ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+MODEL="${MODEL:-models/bankfeed.tar.gz}"
+mkdir -p var
+
+if [ -n "${RASA_API_TOKEN:-}" ]; then
+  token="$RASA_API_TOKEN"
+else
+  if [ ! -s var/api-token ]; then
+    (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' > var/api-token)
+    echo "RASA_API_TOKEN is not set: generated a new API token into var/api-token"
+  else
+    echo "RASA_API_TOKEN is not set: using the API token in var/api-token"
+  fi
+  token="$(cat var/api-token)"
+fi
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "Stopped."
+}
+trap cleanup INT TERM EXIT
+
+.venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
+pids+=($!)
+.venv/bin/rasa run --model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml \
+  --port "$RASA_PORT" --enable-api --auth-token "$token" --cors "*" &
+pids+=($!)
+
+cat <<MSG
+
+  Bank-feed assistant starting:
+    Rasa server      http://localhost:${RASA_PORT}   (REST: POST /webhooks/rest/webhook, socketio)
+    Action server    http://localhost:${ACTIONS_PORT}
+    HTTP API         needs the token (header "Authorization: Bearer <token>" or ?token=<token>)
+  Conversations are stored in var/tracker.db. Press Ctrl-C to stop.
+
+MSG
+wait -n "${pids[@]}"
