@@ -1,0 +1,1 @@
+"""Persistence: the conversation tracker store (and, later, the handoff store)."""
