@@ -1,0 +1,146 @@
+"""Rasa SDK actions. Thin by design: they read the tracker and call plain modules in ``actions/``."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import escalation
+from actions import troubleshooting as ts
+from actions.bank_directory import BankDirectory
+from actions.conversation import SKIP_BANK, State, Troubleshooter, Turn, topic_key, topic_title
+from actions.settings import probe_settings
+from actions.site_prober import SiteProber
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_THRESHOLD = 0.5  # same as the FallbackClassifier in config.yml
+# Said instead of a bank name, these end the bank form; a bank name is never taken for them.
+FORM_EXIT_INTENTS = {"fixed_it", "ask_human", "stop"}
+FORM_EXIT_CONFIDENCE = 0.8
+SKIP_WORDS = {"skip", "dont know", "don't know", "no idea", "not sure", "pass", "none", "n/a", "idk"}
+
+_prober: Optional[SiteProber] = None
+
+
+def site_prober() -> SiteProber:
+    """One prober per action-server process, so its cache and in-flight coalescing are shared."""
+    global _prober
+    if _prober is None:
+        _prober = SiteProber(probe_settings())
+    return _prober
+
+
+def _effective_intent(tracker: Tracker) -> Optional[str]:
+    """The intent to act on; for a masked message, what the user meant besides sharing the secret."""
+    message = tracker.latest_message or {}
+    intent = (message.get("intent") or {}).get("name")
+    if intent != "share_sensitive":
+        return intent
+    for ranked in message.get("intent_ranking") or []:
+        if ranked.get("name") not in ("share_sensitive", "nlu_fallback"):
+            return ranked["name"] if ranked.get("confidence", 0) >= FALLBACK_THRESHOLD else "nlu_fallback"
+    return "nlu_fallback"
+
+
+def turn_from_tracker(tracker: Tracker) -> Turn:
+    message = tracker.latest_message or {}
+    entities: Dict[str, List[str]] = {}
+    for entity in message.get("entities") or []:
+        entities.setdefault(entity.get("entity"), []).append(entity.get("value"))
+    metadata = message.get("metadata") or {}
+    user_agent = metadata.get("user_agent") if isinstance(metadata, dict) else None
+    return Turn(
+        intent=_effective_intent(tracker),
+        entities=entities,
+        sensitive=bool(entities.get("sensitive_data")),
+        user_agent=user_agent if isinstance(user_agent, str) else None,
+    )
+
+
+def dispatch(dispatcher: CollectingDispatcher, messages: List[Dict[str, Any]]) -> None:
+    for message in messages:
+        message = dict(message)
+        response = message.pop("response", None)
+        if response:
+            dispatcher.utter_message(response=response, **message)
+        else:
+            dispatcher.utter_message(**message)
+
+
+class ActionTroubleshoot(Action):
+    """Every user turn about the problem: diagnose, run checks, present the next fix."""
+
+    def name(self) -> Text:
+        return "action_troubleshoot"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        troubleshooter = Troubleshooter(BankDirectory.default(), site_prober().check)
+        reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
+        dispatch(dispatcher, reply.messages)
+        return [SlotSet(slot, value) for slot, value in reply.slots.items()]
+
+
+class ActionEscalate(Action):
+    """Hands the conversation to a human specialist: records the summary, status ``requested``."""
+
+    def name(self) -> Text:
+        return "action_escalate"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        slots = escalation.handoff_slots(tracker.slots)
+        logger.info("Escalating conversation %s: %s", tracker.sender_id, escalation.summary_text(slots["escalation_summary"]))
+        return [SlotSet(slot, value) for slot, value in slots.items()]
+
+
+class ActionSessionStart(Action):
+    """Starts a session, carrying the slots over and welcoming a returning user back where they were."""
+
+    def name(self) -> Text:
+        return "action_session_start"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        events: List[EventType] = [SessionStarted()]
+        carried = {k: v for k, v in tracker.slots.items() if v is not None and k not in ("requested_slot", "session_started_metadata")}
+        events.extend(SlotSet(k, v) for k, v in carried.items())
+        current = carried.get("current_step")
+        if current and not carried.get("resolved"):
+            dispatcher.utter_message(
+                response="utter_welcome_back",
+                topic=topic_title(topic_key(carried.get("diagnosis"), carried.get("bank"))),
+                last_step=ts.STEP_TITLES.get(current, current),
+            )
+        events.append(ActionExecuted("action_listen"))
+        return events
+
+
+class ValidateBankForm(FormValidationAction):
+    """Turns what the user typed into a directory bank, a web address, or an explicit skip."""
+
+    def name(self) -> Text:
+        return "validate_bank_form"
+
+    async def validate_bank_site(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        intent = (tracker.latest_message or {}).get("intent") or {}
+        if intent.get("name") in FORM_EXIT_INTENTS and (intent.get("confidence") or 0) >= FORM_EXIT_CONFIDENCE:
+            return {"bank_site": SKIP_BANK}  # the troubleshooter handles what the user said instead
+        text = str(value or "").strip()
+        directory = BankDirectory.default()
+        entities = {e.get("entity"): e.get("value") for e in (tracker.latest_message or {}).get("entities") or []}
+        bank = directory.get(entities.get("bank") or text)
+        if bank:
+            return {"bank_site": bank.name, "bank": bank.name}
+        url = entities.get("bank_url")
+        if url:
+            known = directory.from_url(url)
+            return {"bank_site": url, "bank_url": url, **({"bank": known.name} if known else {})}
+        if text.lower().strip(" .!") in SKIP_WORDS:
+            return {"bank_site": SKIP_BANK}
+        dispatcher.utter_message(response="utter_bank_not_in_directory", given=text[:80])
+        return {"bank_site": None}

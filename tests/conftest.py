@@ -1,0 +1,119 @@
+"""Shared fixtures: a local fake bank site, and the real product servers started against it."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+
+from tests import servers  # noqa: E402
+from tests.bank_sites import FakeBankSite  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    assert servers.MODEL.exists(), f"{servers.MODEL} is missing: run `make model` (make test does it first)"
+    return servers.MODEL
+
+
+@pytest.fixture(scope="session")
+def fake_banks():
+    """One local web server playing every bank's online-banking site (and the connectivity canary)."""
+    with FakeBankSite() as site:
+        yield site
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def product_env(fake_banks, stack_dir):
+    directory = servers.write_test_directory(stack_dir / "banks.yml", fake_banks.base_url)
+    settings = servers.write_test_settings(stack_dir / "bankfeed.yml", fake_banks.url("/canary/healthy"))
+    return servers.base_env({"BANK_DIRECTORY_PATH": str(directory), "BANKFEED_SETTINGS": str(settings)})
+
+
+class ActionServer:
+    """The action server (``rasa run actions``) on a free port; ``restart()`` keeps the port."""
+
+    def __init__(self, env, directory: Path):
+        self.env, self.dir = env, directory
+        self.port = servers.free_port()
+        self.restarts = 0
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ActionServer":
+        self.proc = servers.start_action_server(self.port, self.dir / f"actions-{self.restarts}.log", self.env)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def action_server(product_env, stack_dir):
+    server = ActionServer(product_env, stack_dir).start()
+    yield server
+    server.stop()
+
+
+class RasaStack:
+    """The Rasa server (REST channel + HTTP API) talking to the action server, with SQLite trackers."""
+
+    def __init__(self, env, directory: Path, action_port: int):
+        self.env, self.dir = env, directory
+        self.action_port = action_port
+        self.token = secrets.token_urlsafe(16)
+        self.port = servers.free_port()
+        self.endpoints = servers.write_endpoints(directory / "endpoints.yml", self.action_port, directory / "tracker.db")
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "RasaStack":
+        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def send(self, sender: str, message: str, **extra):
+        import httpx
+
+        r = httpx.post(f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": message, **extra}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def tracker(self, sender: str):
+        import httpx
+
+        r = httpx.get(f"{self.url}/conversations/{sender}/tracker", params={"token": self.token}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+
+@pytest.fixture(scope="session")
+def rasa_stack(product_env, stack_dir, action_server, trained_model):
+    stack = RasaStack(product_env, stack_dir, action_server.port).start()
+    yield stack
+    stack.stop()

@@ -1,0 +1,142 @@
+"""Starts the real product processes for tests: the action server and the Rasa server, on free ports.
+
+Bank sites are played by a local ``FakeBankSite``: the test bank directory is the real one with every
+online-banking URL pointed at it (``/<bank-slug>/<mode>``), so nothing leaves the machine.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+MODEL = ROOT / "models" / "bankfeed.tar.gz"
+
+# Banks whose fake site misbehaves in the test directory; every other bank is healthy.
+SITE_MODES = {"Barclays": "maintenance", "American Express": "error500", "Capital One": "hang"}
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def write_test_directory(path: Path, site_base_url: str, modes: Optional[Dict[str, str]] = None) -> Path:
+    """The real bank directory with each bank's URL on the local fake site."""
+    modes = {**SITE_MODES, **(modes or {})}
+    data = yaml.safe_load((ROOT / "data" / "banks.yml").read_text())
+    for bank in data["bank_directory"]:
+        bank["online_banking_url"] = f"{site_base_url}/{slug(bank['name'])}/{modes.get(bank['name'], 'healthy')}"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def write_test_settings(path: Path, canary_url: str, **probe: object) -> Path:
+    settings = yaml.safe_load((ROOT / "bankfeed.yml").read_text())
+    settings["site_probe"].update({"canary_urls": [canary_url], "budget": 2.0, "connect_timeout": 1.0, "read_timeout": 1.5, **probe})
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def base_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "PYTHONHASHSEED": "0",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+class Process:
+    """A child process with its output in a log file, stopped with SIGTERM (then SIGKILL)."""
+
+    def __init__(self, args: Iterable[str], log: Path, env: Dict[str, str], cwd: Path = ROOT):
+        self.args = list(args)
+        self.log_path = log
+        self._log = open(log, "ab")
+        self.proc = subprocess.Popen(self.args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_http(self, url: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.args[:3]} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{url} not up after {timeout}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+def start_action_server(port: int, log: Path, env: Dict[str, str]) -> Process:
+    proc = Process([str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)], log, env)
+    proc.wait_http(f"http://127.0.0.1:{port}/health")
+    return proc
+
+
+def write_endpoints(path: Path, action_port: int, tracker_db: Path) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"},
+                "tracker_store": {
+                    "type": "bot.storage.tracker_store.RedactingSQLTrackerStore",
+                    "dialect": "sqlite",
+                    "db": str(tracker_db),
+                },
+            }
+        )
+    )
+    return path
+
+
+def start_rasa_server(port: int, endpoints: Path, token: str, log: Path, env: Dict[str, str]) -> Process:
+    args = [
+        str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", str(endpoints),
+        "--credentials", str(ROOT / "credentials.yml"), "--port", str(port), "--enable-api", "--auth-token", token,
+    ]
+    proc = Process(args, log, env)
+    proc.wait_http(f"http://127.0.0.1:{port}/", timeout=180)
+    return proc
