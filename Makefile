@@ -5,7 +5,9 @@ SHELL := /bin/bash
 VENV        := .venv
 PY          := $(VENV)/bin/python
 RASA        := $(VENV)/bin/rasa
-PYTHON310   ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10.*/bin/python 2>/dev/null | tail -n1)
+# A Python 3.10 that really runs (a pyenv shim for a non-selected version does not).
+PYTHON310   ?= $(shell for p in $$HOME/.pyenv/versions/3.10.*/bin/python3.10 $$(command -v python3.10); do \
+                 "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$p"; break; }; done)
 SPACY_DIR   := var/spacy/en_bankfeed
 MODEL       := models/bankfeed.tar.gz
 NLU_HOLDOUT := tests/nlu/holdout.yml

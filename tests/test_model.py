@@ -60,3 +60,23 @@ async def test_a_pasted_password_is_warned_about_and_masked(agent):
     assert any("don't share passwords" in (r.get("text") or "") for r in replies)
     tracker = await agent.tracker_store.retrieve(sender)
     assert tracker.current_slot_values()["diagnosis"] == dx.CREDENTIALS
+
+
+async def test_held_out_set_meets_the_diagnosis_targets(agent):
+    """The `make eval` numbers: macro F1 >= 0.90 and every diagnosis class >= 0.85 on never-trained data."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from bot.nlu import evaluate
+    from tests.servers import ROOT
+
+    holdout = ROOT / "tests" / "nlu" / "holdout.yml"
+    training_texts = {
+        e.get("text").lower() for f in (ROOT / "data" / "nlu").glob("*.yml") for e in load_data(str(f)).intent_examples
+    }
+    assert not {e.get("text").lower() for e in load_data(str(holdout)).intent_examples} & training_texts, \
+        "held-out examples must never be trained on"
+    predictions = await evaluate.predict_with(agent, holdout)
+    report = evaluate.evaluate(predictions)
+    per_class = {k: round(v["f1"], 3) for k, v in report["diagnosis"]["per_class"].items()}
+    assert evaluate.meets_targets(report), (report["diagnosis"]["macro_f1"], per_class)
+    assert len(per_class) == 7

@@ -80,14 +80,12 @@ def markdown_table(title: str, scores: Dict[str, Dict[str, float]], table: Dict[
     return "\n".join(lines) + "\n"
 
 
-async def predict(model: Path, holdout: Path) -> List[Prediction]:
-    from rasa.core.agent import Agent
+async def predict_with(agent, holdout: Path) -> List[Prediction]:
+    """Parses every held-out example with a loaded Rasa ``Agent``."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    agent = Agent.load(str(model))
-    data = load_data(str(holdout))
     predictions = []
-    for example in data.intent_examples:
+    for example in load_data(str(holdout)).intent_examples:
         text = example.get("text")
         parsed = await agent.parse_message(text)
         predictions.append(
@@ -100,6 +98,12 @@ async def predict(model: Path, holdout: Path) -> List[Prediction]:
             )
         )
     return predictions
+
+
+async def predict(model: Path, holdout: Path) -> List[Prediction]:
+    from rasa.core.agent import Agent
+
+    return await predict_with(Agent.load(str(model)), holdout)
 
 
 def evaluate(predictions: Sequence[Prediction]) -> Dict[str, object]:

@@ -1,0 +1,136 @@
+"""The Rasa SDK actions themselves: tracker in, events and messages out (bank sites served locally)."""
+from __future__ import annotations
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import actions as sdk_actions
+from actions.bank_directory import BankDirectory
+from tests import servers
+
+
+@pytest.fixture(autouse=True)
+def local_banks(fake_banks, tmp_path, monkeypatch):
+    """Point the action server code at the test directory and settings, with a fresh prober."""
+    directory = servers.write_test_directory(tmp_path / "banks.yml", fake_banks.base_url)
+    settings = servers.write_test_settings(tmp_path / "bankfeed.yml", fake_banks.url("/canary/healthy"))
+    monkeypatch.setenv("BANK_DIRECTORY_PATH", str(directory))
+    monkeypatch.setenv("BANKFEED_SETTINGS", str(settings))
+    BankDirectory.default.cache_clear()
+    monkeypatch.setattr(sdk_actions, "_prober", None)
+    yield
+    BankDirectory.default.cache_clear()
+
+
+def tracker(intent: str, slots=None, entities=(), text="", confidence=0.95, ranking=None, metadata=None) -> Tracker:
+    message = {
+        "text": text,
+        "intent": {"name": intent, "confidence": confidence},
+        "intent_ranking": ranking or [{"name": intent, "confidence": confidence}],
+        "entities": [{"entity": e, "value": v} for e, v in entities],
+        "metadata": metadata or {},
+    }
+    return Tracker("u1", slots or {}, message, [], False, None, {}, "action_listen")
+
+
+def slot_events(events):
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+async def run(action, t):
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, {})
+    return dispatcher.messages, events
+
+
+async def test_troubleshoot_probes_the_bank_and_reports_what_it_saw(fake_banks):
+    msgs, events = await run(
+        sdk_actions.ActionTroubleshoot(),
+        tracker("report_bank_unavailable", {"bank": "American Express", "error_code": "102"},
+                [("bank", "American Express"), ("error_code", "102")]),
+    )
+    assert [m["response"] for m in msgs] == ["utter_diagnosis_bank_unavailable", "utter_site_down", "utter_ask_bank_login"]
+    slots = slot_events(events)
+    assert slots["diagnosis"] == "bank_unavailable"
+    assert slots["check_results"]["American Express"]["status"] == "down"
+    assert slots["needs_bank"] is False and slots["escalation_due"] is False
+    assert fake_banks.hits("/american-express/error500") >= 1
+
+
+async def test_troubleshoot_acts_on_what_a_masked_message_meant():
+    ranking = [{"name": "report_credentials", "confidence": 0.9}, {"name": "deny", "confidence": 0.05}]
+    msgs, events = await run(
+        sdk_actions.ActionTroubleshoot(),
+        tracker("share_sensitive", {"bank": "Chase"}, [("sensitive_data", "password"), ("bank", "Chase"), ("error_code", "103")],
+                confidence=1.0, ranking=[{"name": "share_sensitive", "confidence": 1.0}] + ranking),
+    )
+    assert msgs[0]["response"] == "utter_sensitive_warning"
+    assert slot_events(events)["diagnosis"] == "credentials"
+
+
+async def test_troubleshoot_reads_the_browser_from_widget_metadata():
+    ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
+    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "current_step": "refresh",
+             "steps_tried": ["site_check", "refresh", "credential_check"], "current_step": "credential_check",
+             "credential_answers": {"advice_given": True}}
+    msgs, events = await run(sdk_actions.ActionTroubleshoot(), tracker("deny", slots, metadata={"user_agent": ua}))
+    assert [m["response"] for m in msgs] == ["utter_clear_cache_safari"]
+    assert slot_events(events)["browser"] == "safari"
+
+
+async def test_escalate_records_the_summary_and_requests_a_handoff():
+    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "error_code": "102",
+             "steps_tried": ["site_check", "refresh"], "check_results": {"Chase": {"status": "up", "reason": "ok"}}}
+    _, events = await run(sdk_actions.ActionEscalate(), tracker("ask_human", slots))
+    out = slot_events(events)
+    assert out["handoff_status"] == "requested"
+    assert out["escalation_due"] is False
+    summary = out["escalation_summary"]
+    assert summary["reason"] == "user_request"
+    assert summary["steps_tried"] == ["site_check", "refresh"]
+    assert summary["steps_remaining"][0] == "credential_check"
+    assert summary["check_results"]["Chase"]["status"] == "up"
+
+
+async def test_session_start_carries_slots_and_welcomes_back_a_returning_user():
+    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "current_step": "refresh", "steps_tried": ["site_check"]}
+    msgs, events = await run(sdk_actions.ActionSessionStart(), tracker("session_start", slots))
+    assert events[0] == SessionStarted()
+    assert SlotSet("steps_tried", ["site_check"]) in events
+    assert events[-1] == ActionExecuted("action_listen")
+    assert msgs[0]["response"] == "utter_welcome_back"
+    assert msgs[0]["topic"] == "Error 102 with Chase"
+    assert msgs[0]["last_step"] == "refreshing the connection"
+
+
+async def test_session_start_for_a_new_user_says_nothing():
+    msgs, events = await run(sdk_actions.ActionSessionStart(), tracker("session_start", {}))
+    assert msgs == [] and events == [SessionStarted(), ActionExecuted("action_listen")]
+
+
+@pytest.mark.parametrize(
+    "value, entities, expected",
+    [
+        ("bofa", [("bank", "Bank of America")], {"bank_site": "Bank of America", "bank": "Bank of America"}),
+        ("Wells Fargo", [], {"bank_site": "Wells Fargo", "bank": "Wells Fargo"}),
+        ("https://online.smalltown.example/login", [("bank_url", "https://online.smalltown.example/login")],
+         {"bank_site": "https://online.smalltown.example/login", "bank_url": "https://online.smalltown.example/login"}),
+        ("skip", [], {"bank_site": "skip"}),
+        ("no idea", [], {"bank_site": "skip"}),
+        ("First Farmers Bank", [], {"bank_site": None}),
+    ],
+)
+async def test_bank_form_validation(value, entities, expected):
+    dispatcher = CollectingDispatcher()
+    t = tracker("inform", {"requested_slot": "bank_site"}, entities, text=value)
+    result = await sdk_actions.ValidateBankForm().validate_bank_site(value, dispatcher, t, {})
+    assert result == expected
+    if expected["bank_site"] is None:
+        assert dispatcher.messages[0]["response"] == "utter_bank_not_in_directory"
+
+
+async def test_bank_form_lets_the_user_say_it_is_fixed_instead():
+    t = tracker("fixed_it", {"requested_slot": "bank_site"}, text="actually it works now", confidence=0.97)
+    assert await sdk_actions.ValidateBankForm().validate_bank_site("actually it works now", CollectingDispatcher(), t, {}) == {"bank_site": "skip"}
