@@ -1,15 +1,16 @@
 """Rasa SDK actions. Thin by design: they read the tracker and call plain modules in ``actions/``."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import escalation
+from actions import escalation, handoff
 from actions import troubleshooting as ts
 from actions.bank_directory import BankDirectory
 from actions.conversation import SKIP_BANK, State, Troubleshooter, Turn, topic_key, topic_title
@@ -82,19 +83,40 @@ class ActionTroubleshoot(Action):
         troubleshooter = Troubleshooter(BankDirectory.default(), site_prober().check)
         reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
         dispatch(dispatcher, reply.messages)
+        if reply.slots.get("resolved") is True:
+            await handoff.record_resolution(tracker.sender_id, tracker.slots.get("handoff_status"))
         return [SlotSet(slot, value) for slot, value in reply.slots.items()]
 
 
 class ActionEscalate(Action):
-    """Hands the conversation to a human specialist: records the summary, status ``requested``."""
+    """Hands the conversation to a human specialist: a ticket in the hand-off queue, and the bot pauses.
+
+    ``handoff_status`` goes ``requested`` (summary recorded) then ``waiting`` once the ticket is
+    queued; from then on the hand-off router sends the user's messages to the agent console.
+    """
 
     def name(self) -> Text:
         return "action_escalate"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         slots = escalation.handoff_slots(tracker.slots)
-        logger.info("Escalating conversation %s: %s", tracker.sender_id, escalation.summary_text(slots["escalation_summary"]))
-        return [SlotSet(slot, value) for slot, value in slots.items()]
+        summary = slots["escalation_summary"]
+        events: List[EventType] = [SlotSet(slot, value) for slot, value in slots.items()]
+        logger.info("Escalating conversation %s: %s", tracker.sender_id, escalation.summary_text(summary))
+        try:
+            queued = await asyncio.to_thread(
+                handoff.queue,
+                tracker.sender_id,
+                tracker.get_latest_input_channel() or "rest",
+                summary,
+                handoff.transcript(tracker.events),
+            )
+        except Exception:  # the hand-off database is unreachable: say so, keep the bot answering
+            logger.exception("Could not open a hand-off ticket for %s", tracker.sender_id)
+            dispatcher.utter_message(response="utter_handoff_unavailable")
+            return events
+        dispatcher.utter_message(response="utter_handoff_waiting", **queued.wording())
+        return events + [SlotSet("handoff_status", "waiting"), ConversationPaused()]
 
 
 class ActionSessionStart(Action):

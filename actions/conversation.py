@@ -301,6 +301,8 @@ class Troubleshooter:
             return
         if self._state.current_step:
             await self._step_failed(ts.OUTCOME_FAILED)
+        elif self._state.diagnosis not in (None, dx.OUT_OF_SCOPE) and not self._state.resolved:
+            await self._present_next()  # e.g. back from a specialist and still failing
         else:
             self._nothing_pending()
 

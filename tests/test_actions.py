@@ -3,25 +3,29 @@ from __future__ import annotations
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as sdk_actions
+from actions import handoff
 from actions.bank_directory import BankDirectory
 from tests import servers
 
 
 @pytest.fixture(autouse=True)
 def local_banks(fake_banks, tmp_path, monkeypatch):
-    """Point the action server code at the test directory and settings, with a fresh prober."""
+    """Point the action server code at the test directory, settings and hand-off database."""
     directory = servers.write_test_directory(tmp_path / "banks.yml", fake_banks.base_url)
     settings = servers.write_test_settings(tmp_path / "bankfeed.yml", fake_banks.url("/canary/healthy"))
     monkeypatch.setenv("BANK_DIRECTORY_PATH", str(directory))
     monkeypatch.setenv("BANKFEED_SETTINGS", str(settings))
+    monkeypatch.setenv("HANDOFF_DB_URL", f"sqlite:///{tmp_path / 'handoff.db'}")
     BankDirectory.default.cache_clear()
+    handoff.store.cache_clear()
     monkeypatch.setattr(sdk_actions, "_prober", None)
     yield
     BankDirectory.default.cache_clear()
+    handoff.store.cache_clear()
 
 
 def tracker(intent: str, slots=None, entities=(), text="", confidence=0.95, ranking=None, metadata=None) -> Tracker:
@@ -80,18 +84,36 @@ async def test_troubleshoot_reads_the_browser_from_widget_metadata():
     assert slot_events(events)["browser"] == "safari"
 
 
-async def test_escalate_records_the_summary_and_requests_a_handoff():
-    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "error_code": "102",
-             "steps_tried": ["site_check", "refresh"], "check_results": {"Chase": {"status": "up", "reason": "ok"}}}
-    _, events = await run(sdk_actions.ActionEscalate(), tracker("ask_human", slots))
-    out = slot_events(events)
-    assert out["handoff_status"] == "requested"
-    assert out["escalation_due"] is False
-    summary = out["escalation_summary"]
+ESCALATION_SLOTS = {"diagnosis": "bank_unavailable", "bank": "Chase", "error_code": "102",
+                    "steps_tried": ["site_check", "refresh"], "check_results": {"Chase": {"status": "up", "reason": "ok"}}}
+
+
+async def test_escalate_records_the_summary_queues_a_ticket_and_pauses():
+    handoff.store().migrate()
+    t = tracker("ask_human", ESCALATION_SLOTS)
+    t.events = [{"event": "user", "text": "error 102 chase, my pw: Hunter2!x", "timestamp": 1.0},
+                {"event": "bot", "text": "Let's check Chase.", "timestamp": 2.0}]
+    msgs, events = await run(sdk_actions.ActionEscalate(), t)
+    statuses = [e["value"] for e in events if e.get("event") == "slot" and e["name"] == "handoff_status"]
+    assert statuses == ["requested", "waiting"]
+    assert events[-1] == ConversationPaused()
+    summary = slot_events(events)["escalation_summary"]
     assert summary["reason"] == "user_request"
     assert summary["steps_tried"] == ["site_check", "refresh"]
     assert summary["steps_remaining"][0] == "credential_check"
-    assert summary["check_results"]["Chase"]["status"] == "up"
+    assert msgs[0]["response"] == "utter_handoff_waiting" and msgs[0]["queue_position"] == "You're number 1 in the queue"
+    ticket = handoff.store().open_ticket_for("u1")
+    assert ticket.status == "waiting" and ticket.bank == "Chase" and ticket.error_code == "102"
+    assert [line["text"] for line in ticket.transcript] == ["error 102 chase, my pw: [password removed]", "Let's check Chase."]
+
+
+async def test_escalate_without_a_reachable_handoff_store_keeps_the_bot_answering(monkeypatch, tmp_path):
+    monkeypatch.setenv("HANDOFF_DB_URL", f"sqlite:///{tmp_path / 'missing-dir' / 'nothing' / 'x.db'}")
+    handoff.store.cache_clear()
+    msgs, events = await run(sdk_actions.ActionEscalate(), tracker("ask_human", ESCALATION_SLOTS))
+    assert msgs[0]["response"] == "utter_handoff_unavailable"
+    assert slot_events(events)["handoff_status"] == "requested"
+    assert ConversationPaused() not in events
 
 
 async def test_session_start_carries_slots_and_welcomes_back_a_returning_user():

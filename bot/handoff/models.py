@@ -1,0 +1,179 @@
+"""The hand-off database schema (SQLAlchemy 1.4 declarative models).
+
+The schema itself is created and changed only by the Alembic migrations in ``migrations/versions``;
+these models must describe exactly what the migrations build (``tests/test_handoff_store.py`` compares
+the two). Times are timezone-aware UTC ``datetime`` objects on both SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import declarative_base
+
+TICKET_STATUSES = ("waiting", "assigned", "returned_to_bot", "closed")
+OPEN_STATUSES = ("waiting", "assigned")
+MESSAGE_SENDERS = ("user", "agent", "bot", "system")
+CLOSED_BY = ("agent", "user", "system")
+RESOLVED_BY = ("bot", "human", "user_cancelled")
+EVENT_TYPES = (
+    "ticket_created",
+    "ticket_assigned",
+    "message_created",
+    "ticket_returned",
+    "ticket_closed",
+    "outcome_recorded",
+)
+
+# The partial index's condition, the same text for both dialects (and in the migration).
+OPEN_TICKET_CONDITION = "status IN ('waiting', 'assigned')"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+Base = declarative_base(metadata=metadata)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """``DateTime(timezone=True)`` that only accepts aware datetimes and always returns aware UTC ones.
+
+    SQLite has no time zones: values are stored as naive UTC text (fixed width, so they sort and
+    compare correctly in SQL) and come back tagged as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to a UTC column; use an aware datetime")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _in(column: str, values: tuple) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    username = sa.Column(sa.String(64), nullable=False, unique=True)
+    display_name = sa.Column(sa.String(200), nullable=False)
+    password_hash = sa.Column(sa.String(255), nullable=False)
+    is_active = sa.Column(sa.Boolean(), nullable=False)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+    last_seen_at = sa.Column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (sa.CheckConstraint("username = lower(username)", name="username_lower"),)
+
+
+class AgentSession(Base):
+    __tablename__ = "agent_sessions"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    token_hash = sa.Column(sa.String(64), nullable=False, unique=True)
+    agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+    expires_at = sa.Column(UTCDateTime(), nullable=False)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    channel = sa.Column(sa.String(64), nullable=False)
+    status = sa.Column(sa.String(20), nullable=False)
+    diagnosis = sa.Column(sa.Text, nullable=True)
+    bank = sa.Column(sa.Text, nullable=True)
+    error_code = sa.Column(sa.Text, nullable=True)
+    summary = sa.Column(sa.JSON, nullable=False)
+    check_results = sa.Column(sa.JSON, nullable=False)
+    steps_tried = sa.Column(sa.JSON, nullable=False)
+    transcript = sa.Column(sa.JSON, nullable=False)
+    reason = sa.Column(sa.String(64), nullable=True)
+    assigned_agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id"), nullable=True)
+    resolution_note = sa.Column(sa.Text, nullable=True)
+    closed_by = sa.Column(sa.String(20), nullable=True)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+    assigned_at = sa.Column(UTCDateTime(), nullable=True)
+    returned_at = sa.Column(UTCDateTime(), nullable=True)
+    closed_at = sa.Column(UTCDateTime(), nullable=True)
+    updated_at = sa.Column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
+        sa.CheckConstraint(f"closed_by IS NULL OR {_in('closed_by', CLOSED_BY)}", name="closed_by"),
+        # At most one open ticket per conversation, enforced by the database on both dialects.
+        sa.Index(
+            "uq_tickets_open_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sa.text(OPEN_TICKET_CONDITION),
+            postgresql_where=sa.text(OPEN_TICKET_CONDITION),
+        ),
+        sa.Index("ix_tickets_status_created_at", "status", "created_at"),
+    )
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False)
+    sender = sa.Column(sa.String(20), nullable=False)
+    agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id"), nullable=True)
+    text = sa.Column(sa.Text, nullable=False)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (
+        sa.CheckConstraint(_in("sender", MESSAGE_SENDERS), name="sender"),
+        sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
+    )
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    # The autoincrementing id is the cursor of the agents' live updates.
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    ticket_id = sa.Column(sa.Integer, nullable=True)
+    conversation_id = sa.Column(sa.String(255), nullable=True)
+    type = sa.Column(sa.String(40), nullable=False)
+    actor = sa.Column(sa.String(100), nullable=True)
+    data = sa.Column(sa.JSON, nullable=False)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (sa.CheckConstraint(_in("type", EVENT_TYPES), name="type"),)
+
+
+class Outcome(Base):
+    __tablename__ = "outcomes"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    resolved_by = sa.Column(sa.String(20), nullable=False)
+    ticket_id = sa.Column(sa.Integer, nullable=True)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (sa.CheckConstraint(_in("resolved_by", RESOLVED_BY), name="resolved_by"),)

@@ -1,0 +1,202 @@
+"""The Rasa-server side of the hand-off: routing user messages, and what agents' actions do to a chat.
+
+One ``HandoffService`` per Rasa server process, created when the server starts (see
+``bot.channels``). It wraps the durable ``HandoffStore`` (tickets, messages, events) and knows the
+running Rasa agent, so it can:
+
+* route each incoming user message: to the bot, or, while a ticket is open, to the specialist (the
+  message is stored for the agent console and still logged in the paused tracker, and the bot stays
+  silent), letting "it's fixed" or "cancel" close the ticket and resume the bot;
+* apply an agent's claim / reply / hand-back / close to the conversation: the ``handoff_status`` slot
+  follows the ticket, the agent's words are appended to the tracker as bot utterances (so the
+  transcript is whole) and pushed to the user's channel when it can take pushes (socketio, Slack,
+  Teams); REST clients collect them from ``GET /webhooks/rest/messages``.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Any, Awaitable, Callable, Dict, List, Optional
+
+from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, SlotSet
+
+from bot.handoff.store import HandoffStore, TicketView
+from bot.redaction import redact
+
+logger = logging.getLogger(__name__)
+
+END_INTENTS = {"fixed_it", "stop"}
+END_CONFIDENCE = 0.8
+
+# What the user sees when a specialist joins, leaves or closes (the agent's name is filled in).
+JOINED = "{agent} from our bank-feed team has joined the chat and can see everything so far."
+HANDED_BACK = "{agent} has handed you back to the assistant. Is your bank feed working now?"
+CLOSED = "{agent} has closed this conversation. If the bank feed acts up again, just write here."
+HANDED_BACK_BUTTONS = [
+    {"title": "Yes, it's fixed", "payload": "/fixed_it"},
+    {"title": "No, still failing", "payload": "/deny"},
+    {"title": "Talk to a specialist again", "payload": "/ask_human"},
+]
+
+
+def resumed(handoff_status: str) -> List[Event]:
+    """Events that give the conversation back to the bot.
+
+    The pause cut the bot's turn short; ending it with ``action_listen`` makes the user's next
+    message a fresh turn for the dialogue policies."""
+    return [ConversationResumed(), SlotSet("handoff_status", handoff_status), ActionExecuted(ACTION_LISTEN_NAME)]
+
+
+class HandoffService:
+    def __init__(self, app: Any, store: HandoffStore):
+        self.app = app
+        self.store = store
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    async def install(cls, app: Any) -> "HandoffService":
+        """The service of this server process (created once, schema migrated on first start)."""
+        service = getattr(app.ctx, "handoff", None)
+        if service is None:
+            store = HandoffStore()
+            await asyncio.to_thread(store.migrate)
+            service = cls(app, store)
+            app.ctx.handoff = service
+        return service
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Runs a (blocking) store call in a worker thread."""
+        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+
+    @property
+    def agent(self) -> Any:
+        return self.app.ctx.agent
+
+    # ------------------------------------------------------------------ routing user messages
+    async def route(self, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Any:
+        """Sends ``message`` to the bot, or to the specialist handling the conversation."""
+        try:
+            ticket = await self.run(self.store.open_ticket_for, message.sender_id)
+        except Exception:  # the hand-off database is down: the bot must still answer
+            logger.exception("Hand-off store unavailable; the message goes to the bot.")
+            return await on_new_message(message)
+        if ticket is None:
+            return await on_new_message(message)
+
+        text = message.text or ""
+        await self.run(self.store.add_message, ticket.id, "user", redact(text)[:10_000] or "(empty message)")
+        if await self._ends_handoff(text):
+            await self.run(self.store.close, ticket.id, "user", "The user said it is fixed or cancelled.")
+            await self._update_tracker(message.sender_id, resumed("closed"))
+        # paused trackers log the message and the bot stays silent; a resumed one answers it
+        return await on_new_message(message)
+
+    async def _ends_handoff(self, text: str) -> bool:
+        stripped = text.strip()
+        if stripped.startswith("/"):
+            return stripped[1:].split("{", 1)[0] in END_INTENTS
+        try:
+            parsed = await self.agent.parse_message(stripped)
+        except Exception:
+            logger.exception("Could not parse a message during hand-off.")
+            return False
+        intent = parsed.get("intent") or {}
+        return intent.get("name") in END_INTENTS and (intent.get("confidence") or 0) >= END_CONFIDENCE
+
+    # ------------------------------------------------------------------ agents' actions
+    async def claim(self, ticket_id: int, agent: Any) -> TicketView:
+        ticket = await self.run(self.store.claim, ticket_id, agent.id)
+        text = JOINED.format(agent=agent.display_name)
+        await self._tell_user(ticket, text, {"handoff_event": "agent_joined", "agent_name": agent.display_name},
+                              [SlotSet("handoff_status", "assigned")])
+        return ticket
+
+    async def reply(self, ticket_id: int, agent: Any, text: str) -> Any:
+        message = await self.run(self.store.add_message, ticket_id, "agent", text, agent.id)
+        ticket = await self.run(self.store.get_ticket, ticket_id)
+        await self._tell_user(ticket, text, {"sender": "agent", "agent_name": agent.display_name})
+        return message
+
+    async def hand_back(self, ticket_id: int, agent: Any, note: Optional[str]) -> TicketView:
+        ticket = await self.run(self.store.return_to_bot, ticket_id, agent.id, note)
+        events = resumed("returned_to_bot")
+        await self._tell_user(ticket, HANDED_BACK.format(agent=agent.display_name),
+                              {"handoff_event": "agent_left", "agent_name": agent.display_name}, events,
+                              buttons=HANDED_BACK_BUTTONS)
+        return ticket
+
+    async def close(self, ticket_id: int, agent: Any, note: str) -> TicketView:
+        ticket = await self.run(self.store.close, ticket_id, "agent", note, agent.id)
+        events = resumed("closed")
+        await self._tell_user(ticket, CLOSED.format(agent=agent.display_name),
+                              {"handoff_event": "closed", "agent_name": agent.display_name}, events)
+        return ticket
+
+    # ------------------------------------------------------------------ conversation side effects
+    async def _tell_user(
+        self,
+        ticket: TicketView,
+        text: str,
+        custom: Dict[str, Any],
+        events: Optional[List[Event]] = None,
+        buttons: Optional[List[Dict[str, str]]] = None,
+    ) -> None:
+        """Records ``text`` in the tracker (plus ``events``) and pushes it to the user's channel.
+
+        Notices (joined, handed back, closed) are also kept in the store as ``system`` messages, so
+        the console shows them and REST clients collect them with the agent's messages."""
+        if "handoff_event" in custom:
+            await self.run(self.store.add_message, ticket.id, "system", text)
+        data: Dict[str, Any] = {"custom": {**custom, "text": text}}
+        if buttons:
+            data["buttons"] = buttons
+        await self._update_tracker(
+            ticket.conversation_id, list(events or []) + [BotUttered(text, data=data, metadata={"handoff": custom})]
+        )
+        await self._push(ticket, text, custom, buttons)
+
+    async def _update_tracker(self, conversation_id: str, events: List[Event]) -> None:
+        agent = self.agent
+        async with agent.lock_store.lock(conversation_id):
+            tracker = await agent.processor.fetch_tracker_with_initial_session(conversation_id)
+            for event in events:
+                tracker.update(event)
+            await agent.processor.save_tracker(tracker)
+
+    async def _push(self, ticket: TicketView, text: str, custom: Dict[str, Any], buttons: Optional[list]) -> None:
+        """Delivers to channels that accept pushes; REST clients poll for agent messages instead.
+
+        A channel that needs to know where the conversation lives (a Slack thread, a Teams
+        conversation) implements ``push_to_conversation(conversation_id, metadata, text, buttons)``
+        and gets the metadata of the user's latest message.
+        """
+        channels = getattr(self.app.ctx, "input_channels", None) or []
+        channel = next((c for c in channels if c.name() == ticket.channel), None)
+        if channel is not None and hasattr(channel, "push_to_conversation"):
+            try:
+                metadata = await self._latest_user_metadata(ticket.conversation_id)
+                await channel.push_to_conversation(ticket.conversation_id, metadata, text, buttons)
+            except Exception:
+                logger.exception("Could not push a hand-off message to the %s channel.", ticket.channel)
+            return
+        output = channel.get_output_channel() if channel is not None else None
+        if output is None:
+            return
+        try:
+            if hasattr(output, "send_custom_json") and ticket.channel == "socketio":
+                await output.send_custom_json(ticket.conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})})
+            elif buttons:
+                await output.send_text_with_buttons(ticket.conversation_id, text, buttons)
+            else:
+                await output.send_text_message(ticket.conversation_id, text)
+        except Exception:
+            # the message is in the tracker and the store; the user sees it when they reconnect
+            logger.exception("Could not push a hand-off message to the %s channel.", ticket.channel)
+
+    async def _latest_user_metadata(self, conversation_id: str) -> Dict[str, Any]:
+        tracker = await self.agent.tracker_store.retrieve(conversation_id)
+        message = tracker.latest_message if tracker else None
+        return dict(message.metadata or {}) if message is not None and message.metadata else {}
