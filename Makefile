@@ -22,7 +22,7 @@ export TF_DETERMINISTIC_OPS   := 1
 export PYTHONHASHSEED         := 0
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help run test eval install spacy model validate test-stories pytest lock clean
+.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent
 
 help:
 	@echo "make run   - install, build, train if needed, start action server (5055) + Rasa (5005)"
@@ -68,6 +68,12 @@ test: $(MODEL)
 
 eval: $(MODEL)
 	$(PY) -m bot.nlu.evaluate --model $(MODEL) --holdout $(NLU_HOLDOUT) --out reports
+
+# Creates an agent-console account (asks for the password): make agent NAME=dana [DISPLAY="Dana Smith"]
+agent: install
+	@test -n "$(NAME)" || { echo "usage: make agent NAME=<username> [DISPLAY=<display name>]"; exit 2; }
+	$(PY) -m bot.handoff.cli migrate
+	$(PY) -m bot.handoff.cli create-agent "$(NAME)" $(if $(DISPLAY),--display-name "$(DISPLAY)")
 
 # Refreshes the lock file from the current virtual environment.
 lock:

@@ -20,6 +20,9 @@ else
   token="$(cat var/api-token)"
 fi
 
+# the hand-off database (tickets, agents): create or upgrade its schema before anything uses it
+.venv/bin/python -m bot.handoff.cli migrate
+
 pids=()
 cleanup() {
   trap - INT TERM EXIT
@@ -40,6 +43,8 @@ cat <<MSG
   Bank-feed assistant starting:
     Rasa server      http://localhost:${RASA_PORT}   (REST: POST /webhooks/rest/webhook, socketio)
     Action server    http://localhost:${ACTIONS_PORT}
+    Agent console    http://localhost:${RASA_PORT}/agent/   (create an agent: make agent NAME=dana)
+    Chat widget demo http://localhost:${RASA_PORT}/chat/
     HTTP API         needs the token (header "Authorization: Bearer <token>" or ?token=<token>)
   Conversations are stored in var/tracker.db. Press Ctrl-C to stop.
 

@@ -37,7 +37,13 @@ def stack_dir(tmp_path_factory) -> Path:
 def product_env(fake_banks, stack_dir):
     directory = servers.write_test_directory(stack_dir / "banks.yml", fake_banks.base_url)
     settings = servers.write_test_settings(stack_dir / "bankfeed.yml", fake_banks.url("/canary/healthy"))
-    return servers.base_env({"BANK_DIRECTORY_PATH": str(directory), "BANKFEED_SETTINGS": str(settings)})
+    return servers.base_env(
+        {
+            "BANK_DIRECTORY_PATH": str(directory),
+            "BANKFEED_SETTINGS": str(settings),
+            "HANDOFF_DB_URL": f"sqlite:///{stack_dir / 'handoff.db'}",
+        }
+    )
 
 
 class ActionServer:
@@ -117,3 +123,48 @@ def rasa_stack(product_env, stack_dir, action_server, trained_model):
     stack = RasaStack(product_env, stack_dir, action_server.port).start()
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def handoff_db(product_env):
+    """The hand-off store the running stack uses (migrated by the server at start)."""
+    from bot.handoff.store import HandoffStore
+
+    store = HandoffStore(product_env["HANDOFF_DB_URL"])
+    store.migrate()
+    return store
+
+
+class ConsoleClient:
+    """An agent using the console's JSON API, as a browser would (cookie + X-Requested-With)."""
+
+    def __init__(self, base_url: str, username: str, password: str):
+        import httpx
+
+        self.http = httpx.Client(base_url=f"{base_url}/agent/api", timeout=30, headers={"X-Requested-With": "console"})
+        r = self.http.post("/login", json={"username": username, "password": password})
+        r.raise_for_status()
+        self.agent = r.json()["agent"]
+
+    def get(self, path, **kw):
+        return self.http.get(path, **kw)
+
+    def post(self, path, json=None):
+        return self.http.post(path, json=json or {})
+
+    def ticket_for(self, conversation_id: str):
+        tickets = self.get("/tickets", params={"status": "waiting,assigned"}).json()["tickets"]
+        return next(t for t in tickets if t["conversation_id"] == conversation_id)
+
+
+@pytest.fixture(scope="session")
+def make_agent(handoff_db, rasa_stack):
+    created = {}
+
+    def make(username: str, display_name: str) -> ConsoleClient:
+        if username not in created:
+            handoff_db.create_agent(username, "correct horse battery", display_name)
+            created[username] = True
+        return ConsoleClient(rasa_stack.url, username, "correct horse battery")
+
+    return make

@@ -132,10 +132,12 @@ def write_endpoints(path: Path, action_port: int, tracker_db: Path) -> Path:
     return path
 
 
-def start_rasa_server(port: int, endpoints: Path, token: str, log: Path, env: Dict[str, str]) -> Process:
+def start_rasa_server(
+    port: int, endpoints: Path, token: str, log: Path, env: Dict[str, str], credentials: Path = ROOT / "credentials.yml"
+) -> Process:
     args = [
         str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", str(endpoints),
-        "--credentials", str(ROOT / "credentials.yml"), "--port", str(port), "--enable-api", "--auth-token", token,
+        "--credentials", str(credentials), "--port", str(port), "--enable-api", "--auth-token", token,
     ]
     proc = Process(args, log, env)
     proc.wait_http(f"http://127.0.0.1:{port}/", timeout=180)

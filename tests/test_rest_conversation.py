@@ -40,8 +40,11 @@ def test_error_102_full_path_to_escalation(rasa_stack, fake_banks):
     assert "48 hours" in texts(rasa_stack.send(s, "/deny"))
     replies = rasa_stack.send(s, "/deny")
     assert "specialist" in texts(replies)
-    slots = rasa_stack.tracker(s)["slots"]
-    assert slots["handoff_status"] == "requested"
+    tracker = rasa_stack.tracker(s)
+    slots = tracker["slots"]
+    statuses = [e["value"] for e in tracker["events"] if e["event"] == "slot" and e["name"] == "handoff_status"]
+    assert statuses == ["requested", "waiting"]  # summary recorded, then queued for a specialist
+    assert any(e["event"] == "pause" for e in tracker["events"])
     assert slots["steps_tried"] == ["site_check", "refresh", "credential_check", "clear_cache", "private_window", "manual_upload", "wait_a_day"]
     summary = slots["escalation_summary"]
     assert summary["bank"] == "Chase" and summary["error_code"] == "102" and summary["diagnosis"] == "bank_unavailable"
@@ -96,7 +99,8 @@ def test_insisting_on_a_person(rasa_stack):
     assert rasa_stack.tracker(s)["slots"]["handoff_status"] is None
     replies = rasa_stack.send(s, "/ask_human")
     assert "bringing in a human specialist" in texts(replies)
-    assert rasa_stack.tracker(s)["slots"]["handoff_status"] == "requested"
+    assert "in the queue" in texts(replies)
+    assert rasa_stack.tracker(s)["slots"]["handoff_status"] == "waiting"
 
 
 def test_out_of_scope_gets_a_polite_answer(rasa_stack):

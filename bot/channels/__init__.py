@@ -1,0 +1,5 @@
+"""Input channels of the product (configured in credentials.yml).
+
+Each one is Rasa's own connector with the hand-off router in front of the bot: while a specialist
+handles a conversation, the user's messages go to them and the bot stays silent.
+"""

@@ -1,0 +1,42 @@
+"""The REST channel (``POST /webhooks/rest/webhook``) with hand-off routing.
+
+REST is request/response, so messages a specialist sends later are collected by polling
+``GET /webhooks/rest/messages?sender=<id>&after=<last id>``.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.rest import RestInput as RasaRestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+
+from bot.channels.routing import HandoffRouter
+
+
+class RestInput(RasaRestInput):
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        router = HandoffRouter(on_new_message)
+        blueprint = router.attach(super().blueprint(router))
+
+        @blueprint.route("/messages", methods=["GET"])
+        async def agent_messages(request: Request) -> Any:
+            sender = request.args.get("sender")
+            try:
+                after = int(request.args.get("after", "0"))
+            except ValueError:
+                return response.json({"error": "'after' must be a message id (an integer)"}, status=400)
+            if not sender:
+                return response.json({"error": "'sender' is required"}, status=400)
+            service = getattr(request.app.ctx, "handoff", None)
+            if service is None:
+                return response.json({"messages": []})
+            messages = await service.run(service.store.conversation_messages, sender, after, ("agent", "system"))
+            return response.json({"messages": [m.to_dict() for m in messages]})
+
+        return blueprint
