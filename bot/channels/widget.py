@@ -1,0 +1,89 @@
+"""Serves the website chat widget (``/chat/widget.js``), its demo page (``/chat/``) and history.
+
+The widget talks to the socketio channel; ``GET /chat/history?session_id=...`` returns the
+conversation so far, so a reload or a reconnect after a network drop shows every message.
+The session id is a random secret held by the user's browser: it is the only key to the history.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "widget" / "static"
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+HISTORY_LIMIT = 500
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The user and bot messages of a tracker's events, as the widget renders them."""
+    lines: List[Dict[str, Any]] = []
+    for event in events[-HISTORY_LIMIT * 4:]:
+        kind = event.get("event")
+        if kind == "user":
+            text = event.get("text") or ""
+            if text.startswith("/"):
+                continue  # a quick-reply payload: the widget shows the button title it sent
+            lines.append({"sender": "user", "text": text, "timestamp": event.get("timestamp")})
+        elif kind == "bot":
+            data = event.get("data") or {}
+            lines.append(
+                {
+                    "sender": "bot",
+                    "text": event.get("text") or "",
+                    "buttons": data.get("buttons") or [],
+                    "custom": data.get("custom") or None,
+                    "timestamp": event.get("timestamp"),
+                }
+            )
+    return lines[-HISTORY_LIMIT:]
+
+
+class ChatWidgetInput(InputChannel):
+    @classmethod
+    def name(cls) -> str:
+        return "chat_widget"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "ChatWidgetInput":
+        return cls()
+
+    def url_prefix(self) -> str:
+        return "/chat"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("chat_widget")
+
+        @bp.route("/", methods=["GET"])
+        async def demo(request: Request) -> Any:
+            return await response.file(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+        bp.static("/static", str(STATIC_DIR), name="widget_static")
+
+        @bp.route("/widget.js", methods=["GET"])
+        async def widget_js(request: Request) -> Any:
+            return await response.file(STATIC_DIR / "widget.js", headers={"Access-Control-Allow-Origin": "*"})
+
+        @bp.route("/history", methods=["GET"])
+        async def history(request: Request) -> Any:
+            session_id = request.args.get("session_id", "")
+            if not SESSION_ID.match(session_id):
+                return response.json({"error": "a valid session_id is required"}, status=400)
+            store = request.app.ctx.agent.tracker_store
+            tracker = await store.retrieve_full_tracker(session_id)
+            events = [e.as_dict() for e in tracker.events] if tracker else []
+            return response.json(
+                {"messages": history_from_events(events)},
+                headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"},
+            )
+
+        return bp
