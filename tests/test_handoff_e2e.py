@@ -153,3 +153,51 @@ def test_a_cookie_alone_cannot_change_anything(rasa_stack, make_agent):
     cookie = dana.http.cookies.get("agent_session")
     r = httpx.post(f"{rasa_stack.url}/agent/api/tickets/{ticket['id']}/claim", cookies={"agent_session": cookie}, timeout=10)
     assert r.status_code == 401  # no X-Requested-With: a cross-site form post can't claim
+
+
+def test_tickets_and_messages_survive_restarts_and_wait_for_an_agent(rasa_stack, action_server, make_agent):
+    sender = escalate(rasa_stack)  # no agent is online: the ticket waits
+    assert rasa_stack.send(sender, "still there? my books are due friday") == []
+    rasa_stack.stop()
+    action_server.restart()
+    rasa_stack.start()
+    lee = make_agent("lee", "Lee")  # signs in after the restart
+    ticket = lee.ticket_for(sender)
+    assert ticket["status"] == "waiting"
+    messages = lee.get(f"/tickets/{ticket['id']}").json()["messages"]
+    assert [m["text"] for m in messages if m["sender"] == "user"] == ["still there? my books are due friday"]
+    assert lee.post(f"/tickets/{ticket['id']}/claim").status_code == 200
+    assert rasa_stack.send(sender, "thanks") == []  # still paused after the restart: the specialist has it
+    assert rasa_stack.tracker(sender)["slots"]["handoff_status"] == "assigned"
+
+
+def test_handoff_on_postgresql(product_env, stack_dir, action_server, trained_model):
+    """The same hand-off, with the store in the machine's real PostgreSQL (as in production)."""
+    from bot.handoff.store import HandoffStore
+    from tests.conftest import ConsoleClient, RasaStack
+    from tests.pg import fresh_pg_database
+
+    with fresh_pg_database() as url:
+        store = HandoffStore(url)
+        store.migrate()
+        store.create_agent("pat", "correct horse battery", "Pat")
+        env = {**product_env, "HANDOFF_DB_URL": url}
+        pg_dir = stack_dir / "pg"
+        pg_dir.mkdir(exist_ok=True)
+        actions = type(action_server)(env, pg_dir).start()
+        stack = RasaStack(env, pg_dir, actions.port).start()
+        try:
+            sender = escalate(stack)
+            pat = ConsoleClient(stack.url, "pat", "correct horse battery")
+            ticket = pat.ticket_for(sender)
+            assert pat.post(f"/tickets/{ticket['id']}/claim").status_code == 200
+            assert pat.post(f"/tickets/{ticket['id']}/messages", json={"text": "Pat here, on PostgreSQL"}).status_code == 201
+            assert "Pat here, on PostgreSQL" in [m["text"] for m in agent_messages(stack, sender)]
+            assert stack.send(sender, "great") == []
+            assert pat.post(f"/tickets/{ticket['id']}/return", json={}).status_code == 200
+            assert stack.send(sender, "/deny"), "the bot answers after the hand-back"
+            assert store.get_ticket(ticket["id"]).status == "returned_to_bot"
+        finally:
+            stack.stop()
+            actions.stop()
+            store.dispose()

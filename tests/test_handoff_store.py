@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
@@ -35,7 +34,6 @@ from bot.handoff.store import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("HANDOFF_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = ["agents", "agent_sessions", "tickets", "messages", "events", "outcomes"]
 PASSWORD = "correct horse battery"
 SUMMARY = {
@@ -53,36 +51,7 @@ TRANSCRIPT = [
 ]
 
 
-# --------------------------------------------------------------------------- PostgreSQL databases
-def _pg_admin():
-    import psycopg2
-
-    try:
-        conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}\n"
-            "The hand-off store tests need a running PostgreSQL (CI starts one); start it, or point "
-            "HANDOFF_TEST_PG_ADMIN_URL at a server where this user may create databases.",
-            pytrace=False,
-        )
-    conn.autocommit = True
-    return conn
-
-
-@contextmanager
-def fresh_pg_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database with a random name; dropped afterwards."""
-    name = f"handoff_test_{secrets.token_hex(6)}"
-    admin = _pg_admin()
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+from tests.pg import fresh_pg_database  # noqa: E402
 
 
 @pytest.fixture(scope="module")
