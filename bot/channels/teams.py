@@ -1,0 +1,743 @@
+"""Microsoft Teams (Bot Framework) channel with hand-off routing: ``POST /webhooks/botframework/webhook``.
+
+Rasa 3.6's connector (``rasa.core.channels.botframework``) is the base, with what it lacks for
+production made strict and network-safe:
+
+* **No network at start-up.** Rasa's ``BotFrameworkInput.__init__`` downloads Microsoft's OpenID keys
+  (blocking ``requests``, no timeout): with no network the server does not start. Here the keys are
+  fetched lazily on the first request (async, with a timeout), cached, refreshed daily and when a token
+  names an unknown key id (rate-limited), with a back-off after failures. While they cannot be fetched
+  and none are cached, requests get **503** (``Retry-After``), never a crash.
+* **Strict token validation.** Rasa decodes with the *token's own* ``alg`` header, checks only the
+  signature, audience and expiry, lets a missing ``kid`` or a key-refresh ``ConnectionError`` escape as
+  a 500, and never looks at the issuer or the ``serviceurl`` claim, so a valid token could be replayed
+  with another ``serviceUrl`` and the bot would post its connector token there. Here: RS256 only,
+  ``kid`` required, audience = app id, issuer in ``allowed_issuers``, ``exp`` required (small leeway),
+  ``serviceurl`` claim (when present) equal to the activity's ``serviceUrl``, and the key's
+  ``endorsements`` (when published) must include the activity's ``channelId``. Anything else: **401**
+  and nothing is processed.
+* **Malformed bodies are 4xx.** Rasa swallows a bad activity and answers 200 (or 500 on bad JSON);
+  here a body that is not a JSON object, or a message without ``conversation.id`` / ``from.id`` /
+  ``serviceUrl``: **400**; over 256 KB: 413.
+* **Replies.** Rasa posts with blocking ``requests`` (no timeout) to a hard-coded multi-tenant token
+  endpoint, and renders buttons as a HeroCard whose buttons are Rasa's ``{"title", "payload"}`` dicts,
+  which are not Bot Framework card actions (no ``type``/``value``), so Teams shows no usable buttons.
+  Here: async httpx with timeouts; a client-credentials token from ``token_url`` (single-tenant
+  ``https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`` when ``tenant_id`` is set), cached
+  until shortly before expiry and renewed once on a 401; buttons become ``messageBack`` actions (the
+  user sees the title, the bot gets the payload as ``text`` and ``value.payload``; URL buttons are
+  ``openUrl``). Token failures are logged as "Could not get BotFramework token ..." and the message is
+  dropped; the conversation goes on.
+* **Incoming text.** ``imBack`` (the payload as text) and ``messageBack`` (``value.payload``) clicks
+  both reach the bot as the payload; the bot's own @mention in channel messages is removed.
+* **Hand-off.** ``get_metadata`` stores where the conversation lives (``serviceUrl``, conversation,
+  bot account, user, tenant) with every user message, and ``push_to_conversation`` uses the latest of
+  them to post a specialist's words (and join/leave notices) into the same Teams conversation.
+
+Credentials (``credentials.yml``), each with an environment fallback: ``app_id``
+(``MICROSOFT_APP_ID``), ``app_password`` (``MICROSOFT_APP_PASSWORD``), ``tenant_id``
+(``MICROSOFT_APP_TENANT_ID``, single-tenant bots), and for tests or sovereign clouds
+``openid_metadata_url``, ``token_url``, ``token_scope``, ``allowed_issuers``, plus tuning knobs
+``http_timeout``, ``jwt_leeway``, ``jwks_cache_seconds``, ``jwks_retry_seconds``,
+``jwks_refresh_min_seconds``. Without an app id and password the channel still loads (the server
+starts) but its webhook answers 503 "not configured". See docs/teams.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import quote, urlsplit
+
+import httpx
+import jwt
+from jwt.algorithms import RSAAlgorithm
+from rasa.core.channels.botframework import BotFramework as RasaBotFramework
+from rasa.core.channels.botframework import BotFrameworkInput as RasaBotFrameworkInput
+from rasa.core.channels.channel import UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.routing import HandoffRouter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OPENID_METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+MULTI_TENANT_TOKEN_URL = "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token"
+SINGLE_TENANT_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+DEFAULT_TOKEN_SCOPE = "https://api.botframework.com/.default"
+DEFAULT_ISSUERS: Tuple[str, ...] = ("https://api.botframework.com",)
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_CARD_BUTTONS = 6  # Teams shows at most six buttons on a hero card
+TOKEN_RENEW_MARGIN = 300.0  # renew the connector token this many seconds before it expires
+
+BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
+AT_TAG = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
+HTML_TAG = re.compile(r"</?(?:p|div|span|br|b|i|u|strong|em|at|a|ul|ol|li|code|pre|blockquote)\b[^>]*>", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------------------------------- settings
+def _clean(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class BotFrameworkSettings:
+    app_id: Optional[str]
+    app_password: Optional[str]
+    tenant_id: Optional[str]
+    openid_metadata_url: str = DEFAULT_OPENID_METADATA_URL
+    token_url: str = MULTI_TENANT_TOKEN_URL
+    token_scope: str = DEFAULT_TOKEN_SCOPE
+    allowed_issuers: Tuple[str, ...] = DEFAULT_ISSUERS
+    http_timeout: float = 5.0
+    jwt_leeway: float = 300.0  # Bot Framework SDKs allow five minutes of clock skew
+    jwks_cache_seconds: float = 24 * 3600.0
+    jwks_retry_seconds: float = 10.0  # after a failed key download, wait this long before trying again
+    jwks_refresh_min_seconds: float = 60.0  # an unknown key id re-downloads the keys at most this often
+    token_retry_seconds: float = 5.0  # after a failed token request, messages are dropped this long without retrying
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.app_id and self.app_password)
+
+    @classmethod
+    def from_credentials(
+        cls, credentials: Optional[Mapping[str, Any]], env: Optional[Mapping[str, str]] = None
+    ) -> "BotFrameworkSettings":
+        creds = dict(credentials or {})
+        env = os.environ if env is None else env
+        tenant_id = _clean(creds.get("tenant_id")) or _clean(env.get("MICROSOFT_APP_TENANT_ID"))
+        token_url = _clean(creds.get("token_url"))
+        if token_url is None:
+            token_url = SINGLE_TENANT_TOKEN_URL.format(tenant=quote(tenant_id, safe="")) if tenant_id else MULTI_TENANT_TOKEN_URL
+        issuers = creds.get("allowed_issuers")
+        if isinstance(issuers, str):
+            issuers = [i for i in re.split(r"[,\s]+", issuers) if i]
+        issuers = tuple(str(i).strip() for i in (issuers or DEFAULT_ISSUERS) if str(i).strip())
+
+        def number(key: str) -> float:
+            value = creds.get(key)
+            return float(value) if value is not None and str(value).strip() != "" else float(getattr(cls, key))
+
+        return cls(
+            app_id=_clean(creds.get("app_id")) or _clean(env.get("MICROSOFT_APP_ID")),
+            app_password=_clean(creds.get("app_password")) or _clean(env.get("MICROSOFT_APP_PASSWORD")),
+            tenant_id=tenant_id,
+            openid_metadata_url=_clean(creds.get("openid_metadata_url")) or DEFAULT_OPENID_METADATA_URL,
+            token_url=token_url,
+            token_scope=_clean(creds.get("token_scope")) or DEFAULT_TOKEN_SCOPE,
+            allowed_issuers=issuers or DEFAULT_ISSUERS,
+            http_timeout=number("http_timeout"),
+            jwt_leeway=number("jwt_leeway"),
+            jwks_cache_seconds=number("jwks_cache_seconds"),
+            jwks_retry_seconds=number("jwks_retry_seconds"),
+            jwks_refresh_min_seconds=number("jwks_refresh_min_seconds"),
+            token_retry_seconds=number("token_retry_seconds"),
+        )
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _LoopLock:
+    """An asyncio.Lock per event loop (the channel object may outlive a loop in tests)."""
+
+    def __init__(self) -> None:
+        self._locks: Dict[int, asyncio.Lock] = {}
+
+    def get(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(id(loop))
+        if lock is None:
+            self._locks = {id(loop): asyncio.Lock()}  # forget locks of finished loops
+            lock = self._locks[id(loop)]
+        return lock
+
+
+# ---------------------------------------------------------------------------------------------------- signing keys
+class SigningKeysUnavailable(Exception):
+    """Microsoft's signing keys could not be fetched and none are cached: tokens can't be verified."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    public_key: Any
+    endorsements: Optional[Tuple[str, ...]]
+
+
+class OpenIdKeys:
+    """The JWKS behind an OpenID metadata document: fetched lazily, cached, refreshed on unknown ``kid``."""
+
+    def __init__(self, settings: BotFrameworkSettings):
+        self.settings = settings
+        self._keys: Dict[str, SigningKey] = {}
+        self._fetched_at: Optional[float] = None
+        self._failed_at: Optional[float] = None
+        self._last_error = "not fetched yet"
+        self._generation = 0
+        self._lock = _LoopLock()
+
+    @property
+    def fetched(self) -> bool:
+        return self._fetched_at is not None
+
+    async def get(self, kid: str) -> Optional[SigningKey]:
+        """The key ``kid``; None if Microsoft doesn't publish it; raises SigningKeysUnavailable."""
+        if self._fetched_at is None or time.monotonic() - self._fetched_at > self.settings.jwks_cache_seconds:
+            await self._refresh(keep_stale=bool(self._keys))
+            if not self._keys:
+                raise SigningKeysUnavailable(self._last_error)
+            return self._keys.get(kid)
+        if kid in self._keys:
+            return self._keys[kid]
+        if time.monotonic() - self._fetched_at < self.settings.jwks_refresh_min_seconds:
+            return None  # fetched recently: a key id we don't know is not one of Microsoft's
+        await self._refresh(keep_stale=False)  # maybe a key rotation
+        return self._keys.get(kid)
+
+    async def _refresh(self, keep_stale: bool) -> None:
+        generation = self._generation
+        async with self._lock.get():
+            if self._generation != generation:  # another request refreshed (or failed) meanwhile
+                return
+            if self._failed_at is not None and time.monotonic() - self._failed_at < self.settings.jwks_retry_seconds:
+                if keep_stale:
+                    return
+                raise SigningKeysUnavailable(self._last_error)
+            try:
+                keys = await asyncio.wait_for(self._fetch(), timeout=2 * self.settings.http_timeout + 1)
+            except Exception as error:  # network, HTTP status, bad JSON, timeout: all mean "can't verify now"
+                self._failed_at = time.monotonic()
+                self._last_error = _describe(error)
+                self._generation += 1
+                logger.warning(
+                    "Could not fetch the Bot Framework signing keys (%s): %s%s",
+                    self.settings.openid_metadata_url, self._last_error,
+                    "; using the cached keys" if keep_stale else "; Teams requests get 503 until they can be fetched",
+                )
+                if keep_stale:
+                    return
+                raise SigningKeysUnavailable(self._last_error) from None
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+            self._failed_at = None
+            self._generation += 1
+            logger.info("Fetched %d Bot Framework signing key(s).", len(keys))
+
+    async def _fetch(self) -> Dict[str, SigningKey]:
+        async with httpx.AsyncClient(timeout=self.settings.http_timeout, follow_redirects=True) as client:
+            r = await client.get(self.settings.openid_metadata_url)
+            r.raise_for_status()
+            metadata = r.json()
+            jwks_uri = metadata.get("jwks_uri") if isinstance(metadata, dict) else None
+            if not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme not in ("https", "http"):
+                raise ValueError("the OpenID metadata has no usable jwks_uri")
+            r = await client.get(jwks_uri)
+            r.raise_for_status()
+            jwks = r.json()
+        keys: Dict[str, SigningKey] = {}
+        for jwk in (jwks.get("keys") if isinstance(jwks, dict) else None) or []:
+            if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or not isinstance(jwk.get("kid"), str):
+                continue
+            try:
+                public_key = RSAAlgorithm.from_jwk(jwk)
+            except Exception:
+                logger.warning("Skipping an unreadable Bot Framework signing key (kid %s).", jwk.get("kid"))
+                continue
+            endorsements = jwk.get("endorsements")
+            keys[jwk["kid"]] = SigningKey(
+                jwk["kid"], public_key,
+                tuple(str(e) for e in endorsements) if isinstance(endorsements, list) else None,
+            )
+        if not keys:
+            raise ValueError("the JWKS holds no RSA signing keys")
+        return keys
+
+
+# ---------------------------------------------------------------------------------------------------- connector
+class BotConnector:
+    """Posts activities to the Bot Connector API with a cached client-credentials token."""
+
+    def __init__(self, settings: BotFrameworkSettings):
+        self.settings = settings
+        self._token: Optional[str] = None
+        self._token_expires = 0.0
+        self._failed_at: Optional[float] = None
+        self._last_error = ""
+        self._lock = _LoopLock()
+
+    def _cached_token(self) -> Optional[str]:
+        return self._token if self._token and time.monotonic() < self._token_expires else None
+
+    async def token(self, client: httpx.AsyncClient) -> Optional[str]:
+        """A bearer token for the connector, or None (logged) when Microsoft's login won't give one."""
+        cached = self._cached_token()
+        if cached:
+            return cached
+        async with self._lock.get():
+            cached = self._cached_token()
+            if cached:
+                return cached
+            s = self.settings
+            if not s.configured:
+                logger.error("Could not get BotFramework token: MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD are not set.")
+                return None
+            if self._failed_at is not None and time.monotonic() - self._failed_at < s.token_retry_seconds:
+                # don't make every message of a turn wait for a login endpoint that just failed
+                logger.error("Could not get BotFramework token (the last attempt, %.1fs ago, failed: %s).",
+                             time.monotonic() - self._failed_at, self._last_error)
+                return None
+            token = await self._request_token(client)
+            self._failed_at = None if token else time.monotonic()
+            return token
+
+    async def _request_token(self, client: httpx.AsyncClient) -> Optional[str]:
+        s = self.settings
+        try:
+            r = await client.post(
+                s.token_url,
+                data={"grant_type": "client_credentials", "client_id": s.app_id, "client_secret": s.app_password,
+                      "scope": s.token_scope},
+            )
+        except httpx.HTTPError as error:
+            self._last_error = _describe(error)
+            logger.error("Could not get BotFramework token from %s: %s", s.token_url, self._last_error)
+            return None
+        try:
+            data = r.json()
+        except ValueError:
+            data = {}
+        if r.status_code != 200 or not isinstance(data, dict) or not data.get("access_token"):
+            detail = ""
+            if isinstance(data, dict):
+                detail = " ".join(str(data.get(k, "")) for k in ("error", "error_description")).strip()[:300]
+            self._last_error = f"HTTP {r.status_code} {detail}".strip()
+            logger.error(
+                "Could not get BotFramework token from %s: HTTP %s %s (check MICROSOFT_APP_ID, "
+                "MICROSOFT_APP_PASSWORD and, for single-tenant bots, MICROSOFT_APP_TENANT_ID)",
+                s.token_url, r.status_code, detail,
+            )
+            return None
+        try:
+            lifetime = float(data.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self._token = str(data["access_token"])
+        self._token_expires = time.monotonic() + max(lifetime - TOKEN_RENEW_MARGIN, lifetime / 2)
+        return self._token
+
+    def invalidate(self, token: str) -> None:
+        if self._token == token:
+            self._token, self._token_expires = None, 0.0
+
+    async def post_activity(self, service_url: str, conversation_id: str, activity: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """POSTs ``activity`` into the conversation; the connector's answer, or None (logged) on failure."""
+        if urlsplit(service_url).scheme not in ("https", "http") or not conversation_id:
+            logger.error("Not sending a Teams message: bad serviceUrl or conversation id (%r, %r).", service_url, conversation_id)
+            return None
+        url = f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation_id, safe='')}/activities"
+        async with httpx.AsyncClient(timeout=self.settings.http_timeout) as client:
+            for attempt in (1, 2):
+                token = await self.token(client)
+                if token is None:
+                    logger.error("A Teams message for conversation %s was not sent (no BotFramework token).", conversation_id)
+                    return None
+                try:
+                    r = await client.post(url, json=activity, headers={"Authorization": f"Bearer {token}"})
+                except httpx.HTTPError as error:
+                    logger.error("Could not send a Teams message to %s: %s", url, _describe(error))
+                    return None
+                if r.is_success:
+                    try:
+                        answer = r.json()
+                    except ValueError:
+                        answer = {}
+                    return answer if isinstance(answer, dict) else {}
+                if attempt == 1 and r.status_code in (401, 403):
+                    self.invalidate(token)  # revoked or rotated secret: one retry with a fresh token
+                    continue
+                if attempt == 1 and (r.status_code == 429 or r.status_code >= 500):
+                    try:
+                        delay = float(r.headers.get("Retry-After", "0.5"))
+                    except ValueError:
+                        delay = 0.5
+                    await asyncio.sleep(min(max(delay, 0.1), 2.0))
+                    continue
+                logger.error("The Bot Connector refused a Teams message for conversation %s: HTTP %s %s",
+                             conversation_id, r.status_code, r.text[:300])
+                return None
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------- output
+def card_action(button: Mapping[str, Any]) -> Dict[str, Any]:
+    """A Rasa button as a Bot Framework card action."""
+    payload = button.get("payload")
+    title = str(button.get("title") or payload or "")[:256]
+    url = button.get("url") or (payload if isinstance(payload, str) and re.match(r"^https?://", payload) else None)
+    if url:
+        return {"type": "openUrl", "title": title, "value": str(url)}
+    payload = str(payload if payload is not None else title)
+    # messageBack: the chat shows the title as the user's message, the bot receives the payload
+    return {"type": "messageBack", "title": title, "text": payload, "displayText": title, "value": {"payload": payload}}
+
+
+def hero_cards(text: str, buttons: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    actions = [card_action(b) for b in buttons if isinstance(b, Mapping)]
+    chunks = [actions[i:i + MAX_CARD_BUTTONS] for i in range(0, len(actions), MAX_CARD_BUTTONS)] or [[]]
+    cards = []
+    for i, chunk in enumerate(chunks):
+        content: Dict[str, Any] = {"buttons": chunk}
+        if i == 0 and text:
+            content["text"] = text
+        cards.append({"contentType": "application/vnd.microsoft.card.hero", "content": content})
+    return cards
+
+
+class TeamsOutput(RasaBotFramework):
+    """Replies into one Teams conversation (Rasa's output channel, sent through ``BotConnector``)."""
+
+    def __init__(
+        self,
+        connector: BotConnector,
+        conversation: Mapping[str, Any],
+        bot: Optional[Mapping[str, Any]],
+        service_url: str,
+        reply_to_id: Optional[str] = None,
+        tenant_id: Optional[str] = None,
+    ) -> None:
+        settings = connector.settings
+        bot = dict(bot or {}) or {"id": f"28:{settings.app_id}"}
+        super().__init__(settings.app_id or "", settings.app_password or "", dict(conversation), bot, service_url)
+        self.connector = connector
+        self.service_url = service_url
+        self.reply_to_id = reply_to_id
+        self.tenant_id = tenant_id
+
+    @classmethod
+    def name(cls) -> str:
+        return "botframework"
+
+    def prepare_message(self, recipient_id: str, message_data: Dict[str, Any]) -> Dict[str, Any]:
+        conversation = {k: v for k, v in self.conversation.items() if k in ("id", "conversationType", "tenantId", "isGroup")}
+        channel_data: Dict[str, Any] = {"notification": {"alert": True}}
+        if self.tenant_id:
+            channel_data["tenant"] = {"id": self.tenant_id}
+        data: Dict[str, Any] = {
+            "type": "message",
+            "from": self.bot,
+            "recipient": {"id": recipient_id},
+            "conversation": conversation,
+            "channelData": channel_data,
+            "text": "",
+        }
+        if self.reply_to_id:
+            data["replyToId"] = self.reply_to_id
+        data.update(message_data)
+        return data
+
+    async def _get_headers(self) -> Optional[Dict[str, Any]]:  # Rasa's blocking token fetch: never used here
+        return None
+
+    async def send(self, message_data: Dict[str, Any]) -> None:
+        await self.connector.post_activity(self.service_url, str(self.conversation.get("id") or ""), message_data)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        text = (text or "").strip()
+        if text:
+            await self.send(self.prepare_message(recipient_id, {"text": text, "textFormat": "markdown"}))
+
+    async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: List[Dict[str, Any]], **kwargs: Any) -> None:
+        message = {"attachmentLayout": "list", "attachments": hero_cards((text or "").strip(), buttons or [])}
+        await self.send(self.prepare_message(recipient_id, message))
+
+
+# ---------------------------------------------------------------------------------------------------- input
+class RequestRejected(Exception):
+    def __init__(self, status: int, reason: str, public: Optional[str] = None):
+        super().__init__(reason)
+        self.status, self.reason, self.public = status, reason, public or reason
+
+
+def _text_of(activity: Mapping[str, Any]) -> str:
+    """What the user said or clicked, without the bot's @mention and HTML markup."""
+    text = activity.get("text") if isinstance(activity.get("text"), str) else ""
+    bot_id = (activity.get("recipient") or {}).get("id") if isinstance(activity.get("recipient"), dict) else None
+    for entity in activity.get("entities") or []:
+        if (isinstance(entity, dict) and entity.get("type") == "mention" and isinstance(entity.get("text"), str)
+                and isinstance(entity.get("mentioned"), dict) and entity["mentioned"].get("id") == bot_id):
+            text = text.replace(entity["text"], " ")
+    text = AT_TAG.sub(" ", text) if "<at" in text.lower() else text
+    if HTML_TAG.search(text) or (activity.get("textFormat") in ("xml", "html")):
+        text = html.unescape(HTML_TAG.sub(" ", text))
+    text = re.sub(r"\s+", " ", text).strip()
+    value = activity.get("value")
+    if isinstance(value, dict):  # messageBack / Action.Submit: our cards put the payload here
+        for key in ("payload", "text"):
+            if isinstance(value.get(key), str) and value[key].strip():
+                return value[key].strip()
+    elif not text and isinstance(value, str):
+        return value.strip()
+    return text
+
+
+def activity_metadata(activity: Mapping[str, Any]) -> Dict[str, Any]:
+    """Where the conversation lives (for replies pushed later), stored with the user's message."""
+    conversation = activity.get("conversation") if isinstance(activity.get("conversation"), dict) else {}
+    channel_data = activity.get("channelData") if isinstance(activity.get("channelData"), dict) else {}
+    tenant = (channel_data.get("tenant") or {}).get("id") if isinstance(channel_data.get("tenant"), dict) else None
+    sender = activity.get("from") if isinstance(activity.get("from"), dict) else {}
+    recipient = activity.get("recipient") if isinstance(activity.get("recipient"), dict) else {}
+    pick = lambda d, keys: {k: d[k] for k in keys if isinstance(d.get(k), (str, bool))}  # noqa: E731
+    reference = {
+        "serviceUrl": activity.get("serviceUrl"),
+        "channelId": activity.get("channelId"),
+        "conversation": pick(conversation, ("id", "conversationType", "tenantId", "isGroup", "name")),
+        "bot": pick(recipient, ("id", "name")),
+        "user": pick(sender, ("id", "name", "aadObjectId")),
+        "tenantId": tenant or conversation.get("tenantId"),
+        "activityId": activity.get("id"),
+        "locale": activity.get("locale"),
+    }
+    return {"botframework": {k: v for k, v in reference.items() if v not in (None, {}, "")}}
+
+
+class BotFrameworkInput(RasaBotFrameworkInput):
+    """Teams / Bot Framework input channel (``/webhooks/botframework/webhook``) with hand-off routing."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "botframework"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "BotFrameworkInput":
+        return cls(settings=BotFrameworkSettings.from_credentials(credentials))
+
+    def __init__(
+        self, app_id: Optional[str] = None, app_password: Optional[str] = None,
+        settings: Optional[BotFrameworkSettings] = None,
+    ) -> None:
+        # Rasa's __init__ downloads the signing keys (blocking, no timeout): deliberately not called.
+        self.settings = settings or BotFrameworkSettings.from_credentials({"app_id": app_id, "app_password": app_password})
+        self.app_id = self.settings.app_id
+        self.app_password = self.settings.app_password
+        self.jwt_keys: Dict[str, Any] = {}
+        self.keys = OpenIdKeys(self.settings)
+        self.connector = BotConnector(self.settings)
+        self._seen: "OrderedDict[Tuple[str, str], None]" = OrderedDict()
+        if not self.settings.configured:
+            logger.warning(
+                "The Teams (Bot Framework) channel is enabled without an app id and password "
+                "(MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD): its webhook answers 503 until they are set."
+            )
+
+    def _update_cached_jwk_keys(self) -> None:  # Rasa's blocking download: keys are fetched by ``self.keys``
+        return None
+
+    # ------------------------------------------------------------------ authentication
+    async def authenticate(self, authorization: Optional[str]) -> Tuple[Dict[str, Any], SigningKey]:
+        """The verified claims of the request's token; raises RequestRejected (401 / 503)."""
+        if not authorization:
+            raise RequestRejected(401, "no Authorization header")
+        match = BEARER.match(authorization)
+        if not match:
+            raise RequestRejected(401, "the Authorization header is not a Bearer token")
+        token = match.group(1)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise RequestRejected(401, f"malformed token ({_describe(error)})", "invalid token")
+        if header.get("alg") != "RS256":
+            raise RequestRejected(401, f"token algorithm {header.get('alg')!r} is not RS256", "invalid token")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise RequestRejected(401, "token has no key id (kid)", "invalid token")
+        try:
+            key = await self.keys.get(kid)
+        except SigningKeysUnavailable as error:
+            raise RequestRejected(503, f"cannot verify tokens: signing keys unavailable ({error})",
+                                  "cannot verify the token right now, try again later")
+        if key is None:
+            raise RequestRejected(401, f"token signed with an unknown key ({kid})", "invalid token")
+        s = self.settings
+        try:
+            claims = jwt.decode(
+                token,
+                key=key.public_key,
+                algorithms=["RS256"],
+                audience=s.app_id,
+                issuer=list(s.allowed_issuers),
+                leeway=s.jwt_leeway,
+                options={"require": ["exp", "iss", "aud"], "verify_signature": True, "verify_exp": True,
+                         "verify_nbf": True, "verify_aud": True, "verify_iss": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise RequestRejected(401, "token expired", "token expired")
+        except jwt.PyJWTError as error:
+            raise RequestRejected(401, f"token rejected ({_describe(error)})", "invalid token")
+        except Exception as error:  # e.g. a key/crypto error: still the client's problem, never a 500
+            raise RequestRejected(401, f"token could not be verified ({_describe(error)})", "invalid token")
+        return claims, key
+
+    @staticmethod
+    def check_binding(activity: Mapping[str, Any], claims: Mapping[str, Any], key: SigningKey) -> None:
+        """The token must be for this activity's service URL and channel."""
+        claim = claims.get("serviceurl", claims.get("serviceUrl"))
+        if claim is not None:
+            service_url = activity.get("serviceUrl")
+            if not isinstance(service_url, str) or str(claim).strip().rstrip("/") != service_url.strip().rstrip("/"):
+                raise RequestRejected(401, "the token's serviceurl claim does not match the activity's serviceUrl",
+                                      "invalid token")
+        channel_id = activity.get("channelId")
+        if key.endorsements is not None and isinstance(channel_id, str) and channel_id not in key.endorsements:
+            raise RequestRejected(401, f"the signing key is not endorsed for channel {channel_id!r}", "invalid token")
+
+    # ------------------------------------------------------------------ the webhook
+    def get_metadata(self, request: Request) -> Optional[Dict[str, Any]]:
+        try:
+            activity = json.loads(request.body or b"null")
+        except ValueError:
+            return None
+        return activity_metadata(activity) if isinstance(activity, dict) else None
+
+    @staticmethod
+    def _parse(body: bytes) -> Dict[str, Any]:
+        try:
+            activity = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise RequestRejected(400, "the body is not JSON")
+        if not isinstance(activity, dict):
+            raise RequestRejected(400, "the body is not a JSON object (an activity)")
+        if not isinstance(activity.get("type"), str) or not activity["type"]:
+            raise RequestRejected(400, "the activity has no type")
+        return activity
+
+    @staticmethod
+    def _check_message(activity: Mapping[str, Any]) -> None:
+        conversation, sender = activity.get("conversation"), activity.get("from")
+        if not isinstance(conversation, dict) or not isinstance(conversation.get("id"), str) or not conversation["id"]:
+            raise RequestRejected(400, "the message has no conversation.id")
+        if not isinstance(sender, dict) or not isinstance(sender.get("id"), str) or not sender["id"]:
+            raise RequestRejected(400, "the message has no from.id")
+        service_url = activity.get("serviceUrl")
+        if not isinstance(service_url, str) or urlsplit(service_url).scheme not in ("https", "http") \
+                or not urlsplit(service_url).netloc:
+            raise RequestRejected(400, "the message has no valid serviceUrl")
+        for key in ("recipient", "channelData"):
+            if activity.get(key) is not None and not isinstance(activity.get(key), dict):
+                raise RequestRejected(400, f"the message's {key} is not an object")
+        if activity.get("text") is not None and not isinstance(activity.get("text"), str):
+            raise RequestRejected(400, "the message's text is not a string")
+
+    def _first_time(self, activity: Mapping[str, Any]) -> bool:
+        """False for a redelivered activity (same conversation and activity id)."""
+        activity_id = activity.get("id")
+        if not isinstance(activity_id, str) or not activity_id:
+            return True
+        key = (activity["conversation"]["id"], activity_id)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        while len(self._seen) > 2000:
+            self._seen.popitem(last=False)
+        return True
+
+    def output_for(self, activity: Mapping[str, Any]) -> TeamsOutput:
+        meta = activity_metadata(activity)["botframework"]
+        return TeamsOutput(self.connector, activity["conversation"], activity.get("recipient"), activity["serviceUrl"],
+                           reply_to_id=activity.get("id") if isinstance(activity.get("id"), str) else None,
+                           tenant_id=meta.get("tenantId"))
+
+    async def handle_request(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        try:
+            if not self.settings.configured:
+                raise RequestRejected(503, "not configured", "the Teams channel is not configured (MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD)")
+            if len(request.body or b"") > MAX_BODY_BYTES:
+                raise RequestRejected(413, "the body is too large")
+            claims, key = await self.authenticate(request.headers.get("Authorization"))
+            activity = self._parse(request.body or b"")
+            self.check_binding(activity, claims, key)
+            if activity["type"] != "message":
+                logger.debug("Ignoring a Bot Framework %s activity.", activity["type"])
+                return response.json({}, status=200)
+            self._check_message(activity)
+        except RequestRejected as rejected:
+            if rejected.status != 503 or self.settings.configured:
+                logger.warning("Rejected a Bot Framework request (%s): %s", rejected.status, rejected.reason)
+            headers = {"Retry-After": str(max(1, int(self.settings.jwks_retry_seconds)))} if rejected.status == 503 else None
+            if rejected.status == 401:
+                headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            return response.json({"error": rejected.public}, status=rejected.status, headers=headers)
+
+        if not self._first_time(activity):
+            logger.info("Ignoring a redelivered Bot Framework activity %s.", activity.get("id"))
+            return response.json({}, status=200)
+
+        metadata = self.add_attachments_to_metadata(activity, self.get_metadata(request))
+        message = UserMessage(
+            text=_text_of(activity),
+            output_channel=self.output_for(activity),
+            sender_id=activity["from"]["id"],
+            input_channel=self.name(),
+            metadata=metadata,
+        )
+        try:
+            await on_new_message(message)
+        except Exception:  # the activity was valid: answer 200 so the Bot Framework doesn't redeliver it
+            logger.exception("Could not handle a Teams message from %s.", message.sender_id)
+        return response.json({}, status=200)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        router = HandoffRouter(on_new_message)
+        blueprint = Blueprint("botframework_webhook", __name__)
+
+        @blueprint.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.settings.configured else "not_configured"})
+
+        @blueprint.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            return await self.handle_request(request, router)
+
+        return router.attach(blueprint)
+
+    # ------------------------------------------------------------------ hand-off pushes
+    async def push_to_conversation(
+        self, conversation_id: str, metadata: Optional[Mapping[str, Any]], text: str, buttons: Optional[List[Dict[str, Any]]]
+    ) -> bool:
+        """Posts a specialist's message (or a join/leave notice) into the user's Teams conversation."""
+        ref = (metadata or {}).get("botframework") if isinstance(metadata, Mapping) else None
+        if not isinstance(ref, Mapping):
+            logger.warning("No Teams conversation is known for %s: the hand-off message stays in the transcript only.",
+                           conversation_id)
+            return False
+        conversation = ref.get("conversation") if isinstance(ref.get("conversation"), Mapping) else {}
+        service_url = ref.get("serviceUrl")
+        if not isinstance(service_url, str) or not conversation.get("id"):
+            logger.warning("The Teams conversation of %s is incomplete (no serviceUrl / conversation id).", conversation_id)
+            return False
+        output = TeamsOutput(self.connector, conversation, ref.get("bot") or None, service_url,
+                             tenant_id=ref.get("tenantId"))
+        recipient = (ref.get("user") or {}).get("id") if isinstance(ref.get("user"), Mapping) else None
+        recipient = recipient or conversation_id
+        if buttons:
+            await output.send_text_with_buttons(recipient, text, buttons)
+        else:
+            await output.send_text_message(recipient, text)
+        return True

@@ -1,0 +1,291 @@
+"""Local stand-ins for Microsoft's Bot Framework services, as real HTTP servers on 127.0.0.1.
+
+* ``FakeOpenId``: the OpenID metadata document and its JWKS (test RSA keys generated at start), plus
+  ``sign()`` to make the JWTs the Bot Framework puts on every activity it sends to a bot. ``down()``
+  makes it drop every connection (as an unreachable host would), ``up()`` brings it back.
+* ``FakeTokenService``: the client-credentials token endpoint (``login.microsoftonline.com``).
+* ``FakeConnector``: the Bot Connector API (the activity's ``serviceUrl``), recording what the bot posts
+  to ``/v3/conversations/<id>/activities`` and checking the bearer token the token service issued.
+
+Each runs a stdlib ``ThreadingHTTPServer`` in a daemon thread; use them as context managers.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+BOTFRAMEWORK_ISSUER = "https://api.botframework.com"
+CONNECTOR_SCOPE = "https://api.botframework.com/.default"
+
+
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str, endorsements: Optional[List[str]] = None) -> Dict[str, Any]:
+    jwk = dict(RSAAlgorithm.to_jwk(key.public_key(), as_dict=True))
+    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+    if endorsements is not None:
+        jwk["endorsements"] = endorsements
+    return jwk
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_args: Any) -> None:  # quiet
+        pass
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _json(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self.server.owner.handle(self, "GET", b"")  # type: ignore[attr-defined]
+
+    def do_POST(self) -> None:
+        self.server.owner.handle(self, "POST", self._body())  # type: ignore[attr-defined]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # dropped connections are on purpose
+        pass
+
+
+class _FakeServer:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.httpd = _QuietServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def start(self) -> "_FakeServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.stop()
+
+    def handle(self, h: _Handler, method: str, body: bytes) -> None:  # pragma: no cover - overridden
+        h._json(404, {"error": "not found"})
+
+
+class FakeOpenId(_FakeServer):
+    """``GET /v1/.well-known/openidconfiguration`` and ``GET /v1/.well-known/keys``."""
+
+    METADATA_PATH = "/v1/.well-known/openidconfiguration"
+    KEYS_PATH = "/v1/.well-known/keys"
+
+    def __init__(self, endorsements: Optional[List[str]] = None) -> None:
+        super().__init__()
+        self.endorsements = endorsements if endorsements is not None else ["msteams", "emulator", "webchat"]
+        self.key = new_rsa_key()
+        self.kid = "test-key-1"
+        self.keys: Dict[str, rsa.RSAPrivateKey] = {self.kid: self.key}
+        self.available = True
+        self.hits: Dict[str, int] = {self.METADATA_PATH: 0, self.KEYS_PATH: 0}
+
+    @property
+    def metadata_url(self) -> str:
+        return self.base_url + self.METADATA_PATH
+
+    def down(self) -> None:
+        self.available = False
+
+    def up(self) -> None:
+        self.available = True
+
+    def add_key(self, kid: str) -> rsa.RSAPrivateKey:
+        """Publishes a new signing key (a key rotation)."""
+        key = new_rsa_key()
+        with self.lock:
+            self.keys[kid] = key
+        return key
+
+    def handle(self, h: _Handler, method: str, body: bytes) -> None:
+        path = urlsplit(h.path).path
+        with self.lock:
+            if path in self.hits:
+                self.hits[path] += 1
+            available = self.available
+            jwks = {"keys": [public_jwk(k, kid, self.endorsements) for kid, k in self.keys.items()]}
+        if not available:  # an unreachable host: the connection drops without an answer
+            h.close_connection = True
+            try:
+                h.connection.shutdown(2)
+            except OSError:
+                pass
+            return
+        if method == "GET" and path == self.METADATA_PATH:
+            h._json(200, {
+                "issuer": BOTFRAMEWORK_ISSUER,
+                "authorization_endpoint": "https://invalid.botframework.com",
+                "jwks_uri": self.base_url + self.KEYS_PATH,
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            })
+        elif method == "GET" and path == self.KEYS_PATH:
+            h._json(200, jwks)
+        else:
+            h._json(404, {"error": "not found"})
+
+    def sign(
+        self,
+        app_id: str,
+        service_url: Optional[str],
+        *,
+        key: Optional[rsa.RSAPrivateKey] = None,
+        kid: Optional[str] = None,
+        issuer: str = BOTFRAMEWORK_ISSUER,
+        audience: Optional[str] = None,
+        expires_in: int = 600,
+        extra: Optional[Dict[str, Any]] = None,
+        headers: Optional[Dict[str, Any]] = None,
+        algorithm: str = "RS256",
+    ) -> str:
+        """A Bot Framework channel token for ``app_id`` (override anything to make a bad one)."""
+        now = int(time.time())
+        claims: Dict[str, Any] = {
+            "iss": issuer,
+            "aud": audience if audience is not None else app_id,
+            "iat": now - 5,
+            "nbf": now - 5,
+            "exp": now + expires_in,
+        }
+        if service_url is not None:
+            claims["serviceurl"] = service_url
+        claims.update(extra or {})
+        kid = kid if kid is not None else self.kid
+        key = key if key is not None else self.keys.get(kid, self.key)
+        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid, **(headers or {})})
+
+
+class FakeTokenService(_FakeServer):
+    """``POST /<tenant>/oauth2/v2.0/token`` (client credentials) -> a bearer token for the connector."""
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        super().__init__()
+        self.client_id, self.client_secret = client_id, client_secret
+        self.issued: List[str] = []
+        self.requests: List[Dict[str, Any]] = []
+        self.failing = False
+
+    def token_url(self, tenant: str = "botframework.com") -> str:
+        return f"{self.base_url}/{tenant}/oauth2/v2.0/token"
+
+    def handle(self, h: _Handler, method: str, body: bytes) -> None:
+        path = urlsplit(h.path).path
+        form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+        with self.lock:
+            self.requests.append({"path": path, **{k: v for k, v in form.items() if k != "client_secret"}})
+            failing = self.failing
+        if method != "POST" or not path.endswith("/oauth2/v2.0/token"):
+            return h._json(404, {"error": "not_found"})
+        if failing:
+            return h._json(503, {"error": "temporarily_unavailable"})
+        if form.get("grant_type") != "client_credentials" or form.get("scope") != CONNECTOR_SCOPE:
+            return h._json(400, {"error": "invalid_request"})
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return h._json(401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret."})
+        token = "fake-access-" + secrets.token_urlsafe(16)
+        with self.lock:
+            self.issued.append(token)
+        h._json(200, {"access_token": token, "expires_in": 3600, "ext_expires_in": 3600, "token_type": "Bearer"})
+
+    def token_requests(self) -> List[Dict[str, Any]]:
+        with self.lock:
+            return list(self.requests)
+
+
+class FakeConnector(_FakeServer):
+    """The Bot Connector API at an activity's ``serviceUrl``: records the activities the bot posts."""
+
+    def __init__(self, tokens: FakeTokenService) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.revoked: set = set()
+        self.posts: List[Dict[str, Any]] = []
+        self.rejected: List[Dict[str, Any]] = []
+
+    def revoke_tokens(self) -> None:
+        """Every token issued so far is refused from now on (401), as after a secret rotation."""
+        with self.lock:
+            self.revoked.update(self.tokens.issued)
+
+    def handle(self, h: _Handler, method: str, body: bytes) -> None:
+        raw_path = urlsplit(h.path).path
+        # [/<region>]/v3/conversations/<quoted id>/activities[/<reply-to id>]
+        parts = raw_path.split("/")
+        start = parts.index("v3") if "v3" in parts else -1
+        tail = parts[start:] if start >= 0 else []
+        if method != "POST" or len(tail) < 4 or tail[1] != "conversations" or tail[3] != "activities":
+            return h._json(404, {"error": "not found"})
+        conversation_id = unquote(tail[2])
+        auth = h.headers.get("Authorization") or ""
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        with self.lock:
+            valid = token in self.tokens.issued and token not in self.revoked
+        try:
+            activity = json.loads(body or b"null")
+        except ValueError:
+            activity = None
+        record = {"conversation_id": conversation_id, "path": raw_path, "activity": activity, "time": time.time()}
+        if not valid:
+            with self.lock:
+                self.rejected.append(record)
+            return h._json(401, {"error": {"code": "Unauthorized", "message": "Authorization has been denied"}})
+        if not isinstance(activity, dict):
+            return h._json(400, {"error": {"code": "BadArgument", "message": "Invalid activity"}})
+        activity_id = "reply-" + uuid.uuid4().hex[:12]
+        record["id"] = activity_id
+        with self.lock:
+            self.posts.append(record)
+        h._json(201, {"id": activity_id})
+
+    def activities(self, conversation_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        with self.lock:
+            return [p["activity"] for p in self.posts if conversation_id is None or p["conversation_id"] == conversation_id]
+
+    def wait_for(
+        self, conversation_id: str, predicate: Callable[[List[Dict[str, Any]]], bool], timeout: float = 15.0
+    ) -> List[Dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            activities = self.activities(conversation_id)
+            if predicate(activities):
+                return activities
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met for {conversation_id}; posted: {json.dumps(activities)[:3000]}")
+            time.sleep(0.05)

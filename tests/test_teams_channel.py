@@ -1,0 +1,481 @@
+"""Microsoft Teams (Bot Framework) channel end to end.
+
+The real Rasa server (with the product's usual channels plus ``bot.channels.teams.BotFrameworkInput``)
+and the real action server talk to local fakes of Microsoft's services (tests/fake_botframework.py):
+OpenID metadata + signing keys, the client-credentials token endpoint and the Bot Connector API that
+replies are posted to. Activities are signed like the Bot Framework signs them (RS256 JWT).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional
+
+import httpx
+import pytest
+import yaml
+
+from bot.channels.teams import (
+    MULTI_TENANT_TOKEN_URL,
+    BotFrameworkInput,
+    BotFrameworkSettings,
+    card_action,
+    hero_cards,
+)
+from tests import servers
+from tests.fake_botframework import FakeConnector, FakeOpenId, FakeTokenService, new_rsa_key
+
+APP_ID = "7c1b5d8e-0000-4a6b-9c1d-bank5feed0001"
+APP_PASSWORD = "test-secret-" + secrets.token_urlsafe(12)
+BOT = {"id": f"28:{APP_ID}", "name": "Bank Feed Helper"}
+SECTION = "bot.channels.teams.BotFrameworkInput"
+AGENT_PASSWORD = "correct horse battery staple"
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def texts(activities: List[Dict[str, Any]]) -> str:
+    """Everything the user reads: message texts and hero-card texts."""
+    parts = []
+    for a in activities:
+        parts.append(a.get("text") or "")
+        for att in a.get("attachments") or []:
+            parts.append((att.get("content") or {}).get("text") or "")
+    return " ".join(p for p in parts if p)
+
+
+def card_buttons(activities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [b for a in activities for att in a.get("attachments") or [] for b in (att.get("content") or {}).get("buttons") or []]
+
+
+def payloads(activities: List[Dict[str, Any]]) -> List[str]:
+    return [b["value"]["payload"] for b in card_buttons(activities) if b.get("type") == "messageBack"]
+
+
+@dataclass
+class Conversation:
+    user_id: str
+    conversation_id: str
+    conversation_type: str = "personal"
+
+
+class TeamsStack:
+    def __init__(self, fakes: SimpleNamespace, port: int, token: str, log: Path):
+        self.fakes, self.port, self.api_token, self.log_path = fakes, port, token, log
+        self.proc: Optional[servers.Process] = None
+        self.startup: Dict[str, Any] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def webhook(self) -> str:
+        return f"{self.url}/webhooks/botframework/webhook"
+
+    @property
+    def service_url(self) -> str:
+        return self.fakes.connector.base_url + "/amer/"  # Teams service URLs carry a region path
+
+    def new_conversation(self, kind: str = "personal") -> Conversation:
+        if kind == "channel":
+            return Conversation(f"29:user-{uuid.uuid4().hex[:12]}",
+                                f"19:{uuid.uuid4().hex[:16]}@thread.tacv2;messageid={int(time.time() * 1000)}", "channel")
+        return Conversation(f"29:user-{uuid.uuid4().hex[:12]}", f"a:conv-{uuid.uuid4().hex[:16]}")
+
+    def activity(self, conv: Conversation, text: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+        activity: Dict[str, Any] = {
+            "type": "message",
+            "id": uuid.uuid4().hex[:13],
+            "timestamp": "2024-05-01T09:00:00.000Z",
+            "channelId": "msteams",
+            "serviceUrl": self.service_url,
+            "from": {"id": conv.user_id, "name": "Sam Owner", "aadObjectId": str(uuid.uuid4())},
+            "conversation": {"id": conv.conversation_id, "conversationType": conv.conversation_type,
+                             "tenantId": "tenant-0001"},
+            "recipient": BOT,
+            "channelData": {"tenant": {"id": "tenant-0001"}},
+            "locale": "en-US",
+            "textFormat": "plain",
+        }
+        if text is not None:
+            activity["text"] = text
+        activity.update(extra)
+        return activity
+
+    def sign(self, **overrides: Any) -> str:
+        return self.fakes.openid.sign(APP_ID, overrides.pop("service_url", self.service_url), **overrides)
+
+    def post(self, activity: Any, token: Optional[str] = "sign", raw: Optional[bytes] = None,
+             headers: Optional[Dict[str, str]] = None) -> httpx.Response:
+        h = {"Content-Type": "application/json", **(headers or {})}
+        if token == "sign":
+            token = self.sign()
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        body = raw if raw is not None else json.dumps(activity).encode()
+        return httpx.post(self.webhook, content=body, headers=h, timeout=30)
+
+    def say(self, conv: Conversation, text: Optional[str] = None, **extra: Any) -> List[Dict[str, Any]]:
+        """Sends a signed message; the activities the bot posted into the conversation in response."""
+        before = len(self.fakes.connector.activities(conv.conversation_id))
+        r = self.post(self.activity(conv, text, **extra))
+        assert r.status_code == 200, (r.status_code, r.text, self.tail())
+        return self.fakes.connector.activities(conv.conversation_id)[before:]
+
+    def tracker(self, sender: str) -> Dict[str, Any]:
+        r = httpx.get(f"{self.url}/conversations/{sender}/tracker", params={"token": self.api_token}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def user_events(self, sender: str) -> List[Dict[str, Any]]:
+        return [e for e in self.tracker(sender)["events"] if e["event"] == "user"]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self) -> str:
+        return "\n".join(self.log().splitlines()[-30:])
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def fakes():
+    openid = FakeOpenId().start()
+    tokens = FakeTokenService(APP_ID, APP_PASSWORD).start()
+    connector = FakeConnector(tokens).start()
+    yield SimpleNamespace(openid=openid, tokens=tokens, connector=connector)
+    for server in (connector, tokens, openid):
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def teams(fakes, action_server, product_env, trained_model, tmp_path_factory):
+    """The Rasa server with the Teams channel, started while Microsoft's endpoints are unreachable."""
+    directory = tmp_path_factory.mktemp("teams")
+    credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
+    credentials = {k: v for k, v in credentials.items() if "botframework" not in k.lower() and "teams" not in k.lower()}
+    credentials[SECTION] = {
+        "app_id": APP_ID,  # the password comes from MICROSOFT_APP_PASSWORD
+        "openid_metadata_url": fakes.openid.metadata_url,
+        "token_url": fakes.tokens.token_url(),
+        "http_timeout": 2,
+        "jwks_retry_seconds": 0,
+        "jwks_refresh_min_seconds": 0,
+        "token_retry_seconds": 1,
+    }
+    credentials_path = directory / "credentials.yml"
+    credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
+    endpoints = servers.write_endpoints(directory / "endpoints.yml", action_server.port, directory / "tracker.db")
+    env = {**product_env, "MICROSOFT_APP_PASSWORD": APP_PASSWORD}
+    for name in ("MICROSOFT_APP_ID", "MICROSOFT_APP_TENANT_ID"):
+        env.pop(name, None)
+
+    stack = TeamsStack(fakes, servers.free_port(), secrets.token_urlsafe(16), directory / "rasa.log")
+    fakes.openid.down()
+    stack.proc = servers.start_rasa_server(stack.port, endpoints, stack.api_token, stack.log_path, env,
+                                           credentials=credentials_path)
+    try:
+        # what happens while login.botframework.com is unreachable (recorded here, asserted in a test)
+        stack.startup["openid_hits_after_start"] = dict(fakes.openid.hits)
+        conv = stack.new_conversation()
+        r = stack.post(stack.activity(conv, "error 102 with chase"))
+        stack.startup.update(status=r.status_code, retry_after=r.headers.get("Retry-After"), conv=conv,
+                             posted=len(fakes.connector.activities(conv.conversation_id)),
+                             unsigned=stack.post(stack.activity(conv, "hi"), token=None).status_code)
+        fakes.openid.up()
+        yield stack
+    finally:
+        fakes.openid.up()
+        stack.proc.stop()
+
+
+# ------------------------------------------------------------------------------------------- start-up
+def test_starts_without_microsoft_and_recovers_when_it_is_back(teams, fakes):
+    s = teams.startup
+    # nothing was fetched at construction or start-up, and the server started anyway
+    assert s["openid_hits_after_start"] == {FakeOpenId.METADATA_PATH: 0, FakeOpenId.KEYS_PATH: 0}
+    # while the keys can't be fetched: 503 (can't verify) with Retry-After, nothing processed
+    assert s["status"] == 503 and s["retry_after"]
+    assert s["posted"] == 0
+    assert s["unsigned"] == 401  # no token: refused without any network
+    assert teams.user_events(s["conv"].user_id) == []
+    assert "Could not fetch the Bot Framework signing keys" in teams.log()
+
+    # Microsoft is back: the same conversation now works
+    replies = teams.say(s["conv"], "error 102 with chase")
+    assert "answering normally" in texts(replies)
+    assert fakes.openid.hits[FakeOpenId.KEYS_PATH] >= 1
+
+
+# ------------------------------------------------------------------------------------------- the product over Teams
+def test_error_102_gets_the_bank_check_and_buttons_and_clicks_move_on(teams, fakes, fake_banks):
+    conv = teams.new_conversation()
+    incoming = teams.activity(conv, "getting erorr 102 on my chase account")
+    r = teams.post(incoming)
+    assert r.status_code == 200, teams.tail()
+    replies = fakes.connector.activities(conv.conversation_id)
+    assert "answering normally" in texts(replies)  # the live bank-site check ran
+    assert fake_banks.hits("/chase/healthy") >= 1
+    assert "/bank_site_problem" in payloads(replies) and "/deny" in payloads(replies)
+
+    card_reply = next(a for a in replies if a.get("attachments"))
+    assert card_reply["attachments"][0]["contentType"] == "application/vnd.microsoft.card.hero"
+    deny = next(b for b in card_buttons(replies) if b["value"]["payload"] == "/deny")
+    assert deny == {"type": "messageBack", "title": deny["title"], "text": "/deny", "displayText": deny["title"],
+                    "value": {"payload": "/deny"}}
+    for a in replies:  # addressed back into the same conversation, from the bot to the user
+        assert a["type"] == "message"
+        assert a["from"] == BOT and a["recipient"]["id"] == conv.user_id
+        assert a["conversation"]["id"] == conv.conversation_id
+        assert a["replyToId"] == incoming["id"]
+
+    # imBack: the payload arrives as the message text -> the refresh step
+    replies = teams.say(conv, "/deny")
+    assert "refresh the connection" in texts(replies)
+    # messageBack (what our cards send): Teams shows the title, the bot gets value.payload
+    replies = teams.say(conv, None, value={"payload": "/deny"})
+    assert "without you telling me any password" in texts(replies)
+
+    slots = teams.tracker(conv.user_id)["slots"]
+    assert slots["bank"] == "Chase" and slots["error_code"] == "102"
+    assert slots["steps_tried"][:2] == ["site_check", "refresh"]
+    latest = teams.tracker(conv.user_id)["latest_message"]
+    assert latest["metadata"]["botframework"]["conversation"]["id"] == conv.conversation_id
+
+    # one client-credentials token for all of it, from the configured endpoint, with the right scope
+    token_requests = fakes.tokens.token_requests()
+    assert token_requests and {t["client_id"] for t in token_requests} == {APP_ID}
+    assert {t["scope"] for t in token_requests} == {"https://api.botframework.com/.default"}
+    assert len(token_requests) == 1
+
+
+def test_channel_message_with_mention_and_redelivery(teams, fakes):
+    conv = teams.new_conversation("channel")
+    mention = "<at>Bank Feed Helper</at>"
+    activity = teams.activity(conv, f"{mention} error 102 with chase", entities=[
+        {"type": "mention", "text": mention, "mentioned": BOT}])
+    assert teams.post(activity).status_code == 200
+    replies = fakes.connector.activities(conv.conversation_id)
+    assert "answering normally" in texts(replies)
+    # the conversation id (with ';' '@' ':') is URL-encoded in the connector path
+    paths = {p["path"] for p in fakes.connector.posts if p["conversation_id"] == conv.conversation_id}
+    assert all("%3B" in p and "%40" in p for p in paths)
+    assert teams.user_events(conv.user_id)[-1]["text"] == "error 102 with chase"
+
+    # the Bot Framework redelivers the same activity: answered once only
+    assert teams.post(activity).status_code == 200
+    assert len(fakes.connector.activities(conv.conversation_id)) == len(replies)
+
+
+# ------------------------------------------------------------------------------------------- authentication
+def test_bad_tokens_are_refused_and_nothing_is_processed(teams, fakes):
+    conv = teams.new_conversation()
+    activity = teams.activity(conv, "error 102 with chase")
+    other_key = new_rsa_key()
+    cases = {
+        "unsigned": None,
+        "not a jwt": "not-a-jwt",
+        "other key, known kid": teams.sign(key=other_key),
+        "other key, unknown kid": teams.sign(key=other_key, kid="attacker-key"),
+        "expired": teams.sign(expires_in=-3600),
+        "wrong audience": teams.sign(audience="someone-elses-bot"),
+        "wrong issuer": teams.sign(issuer="https://sts.windows.net/evil/"),
+        "no kid": fakes.openid.sign(APP_ID, teams.service_url, kid=""),
+        "HS256": fakes.openid.sign(APP_ID, teams.service_url, key="shared-secret-" * 4, algorithm="HS256"),
+        "no exp": _without_claim(fakes.openid, "exp"),
+        "token for another serviceUrl": teams.sign(service_url="https://attacker.example/"),
+        "not yet valid": teams.sign(extra={"nbf": int(time.time()) + 3600}),
+    }
+    for name, token in cases.items():
+        r = teams.post(activity, token=token)
+        assert r.status_code == 401, (name, r.status_code, r.text)
+    r = teams.post(teams.activity(conv, "hello", channelId="slack"))  # key not endorsed for that channel
+    assert r.status_code == 401
+    r = teams.post(activity, token=None, headers={"Authorization": "Basic dXNlcjpwdw=="})
+    assert r.status_code == 401
+    assert fakes.connector.activities(conv.conversation_id) == []
+    assert teams.user_events(conv.user_id) == []
+    assert "Rejected a Bot Framework request (401)" in teams.log()
+
+
+def _without_claim(openid: FakeOpenId, claim: str) -> str:
+    import jwt as pyjwt
+
+    now = int(time.time())
+    claims = {"iss": "https://api.botframework.com", "aud": APP_ID, "nbf": now - 5, "exp": now + 600}
+    claims.pop(claim)
+    return pyjwt.encode(claims, openid.key, algorithm="RS256", headers={"kid": openid.kid})
+
+
+def test_rotated_signing_key_is_picked_up(teams, fakes):
+    fakes.openid.add_key("test-key-2")
+    conv = teams.new_conversation()
+    r = teams.post(teams.activity(conv, "error 102 with chase"), token=teams.sign(kid="test-key-2"))
+    assert r.status_code == 200
+    assert "answering normally" in texts(fakes.connector.activities(conv.conversation_id))
+
+
+def test_malformed_bodies_are_4xx(teams, fakes):
+    conv = teams.new_conversation()
+    assert teams.post(None, raw=b"{not json").status_code == 400
+    assert teams.post(None, raw=b"\xff\xfe").status_code == 400
+    assert teams.post([1, 2, 3]).status_code == 400
+    assert teams.post({"text": "no type"}).status_code == 400
+    bad = teams.activity(conv, "hi")
+    del bad["conversation"]
+    assert teams.post(bad).status_code == 400
+    bad = teams.activity(conv, "hi")
+    bad["from"] = "someone"
+    assert teams.post(bad).status_code == 400
+    assert teams.post(teams.activity(conv, 102)).status_code == 400
+    assert teams.post(None, raw=b"{not json", token=None).status_code == 401  # auth first
+    assert teams.post(None, raw=b"x" * 300_000).status_code == 413
+    # other activity types are acknowledged and ignored
+    update = teams.activity(conv, None, type="conversationUpdate", membersAdded=[BOT])
+    assert teams.post(update).status_code == 200
+    assert fakes.connector.activities(conv.conversation_id) == []
+    assert teams.proc.proc.poll() is None
+
+
+def test_token_endpoint_failure_is_logged_and_the_conversation_goes_on(teams, fakes):
+    conv = teams.new_conversation()
+    # a rotated secret: the cached token is refused (401), the channel fetches a new one and resends
+    fakes.connector.revoke_tokens()
+    requests_before = len(fakes.tokens.token_requests())
+    assert "answering normally" in texts(teams.say(conv, "error 102 with chase"))
+    assert len(fakes.tokens.token_requests()) == requests_before + 1
+
+    fakes.connector.revoke_tokens()  # refused again...
+    fakes.tokens.failing = True  # ...and Microsoft's login is failing
+    try:
+        requests_before = len(fakes.tokens.token_requests())
+        r = teams.post(teams.activity(conv, "/deny"))
+        assert r.status_code == 200
+        assert texts(teams.fakes.connector.activities(conv.conversation_id)).count("refresh the connection") == 0
+        assert "Could not get BotFramework token" in teams.log()
+        # one attempt for the whole turn: later messages don't wait for a login that just failed
+        assert len(fakes.tokens.token_requests()) == requests_before + 1
+    finally:
+        fakes.tokens.failing = False
+    time.sleep(1.2)  # token_retry_seconds
+    replies = teams.say(conv, "/deny")  # the conversation carries on with a fresh token
+    assert "without you telling me any password" in texts(replies)
+
+
+# ------------------------------------------------------------------------------------------- hand-off over Teams
+class Console:
+    def __init__(self, base_url: str, username: str, password: str):
+        self.http = httpx.Client(base_url=f"{base_url}/agent/api", timeout=30, headers={"X-Requested-With": "console"})
+        r = self.http.post("/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+
+    def ticket_for(self, conversation_id: str) -> Dict[str, Any]:
+        tickets = self.http.get("/tickets", params={"status": "waiting,assigned"}).json()["tickets"]
+        return next(t for t in tickets if t["conversation_id"] == conversation_id)
+
+
+def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
+    conv = teams.new_conversation()
+    teams.say(conv, "error 102 with chase")
+    teams.say(conv, "I want to talk to a person")
+    replies = teams.say(conv, "/ask_human")
+    assert "in the queue" in texts(replies)
+    assert teams.tracker(conv.user_id)["slots"]["handoff_status"] == "waiting"
+
+    assert teams.say(conv, "hello? anyone there") == []  # waiting: the bot stays silent
+
+    username = f"teams-{uuid.uuid4().hex[:6]}"
+    handoff_db.create_agent(username, AGENT_PASSWORD, "Tess")
+    console = Console(teams.url, username, AGENT_PASSWORD)
+    ticket = console.ticket_for(conv.user_id)
+    assert ticket["channel"] == "botframework" and ticket["bank"] == "Chase"
+
+    before = len(fakes.connector.activities(conv.conversation_id))
+    r = console.http.post(f"/tickets/{ticket['id']}/claim", json={})
+    assert r.status_code == 200, r.text
+    joined = fakes.connector.wait_for(conv.conversation_id, lambda a: len(a) > before)[before:]
+    assert "Tess" in texts(joined) and "joined" in texts(joined)
+
+    r = console.http.post(f"/tickets/{ticket['id']}/messages", json={"text": "Hi, Tess here. Chase had an outage this morning."})
+    assert r.status_code == 201, r.text
+    activities = fakes.connector.wait_for(conv.conversation_id,
+                                          lambda a: any(x.get("text") == "Hi, Tess here. Chase had an outage this morning." for x in a))
+    pushed = next(a for a in activities if a.get("text") == "Hi, Tess here. Chase had an outage this morning.")
+    assert pushed["from"] == BOT and pushed["recipient"]["id"] == conv.user_id
+    assert pushed["conversation"]["id"] == conv.conversation_id
+
+    # the user's answer goes to the specialist, not the bot
+    before = len(fakes.connector.activities(conv.conversation_id))
+    assert teams.say(conv, "ok what should i do") == []
+    messages = console.http.get(f"/tickets/{ticket['id']}").json()["messages"]
+    assert any(m["text"] == "ok what should i do" for m in messages)
+
+    # hand back: the notice comes with the bot's buttons as a card
+    r = console.http.post(f"/tickets/{ticket['id']}/return", json={"note": "outage over"})
+    assert r.status_code == 200, r.text
+    back = fakes.connector.wait_for(conv.conversation_id, lambda a: len(a) > before)[before:]
+    assert "handed you back" in texts(back) and "/fixed_it" in payloads(back)
+    replies = teams.say(conv, None, value={"payload": "/fixed_it"})
+    assert replies  # the bot answers again
+
+
+# ------------------------------------------------------------------------------------------- in-process units
+class _Request:
+    def __init__(self, body: Any, authorization: Optional[str] = None):
+        self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.headers = {"Authorization": authorization} if authorization else {}
+
+
+async def test_without_app_id_the_channel_loads_but_answers_503(monkeypatch, fakes):
+    for name in ("MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    hits = dict(fakes.openid.hits)
+    channel = BotFrameworkInput.from_credentials(None)
+    assert not channel.settings.configured
+    called = []
+
+    async def on_new_message(message):
+        called.append(message)
+
+    r = await channel.handle_request(_Request({"type": "message"}, "Bearer x"), on_new_message)
+    assert r.status == 503 and called == []
+    assert fakes.openid.hits == hits
+    assert await channel.push_to_conversation("29:x", {}, "hello", None) is False
+
+
+def test_settings_env_fallbacks_and_single_tenant(monkeypatch):
+    env = {"MICROSOFT_APP_ID": "id-from-env", "MICROSOFT_APP_PASSWORD": "pw", "MICROSOFT_APP_TENANT_ID": "contoso.onmicrosoft.com"}
+    s = BotFrameworkSettings.from_credentials({}, env)
+    assert s.app_id == "id-from-env" and s.configured
+    assert s.token_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    s = BotFrameworkSettings.from_credentials({"app_id": "from-yaml", "allowed_issuers": "https://a, https://b"},
+                                              {"MICROSOFT_APP_PASSWORD": "pw"})
+    assert s.app_id == "from-yaml" and s.token_url == MULTI_TENANT_TOKEN_URL
+    assert s.allowed_issuers == ("https://a", "https://b")
+    assert s.openid_metadata_url == "https://login.botframework.com/v1/.well-known/openidconfiguration"
+
+
+def test_buttons_render_as_hero_card_actions():
+    assert card_action({"title": "Yes", "payload": "/affirm"})["type"] == "messageBack"
+    assert card_action({"title": "Docs", "url": "https://quickbooks.intuit.com"}) == {
+        "type": "openUrl", "title": "Docs", "value": "https://quickbooks.intuit.com"}
+    cards = hero_cards("Pick one", [{"title": str(i), "payload": f"/p{i}"} for i in range(8)])
+    assert [len(c["content"]["buttons"]) for c in cards] == [6, 2]
+    assert cards[0]["content"]["text"] == "Pick one" and "text" not in cards[1]["content"]
+
+
+async def test_unreachable_token_endpoint_is_logged_not_raised(caplog):
+    settings = BotFrameworkSettings.from_credentials(
+        {"app_id": APP_ID, "app_password": "pw", "token_url": f"http://127.0.0.1:{servers.free_port()}/t", "http_timeout": 1})
+    channel = BotFrameworkInput(settings=settings)
+    metadata = {"botframework": {"serviceUrl": f"http://127.0.0.1:{servers.free_port()}",
+                                 "conversation": {"id": "a:1"}, "bot": BOT, "user": {"id": "29:u"}}}
+    with caplog.at_level(logging.ERROR, logger="bot.channels.teams"):
+        await channel.push_to_conversation("29:u", metadata, "hello", [{"title": "Yes", "payload": "/affirm"}])
+    assert "Could not get BotFramework token" in caplog.text
