@@ -1,0 +1,617 @@
+"""The Slack channel (``POST /webhooks/slack/webhook``) with hand-off routing.
+
+Rasa's ``SlackInput`` with what a production Slack app needs and Rasa 3.6.21 does not do (read in
+``rasa/core/channels/slack.py``):
+
+* **signatures**: every request must carry a valid ``X-Slack-Signature`` for its raw body and an
+  ``X-Slack-Request-Timestamp`` within 5 minutes of now (either direction); anything else is answered
+  401 before the body is even parsed. Rasa's check answers 400 and accepts lax timestamps
+  (``int(" +1_700_000_000 ")``); ours takes ASCII digits only and compares in constant time.
+* **retries**: Rasa ignores a retry only when its reason is ``http_timeout`` (other reasons are
+  answered a second time). Every request with ``X-Slack-Retry-Num`` is acknowledged with 200 and
+  ignored, and events already seen (same ``event_id``, or the same message delivered as both
+  ``message`` and ``app_mention``, or the same button click) are dropped.
+* **3 seconds**: the request is answered as soon as it is verified and parsed; the bot (NLU, actions,
+  the bank-site check) runs in a background task, as Rasa's own ``process_message`` does.
+* **content types**: Rasa compares the whole ``Content-Type`` header, so
+  ``application/json; charset=utf-8`` is silently dropped with a 200. We compare the media type only.
+* **malformed requests** get a 4xx (400 bad JSON / missing fields, 415 other content types), never
+  Rasa's 500s (a non-object JSON body, a form without ``payload``, an unsupported interaction).
+* **conversations**: ``conversation_granularity: thread`` (the default here) makes each thread of the
+  support channel its own conversation, and the bot answers in that thread. A direct message is one
+  conversation per user and DM (Rasa would make every top-level DM message a new "thread"
+  conversation, since its thread id falls back to the message's own ``ts``).
+* **buttons** render as Block Kit ``actions`` blocks of up to 25 buttons (Rasa drops *all* buttons
+  when a message has more than 5, e.g. our "which of these is closest?" question); a click reaches
+  the bot as the button's payload, and the clicked message's buttons are replaced by the choice.
+* **Web API base URL** (``slack_api_url``, env ``SLACK_API_URL``) is used by every client the channel
+  makes, so tests and proxies can stand in for ``https://slack.com/api/``.
+* **hand-off**: ``push_to_conversation`` posts a specialist's messages into the user's DM or thread.
+
+Configuration (credentials.yml, each key falling back to an environment variable): ``slack_token``
+(``SLACK_BOT_TOKEN``), ``slack_signing_secret`` (``SLACK_SIGNING_SECRET``), ``slack_api_url``
+(``SLACK_API_URL``), ``slack_channel`` (``SLACK_SUPPORT_CHANNEL``: the support channel's id, whose
+messages are answered without a mention), ``conversation_granularity`` (``thread``), ``proxy``.
+Without a token and signing secret the channel stays mounted but answers 503: the server still starts.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from http import HTTPStatus
+from typing import Any, Awaitable, Callable, Dict, Hashable, Iterable, List, Optional, Set, Text, Tuple
+from urllib.parse import parse_qs, urlparse
+
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.slack import SlackBot as RasaSlackBot
+from rasa.core.channels.slack import SlackInput as RasaSlackInput
+from rasa.shared.exceptions import InvalidConfigException
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.channels.routing import HandoffRouter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+SIGNATURE_MAX_AGE = 5 * 60  # seconds either side of now, as Slack recommends
+RETRY_NUM_HEADER = "X-Slack-Retry-Num"
+RETRY_REASON_HEADER = "X-Slack-Retry-Reason"
+GRANULARITIES = ("sender", "channel", "thread")
+
+# Block Kit limits
+MAX_BUTTONS_PER_BLOCK = 25
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_MESSAGE_TEXT = 39_000
+
+# message subtypes that are still a person writing to us; every other subtype (edits, deletions,
+# joins, bot messages, ...) is not a user message
+USER_SUBTYPES = {None, "thread_broadcast", "file_share"}
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST):
+        super().__init__(message)
+        self.status = status
+
+
+def verify_signature(
+    secret: str, timestamp: Optional[str], signature: Optional[str], body: bytes, now: Optional[float] = None
+) -> bool:
+    """Slack's v0 request signature: ``v0=hex(HMAC-SHA256(secret, "v0:<timestamp>:<raw body>"))``.
+
+    False for a missing secret, header or signature, a timestamp that is not plain digits or is more
+    than 5 minutes away from ``now`` (a replay, or a clock far off), or a signature that differs.
+    """
+    if not secret or not timestamp or not signature:
+        return False
+    if not _TIMESTAMP.fullmatch(timestamp):
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > SIGNATURE_MAX_AGE:
+        return False
+    digest = hmac.new(secret.encode("utf-8"), b"v0:" + timestamp.encode("ascii") + b":" + (body or b""), hashlib.sha256)
+    expected = ("v0=" + digest.hexdigest()).encode("ascii")
+    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters in message text (``<`` starts links and mentions)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Seen:
+    """Keys seen in the last ``ttl`` seconds (bounded), to drop duplicate deliveries."""
+
+    def __init__(self, ttl: float = 15 * 60, size: int = 20_000):
+        self.ttl, self.size = ttl, size
+        self._keys: "OrderedDict[Hashable, float]" = OrderedDict()
+
+    def check_and_add(self, keys: Iterable[Hashable]) -> bool:
+        """True if any of ``keys`` was seen already; records them all either way."""
+        now = time.monotonic()
+        while self._keys:
+            oldest, at = next(iter(self._keys.items()))
+            if now - at <= self.ttl and len(self._keys) <= self.size:
+                break
+            self._keys.popitem(last=False)
+        keys = list(keys)
+        seen = any(k in self._keys for k in keys)
+        for k in keys:
+            self._keys[k] = now
+            self._keys.move_to_end(k)
+        return seen
+
+
+class SlackBot(RasaSlackBot):
+    """Rasa's Slack output with our Web API base URL, Block Kit buttons and no legacy ``as_user``.
+
+    Failures of the Web API are logged and swallowed while the bot answers (an exception here would
+    abort the turn and lose the tracker update); ``raise_errors=True`` (hand-off pushes) re-raises.
+    """
+
+    def __init__(
+        self,
+        token: Text,
+        slack_channel: Optional[Text] = None,
+        thread_id: Optional[Text] = None,
+        proxy: Optional[Text] = None,
+        api_url: Text = DEFAULT_API_URL,
+        raise_errors: bool = False,
+    ) -> None:
+        super().__init__(token, slack_channel, thread_id, proxy)
+        self.client = make_client(token, api_url, proxy)
+        self.raise_errors = raise_errors
+
+    async def _post_message(self, channel: Text, **kwargs: Any) -> None:
+        kwargs.pop("as_user", None)  # legacy; refused or ignored for apps with granular bot scopes
+        kwargs.pop("type", None)  # not a chat.postMessage argument
+        if self.thread_id:
+            kwargs["thread_ts"] = self.thread_id
+        try:
+            await self.client.chat_postMessage(channel=channel, **kwargs)
+        except Exception:
+            if self.raise_errors:
+                raise
+            logger.exception("Slack chat.postMessage to %s failed; the message is only in the tracker.", channel)
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        await self._post_message(
+            channel=self.slack_channel or recipient_id, text=_truncate(escape(text.strip()), MAX_MESSAGE_TEXT)
+        )
+
+    async def send_text_with_buttons(
+        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
+        recipient = self.slack_channel or recipient_id
+        usable = [b for b in buttons if b.get("payload") and b.get("title")]
+        if not usable:
+            return await self.send_text_message(recipient, text)
+        await self._post_message(
+            channel=recipient, text=_truncate(escape(text.strip()), MAX_MESSAGE_TEXT), blocks=button_blocks(text, usable)
+        )
+
+    async def send_quick_replies(
+        self, recipient_id: Text, text: Text, quick_replies: List[Dict[Text, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        message = dict(json_message)
+        channel = message.pop("channel", None) or self.slack_channel or recipient_id
+        await self._post_message(channel=channel, **message)
+
+
+def button_blocks(text: str, buttons: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """A section with the text, then ``actions`` blocks of at most 25 buttons each."""
+    blocks: List[Dict[str, Any]] = [
+        {"type": "section", "text": {"type": "plain_text", "text": _truncate(text.strip() or " ", MAX_SECTION_TEXT)}}
+    ]
+    for start in range(0, min(len(buttons), MAX_BUTTONS_PER_BLOCK * (MAX_BLOCKS - 1)), MAX_BUTTONS_PER_BLOCK):
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": f"rasa_button_{start + i}",
+                        "text": {"type": "plain_text", "text": _truncate(str(b["title"]), MAX_BUTTON_TEXT)},
+                        "value": str(b["payload"])[:MAX_BUTTON_VALUE],
+                    }
+                    for i, b in enumerate(buttons[start : start + MAX_BUTTONS_PER_BLOCK])
+                ],
+            }
+        )
+    return blocks
+
+
+def make_client(token: Optional[str], api_url: str, proxy: Optional[str] = None) -> AsyncWebClient:
+    """Every Web API client of the channel: our base URL, one retry when Slack rate-limits."""
+    client = AsyncWebClient(token=token, base_url=api_url, proxy=proxy, timeout=15)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
+    return client
+
+
+class SlackInput(RasaSlackInput):
+    """Slack Events API + interactivity on ``/webhooks/slack/webhook``, hand-off routing in front."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "slack"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SlackInput":
+        credentials = credentials or {}
+
+        def setting(key: str, env: Optional[str], default: Any = None) -> Any:
+            value = credentials.get(key)
+            if value is None or value == "":
+                value = (os.environ.get(env) if env else None) or default
+            return value
+
+        return cls(
+            slack_token=setting("slack_token", "SLACK_BOT_TOKEN"),
+            slack_channel=setting("slack_channel", "SLACK_SUPPORT_CHANNEL"),
+            proxy=setting("proxy", None),
+            slack_signing_secret=setting("slack_signing_secret", "SLACK_SIGNING_SECRET", ""),
+            conversation_granularity=setting("conversation_granularity", None, "thread"),
+            slack_api_url=setting("slack_api_url", "SLACK_API_URL", DEFAULT_API_URL),
+        )
+
+    def __init__(
+        self,
+        slack_token: Optional[Text] = None,
+        slack_channel: Optional[Text] = None,
+        proxy: Optional[Text] = None,
+        slack_signing_secret: Text = "",
+        conversation_granularity: Text = "thread",
+        slack_api_url: Text = DEFAULT_API_URL,
+        **_ignored: Any,
+    ) -> None:
+        if conversation_granularity not in GRANULARITIES:
+            raise InvalidConfigException(
+                f"Slack 'conversation_granularity' must be one of {', '.join(GRANULARITIES)}, "
+                f"not {conversation_granularity!r}."
+            )
+        parsed = urlparse(str(slack_api_url or ""))
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise InvalidConfigException(f"Slack 'slack_api_url' must be an http(s) URL, not {slack_api_url!r}.")
+        self.slack_api_url = str(slack_api_url) if str(slack_api_url).endswith("/") else f"{slack_api_url}/"
+        super().__init__(
+            slack_token,
+            slack_channel,
+            proxy,
+            slack_retry_reason_header=RETRY_REASON_HEADER,
+            slack_retry_number_header=RETRY_NUM_HEADER,
+            use_threads=True,  # where a reply goes is decided per message, see _message_metadata
+            slack_signing_secret=slack_signing_secret or "",
+            conversation_granularity=conversation_granularity,
+        )
+        self._seen = _Seen()
+        self._background_tasks: Set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def configured(self) -> bool:
+        return bool(self.slack_token and self.slack_signing_secret)
+
+    def _validate_credentials(self) -> None:
+        """Rasa refuses to start without a signing secret; we start and answer 503 instead."""
+        missing = [
+            name
+            for name, value in (
+                ("slack_token (env SLACK_BOT_TOKEN)", self.slack_token),
+                ("slack_signing_secret (env SLACK_SIGNING_SECRET)", self.slack_signing_secret),
+            )
+            if not value
+        ]
+        if missing:
+            logger.warning(
+                "The Slack channel is not configured (missing %s): /webhooks/slack/webhook answers 503 "
+                "and nothing is posted to Slack until it is.",
+                " and ".join(missing),
+            )
+
+    def get_output_channel(self, channel: Optional[Text] = None, thread_id: Optional[Text] = None) -> SlackBot:
+        return SlackBot(self.slack_token, channel or self.slack_channel, thread_id, self.proxy, self.slack_api_url)
+
+    # ------------------------------------------------------------------ HTTP
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        router = HandoffRouter(on_new_message)
+        slack_webhook = Blueprint("slack_webhook", __name__)
+
+        @slack_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.configured else "not configured"})
+
+        @slack_webhook.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            try:
+                return await self._handle(request, router)
+            except BadRequest as e:
+                return response.json({"error": str(e)}, status=e.status)
+
+        return router.attach(slack_webhook)
+
+    async def _handle(self, request: Request, router: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        if not self.configured:
+            return response.json({"error": "The Slack channel is not configured on this server."}, status=503)
+        if not self.is_request_from_slack_authentic(request):
+            return response.json(
+                {"error": "Missing, invalid or expired X-Slack-Signature / X-Slack-Request-Timestamp."}, status=401
+            )
+        retry = request.headers.get(RETRY_NUM_HEADER)
+        if retry:
+            # answered (or being answered) already: processing it again would answer twice
+            logger.info("Ignoring Slack retry #%s (%s).", retry, request.headers.get(RETRY_REASON_HEADER, "no reason"))
+            return response.text("", status=200, headers={"X-Slack-No-Retry": "1"})
+
+        kind, body = self._parse_body(request)
+        if kind == "event":
+            return self._handle_event(body, router)
+        return self._handle_interaction(body, router)
+
+    def is_request_from_slack_authentic(self, request: Request) -> bool:
+        return verify_signature(
+            self.slack_signing_secret,
+            request.headers.get("X-Slack-Request-Timestamp"),
+            request.headers.get("X-Slack-Signature"),
+            request.body or b"",
+        )
+
+    @staticmethod
+    def _parse_body(request: Request) -> Tuple[str, Dict[str, Any]]:
+        """("event", Events API JSON) or ("interaction", the form's ``payload`` JSON); BadRequest otherwise."""
+        media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if media_type == "application/json":
+            try:
+                data = json.loads(request.body or b"")
+            except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, absurd nesting
+                raise BadRequest("The body is not valid JSON.")
+            if not isinstance(data, dict):
+                raise BadRequest("The body must be a JSON object.")
+            return "event", data
+        if media_type == "application/x-www-form-urlencoded":
+            try:
+                form = parse_qs((request.body or b"").decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise BadRequest("The form body is not valid UTF-8.")
+            raw = form.get("payload")
+            if not raw:
+                raise BadRequest("The form has no 'payload' field.")
+            try:
+                payload = json.loads(raw[0])
+            except (ValueError, RecursionError):
+                raise BadRequest("The 'payload' field is not valid JSON.")
+            if not isinstance(payload, dict):
+                raise BadRequest("The 'payload' field must be a JSON object.")
+            return "interaction", payload
+        raise BadRequest(
+            "Content-Type must be application/json or application/x-www-form-urlencoded.",
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        )
+
+    # ------------------------------------------------------------------ Events API
+    def _handle_event(self, body: Dict[str, Any], router: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        kind = body.get("type")
+        if kind == "url_verification" or (kind is None and "challenge" in body):
+            challenge = body.get("challenge")
+            if not isinstance(challenge, str) or not challenge:
+                raise BadRequest("'challenge' must be a non-empty string.")
+            return response.json({"challenge": challenge})
+        if kind != "event_callback":
+            return response.text("")  # app_rate_limited and other notices: nothing to do
+
+        event = body.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise BadRequest("An event_callback needs an 'event' object with a 'type'.")
+        bot_users = self._bot_users(body)
+        subtype = event.get("subtype")
+        if (
+            not self._is_user_message(body)
+            or not (subtype is None or (isinstance(subtype, str) and subtype in USER_SUBTYPES))
+            or event.get("hidden")
+            or event.get("user") in bot_users
+        ):
+            return response.text("")  # bot messages (ours included), edits, joins, reactions, ...
+        user, channel, text, ts = event.get("user"), event.get("channel"), event.get("text"), event.get("ts")
+        for field, value in (("user", user), ("channel", channel), ("text", text), ("ts", ts)):
+            if not isinstance(value, str) or not value:
+                raise BadRequest(f"The message event has no '{field}'.")
+        thread_ts = event.get("thread_ts")
+        if thread_ts is not None and not isinstance(thread_ts, str):
+            raise BadRequest("'thread_ts' must be a string.")
+
+        metadata = self._message_metadata(channel, event.get("channel_type"), thread_ts, ts, bot_users)
+        if not self._is_supported_channel(body, metadata):
+            logger.debug("Ignoring a Slack message in channel %s (not the support channel, no mention).", channel)
+            return response.text("")
+        # Slack delivers a mention in the support channel twice (message + app_mention), and may
+        # deliver an event again: answer each message once.
+        keys: List[Hashable] = [("message", channel, ts)]
+        if isinstance(body.get("event_id"), str):
+            keys.append(("event", body["event_id"]))
+        if self._seen.check_and_add(keys):
+            return response.text("")
+
+        text = self._sanitize_user_message(text, bot_users)
+        if not text:
+            return response.text("")  # a bare mention
+        self._dispatch(router, text, self._conversation(user, metadata), metadata)
+        return response.text("")
+
+    @staticmethod
+    def _bot_users(body: Dict[str, Any]) -> List[str]:
+        """The bot's own user id(s) in this workspace, to drop self-mentions and own messages."""
+        users: List[str] = []
+        authorizations = body.get("authorizations")
+        if isinstance(authorizations, list):
+            users += [a.get("user_id") for a in authorizations if isinstance(a, dict) and isinstance(a.get("user_id"), str)]
+        authed = body.get("authed_users")
+        if isinstance(authed, list):
+            users += [u for u in authed if isinstance(u, str)]
+        return users
+
+    @staticmethod
+    def _is_dm(channel: str, channel_type: Optional[str] = None) -> bool:
+        return channel_type == "im" or (channel_type is None and channel.startswith("D"))
+
+    def _message_metadata(
+        self, channel: str, channel_type: Optional[str], thread_ts: Optional[str], ts: Optional[str], users: List[str]
+    ) -> Dict[str, Any]:
+        """Where the answer goes (stored with the user message; the hand-off pushes there too).
+
+        In a DM the bot answers in the DM, or in the thread the user wrote in. In a channel it
+        always answers in the message's thread (starting one under a top-level message)."""
+        is_dm = self._is_dm(channel, channel_type)
+        reply_thread = thread_ts if is_dm else (thread_ts or ts)
+        return {
+            "out_channel": channel,
+            "thread_id": reply_thread,
+            "users": users,
+            "slack": {"is_dm": is_dm, "ts": ts},
+        }
+
+    def _conversation(self, user: str, metadata: Dict[str, Any]) -> str:
+        channel, thread = metadata["out_channel"], metadata.get("thread_id")
+        if self.conversation_granularity == "sender":
+            return user
+        if self.conversation_granularity == "channel" or metadata["slack"]["is_dm"] or not thread:
+            return f"{user}_{channel}"
+        return f"{user}_{channel}_{thread}"
+
+    def get_metadata(self, request: Request) -> Dict[Text, Any]:
+        """Rasa's hook, for any caller: where a request's answer goes ({} when it has none)."""
+        try:
+            kind, body = self._parse_body(request)
+        except BadRequest:
+            return {}
+        if kind == "event":
+            event = body.get("event") if isinstance(body.get("event"), dict) else {}
+            channel = event.get("channel")
+            if not isinstance(channel, str):
+                return {}
+            return self._message_metadata(
+                channel, event.get("channel_type"), event.get("thread_ts"), event.get("ts"), self._bot_users(body)
+            )
+        location = self._interaction_location(body)
+        return self._interaction_metadata(body, *location) if location else {}
+
+    # ------------------------------------------------------------------ interactivity (button clicks)
+    def _handle_interaction(self, payload: Dict[str, Any], router: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        if payload.get("type") not in ("block_actions", "interactive_message"):
+            return response.text("")  # shortcuts, modals: not used by this app
+        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+        actions = payload.get("actions")
+        if not isinstance(user.get("id"), str) or not user.get("id"):
+            raise BadRequest("The interaction has no 'user.id'.")
+        if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+            raise BadRequest("The interaction has no 'actions'.")
+        if not isinstance(actions[0].get("type"), str) or not self._is_interactive_message(payload):
+            return response.text("")
+        try:
+            text = self._get_interactive_response(actions[0])
+        except (AttributeError, IndexError, KeyError, TypeError):
+            raise BadRequest("The interaction's action is malformed.")
+        if text is None or not isinstance(text, str):
+            return response.text("")  # a link button: nothing for the bot
+        location = self._interaction_location(payload)
+        if location is None:
+            raise BadRequest("The interaction has no 'channel.id'.")
+        action_ts = actions[0].get("action_ts")
+        if isinstance(action_ts, str) and action_ts and self._seen.check_and_add([("action", user["id"], action_ts)]):
+            return response.text("")  # the same click delivered again
+        metadata = self._interaction_metadata(payload, *location)
+        self._dispatch(router, text.strip(), self._conversation(user["id"], metadata), metadata)
+        message = payload.get("message")
+        if isinstance(message, dict) and isinstance(message.get("ts"), str):
+            self._spawn(self._show_choice(location[0], message, actions[0], user["id"]))
+        return response.text("")
+
+    @staticmethod
+    def _interaction_location(payload: Dict[str, Any]) -> Optional[Tuple[str, Optional[str], Optional[str]]]:
+        """(channel, thread_ts, message ts) of the clicked message."""
+        channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
+        container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
+        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+        channel_id = channel.get("id") or container.get("channel_id")
+        if not isinstance(channel_id, str) or not channel_id:
+            return None
+        thread_ts = message.get("thread_ts") or container.get("thread_ts")
+        ts = message.get("ts") or container.get("message_ts")
+        return (
+            channel_id,
+            thread_ts if isinstance(thread_ts, str) else None,
+            ts if isinstance(ts, str) else None,
+        )
+
+    def _interaction_metadata(
+        self, payload: Dict[str, Any], channel: str, thread_ts: Optional[str], ts: Optional[str]
+    ) -> Dict[str, Any]:
+        is_dm = self._is_dm(channel)
+        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+        bot_users = [message["user"]] if isinstance(message.get("user"), str) and message.get("bot_id") else []
+        return {
+            "out_channel": channel,
+            "thread_id": thread_ts if is_dm else (thread_ts or ts),
+            "users": bot_users,
+            "slack": {"is_dm": is_dm, "ts": ts, "interaction": True},
+        }
+
+    async def _show_choice(self, channel: str, message: Dict[str, Any], action: Dict[str, Any], user: str) -> None:
+        """Replaces the clicked message's buttons by what was chosen (so it is not clicked twice)."""
+        blocks = message.get("blocks")
+        if not isinstance(blocks, list) or not message.get("bot_id"):
+            return
+        title = (action.get("text") or {}).get("text") if isinstance(action.get("text"), dict) else None
+        chosen = str(title or action.get("value") or "")
+        kept = [b for b in blocks if isinstance(b, dict) and b.get("type") != "actions"]
+        kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<@{user}> chose *{escape(chosen)}*"}]})
+        await make_client(self.slack_token, self.slack_api_url, self.proxy).chat_update(
+            channel=channel, ts=message["ts"], text=message.get("text") or chosen, blocks=kept
+        )
+
+    # ------------------------------------------------------------------ to the bot, in the background
+    def _dispatch(
+        self, router: Callable[[UserMessage], Awaitable[Any]], text: str, conversation_id: str, metadata: Dict[str, Any]
+    ) -> None:
+        output = self.get_output_channel(metadata["out_channel"], metadata.get("thread_id"))
+        message = UserMessage(text, output, conversation_id, input_channel=self.name(), metadata=metadata)
+        self._spawn(router(message))
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        """Runs after the response is sent (Slack wants its 200 within 3 s); errors are logged."""
+        task = asyncio.ensure_future(coroutine)
+        self._background_tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._background_tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("Handling a Slack message failed.", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    # ------------------------------------------------------------------ hand-off pushes
+    async def push_to_conversation(
+        self, conversation_id: str, metadata: Optional[Dict[str, Any]], text: str, buttons: Optional[List[Dict[str, Any]]]
+    ) -> None:
+        """Posts a specialist's message (or a join/leave notice) to the conversation's DM or thread.
+
+        ``metadata`` is that of the user's latest message (where the bot last answered). Without it,
+        the place is read back from the conversation id (``user_channel[_thread]``), and as a last
+        resort the user's DM is opened (``conversations.open``, scope ``im:write``)."""
+        if not self.configured:
+            raise RuntimeError("The Slack channel is not configured (token / signing secret).")
+        metadata = metadata or {}
+        channel, thread = metadata.get("out_channel"), metadata.get("thread_id")
+        if not isinstance(channel, str) or not channel:
+            parts = conversation_id.split("_")
+            channel = parts[1] if len(parts) >= 2 else None
+            thread = parts[2] if len(parts) >= 3 else None
+        if not channel:
+            opened = await make_client(self.slack_token, self.slack_api_url, self.proxy).conversations_open(
+                users=conversation_id.split("_")[0]
+            )
+            channel = opened["channel"]["id"]
+        output = SlackBot(self.slack_token, channel, thread, self.proxy, self.slack_api_url, raise_errors=True)
+        if buttons:
+            await output.send_text_with_buttons(channel, text, buttons)
+        else:
+            await output.send_text_message(channel, text)

@@ -1,0 +1,222 @@
+"""A local stand-in for Slack's Web API (``https://slack.com/api/``) on 127.0.0.1.
+
+Point the bot's ``slack_api_url`` at ``FakeSlack.api_url``. Every call is recorded; the methods the
+bot uses answer like Slack does (HTTP 200, ``{"ok": true, ...}`` or ``{"ok": false, "error": ...}``):
+
+* ``chat.postMessage`` / ``chat.update``: form or JSON body, ``Authorization: Bearer <token>`` (or a
+  ``token`` field) checked; each post is kept as a ``Post`` (channel, thread_ts, text, blocks, ts);
+* ``auth.test``, ``conversations.open``: plausible answers;
+* anything else: ``{"ok": false, "error": "unknown_method"}`` (recorded, so tests can assert on it).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
+
+BOT_USER_ID = "UFAKEBOT1"
+BOT_ID = "BFAKEBOT1"
+TEAM_ID = "TFAKETEAM"
+
+
+@dataclass
+class Call:
+    method: str
+    params: Dict[str, Any]
+    authorized: bool
+    content_type: str
+
+
+@dataclass
+class Post:
+    channel: str
+    thread_ts: Optional[str]
+    text: str
+    blocks: List[Dict[str, Any]]
+    ts: str
+    params: Dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def buttons(self) -> List[Tuple[str, str]]:
+        """(title, value) of every button in the message's blocks."""
+        return [
+            (element["text"]["text"], element.get("value"))
+            for block in self.blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("type") == "button"
+        ]
+
+    def as_message(self) -> Dict[str, Any]:
+        """The message as Slack shows it in an interaction payload's ``message``."""
+        message = {"type": "message", "bot_id": BOT_ID, "user": BOT_USER_ID, "text": self.text, "ts": self.ts,
+                   "blocks": self.blocks}
+        if self.thread_ts:
+            message["thread_ts"] = self.thread_ts
+        return message
+
+
+class FakeSlack:
+    def __init__(self, token: str):
+        self.token = token
+        self.calls: List[Call] = []
+        self.posts: List[Post] = []
+        self.updates: List[Dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._seq = itertools.count(1)
+        self._server: Optional[ThreadingHTTPServer] = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "FakeSlack":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:
+                fake._serve(self)
+
+            def do_GET(self) -> None:
+                fake._serve(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "FakeSlack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        assert self._server, "not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+
+    # ------------------------------------------------------------------ what tests look at
+    def posts_to(self, channel: str, thread_ts: Optional[str] = None, *, any_thread: bool = False) -> List[Post]:
+        with self._cond:
+            return [p for p in self.posts if p.channel == channel and (any_thread or p.thread_ts == thread_ts)]
+
+    def wait_for_posts(
+        self, count: int, channel: str, thread_ts: Optional[str] = None, *, after: int = 0, timeout: float = 20.0,
+        until: Optional[Callable[[List[Post]], bool]] = None,
+    ) -> List[Post]:
+        """Waits until ``channel``/``thread_ts`` has at least ``after + count`` posts (and ``until`` holds
+        for the new ones, if given); returns the posts after the first ``after``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                posts = [p for p in self.posts if p.channel == channel and p.thread_ts == thread_ts][after:]
+                if len(posts) >= count and (until is None or until(posts)):
+                    return posts
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"expected {count} post(s) to {channel}/{thread_ts} after {after}, got {len(posts)}: "
+                        f"{[p.text for p in posts]}; all posts: {[(p.channel, p.thread_ts, p.text[:40]) for p in self.posts]}"
+                    )
+                self._cond.wait(remaining)
+
+    def unknown_calls(self) -> List[Call]:
+        with self._cond:
+            return [c for c in self.calls if c.method not in ("chat.postMessage", "chat.update", "auth.test", "conversations.open")]
+
+    # ------------------------------------------------------------------ the Web API
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(request.path)
+        if not url.path.startswith("/api/"):
+            return self._reply(request, 404, {"ok": False, "error": "not_found"})
+        method = url.path[len("/api/"):]
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length) if length else b""
+        content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+        params: Dict[str, Any] = {k: v[0] for k, v in parse_qs(url.query).items()}
+        try:
+            if content_type == "application/json" and raw:
+                params.update(json.loads(raw))
+            elif raw:
+                params.update({k: v[0] for k, v in parse_qs(raw.decode("utf-8")).items()})
+        except ValueError:
+            return self._reply(request, 200, {"ok": False, "error": "invalid_json"})
+        for key in ("blocks", "attachments"):  # form-encoded bodies carry these as JSON strings
+            if isinstance(params.get(key), str):
+                try:
+                    params[key] = json.loads(params[key])
+                except ValueError:
+                    return self._reply(request, 200, {"ok": False, "error": f"invalid_{key}"})
+
+        auth = request.headers.get("Authorization") or ""
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.pop("token", None)
+        authorized = token == self.token
+        with self._cond:
+            self.calls.append(Call(method, params, authorized, content_type))
+        if not token:
+            return self._reply(request, 200, {"ok": False, "error": "not_authed"})
+        if not authorized:
+            return self._reply(request, 200, {"ok": False, "error": "invalid_auth"})
+
+        handler = {
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "auth.test": lambda p: {"ok": True, "url": "https://fake-workspace.slack.com/", "team": "Fake",
+                                    "user": "bankfeed", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID},
+            "conversations.open": self._open,
+        }.get(method)
+        if handler is None:
+            return self._reply(request, 200, {"ok": False, "error": "unknown_method"})
+        self._reply(request, 200, handler(params))
+
+    def _post_message(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        text, blocks = params.get("text") or "", params.get("blocks") or []
+        if not text and not blocks:
+            return {"ok": False, "error": "no_text"}
+        ts = f"{int(time.time())}.{next(self._seq):06d}"
+        post = Post(str(channel), params.get("thread_ts") or None, str(text), list(blocks), ts, params)
+        with self._cond:
+            self.posts.append(post)
+            self._cond.notify_all()
+        message = post.as_message()
+        return {"ok": True, "channel": post.channel, "ts": ts, "message": message}
+
+    def _update(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        if not params.get("channel") or not params.get("ts"):
+            return {"ok": False, "error": "message_not_found"}
+        with self._cond:
+            self.updates.append(params)
+            self._cond.notify_all()
+        return {"ok": True, "channel": params["channel"], "ts": params["ts"], "text": params.get("text", "")}
+
+    def _open(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        users = str(params.get("users") or "")
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        return {"ok": True, "channel": {"id": "D" + users.split(",")[0].lstrip("U")}}
+
+    @staticmethod
+    def _reply(request: BaseHTTPRequestHandler, status: int, body: Dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json; charset=utf-8")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)

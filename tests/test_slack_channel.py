@@ -1,0 +1,462 @@
+"""Slack end to end: the real Rasa server with the Slack channel, Slack's Web API played by a local fake.
+
+Correctly signed Events API / interactivity requests go to ``/webhooks/slack/webhook``; what the bot
+says is read from the fake's ``chat.postMessage`` records.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import yaml
+
+from tests import servers
+from tests.fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack, Post
+
+TOKEN = "xoxb-fake-" + secrets.token_hex(8)
+SECRET = secrets.token_hex(16)
+SUPPORT = "CSUPPORT01"
+SLACK_ENV = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL", "SLACK_SUPPORT_CHANNEL")
+
+
+# ---------------------------------------------------------------------------- the stack
+class SlackStack:
+    def __init__(self, url: str, token: str, proc: servers.Process):
+        self.url, self.token, self.proc = url, token, proc
+        self.webhook = f"{url}/webhooks/slack/webhook"
+
+    def tracker(self, conversation_id: str) -> Dict[str, Any]:
+        r = httpx.get(f"{self.url}/conversations/{conversation_id}/tracker", params={"token": self.token}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def events(self, conversation_id: str) -> List[Dict[str, Any]]:
+        return self.tracker(conversation_id)["events"] or []
+
+
+@pytest.fixture(scope="module")
+def fake_slack():
+    with FakeSlack(TOKEN) as slack:
+        yield slack
+
+
+@pytest.fixture(scope="module")
+def slack_stack(product_env, action_server, trained_model, fake_slack, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("slack")
+    credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
+    credentials["bot.channels.slack.SlackInput"] = {
+        "slack_token": TOKEN,
+        "slack_signing_secret": SECRET,
+        "slack_api_url": fake_slack.api_url,
+        "slack_channel": SUPPORT,
+    }
+    credentials_path = directory / "credentials.yml"
+    credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
+    endpoints = servers.write_endpoints(directory / "endpoints.yml", action_server.port, directory / "tracker.db")
+    env = {k: v for k, v in product_env.items() if k not in SLACK_ENV}
+    port, token = servers.free_port(), secrets.token_urlsafe(16)
+    proc = servers.start_rasa_server(port, endpoints, token, directory / "rasa.log", env, credentials=credentials_path)
+    stack = SlackStack(f"http://127.0.0.1:{port}", token, proc)
+    yield stack
+    proc.stop()
+
+
+# ---------------------------------------------------------------------------- what Slack sends
+def sign(body: bytes, timestamp: Optional[Any] = None, secret: str = SECRET) -> Dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def post(stack: SlackStack, body: bytes, content_type: str = "application/json", headers: Optional[Dict[str, str]] = None,
+         signed: bool = True) -> httpx.Response:
+    h = {"Content-Type": content_type, **(sign(body) if signed else {}), **(headers or {})}
+    return httpx.post(stack.webhook, content=body, headers=h, timeout=10)
+
+
+_ts_seq = iter(range(100, 10**6))
+
+
+def new_ts() -> str:
+    return f"{int(time.time())}.{next(_ts_seq):06d}"
+
+
+def message_event(user: str, channel: str, text: str, *, ts: Optional[str] = None, thread_ts: Optional[str] = None,
+                  channel_type: str = "im", event_type: str = "message") -> Dict[str, Any]:
+    event = {"type": event_type, "user": user, "text": text, "ts": ts or new_ts(), "channel": channel,
+             "event_ts": ts, "team": TEAM_ID}
+    if event_type == "message":
+        event["channel_type"] = channel_type
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return {
+        "token": "verification-token-unused", "team_id": TEAM_ID, "api_app_id": "AFAKEAPP", "type": "event_callback",
+        "event": event, "event_id": "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
+        "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+    }
+
+
+def send(stack: SlackStack, event: Dict[str, Any], **kw: Any) -> httpx.Response:
+    r = post(stack, json.dumps(event).encode(), **kw)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def click_body(user: str, message: Post, value: str) -> bytes:
+    title = next(t for t, v in message.buttons if v == value)
+    payload = {
+        "type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": user, "team_id": TEAM_ID},
+        "api_app_id": "AFAKEAPP", "trigger_id": "1.2.3",
+        "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel, "is_ephemeral": False,
+                      **({"thread_ts": message.thread_ts} if message.thread_ts else {})},
+        "channel": {"id": message.channel, "name": "directmessage" if message.channel.startswith("D") else "support"},
+        "message": message.as_message(), "response_url": "https://hooks.slack.invalid/actions/1/2/3",
+        "actions": [{"type": "button", "action_id": "rasa_button_0", "block_id": "b1", "value": value,
+                     "text": {"type": "plain_text", "text": title}, "action_ts": f"{time.time():.6f}"}],
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def click(stack: SlackStack, user: str, message: Post, value: str) -> httpx.Response:
+    r = post(stack, click_body(user, message, value), content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 200, r.text
+    return r
+
+
+def everything(posts: List[Post]) -> str:
+    return " ".join(p.text for p in posts).lower()
+
+
+def with_buttons(posts: List[Post]) -> bool:
+    return any(p.buttons for p in posts)
+
+
+def user_texts(events: List[Dict[str, Any]]) -> List[str]:
+    return [e.get("text") for e in events if e["event"] == "user"]
+
+
+def settle(fake_slack: FakeSlack, channel: str, thread_ts: Optional[str] = None, quiet: float = 0.8) -> int:
+    """Waits until nothing more is posted to the channel/thread for ``quiet`` seconds; the post count."""
+    count, since = len(fake_slack.posts_to(channel, thread_ts)), time.monotonic()
+    while time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = len(fake_slack.posts_to(channel, thread_ts))
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
+
+
+def unique(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:8].upper()
+
+
+# ---------------------------------------------------------------------------- tests
+def test_url_verification(slack_stack):
+    body = json.dumps({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"}).encode()
+    r = post(slack_stack, body)
+    assert r.status_code == 200
+    assert r.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    assert post(slack_stack, body, signed=False).status_code == 401
+
+
+def test_dm_error_102_buttons_click_and_retry(slack_stack, fake_slack):
+    user, dm = unique("U"), unique("D")
+    event = message_event(user, dm, "getting erorr 102 on my chase account")
+    send(slack_stack, event)
+    posts = fake_slack.wait_for_posts(1, dm, until=with_buttons)
+    assert all(p.thread_ts is None for p in posts), "a DM is answered in the DM, not in a thread"
+    said = everything(posts)
+    assert "102" in said and "chase" in said
+    assert "site" in said and "check" in said  # the bank-site check was run and reported
+    step = next(p for p in posts if p.buttons)
+    assert step.blocks[0]["type"] == "section" and step.blocks[-1]["type"] == "actions"
+    values = [v for _, v in step.buttons]
+    assert "/deny" in values
+    conversation = f"{user}_{dm}"
+    slots = slack_stack.tracker(conversation)["slots"]
+    assert slots["diagnosis"] == "bank_unavailable" and slots["bank"] == "Chase"
+    assert not fake_slack.unknown_calls()
+
+    # a retry of the handled event: acknowledged, not answered again
+    settled = settle(fake_slack, dm)
+    events_before = len(slack_stack.events(conversation))
+    for reason in ("http_timeout", "http_error"):
+        r = post(slack_stack, json.dumps(event).encode(), headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": reason})
+        assert r.status_code == 200
+    send(slack_stack, event)  # the same event delivered again without the header: a duplicate, dropped too
+    time.sleep(1.5)
+    assert len(fake_slack.posts_to(dm)) == settled, "answered twice"
+    assert len(slack_stack.events(conversation)) == events_before
+
+    # clicking "still failing" moves the conversation on
+    steps_before = slots.get("steps_tried") or []
+    click(slack_stack, user, step, "/deny")
+    after_click = fake_slack.wait_for_posts(1, dm, after=settled, until=with_buttons)
+    assert after_click and all(p.thread_ts is None for p in after_click)
+    events = slack_stack.events(conversation)
+    assert user_texts(events).count("getting erorr 102 on my chase account") == 1, "the retry was not processed"
+    assert user_texts(events)[-1] == "/deny"
+    assert len(events) > events_before
+    slots = slack_stack.tracker(conversation)["slots"]
+    assert len(slots.get("steps_tried") or []) > len(steps_before) or slots.get("current_step") != step.text
+    # the clicked message's buttons are replaced by the choice
+    update = next(u for u in fake_slack.updates if u["ts"] == step.ts)
+    chosen = next(t for t, v in step.buttons if v == "/deny")
+    assert all(b["type"] != "actions" for b in update["blocks"]) and chosen in json.dumps(update["blocks"])
+
+
+def test_support_channel_thread_is_its_own_conversation(slack_stack, fake_slack):
+    user = unique("U")
+    root = new_ts()
+    send(slack_stack, message_event(user, SUPPORT, "error 102 with bofa since this morning", ts=root,
+                                    channel_type="channel"))
+    posts = fake_slack.wait_for_posts(1, SUPPORT, root, until=with_buttons)
+    assert "102" in everything(posts)
+    conversation = f"{user}_{SUPPORT}_{root}"
+    assert slack_stack.tracker(conversation)["slots"]["bank"] == "Bank of America"
+
+    # a reply in the thread continues the same conversation, answered in the thread
+    n = settle(fake_slack, SUPPORT, root)
+    send(slack_stack, message_event(user, SUPPORT, "still failing", thread_ts=root, channel_type="channel"))
+    fake_slack.wait_for_posts(1, SUPPORT, root, after=n)
+    assert user_texts(slack_stack.events(conversation))[-1] == "still failing"
+
+    # a button click in the thread reaches the same conversation
+    n = settle(fake_slack, SUPPORT, root)
+    step = [p for p in fake_slack.posts_to(SUPPORT, root) if p.buttons][-1]
+    value = step.buttons[0][1]
+    click(slack_stack, user, step, value)
+    fake_slack.wait_for_posts(1, SUPPORT, root, after=n)
+    assert user_texts(slack_stack.events(conversation))[-1] == value
+
+    # a mention in the support channel comes as `message` and `app_mention`: answered once
+    other_root = new_ts()
+    mention = f"<@{BOT_USER_ID}> error 105 on my amex card"
+    send(slack_stack, message_event(user, SUPPORT, mention, ts=other_root, channel_type="channel"))
+    send(slack_stack, message_event(user, SUPPORT, mention, ts=other_root, event_type="app_mention"))
+    fake_slack.wait_for_posts(1, SUPPORT, other_root, until=with_buttons)
+    other = f"{user}_{SUPPORT}_{other_root}"
+    assert user_texts(slack_stack.events(other)) == ["error 105 on my amex card"]  # once, mention stripped
+
+    # our own posts come back as events: ignored; a channel that is not the support channel: ignored
+    own = message_event(BOT_USER_ID, SUPPORT, "bot text", thread_ts=root, channel_type="channel")
+    own["event"]["bot_id"] = BOT_ID
+    send(slack_stack, own)
+    send(slack_stack, message_event(user, "CRANDOM01", "error 102", channel_type="channel"))
+    time.sleep(1.0)
+    assert not fake_slack.posts_to("CRANDOM01", any_thread=True)
+
+
+def test_forged_stale_and_unsigned_requests_are_refused(slack_stack, fake_slack):
+    user, dm = unique("U"), unique("D")
+    send(slack_stack, message_event(user, dm, "hi"))
+    fake_slack.wait_for_posts(1, dm)
+    conversation = f"{user}_{dm}"
+    before_posts = settle(fake_slack, dm)
+    before_events = len(slack_stack.events(conversation))
+
+    body = json.dumps(message_event(user, dm, "error 102 with chase")).encode()
+    now = int(time.time())
+    attempts = {
+        "forged": {**sign(body, secret="not-the-secret")},
+        "tampered body": sign(body.replace(b"chase", b"wells")),
+        "no headers": {},
+        "no signature": {"X-Slack-Request-Timestamp": str(now)},
+        "no timestamp": {"X-Slack-Signature": sign(body)["X-Slack-Signature"]},
+        "stale": sign(body, timestamp=now - 6 * 60),
+        "future": sign(body, timestamp=now + 6 * 60),
+        "lax timestamp": sign(body, timestamp=f"+{now}"),  # int() would take it; a correct signature over it
+        "underscored timestamp": sign(body, timestamp=f"{now:_}"),
+    }
+    for name, headers in attempts.items():
+        r = httpx.post(slack_stack.webhook, content=body, headers={"Content-Type": "application/json", **headers}, timeout=10)
+        assert r.status_code == 401, (name, r.status_code, r.text)
+    form = urlencode({"payload": json.dumps({"type": "block_actions"})}).encode()
+    r = httpx.post(slack_stack.webhook, content=form, timeout=10,
+                   headers={"Content-Type": "application/x-www-form-urlencoded", **sign(form, secret="nope")})
+    assert r.status_code == 401
+    time.sleep(1.5)
+    assert len(fake_slack.posts_to(dm)) == before_posts
+    assert len(slack_stack.events(conversation)) == before_events
+
+
+def test_charset_content_type_and_acknowledged_before_the_bot_answers(slack_stack, fake_slack):
+    # Capital One's fake site hangs: the bank-site check takes its whole budget (~2 s), yet Slack
+    # gets its 200 at once (it retries after 3 s) and the answer is posted afterwards.
+    user, dm = unique("U"), unique("D")
+    r = send(slack_stack, message_event(user, dm, "error 102 with capital one"),
+             content_type="application/json; charset=utf-8")
+    assert r.elapsed.total_seconds() < 1.0
+    assert not fake_slack.posts_to(dm), "answered in the background, after the acknowledgement"
+    posts = fake_slack.wait_for_posts(1, dm, until=with_buttons)
+    assert "102" in everything(posts) and "capital one" in everything(posts)
+
+
+def test_malformed_bodies_get_4xx(slack_stack, fake_slack):
+    dm = unique("D")
+    no_user = message_event("U1", dm, "error 102")
+    del no_user["event"]["user"]
+    bad = {
+        json.dumps(no_user).encode(): ("application/json", 400),
+        b'{"type": "event_callback", "event": ': ("application/json", 400),
+        b'["not", "an", "object"]': ("application/json", 400),
+        b'\xff\xfe garbage': ("application/json; charset=utf-8", 400),
+        b'{"type": "event_callback"}': ("application/json", 400),
+        json.dumps({"type": "event_callback", "event": {"type": "message", "text": "hi", "channel_type": "im"}}).encode():
+            ("application/json", 400),
+        json.dumps({"type": "url_verification"}).encode(): ("application/json", 400),
+        b"payload=%7Bnot-json": ("application/x-www-form-urlencoded", 400),
+        b"something=else": ("application/x-www-form-urlencoded", 400),
+        urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}})}).encode():
+            ("application/x-www-form-urlencoded", 400),
+        urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}, "channel": {"id": dm},
+                                          "actions": [{"type": "static_select", "selected_option": "x"}]})}).encode():
+            ("application/x-www-form-urlencoded", 400),
+        json.dumps({**no_user, "event_id": ["x"], "event": {**no_user["event"], "user": "U1", "subtype": ["x"]}}).encode():
+            ("application/json", 200),  # an odd subtype: not a user message, ignored
+        b"hello": ("text/plain", 415),
+        b"": ("application/json", 400),
+    }
+    for body, (content_type, status) in bad.items():
+        r = post(slack_stack, body, content_type=content_type)
+        assert r.status_code == status, (body, r.status_code, r.text)
+    r = httpx.post(slack_stack.webhook, content=b"{}", headers=sign(b"{}"), timeout=10)  # no Content-Type at all
+    assert 400 <= r.status_code < 500
+    time.sleep(0.5)
+    assert not fake_slack.posts_to(dm, any_thread=True)
+
+
+@pytest.mark.parametrize("where", ["thread", "dm"])
+def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
+    """Escalate, then a specialist claims, answers and hands back: every notice and reply is posted
+    to the user's support-channel thread or DM, and the bot stays silent in between."""
+    user = unique("U")
+    if where == "thread":
+        channel, root = SUPPORT, new_ts()
+        conversation = f"{user}_{SUPPORT}_{root}"
+
+        def says(text: str, first: bool = False) -> None:
+            send(slack_stack, message_event(user, SUPPORT, text, channel_type="channel",
+                                            **({"ts": root} if first else {"thread_ts": root})))
+    else:
+        channel, root = unique("D"), None
+        conversation = f"{user}_{channel}"
+
+        def says(text: str, first: bool = False) -> None:
+            send(slack_stack, message_event(user, channel, text))
+
+    says("error 102 with chase", first=True)
+    fake_slack.wait_for_posts(1, channel, root, until=with_buttons)
+    n = settle(fake_slack, channel, root)
+    says("I want to talk to a person")
+    offer = fake_slack.wait_for_posts(1, channel, root, after=n, until=lambda ps: any(
+        v == "/ask_human" for p in ps for _, v in p.buttons) or "queue" in everything(ps))
+    n = settle(fake_slack, channel, root)
+    if "queue" not in everything(offer):
+        step = next(p for p in offer if any(v == "/ask_human" for _, v in p.buttons))
+        click(slack_stack, user, step, "/ask_human")
+        queued = fake_slack.wait_for_posts(1, channel, root, after=n, until=lambda ps: "queue" in everything(ps))
+        n = settle(fake_slack, channel, root)
+    assert slack_stack.tracker(conversation)["slots"]["handoff_status"] == "waiting"
+
+    # a specialist claims and answers through the console API of this server
+    username = "slack-" + uuid.uuid4().hex[:8]
+    handoff_db.create_agent(username, "correct horse battery", "Robin")
+    with httpx.Client(base_url=f"{slack_stack.url}/agent/api", timeout=30,
+                      headers={"X-Requested-With": "console"}) as console:
+        r = console.post("/login", json={"username": username, "password": "correct horse battery"})
+        assert r.status_code == 200, r.text
+        tickets = console.get("/tickets", params={"status": "waiting,assigned"}).json()["tickets"]
+        ticket = next(t for t in tickets if t["conversation_id"] == conversation)
+        assert ticket["channel"] == "slack"
+        assert console.post(f"/tickets/{ticket['id']}/claim", json={}).status_code == 200
+        joined = fake_slack.wait_for_posts(1, channel, root, after=n)
+        assert "Robin" in joined[0].text and "joined" in joined[0].text
+        n += len(joined)
+
+        # the user writes meanwhile: it goes to the specialist, and the bot stays silent
+        says("hello? is anyone there")
+        deadline = time.monotonic() + 15
+        while "hello? is anyone there" not in [
+            m["text"] for m in console.get(f"/tickets/{ticket['id']}").json()["messages"] if m["sender"] == "user"
+        ]:
+            assert time.monotonic() < deadline, "the user's message did not reach the specialist"
+            time.sleep(0.2)
+        assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
+
+        reply = "Hi, I'm Robin. Chase had an outage this morning & it's fixed <now>."
+        r = console.post(f"/tickets/{ticket['id']}/messages", json={"text": reply})
+        assert r.status_code == 201, r.text
+        answer = fake_slack.wait_for_posts(1, channel, root, after=n)
+        assert answer[0].text == "Hi, I'm Robin. Chase had an outage this morning &amp; it's fixed &lt;now&gt;."
+        assert answer[0].params.get("thread_ts") == root
+        n += 1
+
+        # handing back: the notice carries its buttons as blocks, in the thread
+        assert console.post(f"/tickets/{ticket['id']}/return", json={"note": "outage"}).status_code == 200
+        back = fake_slack.wait_for_posts(1, channel, root, after=n)
+        assert "/fixed_it" in [v for _, v in back[0].buttons]
+    assert slack_stack.tracker(conversation)["slots"]["handoff_status"] == "returned_to_bot"
+    assert not fake_slack.unknown_calls()
+
+
+def test_push_without_metadata_finds_the_thread_or_opens_the_dm(fake_slack, monkeypatch):
+    import asyncio
+
+    from bot.channels.slack import SlackInput
+
+    channel = SlackInput.from_credentials(
+        {"slack_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
+    asyncio.run(channel.push_to_conversation("UPUSH1_CPUSH1_1700000000.000100", {}, "in the thread", None))
+    assert [p.text for p in fake_slack.posts_to("CPUSH1", "1700000000.000100")] == ["in the thread"]
+    asyncio.run(channel.push_to_conversation("UPUSH2", {}, "opened a DM", [{"title": "OK", "payload": "/affirm"}]))
+    (pushed,) = fake_slack.posts_to("DPUSH2")
+    assert pushed.text == "opened a DM" and pushed.buttons == [("OK", "/affirm")]
+    bad = SlackInput.from_credentials(
+        {"slack_token": "xoxb-wrong", "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
+    with pytest.raises(Exception):  # the hand-off service logs it; the message stays in the tracker
+        asyncio.run(bad.push_to_conversation("U1_D1", {"out_channel": "D1"}, "x", None))
+
+
+def test_not_configured_channel_starts_and_refuses(monkeypatch):
+    import asyncio
+
+    from bot.channels.slack import DEFAULT_API_URL, SlackInput, verify_signature
+
+    for name in SLACK_ENV:
+        monkeypatch.delenv(name, raising=False)
+    channel = SlackInput.from_credentials(None)  # an empty section in credentials.yml
+    assert not channel.configured and channel.slack_api_url == DEFAULT_API_URL
+    assert channel.conversation_granularity == "thread"
+
+    class Unsigned:
+        headers: Dict[str, str] = {}
+        body = b"{}"
+
+    assert asyncio.run(channel._handle(Unsigned(), None)).status == 503
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
+    channel = SlackInput.from_credentials({"slack_token": ""})
+    assert channel.configured and channel.slack_api_url == "http://127.0.0.1:9/api/"
+    assert channel.get_output_channel("D1").client.base_url == "http://127.0.0.1:9/api/"
+
+    body, now = b'{"a":1}', 1_700_000_000
+    good = "v0=" + hmac.new(b"s3cret", b"v0:1700000000:" + body, hashlib.sha256).hexdigest()
+    assert verify_signature("s3cret", "1700000000", good, body, now=now)
+    assert verify_signature("s3cret", "1700000000", good, body, now=now + 300)
+    assert not verify_signature("s3cret", "1700000000", good, body, now=now + 301)
+    assert not verify_signature("s3cret", "1700000000", good, body, now=now - 301)
+    assert not verify_signature("s3cret", "1_700_000_000", good, body, now=now)
+    assert not verify_signature("s3cret", "1700000000", good.upper(), body, now=now)
+    assert not verify_signature("s3cret", "1700000000", "v0=é", body, now=now)
+    assert not verify_signature("", "1700000000", good, body, now=now)
