@@ -43,6 +43,8 @@ _TOKEN = re.compile(
 )
 # A lone token that mixes character classes like a password does ("Tr0ub4dor&3").
 _WORD = re.compile(r"\S{8,64}")
+# Markup and code (HTML tags, attributes, paths) mix character classes too, but aren't passwords.
+_MARKUP = re.compile(r"[<>=\"/\\]")
 _URLISH = re.compile(r"(?i)^(?:https?://|www\.)|@|\.(?:com|org|net|co|uk|ca|io)\b")
 
 
@@ -67,7 +69,7 @@ def _luhn_ok(digits: str) -> bool:
 
 def _looks_like_password(word: str) -> bool:
     word = word.strip(".,;:!?\"'()[]{}")
-    if len(word) < 8 or _URLISH.search(word):
+    if not 8 <= len(word) <= 32 or _URLISH.search(word) or _MARKUP.search(word):
         return False
     classes = sum(
         [

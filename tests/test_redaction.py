@@ -45,3 +45,9 @@ def test_kinds():
         [PASSWORD, CARD_NUMBER, ACCOUNT_NUMBER]
     )
     assert sensitive_kinds("sk-abcdefghijklmnop1234") == [SECRET_TOKEN]
+
+
+def test_markup_and_code_are_not_taken_for_passwords():
+    html = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+    assert redact(html) == html
+    assert redact("C:\\Users\\Bob2024\\Downloads\\export.csv") == "C:\\Users\\Bob2024\\Downloads\\export.csv"
