@@ -15,7 +15,8 @@ from actions import troubleshooting as ts
 from actions.bank_directory import BankDirectory
 from actions.conversation import SKIP_BANK, State, Troubleshooter, Turn, topic_key, topic_title
 from actions.settings import probe_settings
-from actions.site_prober import SiteProber
+from actions.outage_desk import OutageDesk, record_probe
+from actions.site_prober import ProbeResult, SiteProber
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ def site_prober() -> SiteProber:
     if _prober is None:
         _prober = SiteProber(probe_settings())
     return _prober
+
+
+async def checked_site(key: str, url: str) -> ProbeResult:
+    """Probes a bank's site; fresh results also feed the outage radar."""
+    result = await site_prober().check(key, url)
+    if not result.from_cache and result.status != "unknown":
+        await record_probe(key, result.status)
+    return result
 
 
 def _effective_intent(tracker: Tracker) -> Optional[str]:
@@ -80,7 +89,8 @@ class ActionTroubleshoot(Action):
         return "action_troubleshoot"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        troubleshooter = Troubleshooter(BankDirectory.default(), site_prober().check)
+        desk = OutageDesk(tracker.sender_id, tracker.get_latest_input_channel() or "rest")
+        troubleshooter = Troubleshooter(BankDirectory.default(), checked_site, outages=desk)
         reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
         dispatch(dispatcher, reply.messages)
         if reply.slots.get("resolved") is True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Sequence
 
 from actions import browsers
 from actions import credential_check as cc
@@ -87,11 +87,33 @@ class Reply:
         self.messages.append({"response": response, **variables})
 
 
+class Outages(Protocol):
+    """What the conversation needs of the outage radar (see actions/outage_desk.py)."""
+
+    async def current(self, bank: str) -> Optional[Dict[str, Any]]: ...
+
+    async def record_report(self, bank: str, diagnosis: str) -> None: ...
+
+    async def subscribe(self, bank: str, probe_url: str) -> bool: ...
+
+
+# Steps that cannot help while the bank itself is down.
+USELESS_DURING_OUTAGE = (ts.SITE_CHECK, ts.REFRESH, ts.CREDENTIAL_CHECK, ts.CLEAR_CACHE, ts.PRIVATE_WINDOW)
+OUTAGE_DIAGNOSES = (dx.BANK_UNAVAILABLE, dx.CONNECTION_FAILURE)
+
+
 class Troubleshooter:
-    def __init__(self, directory: BankDirectory, check_site: SiteCheck, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        directory: BankDirectory,
+        check_site: SiteCheck,
+        clock: Callable[[], float] = time.time,
+        outages: Optional[Outages] = None,
+    ):
         self.directory = directory
         self.check_site = check_site
         self.clock = clock
+        self.outages = outages
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, state: State, turn: Turn) -> Reply:
@@ -208,6 +230,10 @@ class Troubleshooter:
 
         if state.resolved:
             self._restart_round()
+        if state.bank and self.outages is not None:
+            await self.outages.record_report(state.bank, diagnosis)
+            if await self._known_outage():
+                return
         if state.current_step and previous == diagnosis:
             if state.current_step == ts.SITE_CHECK and turn.first("bank") and not self._site_checked():
                 await self._present(ts.SITE_CHECK)
@@ -484,11 +510,49 @@ class Troubleshooter:
                 return
             self._set("needs_bank", True)  # a rule runs bank_form, then this action again
             return
+        if await self._known_outage():
+            return
         key = state.bank or login_url  # an unlisted bank is cached by its own address
         result = await self.check_site(key, login_url)
         self._set("check_results", {**state.check_results, key: result.to_dict()})
         self._reply.say(f"utter_site_{result.status}", **site_wording(result, state.bank or self._host(login_url)))
         self._reply.say("utter_ask_bank_login", bank_login=login_url)
+
+    # ------------------------------------------------------------------ known outages
+    async def _known_outage(self) -> bool:
+        """If many users already report this bank down: say so, skip what can't help, offer upload
+        and a back-online notice. True when the outage path was taken."""
+        state = self._state
+        if self.outages is None or not state.bank or state.diagnosis not in OUTAGE_DIAGNOSES:
+            return False
+        if state.step_outcomes.get(ts.SITE_CHECK) == ts.OUTCOME_SKIPPED_OUTAGE:
+            return False  # already told, this round
+        outage = await self.outages.current(state.bank)
+        if not outage:
+            return False
+        self._reply.say("utter_known_outage", bank_name=state.bank, since=outage["since"], reports=str(outage["report_count"]))
+        steps, outcomes = list(state.steps_tried), dict(state.step_outcomes)
+        for step in USELESS_DURING_OUTAGE:
+            if step not in steps:
+                steps.append(step)
+                outcomes[step] = ts.OUTCOME_SKIPPED_OUTAGE
+        self._set("steps_tried", steps)
+        self._set("step_outcomes", outcomes)
+        self._set("needs_bank", False)
+        await self._present(ts.next_step(state.diagnosis, steps))
+        self._reply.say("utter_offer_outage_notice", bank_name=state.bank)
+        return True
+
+    async def _on_notify_when_back(self, turn: Turn) -> None:
+        state = self._state
+        url = self._bank_login_url()
+        if not state.bank or url is None or self.outages is None:
+            self._nothing_pending()
+            return
+        if await self.outages.subscribe(state.bank, url):
+            self._reply.say("utter_outage_notice_confirmed", bank_name=state.bank)
+        else:
+            self._reply.say("utter_outage_notice_unavailable")
 
     # ------------------------------------------------------------------ credential check
     def _present_credential_check(self) -> None:

@@ -32,3 +32,9 @@ def load_settings() -> Dict[str, Any]:
 
 def probe_settings() -> ProbeSettings:
     return ProbeSettings.from_mapping(load_settings().get("site_probe") or {})
+
+
+def radar_settings() -> "RadarSettings":
+    from bot.outages.radar import RadarSettings
+
+    return RadarSettings.from_mapping(load_settings().get("outage_radar") or {})

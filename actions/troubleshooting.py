@@ -57,6 +57,7 @@ OUTCOME_FAILED = "did_not_help"
 OUTCOME_ALREADY_TRIED = "already_tried"
 OUTCOME_BANK_PROBLEM = "bank_site_shows_problem"
 OUTCOME_FIXED = "fixed"
+OUTCOME_SKIPPED_OUTAGE = "skipped_known_outage"
 
 
 def plan(diagnosis: Optional[str]) -> Tuple[str, ...]:

@@ -47,9 +47,15 @@ def write_test_directory(path: Path, site_base_url: str, modes: Optional[Dict[st
     return path
 
 
-def write_test_settings(path: Path, canary_url: str, **probe: object) -> Path:
+# The shared test stack must not see an "outage" just because many tests report the same bank;
+# the outage-radar tests start their own stack with real thresholds.
+RADAR_OFF = {"min_reports": 1_000_000, "min_probe_failures": 1_000_000}
+
+
+def write_test_settings(path: Path, canary_url: str, radar: Optional[Dict[str, object]] = None, **probe: object) -> Path:
     settings = yaml.safe_load((ROOT / "bankfeed.yml").read_text())
     settings["site_probe"].update({"canary_urls": [canary_url], "budget": 2.0, "connect_timeout": 1.0, "read_timeout": 1.5, **probe})
+    settings["outage_radar"].update(RADAR_OFF if radar is None else radar)
     path.write_text(yaml.safe_dump(settings))
     return path
 

@@ -7,7 +7,7 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, 
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as sdk_actions
-from actions import handoff
+from actions import handoff, outage_desk
 from actions.bank_directory import BankDirectory
 from tests import servers
 
@@ -20,12 +20,16 @@ def local_banks(fake_banks, tmp_path, monkeypatch):
     monkeypatch.setenv("BANK_DIRECTORY_PATH", str(directory))
     monkeypatch.setenv("BANKFEED_SETTINGS", str(settings))
     monkeypatch.setenv("HANDOFF_DB_URL", f"sqlite:///{tmp_path / 'handoff.db'}")
-    BankDirectory.default.cache_clear()
-    handoff.store.cache_clear()
+    clear_caches()
     monkeypatch.setattr(sdk_actions, "_prober", None)
     yield
+    clear_caches()
+
+
+def clear_caches():
     BankDirectory.default.cache_clear()
-    handoff.store.cache_clear()
+    for cached in (handoff.store, outage_desk.radar, outage_desk.notices):
+        cached.cache_clear()
 
 
 def tracker(intent: str, slots=None, entities=(), text="", confidence=0.95, ranking=None, metadata=None) -> Tracker:
@@ -109,7 +113,7 @@ async def test_escalate_records_the_summary_queues_a_ticket_and_pauses():
 
 async def test_escalate_without_a_reachable_handoff_store_keeps_the_bot_answering(monkeypatch, tmp_path):
     monkeypatch.setenv("HANDOFF_DB_URL", f"sqlite:///{tmp_path / 'missing-dir' / 'nothing' / 'x.db'}")
-    handoff.store.cache_clear()
+    clear_caches()
     msgs, events = await run(sdk_actions.ActionEscalate(), tracker("ask_human", ESCALATION_SLOTS))
     assert msgs[0]["response"] == "utter_handoff_unavailable"
     assert slot_events(events)["handoff_status"] == "requested"

@@ -320,3 +320,61 @@ def test_every_plan_starts_with_its_own_step_and_covers_the_common_ones(diagnosi
     assert set(ts.COMMON_STEPS) <= set(steps)
     assert len(steps) == len(set(steps))
     assert ts.plan(dx.OUT_OF_SCOPE) == ()
+
+
+# --------------------------------------------------------------------------- known outages
+class RadarDesk:
+    """The conversation's view of a real outage radar on a temporary database."""
+
+    def __init__(self, store, conversation_id="c1"):
+        from bot.outages.notices import NoticeBook
+        from bot.outages.radar import OutageRadar, RadarSettings
+
+        settings = RadarSettings(min_reports=3)
+        self.radar, self.book, self.cid = OutageRadar(store, settings), NoticeBook(store, settings), conversation_id
+
+    async def current(self, bank):
+        outage = self.radar.current(bank)
+        return {"since": outage.started_at.strftime("%H:%M UTC"), "report_count": outage.report_count} if outage else None
+
+    async def record_report(self, bank, diagnosis):
+        self.radar.record_report(bank, diagnosis, self.cid)
+
+    async def subscribe(self, bank, url):
+        self.book.subscribe(self.cid, "rest", bank, url)
+        return True
+
+
+@pytest.fixture
+def product_db(tmp_path):
+    from bot.handoff.store import HandoffStore
+
+    store = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}")
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+async def test_a_known_outage_shortens_the_conversation(convo, product_db, bank_site):
+    desk = RadarDesk(product_db)
+    for i in range(3):
+        desk.radar.record_report("Chase", "bank_unavailable", f"other-user-{i}")
+    convo.bot.outages = desk
+    replies = await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
+    assert replies == ["utter_known_outage", "utter_step_manual_upload", "utter_offer_outage_notice"]
+    assert convo.variables("utter_known_outage")["reports"] == "4"  # the three others and this user
+    assert bank_site.hits("/chase/healthy") == 0  # no point probing: we already know
+    assert convo.steps_tried == [ts.SITE_CHECK, ts.REFRESH, ts.CREDENTIAL_CHECK, ts.CLEAR_CACHE, ts.PRIVATE_WINDOW]
+    assert convo.slots["step_outcomes"][ts.REFRESH] == ts.OUTCOME_SKIPPED_OUTAGE
+    assert convo.slots["current_step"] == ts.MANUAL_UPLOAD
+    assert await convo.say("notify_when_back") == ["utter_outage_notice_confirmed"]
+    assert desk.book.pending("c1", "Chase") is not None
+    assert await convo.say("deny") == ["utter_step_wait_a_day"]
+
+
+async def test_without_an_outage_reports_are_recorded_and_the_site_is_checked(convo, product_db, bank_site):
+    desk = RadarDesk(product_db, "solo")
+    convo.bot.outages = desk
+    replies = await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
+    assert replies == ["utter_diagnosis_bank_unavailable", "utter_site_up", "utter_ask_bank_login"]
+    assert desk.radar.timeline()["banks"]["Chase"]["reports"][-1] == 1

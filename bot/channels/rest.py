@@ -1,7 +1,7 @@
 """The REST channel (``POST /webhooks/rest/webhook``) with hand-off routing.
 
-REST is request/response, so messages a specialist sends later are collected by polling
-``GET /webhooks/rest/messages?sender=<id>&after=<last id>``.
+REST is request/response, so what arrives later (a specialist's messages, a back-online notice)
+is collected by polling ``GET /webhooks/rest/messages?sender=<id>&after=<last message id>&after_notice=<last notice id>``.
 """
 from __future__ import annotations
 
@@ -29,14 +29,21 @@ class RestInput(RasaRestInput):
             sender = request.args.get("sender")
             try:
                 after = int(request.args.get("after", "0"))
+                after_notice = int(request.args.get("after_notice", "0"))
             except ValueError:
-                return response.json({"error": "'after' must be a message id (an integer)"}, status=400)
+                return response.json({"error": "'after' and 'after_notice' must be ids (integers)"}, status=400)
             if not sender:
                 return response.json({"error": "'sender' is required"}, status=400)
             service = getattr(request.app.ctx, "handoff", None)
             if service is None:
-                return response.json({"messages": []})
+                return response.json({"messages": [], "notices": []})
             messages = await service.run(service.store.conversation_messages, sender, after, ("agent", "system"))
-            return response.json({"messages": [m.to_dict() for m in messages]})
+            notices = await service.run(service.notifier.book.sent_to, sender, after_notice)
+            return response.json(
+                {
+                    "messages": [m.to_dict() for m in messages],
+                    "notices": [{"id": n.id, "bank": n.bank, "outcome": n.outcome, "text": n.text} for n in notices],
+                }
+            )
 
         return blueprint

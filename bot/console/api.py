@@ -225,6 +225,13 @@ def console_blueprint() -> Blueprint:
         svc = service(request)
         return ok(await svc.run(svc.store.stats))
 
+    @bp.route("/api/outages", methods=["GET"])
+    @requires_agent
+    async def outages(request: Request, agent: Any) -> Any:
+        """Current and recent suspected bank outages, counts and a 24-hour timeline."""
+        svc = service(request)
+        return ok(await svc.run(svc.notifier.radar.status))
+
     # --------------------------------------------------------------- live updates (server-sent events)
     @bp.route("/api/events", methods=["GET"])
     @requires_agent

@@ -177,3 +177,71 @@ class Outcome(Base):
     created_at = sa.Column(UTCDateTime(), nullable=False)
 
     __table_args__ = (sa.CheckConstraint(_in("resolved_by", RESOLVED_BY), name="resolved_by"),)
+
+
+# --------------------------------------------------------------------------- outage radar
+SIGNAL_KINDS = ("report", "probe")
+NOTICE_OUTCOMES = ("bank_back", "expired")
+
+
+class BankSignal(Base):
+    """One piece of evidence about a bank: a user's report (with its diagnosis) or a site probe."""
+
+    __tablename__ = "bank_signals"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    bank = sa.Column(sa.String(200), nullable=False)
+    kind = sa.Column(sa.String(10), nullable=False)
+    status = sa.Column(sa.String(40), nullable=False)  # a diagnosis, or a probe status
+    conversation_id = sa.Column(sa.String(255), nullable=True)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", SIGNAL_KINDS), name="kind"),
+        sa.Index("ix_bank_signals_bank_created_at", "bank", "created_at"),
+    )
+
+
+class Outage(Base):
+    """A suspected outage of one bank, from the first burst of evidence until it recovered."""
+
+    __tablename__ = "outages"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    bank = sa.Column(sa.String(200), nullable=False, index=True)
+    started_at = sa.Column(UTCDateTime(), nullable=False)
+    detected_at = sa.Column(UTCDateTime(), nullable=False)
+    cleared_at = sa.Column(UTCDateTime(), nullable=True)
+    report_count = sa.Column(sa.Integer, nullable=False)
+    probe_failures = sa.Column(sa.Integer, nullable=False)
+    last_signal_at = sa.Column(UTCDateTime(), nullable=False)
+
+    __table_args__ = (
+        # at most one open (not yet cleared) outage per bank
+        sa.Index("uq_outages_open_bank", "bank", unique=True, sqlite_where=sa.text("cleared_at IS NULL"),
+                 postgresql_where=sa.text("cleared_at IS NULL")),
+    )
+
+
+class OutageNotice(Base):
+    """A user's request to be told when their bank answers again (checked on a schedule)."""
+
+    __tablename__ = "outage_notices"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    channel = sa.Column(sa.String(40), nullable=False)
+    bank = sa.Column(sa.String(200), nullable=False)
+    probe_url = sa.Column(sa.String(2000), nullable=False)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+    next_check_at = sa.Column(UTCDateTime(), nullable=False, index=True)
+    expires_at = sa.Column(UTCDateTime(), nullable=False)
+    sent_at = sa.Column(UTCDateTime(), nullable=True)
+    outcome = sa.Column(sa.String(20), nullable=True)
+    text = sa.Column(sa.Text, nullable=True)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"outcome IS NULL OR {_in('outcome', NOTICE_OUTCOMES)}", name="outcome"),
+        sa.Index("uq_outage_notices_pending", "conversation_id", "bank", unique=True,
+                 sqlite_where=sa.text("sent_at IS NULL"), postgresql_where=sa.text("sent_at IS NULL")),
+    )

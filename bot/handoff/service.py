@@ -65,6 +65,9 @@ class HandoffService:
             await asyncio.to_thread(store.migrate)
             service = cls(app, store)
             app.ctx.handoff = service
+            from bot.outages.runtime import start_notifier  # the radar shares this database
+
+            service.notifier = start_notifier(app, service)
         return service
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -144,19 +147,29 @@ class HandoffService:
         events: Optional[List[Event]] = None,
         buttons: Optional[List[Dict[str, str]]] = None,
     ) -> None:
-        """Records ``text`` in the tracker (plus ``events``) and pushes it to the user's channel.
-
-        Notices (joined, handed back, closed) are also kept in the store as ``system`` messages, so
-        the console shows them and REST clients collect them with the agent's messages."""
+        """Tells the ticket's user ``text``; notices (joined, handed back, closed) are also kept in
+        the store as ``system`` messages, so the console shows them and REST clients collect them."""
         if "handoff_event" in custom:
             await self.run(self.store.add_message, ticket.id, "system", text)
+        await self.tell(ticket.conversation_id, ticket.channel, text, custom, events, buttons)
+
+    async def tell(
+        self,
+        conversation_id: str,
+        channel: str,
+        text: str,
+        custom: Dict[str, Any],
+        events: Optional[List[Event]] = None,
+        buttons: Optional[List[Dict[str, str]]] = None,
+    ) -> None:
+        """Records ``text`` in the tracker (plus ``events``) and pushes it to the user's channel."""
         data: Dict[str, Any] = {"custom": {**custom, "text": text}}
         if buttons:
             data["buttons"] = buttons
         await self._update_tracker(
-            ticket.conversation_id, list(events or []) + [BotUttered(text, data=data, metadata={"handoff": custom})]
+            conversation_id, list(events or []) + [BotUttered(text, data=data, metadata={"handoff": custom})]
         )
-        await self._push(ticket, text, custom, buttons)
+        await self._push(conversation_id, channel, text, custom, buttons)
 
     async def _update_tracker(self, conversation_id: str, events: List[Event]) -> None:
         agent = self.agent
@@ -166,7 +179,7 @@ class HandoffService:
                 tracker.update(event)
             await agent.processor.save_tracker(tracker)
 
-    async def _push(self, ticket: TicketView, text: str, custom: Dict[str, Any], buttons: Optional[list]) -> None:
+    async def _push(self, conversation_id: str, channel_name: str, text: str, custom: Dict[str, Any], buttons: Optional[list]) -> None:
         """Delivers to channels that accept pushes; REST clients poll for agent messages instead.
 
         A channel that needs to know where the conversation lives (a Slack thread, a Teams
@@ -174,27 +187,27 @@ class HandoffService:
         and gets the metadata of the user's latest message.
         """
         channels = getattr(self.app.ctx, "input_channels", None) or []
-        channel = next((c for c in channels if c.name() == ticket.channel), None)
+        channel = next((c for c in channels if c.name() == channel_name), None)
         if channel is not None and hasattr(channel, "push_to_conversation"):
             try:
-                metadata = await self._latest_user_metadata(ticket.conversation_id)
-                await channel.push_to_conversation(ticket.conversation_id, metadata, text, buttons)
+                metadata = await self._latest_user_metadata(conversation_id)
+                await channel.push_to_conversation(conversation_id, metadata, text, buttons)
             except Exception:
-                logger.exception("Could not push a hand-off message to the %s channel.", ticket.channel)
+                logger.exception("Could not push a message to the %s channel.", channel_name)
             return
         output = channel.get_output_channel() if channel is not None else None
         if output is None:
             return
         try:
-            if hasattr(output, "send_custom_json") and ticket.channel == "socketio":
-                await output.send_custom_json(ticket.conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})})
+            if hasattr(output, "send_custom_json") and channel_name == "socketio":
+                await output.send_custom_json(conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})})
             elif buttons:
-                await output.send_text_with_buttons(ticket.conversation_id, text, buttons)
+                await output.send_text_with_buttons(conversation_id, text, buttons)
             else:
-                await output.send_text_message(ticket.conversation_id, text)
+                await output.send_text_message(conversation_id, text)
         except Exception:
             # the message is in the tracker and the store; the user sees it when they reconnect
-            logger.exception("Could not push a hand-off message to the %s channel.", ticket.channel)
+            logger.exception("Could not push a message to the %s channel.", channel_name)
 
     async def _latest_user_metadata(self, conversation_id: str) -> Dict[str, Any]:
         tracker = await self.agent.tracker_store.retrieve(conversation_id)

@@ -317,6 +317,18 @@ class HandoffStore:
             if lock is not None:
                 lock.release()
 
+    # Other stores of the product database (the outage radar) share this engine and its rules.
+    def reading(self) -> Any:
+        """A read-only transaction (context manager yielding a Session)."""
+        return self._read()
+
+    def writing(self) -> Any:
+        """A write transaction (context manager yielding a Session; serialised on SQLite)."""
+        return self._write()
+
+    def now(self) -> datetime:
+        return self._now()
+
     def _emit(
         self,
         s: Session,

@@ -278,6 +278,46 @@
     $('stat-resolved').title = `Cancelled by the customer: ${by.user_cancelled ?? 0} · tickets in total: ${s.tickets_total ?? 0}`;
   }
 
+  // ------------------------------------------------------------------ outages (the outage radar)
+  async function loadOutages() {
+    const data = await api('GET', '/outages');
+    const list = clear($('list-outages'));
+    const shown = (data.recent || []).slice(0, 8);
+    $('count-outages').textContent = String((data.active || []).length);
+    if (!shown.length) list.append(h('li', { className: 'muted', text: 'No suspected outages in the last 7 days.' }));
+    for (const o of shown) {
+      const when = o.active ? `since ${clock(o.started_at)}` : `${clock(o.started_at)}–${clock(o.cleared_at)}`;
+      list.append(h('li', { className: o.active ? 'outage outage-active' : 'outage' },
+        h('strong', { text: o.bank }), ' ', h('span', { className: 'tag', text: o.active ? 'ongoing' : 'cleared' }),
+        h('div', { className: 'muted', text: `${when} · ${o.report_count} reports · ${o.probe_failures} failed checks` })));
+    }
+    drawTimeline((data.timeline || {}).banks || {});
+  }
+
+  function drawTimeline(banks) {
+    const svg = clear($('outage-chart'));
+    const NS = 'http://www.w3.org/2000/svg';
+    const series = Object.values(banks);
+    if (!series.length) return;
+    const n = series[0].reports.length;
+    const reports = Array.from({ length: n }, (_, i) => series.reduce((a, b) => a + b.reports[i], 0));
+    const probes = Array.from({ length: n }, (_, i) => series.reduce((a, b) => a + b.probe_failures[i], 0));
+    const top = Math.max(1, ...reports, ...probes);
+    const w = 240 / n;
+    reports.forEach((v, i) => {
+      const bar = document.createElementNS(NS, 'rect');
+      const height = (v / top) * 56;
+      for (const [k, val] of Object.entries({ x: i * w + 1, y: 58 - height, width: w - 2, height, class: 'chart-bar' })) bar.setAttribute(k, val);
+      svg.append(bar);
+    });
+    probes.forEach((v, i) => {
+      if (!v) return;
+      const dot = document.createElementNS(NS, 'circle');
+      for (const [k, val] of Object.entries({ cx: i * w + w / 2, cy: 58 - (v / top) * 56, r: 1.8, class: 'chart-dot' })) dot.setAttribute(k, val);
+      svg.append(dot);
+    });
+  }
+
   // ------------------------------------------------------------------ ticket
   function openTicket(id) {
     if (state.openId != null && state.openId !== id) state.drafts.set(state.openId, $('reply-text').value);
@@ -589,6 +629,7 @@
     if (!state.me) return;
     loadQueue().catch(showError);
     loadStats().catch(showError);
+    loadOutages().catch(showError);
   }
 
   // ------------------------------------------------------------------ start-up
@@ -609,6 +650,7 @@
     log.addEventListener('scroll', () => { state.stick = log.scrollHeight - log.scrollTop - log.clientHeight < 80; });
     new ResizeObserver(() => { if (state.stick !== false) log.scrollTop = log.scrollHeight; }).observe(log);
     setInterval(tick, 500);
+    setInterval(() => { if (state.me) loadOutages().catch(showError); }, 60_000);
   }
 
   async function start() {

@@ -1,0 +1,41 @@
+"""Public status JSON for status pages and alerting: ``GET /status/outages``.
+
+Only bank names, counts and times: nothing about any user or conversation.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Dict, Optional
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+
+from bot.handoff.service import HandoffService
+
+
+class StatusInput(InputChannel):
+    @classmethod
+    def name(cls) -> str:
+        return "status"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "StatusInput":
+        return cls()
+
+    def url_prefix(self) -> str:
+        return "/status"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("status")
+
+        @bp.listener("before_server_start")
+        async def install(app: Any, _loop: Any) -> None:
+            await HandoffService.install(app)
+
+        @bp.route("/outages", methods=["GET"])
+        async def outages(request: Request) -> Any:
+            svc = request.app.ctx.handoff
+            status = await svc.run(svc.notifier.radar.status)
+            return response.json(status, headers={"Cache-Control": "max-age=30", "Access-Control-Allow-Origin": "*"})
+
+        return bp

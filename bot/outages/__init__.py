@@ -1,0 +1,1 @@
+"""Outage radar: turns many users' reports and the bank-site probes into shared knowledge."""

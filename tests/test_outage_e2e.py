@@ -1,0 +1,117 @@
+"""Outage radar end to end: a burst of reports, the shortened conversation for the next user, the
+public status JSON, and a back-online notice delivered once after a restart of the servers."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests import servers
+from tests.conftest import ActionServer, RasaStack
+
+RADAR = {"min_reports": 3, "min_probe_failures": 3, "window_minutes": 30, "quiet_minutes": 10,
+         "recheck_minutes": 0.01, "notice_expiry_hours": 24, "notifier_interval_seconds": 0.5}
+
+
+@pytest.fixture(scope="module")
+def radar_stack(fake_banks, tmp_path_factory, trained_model):
+    base = tmp_path_factory.mktemp("radar")
+    env = servers.base_env(
+        {
+            "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
+            "BANKFEED_SETTINGS": str(servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"), radar=RADAR)),
+            "HANDOFF_DB_URL": f"sqlite:///{base / 'product.db'}",
+        }
+    )
+    actions = ActionServer(env, base).start()
+    stack = RasaStack(env, base, actions.port).start()
+    yield stack, actions
+    stack.stop()
+    actions.stop()
+
+
+def texts(replies):
+    return " ".join(r.get("text", "") for r in replies)
+
+
+def notices(stack, sender):
+    r = httpx.get(f"{stack.url}/webhooks/rest/messages", params={"sender": sender}, timeout=10)
+    return r.json()["notices"]
+
+
+def test_burst_short_path_status_and_notice_after_restart(radar_stack, fake_banks):
+    stack, actions = radar_stack
+    fake_banks.set_mode("/monzo/healthy", "error500")  # Monzo's site is failing
+    try:
+        for i in range(3):
+            stack.send(f"early-{i}-{uuid.uuid4().hex[:6]}", "monzo bank feed error 102")
+
+        status = httpx.get(f"{stack.url}/status/outages", timeout=10).json()
+        assert [o["bank"] for o in status["active"]] == ["Monzo"]
+        assert status["active"][0]["report_count"] >= 3
+
+        user = f"late-{uuid.uuid4().hex[:8]}"
+        replies = stack.send(user, "getting error 102 with monzo")
+        assert "having an outage" in texts(replies) and "customers have reported this since" in texts(replies)
+        assert "Upload from file" in texts(replies)  # manual upload offered now
+        assert "/notify_when_back" in [b["payload"] for r in replies for b in r.get("buttons", [])]
+        slots = stack.tracker(user)["slots"]
+        assert slots["current_step"] == "manual_upload"
+        assert slots["step_outcomes"]["site_check"] == "skipped_known_outage"
+
+        assert "I'll keep checking Monzo" in texts(stack.send(user, "/notify_when_back"))
+        time.sleep(2)  # the notifier runs every 0.5 s: the bank is still down, nothing is sent
+        assert notices(stack, user) == []
+
+        stack.stop()
+        actions.restart()
+        fake_banks.set_mode("/monzo/healthy", None)  # the bank recovers while we're down
+        stack.start()
+
+        deadline = time.monotonic() + 20
+        while not notices(stack, user) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)  # more notifier rounds: still exactly one
+        sent = notices(stack, user)
+        assert len(sent) == 1 and sent[0]["outcome"] == "bank_back" and "Monzo" in sent[0]["text"]
+        bot_lines = [e["text"] for e in stack.tracker(user)["events"] if e["event"] == "bot"]
+        assert sum((t or "").startswith("Good news: Monzo") for t in bot_lines) == 1
+    finally:
+        fake_banks.set_mode("/monzo/healthy", None)
+
+
+def test_console_shows_outages_to_signed_in_agents_only(radar_stack):
+    stack, _ = radar_stack
+    from bot.handoff.store import HandoffStore
+    from tests.conftest import ConsoleClient
+
+    assert httpx.get(f"{stack.url}/agent/api/outages", timeout=10).status_code == 401
+    store = HandoffStore(stack.env["HANDOFF_DB_URL"])
+    store.create_agent("radar-agent", "correct horse battery", "Ria")
+    agent = ConsoleClient(stack.url, "radar-agent", "correct horse battery")
+    data = agent.get("/outages").json()
+    assert {"active", "recent", "timeline"} <= set(data)
+    assert any(o["bank"] == "Monzo" for o in data["recent"])
+    store.dispose()
+
+
+def test_the_console_lists_outages_with_a_timeline(radar_stack):
+    from tests.browser import chromium, screenshot
+
+    stack, _ = radar_stack
+    from bot.handoff.store import HandoffStore
+
+    store = HandoffStore(stack.env["HANDOFF_DB_URL"])
+    store.create_agent("radar-viewer", "correct horse battery", "Val")
+    store.dispose()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(f"{stack.url}/agent/")
+        page.fill("#login-username", "radar-viewer")
+        page.fill("#login-password", "correct horse battery")
+        page.click("#login-submit")
+        page.locator("#list-outages li", has_text="Monzo").first.wait_for()
+        assert page.locator("#outage-chart rect").count() == 24
+        screenshot(page, "console-outages")
