@@ -35,7 +35,7 @@ trap cleanup INT TERM EXIT
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
 .venv/bin/rasa run --model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml \
-  --port "$RASA_PORT" --enable-api --auth-token "$token" --cors "*" &
+  --port "$RASA_PORT" --enable-api --auth-token="$token" --cors "*" &
 pids+=($!)
 
 cat <<MSG

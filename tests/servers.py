@@ -143,7 +143,8 @@ def start_rasa_server(
 ) -> Process:
     args = [
         str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", str(endpoints),
-        "--credentials", str(credentials), "--port", str(port), "--enable-api", "--auth-token", token,
+        "--credentials", str(credentials), "--port", str(port), "--enable-api",
+        f"--auth-token={token}",  # one argument: a token may start with "-"
     ]
     proc = Process(args, log, env)
     proc.wait_http(f"http://127.0.0.1:{port}/", timeout=180)
