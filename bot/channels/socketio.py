@@ -1,6 +1,17 @@
-"""The socketio channel (website chat widget) with hand-off routing."""
+"""The socketio channel (website chat widget) with hand-off routing.
+
+Several Rasa replicas: set ``SOCKETIO_REDIS_URL`` (e.g. ``redis://redis:6379/0``) and every replica's
+Socket.IO server shares its client list through Redis pub/sub (python-socketio's
+``AsyncRedisManager``), so a message emitted on one replica (an agent's reply pushed from the
+console, a back-online notice) reaches a widget whose socket is held by another. Replicas of one
+deployment must use the same channel, ``SOCKETIO_REDIS_CHANNEL`` (default ``bankfeed-socketio``):
+Redis pub/sub ignores the database number, so two deployments on one Redis need different channels.
+Unset (the default), each process only reaches its own sockets, as before.
+"""
 from __future__ import annotations
 
+import logging
+import os
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
@@ -10,6 +21,22 @@ from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint
 
 from bot.channels.routing import HandoffRouter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REDIS_CHANNEL = "bankfeed-socketio"
+
+
+def redis_client_manager(env: Optional[Dict[str, str]] = None) -> Optional[Any]:
+    """An ``AsyncRedisManager`` when ``SOCKETIO_REDIS_URL`` is set, else None (in-process manager)."""
+    env = os.environ if env is None else env
+    url = (env.get("SOCKETIO_REDIS_URL") or "").strip()
+    if not url:
+        return None
+    from socketio import AsyncRedisManager
+
+    channel = (env.get("SOCKETIO_REDIS_CHANNEL") or "").strip() or DEFAULT_REDIS_CHANNEL
+    return AsyncRedisManager(url, channel=channel)
 
 
 class SocketIOOutput(RasaSocketIOOutput):
@@ -31,6 +58,15 @@ class SocketIOInput(RasaSocketIOInput):
         router = HandoffRouter(on_new_message)
         blueprint = super().blueprint(router)
         sio = self.sio
+
+        manager = redis_client_manager()
+        if manager is not None:
+            # Rasa builds the AsyncServer itself; swap its client manager before any client connects
+            # (the server initialises it, and so starts the Redis listener, on the first connection).
+            sio.manager = manager
+            manager.set_server(sio)
+            sio.manager_initialized = False
+            logger.info("Socket.IO clients are shared across replicas through Redis (channel '%s').", manager.channel)
 
         # Replaces Rasa 3.6's handler, which calls the coroutine ``AsyncServer.enter_room`` (python-socketio
         # 5.x) without awaiting it: the browser never joined its session's room, so no bot reply reached it.
