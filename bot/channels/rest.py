@@ -12,6 +12,7 @@ from rasa.core.channels.rest import RestInput as RasaRestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot.channels import inbound
 from bot.channels.routing import HandoffRouter
 
 
@@ -23,6 +24,17 @@ class RestInput(RasaRestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         router = HandoffRouter(on_new_message)
         blueprint = router.attach(super().blueprint(router))
+
+        @blueprint.middleware("request")
+        async def check_webhook_body(request: Request) -> Any:
+            """Rejects malformed messages with a clear 4xx before Rasa reads them (it would 500)."""
+            if request.method != "POST" or not request.path.endswith("/webhook"):
+                return None
+            try:
+                request.parsed_json = inbound.rest_payload(request.body or b"", request.content_type)
+            except inbound.InboundError as exc:
+                return response.json({"error": str(exc)}, status=exc.status)
+            return None
 
         @blueprint.route("/messages", methods=["GET"])
         async def agent_messages(request: Request) -> Any:

@@ -20,6 +20,7 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint
 
+from bot.channels import inbound
 from bot.channels.routing import HandoffRouter
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,25 @@ class SocketIOInput(RasaSocketIOInput):
         # Replaces Rasa 3.6's handler, which calls the coroutine ``AsyncServer.enter_room`` (python-socketio
         # 5.x) without awaiting it: the browser never joined its session's room, so no bot reply reached it.
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+        async def session_request(sid: Text, data: Optional[Dict] = None) -> None:
             data = data if isinstance(data, dict) else {}
             session_id = data.get("session_id") or uuid.uuid4().hex
             if self.session_persistence:
                 await sio.enter_room(sid, session_id, namespace=self.namespace)
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
+
+        # Replaces Rasa's handler too: it crashes on a malformed message (non-object data, bad
+        # metadata JSON) and passes any size on. Bad input gets a clear answer on the socket.
+        @sio.on(self.user_message_evt, namespace=self.namespace)
+        async def handle_message(sid: Text, data: Any = None) -> None:
+            try:
+                session_id, text, metadata = inbound.socket_payload(data, self.session_persistence)
+            except inbound.InboundError as exc:
+                await sio.emit(self.bot_message_evt, {"text": f"Sorry, I couldn't read that: {exc}", "error": True},
+                               room=sid, namespace=self.namespace)
+                return
+            message = UserMessage(text, SocketIOOutput(sio, self.bot_message_evt), session_id or sid,
+                                  input_channel=self.name(), metadata=metadata)
+            await router(message)
 
         return router.attach(blueprint)
