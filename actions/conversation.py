@@ -418,8 +418,8 @@ class Troubleshooter:
             return
         if state.current_step:
             await self._present(state.current_step)
-        elif not browser:
-            self._nothing_pending()
+        else:
+            self._nothing_pending()  # noted (e.g. the browser), but nothing to apply it to yet
 
     async def _on_nlu_fallback(self, turn: Turn) -> None:
         if turn.entities.get("error_code"):
