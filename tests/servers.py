@@ -122,19 +122,21 @@ def start_action_server(port: int, log: Path, env: Dict[str, str]) -> Process:
     return proc
 
 
-def write_endpoints(path: Path, action_port: int, tracker_db: Path) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"},
-                "tracker_store": {
-                    "type": "bot.storage.tracker_store.RedactingSQLTrackerStore",
-                    "dialect": "sqlite",
-                    "db": str(tracker_db),
-                },
-            }
-        )
-    )
+def write_endpoints(
+    path: Path, action_port: int, tracker_db: Path, tracker_store: Optional[Dict[str, object]] = None,
+    lock_store: Optional[Dict[str, object]] = None,
+) -> Path:
+    endpoints: Dict[str, object] = {
+        "action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"},
+        "tracker_store": tracker_store or {
+            "type": "bot.storage.tracker_store.RedactingSQLTrackerStore",
+            "dialect": "sqlite",
+            "db": str(tracker_db),
+        },
+    }
+    if lock_store:
+        endpoints["lock_store"] = lock_store
+    path.write_text(yaml.safe_dump(endpoints))
     return path
 
 

@@ -1,9 +1,9 @@
 """Puts the hand-off router in front of a channel's ``on_new_message``."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Dict, Optional
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
 
 from bot.handoff.service import HandoffService
@@ -28,6 +28,41 @@ class HandoffRouter:
         return blueprint
 
     async def __call__(self, message: UserMessage) -> Any:
+        recorder = RecordingOutput(message.output_channel)
+        message.output_channel = recorder
         if self.service is None:  # not mounted on a server (e.g. in-process tests): straight to the bot
-            return await self.on_new_message(message)
-        return await self.service.route(message, self.on_new_message)
+            result = await self.on_new_message(message)
+            handed_off = False
+        else:
+            result, handed_off = await self.service.route(message, self.on_new_message)
+        if not recorder.sent and not handed_off:
+            # The bot said nothing (e.g. the action server is down or restarting): never leave the
+            # user in silence. Their message is stored; they can simply send it again.
+            await recorder.send_text_message(message.sender_id, NO_ANSWER)
+        return result
+
+
+NO_ANSWER = "Sorry, I couldn't finish that just now (part of me is restarting). Please send your last message again in a moment."
+
+
+class RecordingOutput(OutputChannel):
+    """Wraps a channel's output and notes whether the bot sent anything."""
+
+    def __init__(self, inner: Optional[OutputChannel]):
+        self.inner = inner or CollectingOutputChannel()
+        self.sent = 0
+
+    @classmethod
+    def name(cls) -> str:
+        return "recording"
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        self.sent += 1
+        await self.inner.send_response(recipient_id, message)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        self.sent += 1
+        await self.inner.send_text_message(recipient_id, text, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

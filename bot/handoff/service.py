@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from rasa.core.channels.channel import UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
@@ -79,23 +79,26 @@ class HandoffService:
         return self.app.ctx.agent
 
     # ------------------------------------------------------------------ routing user messages
-    async def route(self, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Any:
-        """Sends ``message`` to the bot, or to the specialist handling the conversation."""
+    async def route(self, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Tuple[Any, bool]:
+        """Sends ``message`` to the bot, or to the specialist handling the conversation.
+
+        Returns what the bot's handler returned, and whether the message went to a specialist."""
         try:
             ticket = await self.run(self.store.open_ticket_for, message.sender_id)
         except Exception:  # the hand-off database is down: the bot must still answer
             logger.exception("Hand-off store unavailable; the message goes to the bot.")
-            return await on_new_message(message)
+            return await on_new_message(message), False
         if ticket is None:
-            return await on_new_message(message)
+            return await on_new_message(message), False
 
         text = message.text or ""
         await self.run(self.store.add_message, ticket.id, "user", redact(text)[:10_000] or "(empty message)")
-        if await self._ends_handoff(text):
+        ended = await self._ends_handoff(text)
+        if ended:
             await self.run(self.store.close, ticket.id, "user", "The user said it is fixed or cancelled.")
             await self._update_tracker(message.sender_id, resumed("closed"))
         # paused trackers log the message and the bot stays silent; a resumed one answers it
-        return await on_new_message(message)
+        return await on_new_message(message), not ended
 
     async def _ends_handoff(self, text: str) -> bool:
         stripped = text.strip()

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Text
 
-from rasa.core.tracker_store import SQLTrackerStore
+import sqlalchemy as sa
+import sqlalchemy.orm
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.events import Event, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -44,6 +46,11 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         kwargs.pop("type", None)
         super().__init__(domain=domain, dialect=dialect, db=os.path.expandvars(db), **kwargs)
+        # Rasa's engine has no pre-ping: after a database restart the first save on each pooled
+        # connection fails, and Rasa falls back to an in-memory store (losing that conversation's
+        # events across replicas). Test connections before use instead.
+        self.engine = sa.create_engine(self.engine.url, pool_pre_ping=True, **create_engine_kwargs(self.engine.url))
+        self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         masked = redact_tracker(tracker)
