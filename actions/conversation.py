@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol
 
 from actions import browsers
 from actions import credential_check as cc

@@ -34,7 +34,8 @@ def probe_settings() -> ProbeSettings:
     return ProbeSettings.from_mapping(load_settings().get("site_probe") or {})
 
 
-def radar_settings() -> "RadarSettings":
+def radar_settings() -> Any:
+    """The outage radar's settings (``bot.outages.radar.RadarSettings``)."""
     from bot.outages.radar import RadarSettings
 
     return RadarSettings.from_mapping(load_settings().get("outage_radar") or {})

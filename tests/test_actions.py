@@ -80,7 +80,7 @@ async def test_troubleshoot_acts_on_what_a_masked_message_meant():
 
 async def test_troubleshoot_reads_the_browser_from_widget_metadata():
     ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
-    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "current_step": "refresh",
+    slots = {"diagnosis": "bank_unavailable", "bank": "Chase",
              "steps_tried": ["site_check", "refresh", "credential_check"], "current_step": "credential_check",
              "credential_answers": {"advice_given": True}}
     msgs, events = await run(sdk_actions.ActionTroubleshoot(), tracker("deny", slots, metadata={"user_agent": ua}))

@@ -1,7 +1,7 @@
 """The troubleshooting conversation (actions/conversation.py) turn by turn, against a real local bank site."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
 

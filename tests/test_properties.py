@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-import spacy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -5,25 +5,21 @@ users never talk to the bot through it.
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, Optional
+from typing import Any, Awaitable, Callable
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint
 
+from bot.channels.routes import RoutesChannel
 from bot.console.api import console_blueprint
 
 
-class AgentConsoleInput(InputChannel):
+class AgentConsoleInput(RoutesChannel):
+    prefix = "/agent"
+
     @classmethod
     def name(cls) -> str:
         return "agent_console"
-
-    @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "AgentConsoleInput":
-        return cls()
-
-    def url_prefix(self) -> str:
-        return "/agent"  # absolute: Rasa joins it onto /webhooks/, which leaves /agent
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         return console_blueprint()

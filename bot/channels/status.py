@@ -4,26 +4,22 @@ Only bank names, counts and times: nothing about any user or conversation.
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, Optional
+from typing import Any, Awaitable, Callable
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot.channels.routes import RoutesChannel
 from bot.handoff.service import HandoffService
 
 
-class StatusInput(InputChannel):
+class StatusInput(RoutesChannel):
+    prefix = "/status"
+
     @classmethod
     def name(cls) -> str:
         return "status"
-
-    @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "StatusInput":
-        return cls()
-
-    def url_prefix(self) -> str:
-        return "/status"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("status")

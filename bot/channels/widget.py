@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List
 
-from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
+
+from bot.channels.routes import RoutesChannel
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "widget" / "static"
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -48,17 +50,12 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return lines[-HISTORY_LIMIT:]
 
 
-class ChatWidgetInput(InputChannel):
+class ChatWidgetInput(RoutesChannel):
+    prefix = "/chat"
+
     @classmethod
     def name(cls) -> str:
         return "chat_widget"
-
-    @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "ChatWidgetInput":
-        return cls()
-
-    def url_prefix(self) -> str:
-        return "/chat"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("chat_widget")

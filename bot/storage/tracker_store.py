@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional, Text
+from typing import Any, Text
 
 import sqlalchemy as sa
 import sqlalchemy.orm
