@@ -22,7 +22,7 @@ export TF_DETERMINISTIC_OPS   := 1
 export PYTHONHASHSEED         := 0
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent
+.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent prod-up prod-down
 
 help:
 	@echo "make run   - install, build, train if needed, start action server (5055) + Rasa (5005)"
@@ -68,6 +68,14 @@ test: $(MODEL)
 
 eval: $(MODEL)
 	$(PY) -m bot.nlu.evaluate --model $(MODEL) --holdout $(NLU_HOLDOUT) --out reports
+
+# The production topology on this machine (docs/production.md): 2 replicas + 2 action servers behind nginx :8080,
+# PostgreSQL trackers and hand-off store, Redis locks, RabbitMQ events.
+prod-up: $(MODEL)
+	@scripts/prod-up.sh
+
+prod-down:
+	@scripts/prod-down.sh
 
 # Creates an agent-console account (asks for the password): make agent NAME=dana [DISPLAY="Dana Smith"]
 agent: install
