@@ -36,8 +36,10 @@ def fresh_pg_database() -> Iterator[str]:
     try:
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
+        admin.close()
         yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
+        admin = _pg_admin()  # a fresh connection: the server may have restarted meanwhile
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
