@@ -1,0 +1,257 @@
+"""Closed-loop load over the REST channel, and /proc sampling of the server processes.
+
+``run_level(url, script, concurrency, duration)``: ``concurrency`` workers, each running whole
+conversations (a fresh ``sender`` per conversation, ``script`` turn by turn) back to back until the
+level's ``duration`` is over. A worker sends its next message only when the previous answer arrived
+(closed loop), so throughput is what the server sustains at that concurrency. Every request's
+latency is recorded; non-200 answers, transport errors / timeouts and non-JSON bodies are errors.
+
+``ProcessSampler``: RSS and CPU time of every process in the servers' sessions (the helpers in
+``tests.servers`` start each server in a new session, so the session is the server's process
+tree), read from ``/proc`` every ``interval`` seconds. No psutil needed.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import httpx
+
+# The product: an Error 102 report, then the answers a user gives while walking through the fixes
+# (site check failed, refresh failed, the four credential questions, then more "still failing").
+PRODUCT_SCRIPT = [
+    "getting error 102 on my chase account",
+    "/deny",
+    "/deny",
+    "/affirm",
+    "/affirm",
+    "/affirm",
+    "/affirm",
+    "/deny",
+    "/deny",
+    "/deny",
+]
+# The starter (moodbot): its own happy/sad path, repeated to the same conversation length.
+STARTER_TURNS = ["hi", "I'm sad", "yes", "bye"]
+STARTER_SCRIPT = list(itertools.islice(itertools.cycle(STARTER_TURNS), len(PRODUCT_SCRIPT)))
+
+
+def percentile(values: Sequence[float], q: float) -> Optional[float]:
+    """Nearest-rank-interpolated percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    k = (len(ordered) - 1) * q / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summarize_latencies(latencies_ms: Sequence[float]) -> Dict[str, Optional[float]]:
+    r = lambda v: None if v is None else round(v, 1)  # noqa: E731
+    return {
+        "p50_ms": r(percentile(latencies_ms, 50)),
+        "p95_ms": r(percentile(latencies_ms, 95)),
+        "p99_ms": r(percentile(latencies_ms, 99)),
+        "mean_ms": r(statistics.fmean(latencies_ms)) if latencies_ms else None,
+        "max_ms": r(max(latencies_ms)) if latencies_ms else None,
+    }
+
+
+@dataclass
+class _Tally:
+    latencies_ms: List[float] = field(default_factory=list)
+    errors: Dict[str, int] = field(default_factory=dict)
+    empty_replies: int = 0
+    conversations_completed: int = 0
+    last_finish: float = 0.0
+    finish_times: List[float] = field(default_factory=list)   # time.monotonic() of each answered request
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+async def _worker(client: httpx.AsyncClient, url: str, script: Sequence[str], sender_prefix: str,
+                  deadline: float, tally: _Tally) -> None:
+    for conversation in itertools.count():
+        sender = f"{sender_prefix}-{conversation}"
+        for text in script:
+            if time.monotonic() >= deadline:
+                return
+            started = time.perf_counter()
+            try:
+                response = await client.post(url, json={"sender": sender, "message": text})
+                elapsed = (time.perf_counter() - started) * 1000.0
+                if response.status_code != 200:
+                    tally.error(f"http_{response.status_code}")
+                else:
+                    body = response.json()
+                    tally.latencies_ms.append(elapsed)
+                    tally.finish_times.append(time.monotonic())
+                    if not body:
+                        tally.empty_replies += 1
+            except (httpx.TimeoutException,) as exc:
+                tally.error(type(exc).__name__)
+            except (httpx.HTTPError, ValueError) as exc:
+                tally.error(type(exc).__name__)
+            tally.last_finish = max(tally.last_finish, time.monotonic())
+        else:
+            tally.conversations_completed += 1
+
+
+async def _run_level(base_url: str, script: Sequence[str], concurrency: int, duration: float,
+                     sender_prefix: str, timeout: float, finish_times: Optional[List[float]] = None) -> Dict[str, object]:
+    url = f"{base_url}/webhooks/rest/webhook"
+    tally = _Tally()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
+        start = time.monotonic()
+        deadline = start + duration
+        await asyncio.gather(*(
+            _worker(client, url, script, f"{sender_prefix}-w{i}", deadline, tally) for i in range(concurrency)
+        ))
+    elapsed = max(tally.last_finish, start + 1e-9) - start
+    if finish_times is not None:
+        finish_times.extend(tally.finish_times)
+    ok = len(tally.latencies_ms)
+    errors = sum(tally.errors.values())
+    return {
+        "concurrency": concurrency,
+        "duration_s": round(elapsed, 2),
+        "requests": ok + errors,
+        "ok": ok,
+        "errors": errors,
+        "error_kinds": dict(tally.errors),
+        "empty_replies": tally.empty_replies,
+        "conversations_completed": tally.conversations_completed,
+        "msgs_per_s": round(ok / elapsed, 2) if elapsed > 0 else None,
+        **summarize_latencies(tally.latencies_ms),
+    }
+
+
+def run_level(base_url: str, script: Sequence[str], concurrency: int, duration: float,
+              sender_prefix: str, timeout: float = 60.0, finish_times: Optional[List[float]] = None) -> Dict[str, object]:
+    """One level of load; ``finish_times`` (if given) receives the monotonic time of every answer."""
+    return asyncio.run(_run_level(base_url, script, concurrency, duration, sender_prefix, timeout, finish_times))
+
+
+def warm_up(base_url: str, script: Sequence[str], sender_prefix: str, conversations: int = 2) -> None:
+    """A couple of unrecorded conversations: first-request costs (graph tracing, pools) out of the way."""
+    with httpx.Client(timeout=120, trust_env=False) as client:
+        for n in range(conversations):
+            for text in script:
+                client.post(f"{base_url}/webhooks/rest/webhook", json={"sender": f"{sender_prefix}-{n}", "message": text})
+
+
+def parse_timings(base_url: str, token: str, texts: Iterable[str], rounds: int) -> Dict[str, object]:
+    """``POST /model/parse`` (NLU only), one request at a time on an idle server."""
+    texts = list(texts)
+    latencies = []
+    with httpx.Client(timeout=60, trust_env=False) as client:
+        for text in texts:  # one unrecorded pass
+            client.post(f"{base_url}/model/parse", params={"token": token}, json={"text": text}).raise_for_status()
+        for _ in range(rounds):
+            for text in texts:
+                started = time.perf_counter()
+                client.post(f"{base_url}/model/parse", params={"token": token}, json={"text": text}).raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000.0)
+    return {"messages": len(latencies), **summarize_latencies(latencies)}
+
+
+# --------------------------------------------------------------------------- /proc sampling
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: str) -> Optional[List[str]]:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            raw = fh.read()
+    except OSError:
+        return None
+    # the command name may contain spaces or parentheses: split after the last ')'
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def session_usage(session_ids: Iterable[int]) -> Dict[int, Dict[str, float]]:
+    """Per session: ``rss_mb`` (sum over its processes), ``cpu_s`` (user+system), ``processes``."""
+    wanted = set(session_ids)
+    out = {sid: {"rss_mb": 0.0, "cpu_s": 0.0, "processes": 0} for sid in wanted}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fields = _stat_fields(pid)
+        if fields is None:
+            continue
+        # fields[0] is 'state' (field 3 of stat): session = field 6, utime/stime = 14/15, rss = 24
+        sid = int(fields[3])
+        if sid not in wanted:
+            continue
+        out[sid]["rss_mb"] += int(fields[21]) * _PAGE / 1e6
+        out[sid]["cpu_s"] += (int(fields[11]) + int(fields[12])) / _TICKS
+        out[sid]["processes"] += 1
+    return out
+
+
+class ProcessSampler:
+    """Samples RSS of named process trees (sessions) in a thread; ``mark()`` returns the peak since
+    the previous mark, per tree and for the sum of the trees at the same instant."""
+
+    def __init__(self, sessions: Dict[str, int], interval: float = 0.2):
+        self.sessions = sessions
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._overall: Dict[str, float] = {}
+        self._window: Dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> "ProcessSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def sample(self) -> Dict[str, Dict[str, float]]:
+        usage = session_usage(self.sessions.values())
+        return {name: usage[sid] for name, sid in self.sessions.items()}
+
+    def cpu_seconds(self) -> float:
+        return sum(u["cpu_s"] for u in self.sample().values())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            usage = self.sample()
+            values = {name: u["rss_mb"] for name, u in usage.items()}
+            values["total"] = sum(values.values())
+            with self._lock:
+                for key, value in values.items():
+                    self._overall[key] = max(self._overall.get(key, 0.0), value)
+                    self._window[key] = max(self._window.get(key, 0.0), value)
+            self._stop.wait(self.interval)
+
+    def mark(self) -> Dict[str, float]:
+        with self._lock:
+            window, self._window = self._window, {}
+        return {k: round(v, 1) for k, v in window.items()}
+
+    def peak(self) -> Dict[str, float]:
+        with self._lock:
+            return {k: round(v, 1) for k, v in self._overall.items()}
+
+
+def load_average() -> List[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []

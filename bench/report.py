@@ -1,0 +1,208 @@
+"""Tables and the plot for ``reports/bench.json`` (``python -m bench.report`` re-renders a saved run)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+# What the issue asks of the product (printed for information; a benchmark asserts nothing).
+TARGET_THROUGHPUT_RATIO_AT_50 = 2.5
+TARGET_P95_MS_AT_50 = 500.0
+TARGET_IDLE_P50_MS = 40.0
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b in (None, 0):
+        return None
+    return round(a / b, 2)
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def level_line(level: Dict[str, Any]) -> str:
+    return (f"{level['msgs_per_s']} msg/s, p50 {level['p50_ms']} ms, p95 {level['p95_ms']} ms, "
+            f"p99 {level['p99_ms']} ms, {level['errors']} errors, {level['ok']} ok, "
+            f"server CPU {level.get('server_cpu_ms_per_msg')} ms/msg")
+
+
+def _levels(bot: Optional[Dict[str, Any]]) -> Dict[int, Dict[str, Any]]:
+    return {lv["concurrency"]: lv for lv in (bot or {}).get("levels", [])}
+
+
+def compare(results: Dict[str, Any]) -> Dict[str, Any]:
+    bots = results.get("bots", {})
+    product, starter = bots.get("product"), bots.get("starter")
+    p_levels, s_levels = _levels(product), _levels(starter)
+    out: Dict[str, Any] = {"levels": {}, "note": "ratios are product / starter"}
+    for n in sorted(set(p_levels) & set(s_levels)):
+        p, s = p_levels[n], s_levels[n]
+        out["levels"][str(n)] = {
+            "msgs_per_s_ratio": _ratio(p["msgs_per_s"], s["msgs_per_s"]),
+            "p50_ratio": _ratio(p["p50_ms"], s["p50_ms"]),
+            "p95_ratio": _ratio(p["p95_ms"], s["p95_ms"]),
+            "p99_ratio": _ratio(p["p99_ms"], s["p99_ms"]),
+            "server_cpu_per_msg_ratio": _ratio(p.get("server_cpu_ms_per_msg"), s.get("server_cpu_ms_per_msg")),
+            "peak_rss_ratio": _ratio((p.get("peak_rss_mb") or {}).get("total"), (s.get("peak_rss_mb") or {}).get("total")),
+        }
+    if product and starter:
+        out["peak_rss_ratio"] = _ratio(product["peak_rss_mb"].get("total"), starter["peak_rss_mb"].get("total"))
+        out["nlu_parse_p50_ratio"] = _ratio(product["nlu_parse"]["p50_ms"], starter["nlu_parse"]["p50_ms"])
+    training = results.get("training") or {}
+    if "product" in training and "starter" in training:
+        out["training_ratio"] = _ratio(training["product"].get("seconds"), training["starter"].get("seconds"))
+
+    targets: Dict[str, Any] = {}
+    if 50 in p_levels:
+        p50 = p_levels[50]
+        ratio = out["levels"].get("50", {}).get("msgs_per_s_ratio")
+        targets["throughput_at_50_vs_starter"] = {"target": f">= {TARGET_THROUGHPUT_RATIO_AT_50}x", "measured": ratio,
+                                                  "met": None if ratio is None else ratio >= TARGET_THROUGHPUT_RATIO_AT_50}
+        targets["errors_at_50"] = {"target": 0, "measured": p50["errors"], "met": p50["errors"] == 0}
+        targets["p95_at_50_ms"] = {"target": f"< {TARGET_P95_MS_AT_50:g}", "measured": p50["p95_ms"],
+                                   "met": p50["p95_ms"] is not None and p50["p95_ms"] < TARGET_P95_MS_AT_50}
+    if 1 in p_levels:
+        p1 = p_levels[1]
+        targets["idle_single_conversation_p50_ms"] = {"target": f"< {TARGET_IDLE_P50_MS:g}", "measured": p1["p50_ms"],
+                                                      "met": p1["p50_ms"] is not None and p1["p50_ms"] < TARGET_IDLE_P50_MS}
+    out["targets"] = targets
+    return out
+
+
+def _table(headers: List[str], rows: List[List[Any]]) -> str:
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def render(results: Dict[str, Any]) -> str:
+    bots = results.get("bots", {})
+    comparison = results.get("comparison") or compare(results)
+    settings = results.get("settings", {})
+    machine = results.get("machine", {})
+    parts: List[str] = []
+    parts.append(
+        f"Bench {results.get('run_id')}: {machine.get('cpus')} CPUs ({machine.get('cpu_model')}), "
+        f"load average at start {results.get('loadavg_at_start')} / end {results.get('loadavg_at_end')}; "
+        f"closed loop over the REST channel, {settings.get('duration_s_per_level')} s per level."
+    )
+    parts.append("Shared machine: other jobs on these cores make the figures noisy; compare runs, not single numbers.")
+
+    rows = []
+    names = [n for n in ("product", "starter") if n in bots]
+    all_levels = sorted({lv for n in names for lv in _levels(bots[n])})
+    for n in all_levels:
+        for name in names:
+            lv = _levels(bots[name]).get(n)
+            if lv is None:
+                continue
+            rows.append([f"{n:>3} {name}", lv["msgs_per_s"], lv["p50_ms"], lv["p95_ms"], lv["p99_ms"], lv["ok"], lv["errors"],
+                         lv.get("server_cpu_ms_per_msg"), lv.get("server_cpu_util"), (lv.get("peak_rss_mb") or {}).get("total"),
+                         "/".join(str(x) for x in (lv.get("loadavg_after") or [])[:1])])
+        c = comparison.get("levels", {}).get(str(n))
+        if c:
+            rows.append([f"{n:>3} ratio p/s", c["msgs_per_s_ratio"], c["p50_ratio"], c["p95_ratio"], c["p99_ratio"], "", "",
+                         c["server_cpu_per_msg_ratio"], "", c["peak_rss_ratio"], ""])
+    parts.append("\nLoad (concurrent conversations)")
+    parts.append(_table(["conc bot", "msg/s", "p50 ms", "p95 ms", "p99 ms", "ok", "errors", "srv CPU ms/msg",
+                         "srv cores", "peak RSS MB", "loadavg"], rows))
+
+    rows = []
+    for name in names:
+        b = bots[name]
+        roles = [k for k in b["peak_rss_mb"] if k != "total"]
+        detail = ", ".join(f"{r} {b['peak_rss_mb'][r]:.0f}" for r in roles)
+        rows.append([name, b.get("startup_s"), (b.get("rss_idle_mb") or {}).get("total"), b["peak_rss_mb"].get("total"), detail])
+    if "peak_rss_ratio" in comparison:
+        rows.append(["ratio p/s", "", "", comparison["peak_rss_ratio"], ""])
+    parts.append("\nMemory (RSS of the server process trees, /proc every 0.2 s)")
+    parts.append(_table(["bot", "startup s", "idle RSS MB", "peak RSS MB", "peak per process tree (MB)"], rows))
+
+    training = results.get("training") or {}
+    rows = []
+    for name in ("product", "starter"):
+        t = training.get(name) or {}
+        parse = (bots.get(name) or {}).get("nlu_parse") or {}
+        note = t.get("note") or (f"from run {t['from_run']}" if t.get("from_run") else ("full rasa train --force" if t else "not timed"))
+        rows.append([name, t.get("seconds"), parse.get("p50_ms"), parse.get("p95_ms"), parse.get("mean_ms"), note])
+    rows.append(["ratio p/s", comparison.get("training_ratio"), comparison.get("nlu_parse_p50_ratio"), "", "", ""])
+    parts.append("\nTraining time and NLU parse time (POST /model/parse with the token, idle server, one at a time)")
+    parts.append(_table(["bot", "training s", "parse p50 ms", "parse p95 ms", "parse mean ms", "training measured by"], rows))
+
+    targets = comparison.get("targets") or {}
+    if targets:
+        rows = [[k, v["target"], v["measured"], {True: "met", False: "NOT met", None: "-"}[v["met"]]] for k, v in targets.items()]
+        parts.append("\nProduct targets from the issue (information only)")
+        parts.append(_table(["target", "wanted", "measured", ""], rows))
+    return "\n".join(parts)
+
+
+def plot(results: Dict[str, Any], path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as exc:  # the plot is a nice-to-have; the JSON and the tables are the record
+        print(f"(no plot: {exc})")
+        return None
+    bots = results.get("bots", {})
+    colors = {"product": "tab:blue", "starter": "tab:orange"}
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    (ax_lat, ax_tp), (ax_mem, ax_misc) = axes
+
+    for name, bot in bots.items():
+        lv = sorted(bot.get("levels", []), key=lambda x: x["concurrency"])
+        xs = [x["concurrency"] for x in lv]
+        for key, style in (("p50_ms", "-o"), ("p95_ms", "--s"), ("p99_ms", ":^")):
+            ax_lat.plot(xs, [x[key] for x in lv], style, color=colors.get(name), label=f"{name} {key[:3]}")
+        ax_tp.plot(xs, [x["msgs_per_s"] for x in lv], "-o", color=colors.get(name), label=name)
+        ax_mem.plot(xs, [(x.get("peak_rss_mb") or {}).get("total") for x in lv], "-o", color=colors.get(name), label=name)
+    ax_lat.set(title="Latency per message", xlabel="concurrent conversations", ylabel="ms", yscale="log")
+    ax_lat.axhline(TARGET_P95_MS_AT_50, color="grey", lw=0.8, ls="--")
+    ax_lat.legend(fontsize=7, ncol=2)
+    ax_tp.set(title="Throughput", xlabel="concurrent conversations", ylabel="messages / s")
+    ax_tp.set_ylim(bottom=0)
+    ax_tp.legend()
+    ax_mem.set(title="Peak RSS of the server process trees", xlabel="concurrent conversations", ylabel="MB")
+    ax_mem.set_ylim(bottom=0)
+    ax_mem.legend()
+
+    training = results.get("training") or {}
+    names = list(bots) or ["product", "starter"]
+    width = 0.38
+    xs = range(len(names))
+    tr = [(training.get(n) or {}).get("seconds") or 0 for n in names]
+    parse = [((bots.get(n) or {}).get("nlu_parse") or {}).get("p50_ms") or 0 for n in names]
+    ax_misc.bar([x - width / 2 for x in xs], tr, width, color="tab:green", label="training s")
+    ax2 = ax_misc.twinx()
+    ax2.bar([x + width / 2 for x in xs], parse, width, color="tab:purple", label="NLU parse p50 ms")
+    ax_misc.set_xticks(list(xs))
+    ax_misc.set_xticklabels(names)
+    ax_misc.set(title="Training time (s, left) and NLU parse p50 (ms, right)", ylabel="s")
+    ax2.set_ylabel("ms")
+    h1, l1 = ax_misc.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax_misc.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2)
+
+    machine = results.get("machine", {})
+    fig.suptitle(f"make bench {results.get('run_id')}: product vs rasa init starter, "
+                 f"{machine.get('cpus')} CPUs, shared machine (noisy)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+if __name__ == "__main__":
+    src = Path(sys.argv[1] if len(sys.argv) > 1 else "reports/bench.json")
+    data = json.loads(src.read_text())
+    print(render(data))
+    plot(data, src.with_suffix(".png"))
