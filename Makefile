@@ -22,12 +22,14 @@ export TF_DETERMINISTIC_OPS   := 1
 export PYTHONHASHSEED         := 0
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent prod-up prod-down
+.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent prod-up prod-down bench bench-quick
 
 help:
 	@echo "make run   - install, build, train if needed, start action server (5055) + Rasa (5005)"
 	@echo "make test  - the whole test suite (pytest, rasa data validate, rasa test stories)"
 	@echo "make eval  - NLU precision/recall/F1 per class on the held-out set, written to reports/"
+	@echo "make bench - benchmarks vs a stock rasa init starter, written to reports/bench.*"
+	@echo "make prod-up / prod-down - the multi-replica topology on this machine (docs/production.md)"
 
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || { test -n "$(PYTHON310)" || { echo "python3.10 not found (install it or set PYTHON310=...)"; exit 1; }; $(PYTHON310) -m venv $(VENV); }
@@ -76,6 +78,13 @@ prod-up: $(MODEL)
 
 prod-down:
 	@scripts/prod-down.sh
+
+# Product vs a stock `rasa init` starter under the same load: reports/bench.json + reports/bench.png
+bench: $(MODEL)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(MODEL)
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 # Creates an agent-console account (asks for the password): make agent NAME=dana [DISPLAY="Dana Smith"]
 agent: install

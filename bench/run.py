@@ -100,7 +100,7 @@ def start_product(site: FakeBankSite, workdir: Path) -> Stack:
         rasa = servers.Process(
             [str(servers.VENV_BIN / "rasa"), "run", "--model", str(servers.MODEL), "--endpoints", str(endpoints),
              "--credentials", str(ROOT / "credentials.yml"), "--port", str(rasa_port),
-             "--enable-api", "--auth-token", token, "--cors", "*"],
+             "--enable-api", f"--auth-token={token}", "--cors", "*"],
             LOG_DIR / "product-rasa.log", env,
         )
         rasa.wait_http(f"http://127.0.0.1:{rasa_port}/", timeout=240)
@@ -125,7 +125,7 @@ def start_starter(model: Path) -> Stack:
     rasa = servers.Process(
         [str(servers.VENV_BIN / "rasa"), "run", "--model", str(model), "--endpoints", "endpoints.yml",
          "--credentials", "credentials.yml", "--port", str(rasa_port),
-         "--enable-api", "--auth-token", token, "--cors", "*"],
+         "--enable-api", f"--auth-token={token}", "--cors", "*"],
         LOG_DIR / "starter-rasa.log", env, cwd=starter.STARTER_DIR,
     )
     rasa.wait_http(f"http://127.0.0.1:{rasa_port}/", timeout=240)

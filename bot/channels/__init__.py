@@ -3,3 +3,7 @@
 Each one is Rasa's own connector with the hand-off router in front of the bot: while a specialist
 handles a conversation, the user's messages go to them and the bot stays silent.
 """
+
+from bot import speedups
+
+speedups.apply()

@@ -21,6 +21,16 @@ from bot.redaction import redact
 logger = logging.getLogger(__name__)
 
 
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """WAL: readers don't wait for the writer, and each commit doesn't flush the whole file to disk
+    (measured: SQLite commits blocked every conversation on the server's event loop)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
 def redact_event(event: Event) -> bool:
     """Masks secrets in a user message event in place; True if anything was masked."""
     if not isinstance(event, UserUttered) or not event.text:
@@ -50,6 +60,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         # connection fails, and Rasa falls back to an in-memory store (losing that conversation's
         # events across replicas). Test connections before use instead.
         self.engine = sa.create_engine(self.engine.url, pool_pre_ping=True, **create_engine_kwargs(self.engine.url))
+        if dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
