@@ -47,7 +47,9 @@ import time
 from collections import OrderedDict
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Dict, Hashable, Iterable, List, Optional, Set, Text, Tuple
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit
+
+import httpx
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.slack import SlackBot as RasaSlackBot
@@ -59,11 +61,15 @@ from sanic.response import HTTPResponse
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.channels import file_replies
+from bot.channels.file_replies import FileRefused, FileTooLarge
 from bot.channels.routing import HandoffRouter
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
+#: Where Slack serves ``url_private_download``; the bot token is sent there and to the API host only.
+SLACK_FILES_HOST = "files.slack.com"
 SIGNATURE_MAX_AGE = 5 * 60  # seconds either side of now, as Slack recommends
 RETRY_NUM_HEADER = "X-Slack-Retry-Num"
 RETRY_REASON_HEADER = "X-Slack-Retry-Reason"
@@ -253,6 +259,7 @@ class SlackInput(RasaSlackInput):
             slack_signing_secret=setting("slack_signing_secret", "SLACK_SIGNING_SECRET", ""),
             conversation_granularity=setting("conversation_granularity", None, "thread"),
             slack_api_url=setting("slack_api_url", "SLACK_API_URL", DEFAULT_API_URL),
+            max_file_bytes=setting("max_file_bytes", "BANKFEED_UPLOAD_MAX_BYTES"),
         )
 
     def __init__(
@@ -263,6 +270,7 @@ class SlackInput(RasaSlackInput):
         slack_signing_secret: Text = "",
         conversation_granularity: Text = "thread",
         slack_api_url: Text = DEFAULT_API_URL,
+        max_file_bytes: Any = None,
         **_ignored: Any,
     ) -> None:
         if conversation_granularity not in GRANULARITIES:
@@ -286,6 +294,8 @@ class SlackInput(RasaSlackInput):
         )
         self._seen = _Seen()
         self._background_tasks: Set[asyncio.Task] = set()
+        self.max_file_bytes = file_replies.max_file_bytes(max_file_bytes)
+        self._pending_files = file_replies.PendingFiles()
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -412,8 +422,11 @@ class SlackInput(RasaSlackInput):
         ):
             return response.text("")  # bot messages (ours included), edits, joins, reactions, ...
         user, channel, text, ts = event.get("user"), event.get("channel"), event.get("text"), event.get("ts")
+        files = self._shared_files(event)
+        if files and text is None:
+            text = ""  # a file shared without a comment
         for field, value in (("user", user), ("channel", channel), ("text", text), ("ts", ts)):
-            if not isinstance(value, str) or not value:
+            if not isinstance(value, str) or (not value and not (field == "text" and files)):
                 raise BadRequest(f"The message event has no '{field}'.")
         thread_ts = event.get("thread_ts")
         if thread_ts is not None and not isinstance(thread_ts, str):
@@ -431,7 +444,10 @@ class SlackInput(RasaSlackInput):
         if self._seen.check_and_add(keys):
             return response.text("")
 
-        text = self._sanitize_user_message(text, bot_users)
+        text = self._sanitize_user_message(text, bot_users) if text else ""
+        if files:
+            self._spawn(self._handle_files(router, files, text, self._conversation(user, metadata), metadata))
+            return response.text("")
         if not text:
             return response.text("")  # a bare mention
         self._dispatch(router, text, self._conversation(user, metadata), metadata)
@@ -519,7 +535,11 @@ class SlackInput(RasaSlackInput):
         if isinstance(action_ts, str) and action_ts and self._seen.check_and_add([("action", user["id"], action_ts)]):
             return response.text("")  # the same click delivered again
         metadata = self._interaction_metadata(payload, *location)
-        self._dispatch(router, text.strip(), self._conversation(user["id"], metadata), metadata)
+        order = file_replies.parse_date_order_payload(text)
+        if order:  # one of our "which date order?" buttons: re-check the kept file, not a bot turn
+            self._spawn(self._recheck_with_date_order(order, self._conversation(user["id"], metadata), metadata))
+        else:
+            self._dispatch(router, text.strip(), self._conversation(user["id"], metadata), metadata)
         message = payload.get("message")
         if isinstance(message, dict) and isinstance(message.get("ts"), str):
             self._spawn(self._show_choice(location[0], message, actions[0], user["id"]))
@@ -567,6 +587,126 @@ class SlackInput(RasaSlackInput):
         await make_client(self.slack_token, self.slack_api_url, self.proxy).chat_update(
             channel=channel, ts=message["ts"], text=message.get("text") or chosen, blocks=kept
         )
+
+    # ------------------------------------------------------------------ shared files (manual upload assistant)
+    @staticmethod
+    def _shared_files(event: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """The file objects of a ``file_share`` message (or any message carrying ``files``)."""
+        files = event.get("files")
+        if not isinstance(files, list):
+            return []
+        return [f for f in files if isinstance(f, dict)]
+
+    def _may_send_token_to(self, url: str) -> bool:
+        """The bot token goes to Slack's file host (https) and to our configured API host only."""
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            return False
+        if parts.username or parts.password or not host:
+            return False
+        if parts.scheme == "https" and host == SLACK_FILES_HOST and port in (None, 443):
+            return True
+        return file_replies.same_origin(url, self.slack_api_url)
+
+    async def _download(self, url: str) -> bytes:
+        if not isinstance(url, str) or not self._may_send_token_to(url):
+            logger.warning("Not downloading a shared Slack file from an unexpected host.")
+            raise FileRefused(file_replies.UNREACHABLE)
+        try:
+            async with httpx.AsyncClient(timeout=file_replies.DOWNLOAD_TIMEOUT, follow_redirects=False,
+                                         proxy=self.proxy or None) as client:
+                async with client.stream("GET", url, headers={"Authorization": f"Bearer {self.slack_token}"}) as r:
+                    if r.status_code != 200:
+                        # a redirect is not followed: it would leave the hosts the token may go to
+                        logger.warning("Downloading a shared Slack file failed: HTTP %s.", r.status_code)
+                        raise FileRefused(file_replies.UNREACHABLE)
+                    return await file_replies.read_capped(r, self.max_file_bytes)
+        except FileRefused:
+            raise
+        except Exception as error:
+            logger.warning("Downloading a shared Slack file failed: %s.", type(error).__name__)
+            raise FileRefused(file_replies.UNREACHABLE)
+
+    async def _handle_files(self, router: Callable[[UserMessage], Awaitable[Any]], files: List[Dict[str, Any]],
+                            text: str, conversation_id: str, metadata: Dict[str, Any]) -> None:
+        """Checks each shared file and answers in the DM / thread; while a specialist holds the
+        conversation the message goes to them instead (files are not checked)."""
+        names = [str(f.get("name") or f.get("title") or "file") for f in files]
+        if await file_replies.handed_off(router, conversation_id):
+            self._dispatch(router, text or file_replies.shared_note(names), conversation_id, metadata)
+            return
+        output = self.get_output_channel(metadata["out_channel"], metadata.get("thread_id"))
+        for shared in files[: file_replies.MAX_FILES_PER_MESSAGE]:
+            try:
+                await self._answer_file(shared, output, conversation_id, metadata)
+            except Exception:
+                logger.exception("Checking a shared Slack file failed.")
+                await output.send_text_message(metadata["out_channel"], file_replies.UNREACHABLE)
+        if len(files) > file_replies.MAX_FILES_PER_MESSAGE:
+            await output.send_text_message(
+                metadata["out_channel"], file_replies.more_files_text(len(files) - file_replies.MAX_FILES_PER_MESSAGE))
+
+    async def _answer_file(self, shared: Dict[str, Any], output: "SlackBot", conversation_id: str,
+                           metadata: Dict[str, Any]) -> None:
+        channel = metadata["out_channel"]
+        name = str(shared.get("name") or shared.get("title") or "upload")
+        url = shared.get("url_private_download") or shared.get("url_private")
+        size = shared.get("size")
+        if isinstance(size, int) and not isinstance(size, bool) and size > self.max_file_bytes:
+            await output.send_text_message(channel, file_replies.too_large_text(self.max_file_bytes, size))
+            return
+        if shared.get("mode") in ("external", "tombstone", "hidden_by_limit") or not isinstance(url, str):
+            await output.send_text_message(channel, file_replies.NOT_A_FILE)
+            return
+        try:
+            data = await self._download(url)
+        except FileRefused as refused:
+            await output.send_text_message(channel, str(refused))
+            return
+        await self._reply_with_check(data, name, None, output, conversation_id, metadata)
+
+    async def _reply_with_check(self, data: bytes, name: str, order: Optional[str], output: "SlackBot",
+                                conversation_id: str, metadata: Dict[str, Any]) -> None:
+        channel, thread = metadata["out_channel"], metadata.get("thread_id")
+        reply = await file_replies.check_file(data, name, date_order=order)
+        if reply.buttons:
+            self._pending_files.put(conversation_id, name, data)
+            await output.send_text_with_buttons(channel, reply.text, reply.buttons)
+            return
+        await output.send_text_message(channel, reply.text)
+        if reply.converted:
+            await self._upload_converted(reply.converted, channel, thread, output)
+
+    async def _upload_converted(self, converted: List[Any], channel: str, thread: Optional[str],
+                                output: "SlackBot") -> None:
+        """The converted CSV(s) back into the same DM / thread (``files_upload_v2``: scope files:write)."""
+        client = make_client(self.slack_token, self.slack_api_url, self.proxy)
+        try:
+            await client.files_upload_v2(
+                file_uploads=[{"content": c.content, "filename": c.filename, "title": c.filename,
+                               "snippet_type": "csv"} for c in converted],
+                channel=channel,
+                thread_ts=thread,
+            )
+        except Exception as error:
+            logger.error("Uploading a converted file to Slack failed: %s.", type(error).__name__)
+            await output.send_text_message(
+                channel, "I couldn't attach the converted file here. You can convert it on our website's upload page.")
+
+    async def _recheck_with_date_order(self, order: str, conversation_id: str, metadata: Dict[str, Any]) -> None:
+        output = self.get_output_channel(metadata["out_channel"], metadata.get("thread_id"))
+        pending = self._pending_files.take(conversation_id)
+        if pending is None:
+            await output.send_text_message(metadata["out_channel"], file_replies.EXPIRED)
+            return
+        name, data, _ = pending
+        try:
+            await self._reply_with_check(data, name, order, output, conversation_id, metadata)
+        except Exception:
+            logger.exception("Re-checking a shared Slack file failed.")
+            await output.send_text_message(metadata["out_channel"], file_replies.UNREACHABLE)
 
     # ------------------------------------------------------------------ to the bot, in the background
     def _dispatch(

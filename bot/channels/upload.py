@@ -6,8 +6,11 @@ files (``GET /upload/files/<token>``).
 ``last_booked`` YYYY-MM-DD, ``region`` e.g. US/UK/CA, ``sender``) or JSON
 ``{"filename", "content_base64", "date_order", "last_booked", "region", "sender"}``.
 Answers: 200 with the report, 400 malformed request, 413 too large, 415 other content types.
-Never 5xx. Converted files are kept in memory only, behind a random token, for one download and
-at most an hour; the uploaded file itself is never stored.
+Never 5xx. Converted files are kept behind a random token, for one download and at most an hour, in
+the product database (table ``upload_files`` of the hand-off store, so any server replica can serve
+the link; only the token's sha256 is stored, expired rows are deleted as new files come in). When
+the server has no product database (``app.ctx.handoff`` missing, e.g. the blueprint mounted on its
+own) they are kept in this process's memory instead. The uploaded file itself is never stored.
 
 Enable it in ``credentials.yml``::
 
@@ -20,6 +23,7 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -28,6 +32,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
+
+from sqlalchemy import delete, select, update
 
 from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
@@ -38,6 +44,7 @@ from sanic.request import Request, parse_multipart_form
 from actions.upload import analyse
 from actions.upload.limits import human_size, max_input_bytes
 from bot.channels.routes import RoutesChannel
+from bot.handoff.models import UploadFile
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +62,20 @@ class BadRequest(Exception):
         self.status = status
 
 
+Download = Tuple[str, bytes, str]  # filename, content, content type
+
+
 @dataclass
 class _Stored:
     filename: str
     content: bytes
     expires: float
+    content_type: str = "text/csv"
 
 
 class FileStore:
-    """Converted files in memory: a random token each, one download, gone after ``ttl`` seconds.
-    Bounded in count and bytes (the oldest go first)."""
+    """Converted files in this process's memory (the fallback without a product database): a random
+    token each, one download, gone after ``ttl`` seconds. Bounded in count and bytes (the oldest go first)."""
 
     def __init__(self, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic,
                  max_files: int = 500, max_bytes: int = 64 * 1024 * 1024):
@@ -88,20 +99,85 @@ class FileStore:
         for token in [t for t, item in self._files.items() if item.expires <= now]:
             self._drop(token)
 
-    def put(self, filename: str, content: bytes) -> str:
+    def put(self, filename: str, content: bytes, content_type: str = "text/csv", sender: Optional[str] = None) -> str:
         self.purge()
         while self._files and (len(self._files) >= self.max_files or self._bytes + len(content) > self.max_bytes):
             self._drop(next(iter(self._files)))
         token = secrets.token_urlsafe(32)
-        self._files[token] = _Stored(filename, content, self.clock() + self.ttl)
+        self._files[token] = _Stored(filename, content, self.clock() + self.ttl, content_type)
         self._bytes += len(content)
         return token
 
-    def take(self, token: str) -> Optional[Tuple[str, bytes]]:
+    def take(self, token: str) -> Optional[Download]:
         """The file behind ``token`` (then forgotten), or None when unknown or expired."""
         self.purge()
         item = self._drop(token)
-        return (item.filename, item.content) if item else None
+        return (item.filename, item.content, item.content_type) if item else None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class DatabaseFileStore:
+    """Converted files in the product database (``upload_files``), shared by every server replica.
+
+    The token is random (256 bits) and only its sha256 is stored. A file can be downloaded once
+    (``downloaded_at`` is set and the bytes are dropped in the same transaction; the guarded UPDATE
+    makes two simultaneous downloads give one file and one 404) and for ``ttl`` seconds at most;
+    expired rows are deleted whenever a new file is stored. Blocking: call from a worker thread."""
+
+    def __init__(self, store: Any, ttl: float = DEFAULT_TTL):
+        self.store = store  # bot.handoff.store.HandoffStore (writing(), reading(), now())
+        self.ttl = ttl
+
+    def purge(self) -> int:
+        with self.store.writing() as s:
+            return s.execute(delete(UploadFile).where(UploadFile.expires_at <= self.store.now())).rowcount or 0
+
+    def put(self, filename: str, content: bytes, content_type: str = "text/csv", sender: Optional[str] = None) -> str:
+        token = secrets.token_urlsafe(32)
+        now = self.store.now()
+        with self.store.writing() as s:
+            s.execute(delete(UploadFile).where(UploadFile.expires_at <= now))  # opportunistic clean-up
+            s.add(UploadFile(
+                token_hash=_token_hash(token), filename=filename[:255], content=content,
+                content_type=(content_type or "text/csv")[:100], conversation_id=(sender or None),
+                created_at=now, expires_at=now + dt.timedelta(seconds=self.ttl), downloaded_at=None,
+            ))
+        return token
+
+    def take(self, token: str) -> Optional[Download]:
+        """The file behind ``token`` (then marked downloaded), or None when unknown, used or expired."""
+        digest = _token_hash(token)
+        now = self.store.now()
+        with self.store.writing() as s:
+            row = s.execute(
+                select(UploadFile.filename, UploadFile.content, UploadFile.content_type).where(
+                    UploadFile.token_hash == digest, UploadFile.downloaded_at.is_(None), UploadFile.expires_at > now
+                )
+            ).first()
+            if row is None:
+                return None
+            claimed = s.execute(
+                update(UploadFile)
+                .where(UploadFile.token_hash == digest, UploadFile.downloaded_at.is_(None))
+                .values(downloaded_at=now, content=b"")
+            ).rowcount
+            if claimed != 1:
+                return None  # someone else downloaded it a moment ago
+            return row.filename, bytes(row.content), row.content_type
+
+    def __len__(self) -> int:
+        """Files that can still be downloaded."""
+        from sqlalchemy import func
+
+        with self.store.reading() as s:
+            return s.execute(
+                select(func.count()).select_from(UploadFile).where(
+                    UploadFile.downloaded_at.is_(None), UploadFile.expires_at > self.store.now()
+                )
+            ).scalar_one()
 
 
 def _ascii_filename(name: str) -> str:
@@ -214,13 +290,38 @@ class UploadInput(RoutesChannel):
             ttl = DEFAULT_TTL
         return cls(ttl=ttl, allow_origin=str(credentials.get("cors_origin") or "*"))
 
-    def __init__(self, store: Optional[FileStore] = None, ttl: float = DEFAULT_TTL, allow_origin: str = "*",
-                 max_file_bytes: Optional[int] = None):
-        self.store = store if store is not None else FileStore(ttl=min(max(float(ttl), 1.0), DEFAULT_TTL))
+    def __init__(self, store: Optional[Any] = None, ttl: float = DEFAULT_TTL, allow_origin: str = "*",
+                 max_file_bytes: Optional[int] = None, install_handoff: bool = True):
+        self.ttl = min(max(float(ttl), 1.0), DEFAULT_TTL)
+        # ``store``: a fixed file store (tests). Otherwise the product database of the running
+        # server (app.ctx.handoff.store), or this in-memory fallback when it has none.
+        self.fixed_store = store
+        self.memory_store = FileStore(ttl=self.ttl)
+        self.install_handoff = install_handoff
+        self._db_stores: Dict[int, DatabaseFileStore] = {}
         self.allow_origin = allow_origin
         self.max_file = max_file_bytes or max_input_bytes()
         # base64 in JSON is 4/3 of the file; multipart adds a little
         self.max_body = (self.max_file * 4) // 3 + 64 * 1024
+
+    @property
+    def store(self) -> Any:
+        """The file store used when there is no running server to ask (kept for callers and tests)."""
+        return self.fixed_store if self.fixed_store is not None else self.memory_store
+
+    def files_for(self, app: Any) -> Any:
+        """Where converted files go for requests of ``app``: the product database when the server
+        has one, else this process's memory."""
+        if self.fixed_store is not None:
+            return self.fixed_store
+        handoff = getattr(getattr(app, "ctx", None), "handoff", None) if app is not None else None
+        product_db = getattr(handoff, "store", None)
+        if product_db is None:
+            return self.memory_store
+        found = self._db_stores.get(id(product_db))
+        if found is None or found.store is not product_db:
+            found = self._db_stores[id(product_db)] = DatabaseFileStore(product_db, ttl=self.ttl)
+        return found
 
     def _cors(self) -> Dict[str, str]:
         headers = {
@@ -240,6 +341,18 @@ class UploadInput(RoutesChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("file_upload")
         channel = self
+
+        if self.install_handoff:
+            @bp.listener("before_server_start")
+            async def install(app: Any, _loop: Any) -> None:
+                if getattr(app.ctx, "handoff", None) is not None:
+                    return  # already there (another channel, or a test, installed it)
+                try:
+                    from bot.handoff.service import HandoffService
+
+                    await HandoffService.install(app)
+                except Exception:
+                    logger.exception("No product database: converted files are kept in this process's memory.")
 
         @bp.route("/analyse", methods=["OPTIONS"])
         async def preflight(request: Request) -> Any:
@@ -264,15 +377,20 @@ class UploadInput(RoutesChannel):
 
         @bp.route("/files/<token>", methods=["GET"])
         async def download(request: Request, token: str) -> Any:
-            try:
-                found = channel.store.take(token) if TOKEN.match(token or "") else None
-            except Exception:
-                logger.exception("download failed")
-                found = None
+            found = None
+            if TOKEN.match(token or ""):
+                try:
+                    found = await asyncio.to_thread(channel.files_for(request.app).take, token)
+                except Exception:
+                    logger.exception("download failed")
+                    found = None
+                if found is None and channel.memory_store is not channel.files_for(request.app):
+                    found = channel.memory_store.take(token)  # kept here while the database was down
             if found is None:
                 return channel._error(GONE, 404)
-            filename, content = found
-            return response.raw(content, content_type="text/csv; charset=utf-8", headers={
+            filename, content, stored_type = found
+            served = "text/csv; charset=utf-8" if stored_type.split(";")[0].strip() == "text/csv" else "application/octet-stream"
+            return response.raw(content, content_type=served, headers={
                 **channel._cors(),
                 "Content-Disposition": f'attachment; filename="{_ascii_filename(filename)}"',
                 "Cache-Control": "no-store",
@@ -310,9 +428,18 @@ class UploadInput(RoutesChannel):
         report = await loop.run_in_executor(None, functools.partial(analyse, data, filename, **options))
         payload = report.to_dict(include_content=False)
         prefix = request.path[: -len("/analyse")] if request.path.endswith("/analyse") else "/upload"
+        files = self.files_for(request.app)
         for entry, converted in zip(payload["converted"], report.converted):
-            token = self.store.put(converted.filename, converted.content)
+            content_type = entry.get("content_type") or "text/csv"
+            try:
+                token = await asyncio.to_thread(files.put, converted.filename, converted.content, content_type, sender)
+                ttl = files.ttl
+            except Exception:
+                # the product database is unreachable: this replica keeps the file (better than no link)
+                logger.exception("could not store a converted file in the product database; keeping it in memory")
+                token = self.memory_store.put(converted.filename, converted.content, content_type, sender)
+                ttl = self.memory_store.ttl
             entry["download_url"] = f"{prefix}/files/{token}"
-            entry["expires_in"] = int(self.store.ttl)
+            entry["expires_in"] = int(ttl)
         payload["sender"] = sender
         return response.json(payload, headers={**self._cors(), "Cache-Control": "no-store"})

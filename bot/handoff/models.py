@@ -245,3 +245,20 @@ class OutageNotice(Base):
         sa.Index("uq_outage_notices_pending", "conversation_id", "bank", unique=True,
                  sqlite_where=sa.text("sent_at IS NULL"), postgresql_where=sa.text("sent_at IS NULL")),
     )
+
+
+# --------------------------------------------------------------------------- manual upload assistant
+class UploadFile(Base):
+    """A converted bank file waiting to be downloaded: behind a random token (only its sha256 is
+    stored), for one download and at most an hour. Any server replica can serve it."""
+
+    __tablename__ = "upload_files"
+
+    token_hash = sa.Column(sa.String(64), primary_key=True)
+    filename = sa.Column(sa.String(255), nullable=False)
+    content = sa.Column(sa.LargeBinary(), nullable=False)
+    content_type = sa.Column(sa.String(100), nullable=False)
+    conversation_id = sa.Column(sa.String(255), nullable=True)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+    expires_at = sa.Column(UTCDateTime(), nullable=False, index=True)
+    downloaded_at = sa.Column(UTCDateTime(), nullable=True)
