@@ -25,7 +25,7 @@ class HandoffRouter:
             self.service = await HandoffService.install(app)
 
         blueprint.listener("before_server_start")(install)
-        return blueprint
+        return HandoffService.attach(blueprint)
 
     async def __call__(self, message: UserMessage) -> Any:
         recorder = RecordingOutput(message.output_channel)

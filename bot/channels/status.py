@@ -24,9 +24,7 @@ class StatusInput(RoutesChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("status")
 
-        @bp.listener("before_server_start")
-        async def install(app: Any, _loop: Any) -> None:
-            await HandoffService.install(app)
+        HandoffService.attach(bp)
 
         @bp.route("/outages", methods=["GET"])
         async def outages(request: Request) -> Any:

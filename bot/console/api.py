@@ -74,9 +74,7 @@ def text_field(data: Dict[str, Any], name: str, required: bool = True) -> Option
 def console_blueprint() -> Blueprint:
     bp = Blueprint("agent_console")
 
-    @bp.listener("before_server_start")
-    async def install(app: Any, _loop: Any) -> None:
-        await HandoffService.install(app)
+    HandoffService.attach(bp)
 
     def service(request: Request) -> HandoffService:
         return request.app.ctx.handoff

@@ -70,6 +70,24 @@ class HandoffService:
             service.notifier = start_notifier(app, service)
         return service
 
+    @classmethod
+    def attach(cls, blueprint: Any) -> Any:
+        """Installs the service when the blueprint's server starts, and stops it cleanly at the end."""
+
+        async def start(app: Any, _loop: Any) -> None:
+            await cls.install(app)
+
+        async def stop(app: Any, _loop: Any) -> None:
+            service = getattr(app.ctx, "handoff", None)
+            if service is not None:
+                from bot.outages.runtime import stop_notifier
+
+                await stop_notifier(service.notifier)
+
+        blueprint.listener("before_server_start")(start)
+        blueprint.listener("before_server_stop")(stop)
+        return blueprint
+
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Runs a (blocking) store call in a worker thread."""
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))

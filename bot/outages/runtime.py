@@ -1,6 +1,7 @@
 """Wires the outage radar into the running Rasa server: the back-online notifier task."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -27,6 +28,17 @@ def start_notifier(app: Any, service: Any) -> Notifier:
         await service.tell(notice.conversation_id, notice.channel, notice.text, custom)
 
     notifier = Notifier(book, radar, probe, deliver)
-    app.add_task(notifier.run_forever(settings.notifier_interval_seconds))
+    notifier.task = asyncio.ensure_future(notifier.run_forever(settings.notifier_interval_seconds))
+    notifier.prober = prober
     logger.info("Outage notifier started (every %ss).", settings.notifier_interval_seconds)
     return notifier
+
+
+async def stop_notifier(notifier: Notifier) -> None:
+    """A clean shutdown: the background task is cancelled and awaited, nothing left pending."""
+    task = getattr(notifier, "task", None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await notifier.prober.aclose()
+        notifier.task = None
