@@ -7,6 +7,12 @@
 * ``FakeConnector``: the Bot Connector API (the activity's ``serviceUrl``), recording what the bot posts
   to ``/v3/conversations/<id>/activities`` and checking the bearer token the token service issued.
 
+* ``FakeConnector`` also serves attachment bytes (``add_attachment()``) at
+  ``/<region>/v3/attachments/<id>/views/original`` to the same bearer tokens, like Teams' own attachments.
+* ``FakeFileHost``: another host (a file link, e.g. SharePoint's ``downloadUrl``) serving files with no
+  authentication; it records every request's ``Authorization`` header, so tests can check that the
+  connector token never goes there.
+
 Each runs a stdlib ``ThreadingHTTPServer`` in a daemon thread; use them as context managers.
 """
 from __future__ import annotations
@@ -238,6 +244,35 @@ class FakeConnector(_FakeServer):
         self.revoked: set = set()
         self.posts: List[Dict[str, Any]] = []
         self.rejected: List[Dict[str, Any]] = []
+        self.attachments: Dict[str, bytes] = {}
+        self.attachment_gets: List[Dict[str, Any]] = []
+
+    def add_attachment(self, content: bytes, region: str = "amer") -> str:
+        """Serves ``content`` to valid bearer tokens; its URL (on this host, the serviceUrl's)."""
+        attachment_id = "att-" + uuid.uuid4().hex[:12]
+        with self.lock:
+            self.attachments[attachment_id] = content
+        return f"{self.base_url}/{region}/v3/attachments/{attachment_id}/views/original"
+
+    def _serve_attachment(self, h: _Handler, tail: List[str]) -> None:
+        auth = h.headers.get("Authorization") or ""
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        with self.lock:
+            valid = token in self.tokens.issued and token not in self.revoked
+            content = self.attachments.get(tail[2])
+            self.attachment_gets.append({"id": tail[2], "authorized": valid})
+        if not valid:
+            return h._json(401, {"error": {"code": "Unauthorized", "message": "Authorization has been denied"}})
+        if content is None:
+            return h._json(404, {"error": {"code": "NotFound"}})
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(len(content)))
+        h.end_headers()
+        try:
+            h.wfile.write(content)
+        except OSError:
+            pass
 
     def revoke_tokens(self) -> None:
         """Every token issued so far is refused from now on (401), as after a secret rotation."""
@@ -250,6 +285,8 @@ class FakeConnector(_FakeServer):
         parts = raw_path.split("/")
         start = parts.index("v3") if "v3" in parts else -1
         tail = parts[start:] if start >= 0 else []
+        if method == "GET" and len(tail) >= 3 and tail[1] == "attachments":
+            return self._serve_attachment(h, tail)
         if method != "POST" or len(tail) < 4 or tail[1] != "conversations" or tail[3] != "activities":
             return h._json(404, {"error": "not found"})
         conversation_id = unquote(tail[2])
@@ -289,3 +326,50 @@ class FakeConnector(_FakeServer):
             if time.monotonic() > deadline:
                 raise AssertionError(f"condition not met for {conversation_id}; posted: {json.dumps(activities)[:3000]}")
             time.sleep(0.05)
+
+
+class FakeFileHost(_FakeServer):
+    """Files at ``/files/<id>/<name>`` with no authentication (a file link outside the connector).
+    ``chunked=True`` files are sent without a Content-Length (so only a streaming cap can stop them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: Dict[str, Any] = {}
+        self.requests: List[Dict[str, Any]] = []
+
+    def add(self, name: str, content: bytes, chunked: bool = False) -> str:
+        file_id = uuid.uuid4().hex[:12]
+        with self.lock:
+            self.files[file_id] = (content, chunked)
+        return f"{self.base_url}/files/{file_id}/{name}"
+
+    def requests_for(self, url: str) -> List[Dict[str, Any]]:
+        path = urlsplit(url).path
+        with self.lock:
+            return [r for r in self.requests if r["path"] == path]
+
+    def handle(self, h: _Handler, method: str, body: bytes) -> None:
+        path = urlsplit(h.path).path
+        parts = path.split("/")
+        with self.lock:
+            self.requests.append({"path": path, "method": method, "authorization": h.headers.get("Authorization")})
+            item = self.files.get(parts[2]) if len(parts) > 2 and parts[1] == "files" else None
+        if method != "GET" or item is None:
+            return h._json(404, {"error": "not found"})
+        content, chunked = item
+        h.send_response(200)
+        h.send_header("Content-Type", "text/csv")
+        try:
+            if chunked:
+                h.send_header("Transfer-Encoding", "chunked")
+                h.end_headers()
+                for i in range(0, len(content), 64 * 1024):
+                    piece = content[i:i + 64 * 1024]
+                    h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                h.wfile.write(b"0\r\n\r\n")
+            else:
+                h.send_header("Content-Length", str(len(content)))
+                h.end_headers()
+                h.wfile.write(content)
+        except OSError:  # the bot stopped reading (size cap)
+            h.close_connection = True

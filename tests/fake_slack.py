@@ -6,6 +6,10 @@ bot uses answer like Slack does (HTTP 200, ``{"ok": true, ...}`` or ``{"ok": fal
 * ``chat.postMessage`` / ``chat.update``: form or JSON body, ``Authorization: Bearer <token>`` (or a
   ``token`` field) checked; each post is kept as a ``Post`` (channel, thread_ts, text, blocks, ts);
 * ``auth.test``, ``conversations.open``: plausible answers;
+* shared files: ``add_file()`` serves bytes at ``/files/<id>/<name>`` (the ``url_private_download`` of
+  the file object it returns) to the bot token only; every fetch is kept in ``downloads``;
+* ``files_upload_v2`` as slack_sdk does it: ``files.getUploadURLExternal`` -> ``POST /upload/v1/<id>``
+  (the bytes) -> ``files.completeUploadExternal`` (channel, thread); each file is kept as an ``Upload``;
 * anything else: ``{"ok": false, "error": "unknown_method"}`` (recorded, so tests can assert on it).
 """
 from __future__ import annotations
@@ -61,12 +65,32 @@ class Post:
         return message
 
 
+@dataclass
+class Upload:
+    file_id: str
+    channel: Optional[str]
+    thread_ts: Optional[str]
+    filename: str
+    title: str
+    content: bytes
+
+
+@dataclass
+class Download:
+    file_id: str
+    authorized: bool
+
+
 class FakeSlack:
     def __init__(self, token: str):
         self.token = token
         self.calls: List[Call] = []
         self.posts: List[Post] = []
         self.updates: List[Dict[str, Any]] = []
+        self.shared: Dict[str, bytes] = {}  # file id -> content served at /files/<id>/<name>
+        self.downloads: List[Download] = []
+        self.uploads: List[Upload] = []
+        self._pending_uploads: Dict[str, Dict[str, Any]] = {}
         self._cond = threading.Condition()
         self._seq = itertools.count(1)
         self._server: Optional[ThreadingHTTPServer] = None
@@ -134,16 +158,119 @@ class FakeSlack:
                 self._cond.wait(remaining)
 
     def unknown_calls(self) -> List[Call]:
+        known = ("chat.postMessage", "chat.update", "auth.test", "conversations.open", "files.getUploadURLExternal",
+                 "files.completeUploadExternal")
         with self._cond:
-            return [c for c in self.calls if c.method not in ("chat.postMessage", "chat.update", "auth.test", "conversations.open")]
+            return [c for c in self.calls if c.method not in known]
+
+    # ------------------------------------------------------------------ shared files and uploads
+    def add_file(self, name: str, content: bytes, *, size: Optional[int] = None, url: Optional[str] = None,
+                 **extra: Any) -> Dict[str, Any]:
+        """A file the user shares: its bytes are served to the bot token; the Slack file object."""
+        file_id = f"F{next(self._seq):08d}"
+        with self._cond:
+            self.shared[file_id] = content
+        base = self.api_url[: -len("/api/")]
+        download = url or f"{base}/files/{file_id}/{name}"
+        return {"id": file_id, "name": name, "title": name, "mimetype": "text/csv", "filetype": "csv",
+                "size": len(content) if size is None else size, "mode": "hosted", "is_external": False,
+                "url_private": download, "url_private_download": download, **extra}
+
+    def downloads_of(self, file_id: str) -> List[Download]:
+        with self._cond:
+            return [d for d in self.downloads if d.file_id == file_id]
+
+    def wait_for_uploads(self, count: int, channel: str, thread_ts: Optional[str] = None, *, timeout: float = 20.0
+                         ) -> List[Upload]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [u for u in self.uploads if u.channel == channel and u.thread_ts == thread_ts]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"expected {count} upload(s) to {channel}/{thread_ts}, got {len(found)}; "
+                                         f"all: {[(u.channel, u.thread_ts, u.filename) for u in self.uploads]}")
+                self._cond.wait(remaining)
+
+    def _serve_file(self, request: BaseHTTPRequestHandler, path: str) -> None:
+        parts = path.split("/")  # "", "files", id, name
+        file_id = parts[2] if len(parts) > 2 else ""
+        auth = request.headers.get("Authorization") or ""
+        authorized = auth == f"Bearer {self.token}"
+        with self._cond:
+            self.downloads.append(Download(file_id, authorized))
+            content = self.shared.get(file_id)
+        if not authorized:  # Slack answers a login page; a 403 is enough here
+            return self._reply(request, 403, {"ok": False, "error": "not_authed"})
+        if content is None:
+            return self._reply(request, 404, {"ok": False, "error": "file_not_found"})
+        request.send_response(200)
+        request.send_header("Content-Type", "application/octet-stream")
+        request.send_header("Content-Length", str(len(content)))
+        request.end_headers()
+        try:
+            request.wfile.write(content)
+        except OSError:  # the bot stopped reading (size cap)
+            pass
+
+    def _receive_upload(self, request: BaseHTTPRequestHandler, path: str, raw: bytes) -> None:
+        file_id = path.rsplit("/", 1)[-1]
+        with self._cond:
+            pending = self._pending_uploads.get(file_id)
+            if pending is None:
+                return self._reply(request, 404, {"ok": False, "error": "unknown_upload"})
+            pending["content"] = raw
+        data = f"OK - {len(raw)}".encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "text/plain")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def _get_upload_url(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        filename, length = params.get("filename"), str(params.get("length") or "")
+        if not filename or not length.isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"FUP{next(self._seq):07d}"
+        with self._cond:
+            self._pending_uploads[file_id] = {"filename": str(filename), "length": int(length)}
+        base = self.api_url[: -len("/api/")]
+        return {"ok": True, "upload_url": f"{base}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        files = params.get("files")
+        try:
+            files = json.loads(files) if isinstance(files, str) else files
+        except ValueError:
+            return {"ok": False, "error": "invalid_json"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        done = []
+        with self._cond:
+            for f in files:
+                pending = self._pending_uploads.pop(str(f.get("id")), None)
+                if pending is None or "content" not in pending or len(pending["content"]) != pending["length"]:
+                    return {"ok": False, "error": "file_not_found"}
+                upload = Upload(str(f["id"]), params.get("channel_id") or None, params.get("thread_ts") or None,
+                                pending["filename"], str(f.get("title") or pending["filename"]), pending["content"])
+                self.uploads.append(upload)
+                done.append({"id": upload.file_id, "name": upload.filename, "title": upload.title})
+            self._cond.notify_all()
+        return {"ok": True, "files": done}
 
     # ------------------------------------------------------------------ the Web API
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         url = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        if url.path.startswith("/files/") and request.command == "GET":
+            return self._serve_file(request, url.path)
+        if url.path.startswith("/upload/v1/") and request.command == "POST":
+            return self._receive_upload(request, url.path, request.rfile.read(length) if length else b"")
         if not url.path.startswith("/api/"):
             return self._reply(request, 404, {"ok": False, "error": "not_found"})
         method = url.path[len("/api/"):]
-        length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
         content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 
@@ -178,6 +305,8 @@ class FakeSlack:
             "auth.test": lambda p: {"ok": True, "url": "https://fake-workspace.slack.com/", "team": "Fake",
                                     "user": "bankfeed", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID},
             "conversations.open": self._open,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }.get(method)
         if handler is None:
             return self._reply(request, 200, {"ok": False, "error": "unknown_method"})

@@ -24,6 +24,8 @@ from tests.fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack, Post
 TOKEN = "xoxb-fake-" + secrets.token_hex(8)
 SECRET = secrets.token_hex(16)
 SUPPORT = "CSUPPORT01"
+MAX_FILE = 200_000  # the channel's cap on shared files in these tests
+EXPORTS = servers.ROOT / "tests" / "fixtures" / "bank_exports"
 SLACK_ENV = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL", "SLACK_SUPPORT_CHANNEL")
 
 
@@ -57,6 +59,7 @@ def slack_stack(product_env, action_server, trained_model, fake_slack, tmp_path_
         "slack_signing_secret": SECRET,
         "slack_api_url": fake_slack.api_url,
         "slack_channel": SUPPORT,
+        "max_file_bytes": MAX_FILE,
     }
     credentials_path = directory / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
@@ -156,6 +159,13 @@ def settle(fake_slack: FakeSlack, channel: str, thread_ts: Optional[str] = None,
 
 def unique(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:8].upper()
+
+
+def file_share(user: str, channel: str, files: List[Dict[str, Any]], *, text: str = "", **kw: Any) -> Dict[str, Any]:
+    """A ``file_share`` message event as Slack sends it when a user shares files."""
+    body = message_event(user, channel, text, **kw)
+    body["event"].update({"subtype": "file_share", "files": files, "upload": True})
+    return body
 
 
 # ---------------------------------------------------------------------------- tests
@@ -393,6 +403,20 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
             time.sleep(0.2)
         assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
 
+        # a file shared meanwhile is not checked by the bot: the specialist sees that a file came
+        shared = fake_slack.add_file("during_handoff.csv", (EXPORTS / "parentheses_negatives.csv").read_bytes())
+        body = (file_share(user, SUPPORT, [shared], thread_ts=root, channel_type="channel") if root
+                else file_share(user, channel, [shared]))
+        send(slack_stack, body)
+        deadline = time.monotonic() + 15
+        while "(shared a file: during_handoff.csv)" not in [
+            m["text"] for m in console.get(f"/tickets/{ticket['id']}").json()["messages"] if m["sender"] == "user"
+        ]:
+            assert time.monotonic() < deadline, "the shared file did not reach the specialist"
+            time.sleep(0.2)
+        assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
+        assert fake_slack.downloads_of(shared["id"]) == []
+
         reply = "Hi, I'm Robin. Chase had an outage this morning & it's fixed <now>."
         r = console.post(f"/tickets/{ticket['id']}/messages", json={"text": reply})
         assert r.status_code == 201, r.text
@@ -460,3 +484,86 @@ def test_not_configured_channel_starts_and_refuses(monkeypatch):
     assert not verify_signature("s3cret", "1700000000", good.upper(), body, now=now)
     assert not verify_signature("s3cret", "1700000000", "v0=é", body, now=now)
     assert not verify_signature("", "1700000000", good, body, now=now)
+
+
+# ---------------------------------------------------------------------------- shared files
+def test_shared_broken_csv_gets_the_report_and_the_converted_csv(slack_stack, fake_slack):
+    user, dm = unique("U"), unique("D")
+    shared = fake_slack.add_file("parentheses_negatives.csv", (EXPORTS / "parentheses_negatives.csv").read_bytes())
+    send(slack_stack, file_share(user, dm, [shared]))
+    (report,) = fake_slack.wait_for_posts(1, dm)
+    assert "Row 2" in report.text and "parentheses" in report.text and "-45.00" in report.text
+    (upload,) = fake_slack.wait_for_uploads(1, dm)
+    assert upload.content.startswith(b"Date,Description,Amount")
+    assert b"03/14/2024,Office Depot,-45.00" in upload.content and upload.filename.endswith(".csv")
+    downloads = fake_slack.downloads_of(shared["id"])
+    assert len(downloads) == 1 and downloads[0].authorized  # fetched once, with the bot token
+    # the file is not a bot turn (nothing for NLU), and nothing else was called
+    assert user_texts(slack_stack.events(f"{user}_{dm}")) == []
+    assert not fake_slack.unknown_calls()
+
+
+def test_shared_file_in_a_support_thread_is_answered_in_the_thread(slack_stack, fake_slack):
+    user, root = unique("U"), new_ts()
+    shared = fake_slack.add_file("currency_symbols.csv", (EXPORTS / "currency_symbols.csv").read_bytes())
+    send(slack_stack, file_share(user, SUPPORT, [shared], text="here is my export", ts=root, channel_type="channel"))
+    (report,) = fake_slack.wait_for_posts(1, SUPPORT, root)
+    assert "Row 2" in report.text and "currency symbol" in report.text
+    (upload,) = fake_slack.wait_for_uploads(1, SUPPORT, root)
+    assert upload.content.startswith(b"Date,Description,Amount") and b"-1234.56" in upload.content
+
+
+def test_too_large_unsupported_and_foreign_files_get_clear_answers(slack_stack, fake_slack):
+    user, dm = unique("U"), unique("D")
+    # declared too large: refused before anything is downloaded
+    big = fake_slack.add_file("year.csv", b"Date,Description,Amount\n", size=50_000_000)
+    send(slack_stack, file_share(user, dm, [big]))
+    (answer,) = fake_slack.wait_for_posts(1, dm)
+    assert "too large" in answer.text and "50.0 MB" in answer.text
+    assert fake_slack.downloads_of(big["id"]) == []
+
+    # declared small but larger: the download stops at the cap
+    liar = fake_slack.add_file("liar.csv", b"Date,Description,Amount\n" + b"01/02/2024,x,1.00\n" * 20_000, size=100)
+    send(slack_stack, file_share(user, dm, [liar]))
+    answer = fake_slack.wait_for_posts(1, dm, after=1)[0]
+    assert "too large" in answer.text
+
+    # a QIF export: why QuickBooks refuses it, what to download instead, no converted file
+    qif = fake_slack.add_file("statement.qif", (EXPORTS / "statement.qif").read_bytes())
+    send(slack_stack, file_share(user, dm, [qif]))
+    answer = fake_slack.wait_for_posts(1, dm, after=2)[0]
+    assert "QIF" in answer.text and "Web Connect" in answer.text
+
+    # hostile bytes: an answer, never a crash
+    junk = fake_slack.add_file("export.csv", (EXPORTS / "garbage.bin").read_bytes())
+    send(slack_stack, file_share(user, dm, [junk]))
+    answer = fake_slack.wait_for_posts(1, dm, after=3)[0]
+    assert "isn't readable text" in answer.text or "couldn't" in answer.text.lower()
+
+    # a file URL on another host: the bot token is not sent there (nothing is fetched)
+    with FakeSlack(TOKEN) as elsewhere:
+        stray = elsewhere.add_file("x.csv", b"Date,Description,Amount\n01/02/2024,x,1.00\n")
+        send(slack_stack, file_share(user, dm, [stray]))
+        answer = fake_slack.wait_for_posts(1, dm, after=4)[0]
+        assert "couldn't download" in answer.text
+        assert elsewhere.downloads == [] and elsewhere.calls == []
+    time.sleep(0.5)
+    assert not [u for u in fake_slack.uploads if u.channel == dm]
+    assert slack_stack.proc.proc.poll() is None
+
+
+def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(slack_stack, fake_slack):
+    user, dm = unique("U"), unique("D")
+    shared = fake_slack.add_file("ambiguous_dates.csv", (EXPORTS / "ambiguous_dates.csv").read_bytes())
+    send(slack_stack, file_share(user, dm, [shared]))
+    (question,) = fake_slack.wait_for_posts(1, dm, until=with_buttons)
+    assert "03/04/2024" in question.text
+    assert [v for _, v in question.buttons] == ["/upload_date_order MDY", "/upload_date_order DMY"]
+    assert not [u for u in fake_slack.uploads if u.channel == dm]
+    click(slack_stack, user, question, "/upload_date_order DMY")
+    (upload,) = fake_slack.wait_for_uploads(1, dm)
+    assert upload.content.startswith(b"Date,Description,Amount\r\n04/03/2024,Coffee shop,-4.50")
+    assert len(fake_slack.downloads_of(shared["id"])) == 1  # the kept bytes, not a second download
+    assert user_texts(slack_stack.events(f"{user}_{dm}")) == []  # the click was not a bot turn
+    update = next(u for u in fake_slack.updates if u["ts"] == question.ts)
+    assert all(b["type"] != "actions" for b in update["blocks"])

@@ -29,13 +29,15 @@ from bot.channels.teams import (
     hero_cards,
 )
 from tests import servers
-from tests.fake_botframework import FakeConnector, FakeOpenId, FakeTokenService, new_rsa_key
+from tests.fake_botframework import FakeConnector, FakeFileHost, FakeOpenId, FakeTokenService, new_rsa_key
 
 APP_ID = "7c1b5d8e-0000-4a6b-9c1d-bank5feed0001"
 APP_PASSWORD = "test-secret-" + secrets.token_urlsafe(12)
 BOT = {"id": f"28:{APP_ID}", "name": "Bank Feed Helper"}
 SECTION = "bot.channels.teams.BotFrameworkInput"
 AGENT_PASSWORD = "correct horse battery staple"
+MAX_FILE = 200_000  # the channel's cap on shared files in these tests
+EXPORTS = servers.ROOT / "tests" / "fixtures" / "bank_exports"
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -149,8 +151,9 @@ def fakes():
     openid = FakeOpenId().start()
     tokens = FakeTokenService(APP_ID, APP_PASSWORD).start()
     connector = FakeConnector(tokens).start()
-    yield SimpleNamespace(openid=openid, tokens=tokens, connector=connector)
-    for server in (connector, tokens, openid):
+    files = FakeFileHost().start()
+    yield SimpleNamespace(openid=openid, tokens=tokens, connector=connector, files=files)
+    for server in (files, connector, tokens, openid):
         server.stop()
 
 
@@ -168,6 +171,8 @@ def teams(fakes, action_server, product_env, trained_model, tmp_path_factory):
         "jwks_retry_seconds": 0,
         "jwks_refresh_min_seconds": 0,
         "token_retry_seconds": 1,
+        "max_file_bytes": MAX_FILE,
+        "allow_private_downloads": True,  # the fakes are on 127.0.0.1
     }
     credentials_path = directory / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
@@ -413,8 +418,13 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     # the user's answer goes to the specialist, not the bot
     before = len(fakes.connector.activities(conv.conversation_id))
     assert teams.say(conv, "ok what should i do") == []
+    # a file sent meanwhile is not checked by the bot: the specialist sees that a file came
+    url = fakes.files.add("during_handoff.csv", (EXPORTS / "parentheses_negatives.csv").read_bytes())
+    assert teams.say(conv, None, attachments=[download_info("during_handoff.csv", url)]) == []
+    assert fakes.files.requests_for(url) == []
     messages = console.http.get(f"/tickets/{ticket['id']}").json()["messages"]
     assert any(m["text"] == "ok what should i do" for m in messages)
+    assert any(m["text"] == "(shared a file: during_handoff.csv)" for m in messages)
 
     # hand back: the notice comes with the bot's buttons as a card
     r = console.http.post(f"/tickets/{ticket['id']}/return", json={"note": "outage over"})
@@ -423,6 +433,105 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     assert "handed you back" in texts(back) and "/fixed_it" in payloads(back)
     replies = teams.say(conv, None, value={"payload": "/fixed_it"})
     assert replies  # the bot answers again
+
+
+# ------------------------------------------------------------------------------------------- shared files
+def csv_attachments(activities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [att for a in activities for att in a.get("attachments") or [] if att.get("contentType") == "text/csv"]
+
+
+def inline_bytes(attachment: Dict[str, Any]) -> bytes:
+    import base64
+
+    prefix = "data:text/csv;base64,"
+    assert attachment["contentUrl"].startswith(prefix)
+    return base64.b64decode(attachment["contentUrl"][len(prefix):])
+
+
+def download_info(name: str, url: str) -> Dict[str, Any]:
+    """A file a user sent in a Teams chat (Teams' file download info attachment)."""
+    return {"contentType": "application/vnd.microsoft.teams.file.download.info", "name": name,
+            "content": {"downloadUrl": url, "uniqueId": uuid.uuid4().hex, "fileType": name.rsplit(".", 1)[-1]}}
+
+
+def test_attached_broken_csv_gets_the_report_and_the_converted_csv(teams, fakes):
+    conv = teams.new_conversation()
+    url = fakes.connector.add_attachment((EXPORTS / "parentheses_negatives.csv").read_bytes())
+    replies = teams.say(conv, "", attachments=[
+        {"contentType": "text/html", "content": "<p>here</p>"},  # Teams' HTML copy of the message: not a file
+        {"contentType": "text/csv", "contentUrl": url, "name": "parentheses_negatives.csv"}])
+    assert len(replies) == 1, replies
+    (reply,) = replies
+    assert "Row 2" in reply["text"] and "parentheses" in reply["text"]
+    assert reply["conversation"]["id"] == conv.conversation_id and reply["recipient"]["id"] == conv.user_id
+    (csv,) = csv_attachments(replies)
+    content = inline_bytes(csv)
+    assert content.startswith(b"Date,Description,Amount") and b"Office Depot,-45.00" in content
+    assert csv["name"].endswith(".csv")
+    # fetched from the serviceUrl host with the connector token
+    gets = [g for g in fakes.connector.attachment_gets if url.endswith(f"/{g['id']}/views/original")]
+    assert len(gets) == 1 and gets[0]["authorized"]
+    assert teams.user_events(conv.user_id) == []  # not a bot turn
+
+
+def test_file_download_info_is_fetched_without_our_token(teams, fakes):
+    conv = teams.new_conversation()
+    url = fakes.files.add("currency_symbols.csv", (EXPORTS / "currency_symbols.csv").read_bytes())
+    replies = teams.say(conv, None, attachments=[download_info("currency_symbols.csv", url)])
+    assert "currency symbol" in texts(replies) and "Row 2" in texts(replies)
+    (csv,) = csv_attachments(replies)
+    assert inline_bytes(csv).startswith(b"Date,Description,Amount")
+    (request,) = fakes.files.requests_for(url)
+    assert request["authorization"] is None  # the connector token never leaves the serviceUrl host
+
+
+def test_too_large_qif_and_hostile_attachments_get_clear_answers(teams, fakes):
+    conv = teams.new_conversation()
+    big = b"Date,Description,Amount\n" + b"01/02/2024,x,1.00\n" * 20_000  # ~360 KB > MAX_FILE
+    for chunked in (False, True):  # declared (Content-Length) and only found while streaming
+        url = fakes.files.add("year.csv", big, chunked=chunked)
+        replies = teams.say(conv, None, attachments=[download_info("year.csv", url)])
+        assert "too large" in texts(replies), (chunked, replies)
+        assert csv_attachments(replies) == []
+    url = fakes.files.add("statement.qif", (EXPORTS / "statement.qif").read_bytes())
+    replies = teams.say(conv, None, attachments=[download_info("statement.qif", url)])
+    assert "QIF" in texts(replies) and "Web Connect" in texts(replies) and csv_attachments(replies) == []
+    url = fakes.connector.add_attachment((EXPORTS / "garbage.bin").read_bytes())
+    replies = teams.say(conv, None, attachments=[{"contentType": "text/csv", "contentUrl": url, "name": "x.csv"}])
+    assert replies and csv_attachments(replies) == []
+    replies = teams.say(conv, None, attachments=[download_info("gone.csv", fakes.files.base_url + "/files/nope/gone.csv")])
+    assert "couldn't download" in texts(replies)
+    assert teams.proc.proc.poll() is None
+
+
+def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(teams, fakes):
+    conv = teams.new_conversation()
+    url = fakes.files.add("ambiguous_dates.csv", (EXPORTS / "ambiguous_dates.csv").read_bytes())
+    replies = teams.say(conv, None, attachments=[download_info("ambiguous_dates.csv", url)])
+    assert "03/04/2024" in texts(replies) and csv_attachments(replies) == []
+    assert payloads(replies) == ["/upload_date_order MDY", "/upload_date_order DMY"]
+    replies = teams.say(conv, None, value={"payload": "/upload_date_order DMY"})
+    (csv,) = csv_attachments(replies)
+    assert inline_bytes(csv).startswith(b"Date,Description,Amount\r\n04/03/2024,Coffee shop,-4.50")
+    assert len(fakes.files.requests_for(url)) == 1  # the kept bytes, not a second download
+    replies = teams.say(conv, None, value={"payload": "/upload_date_order DMY"})  # clicked again: file gone
+    assert "no longer have that file" in texts(replies)
+    assert teams.user_events(conv.user_id) == []
+
+
+async def test_attachment_urls_are_restricted_without_the_test_flag(fakes):
+    from bot.channels.file_replies import FileRefused, check_public_url
+
+    settings = BotFrameworkSettings.from_credentials({"app_id": APP_ID, "app_password": "pw"})
+    assert not settings.allow_private_downloads
+    channel = BotFrameworkInput(settings=settings)
+    url = fakes.files.add("x.csv", b"Date,Description,Amount\n")
+    for bad in (url, "http://10.0.0.5/x.csv", "http://[::1]/x.csv", "file:///etc/passwd", "ftp://example.com/x",
+                "http://user:pw@example.com/x.csv"):
+        with pytest.raises(FileRefused):
+            await channel._download(bad, "https://smba.trafficmanager.net/amer/")
+    assert fakes.files.requests_for(url) == []
+    await check_public_url(url, allow_private=True)  # the flag the test stack uses
 
 
 # ------------------------------------------------------------------------------------------- in-process units

@@ -27,6 +27,16 @@ Rasa's ``SlackInput`` with what a production Slack app needs and Rasa 3.6.21 doe
 * **Web API base URL** (``slack_api_url``, env ``SLACK_API_URL``) is used by every client the channel
   makes, so tests and proxies can stand in for ``https://slack.com/api/``.
 * **hand-off**: ``push_to_conversation`` posts a specialist's messages into the user's DM or thread.
+* **shared files** (``file_share``): each file (up to 3 per message) is checked by the manual upload
+  assistant. Its declared ``size`` is checked against ``max_file_bytes`` (default: the assistant's
+  limit) before anything is fetched, and the download is capped while streaming. It is fetched from
+  ``url_private_download`` with the bot token only when that URL is on ``files.slack.com`` (https) or on
+  the ``slack_api_url`` host; redirects are not followed. The report is posted in the DM / thread and
+  the converted CSV(s) uploaded there with ``files_upload_v2`` (scopes ``files:read``, ``files:write``).
+  When the dates could be either order, the question comes with two buttons; the file is kept in memory
+  for 15 minutes for the answer. While a specialist holds the conversation, files are not checked: the
+  message (or "(shared a file: ...)") goes to the specialist. File names, contents and message text
+  are never logged.
 
 Configuration (credentials.yml, each key falling back to an environment variable): ``slack_token``
 (``SLACK_BOT_TOKEN``), ``slack_signing_secret`` (``SLACK_SIGNING_SECRET``), ``slack_api_url``
@@ -62,7 +72,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.channels import file_replies
-from bot.channels.file_replies import FileRefused, FileTooLarge
+from bot.channels.file_replies import FileRefused
 from bot.channels.routing import HandoffRouter
 
 logger = logging.getLogger(__name__)
@@ -589,6 +599,14 @@ class SlackInput(RasaSlackInput):
         )
 
     # ------------------------------------------------------------------ shared files (manual upload assistant)
+    @classmethod
+    def _is_user_message(cls, slack_event: Dict[Text, Any]) -> bool:
+        """Rasa's check (a message or mention with text, not from a bot), plus files shared without text."""
+        event = slack_event.get("event")
+        if not isinstance(event, dict) or event.get("type") not in ("message", "app_mention") or event.get("bot_id"):
+            return False
+        return bool(event.get("text")) or bool(cls._shared_files(event))
+
     @staticmethod
     def _shared_files(event: Dict[str, Any]) -> List[Dict[str, Any]]:
         """The file objects of a ``file_share`` message (or any message carrying ``files``)."""
@@ -615,19 +633,23 @@ class SlackInput(RasaSlackInput):
             logger.warning("Not downloading a shared Slack file from an unexpected host.")
             raise FileRefused(file_replies.UNREACHABLE)
         try:
-            async with httpx.AsyncClient(timeout=file_replies.DOWNLOAD_TIMEOUT, follow_redirects=False,
-                                         proxy=self.proxy or None) as client:
-                async with client.stream("GET", url, headers={"Authorization": f"Bearer {self.slack_token}"}) as r:
-                    if r.status_code != 200:
-                        # a redirect is not followed: it would leave the hosts the token may go to
-                        logger.warning("Downloading a shared Slack file failed: HTTP %s.", r.status_code)
-                        raise FileRefused(file_replies.UNREACHABLE)
-                    return await file_replies.read_capped(r, self.max_file_bytes)
+            with file_replies.quiet_download():
+                return await self._fetch(url)
         except FileRefused:
             raise
         except Exception as error:
             logger.warning("Downloading a shared Slack file failed: %s.", type(error).__name__)
             raise FileRefused(file_replies.UNREACHABLE)
+
+    async def _fetch(self, url: str) -> bytes:
+        async with httpx.AsyncClient(timeout=file_replies.DOWNLOAD_TIMEOUT, follow_redirects=False,
+                                     proxy=self.proxy or None) as client:
+            async with client.stream("GET", url, headers={"Authorization": f"Bearer {self.slack_token}"}) as r:
+                if r.status_code != 200:
+                    # a redirect is not followed: it would leave the hosts the token may go to
+                    logger.warning("Downloading a shared Slack file failed: HTTP %s.", r.status_code)
+                    raise FileRefused(file_replies.UNREACHABLE)
+                return await file_replies.read_capped(r, self.max_file_bytes)
 
     async def _handle_files(self, router: Callable[[UserMessage], Awaitable[Any]], files: List[Dict[str, Any]],
                             text: str, conversation_id: str, metadata: Dict[str, Any]) -> None:
@@ -685,8 +707,8 @@ class SlackInput(RasaSlackInput):
         client = make_client(self.slack_token, self.slack_api_url, self.proxy)
         try:
             await client.files_upload_v2(
-                file_uploads=[{"content": c.content, "filename": c.filename, "title": c.filename,
-                               "snippet_type": "csv"} for c in converted],
+                file_uploads=[{"content": c.content, "filename": c.filename, "title": c.filename}
+                              for c in converted],
                 channel=channel,
                 thread_ts=thread,
             )

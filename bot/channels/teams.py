@@ -34,6 +34,17 @@ production made strict and network-safe:
   bot account, user, tenant) with every user message, and ``push_to_conversation`` uses the latest of
   them to post a specialist's words (and join/leave notices) into the same Teams conversation.
 
+* **Shared files.** A message's file attachments (``contentUrl``, or ``content.downloadUrl`` of a
+  ``application/vnd.microsoft.teams.file.download.info``) are checked by the manual upload assistant:
+  downloaded with the connector token only when on the activity's ``serviceUrl`` host, otherwise
+  without credentials, http(s) to public addresses only (``allow_private_downloads`` lets tests use
+  127.0.0.1), every redirect re-checked, with a timeout and a size cap (``max_file_bytes``, declared
+  and while streaming). The report is the reply, with the converted CSV attached inline as a
+  ``data:text/csv`` URI (up to 64 KB; larger ones are named, not attached). An ambiguous date order is
+  asked with two buttons; the file waits 15 minutes in memory for the answer. While a specialist holds
+  the conversation, files are not checked (the message goes to the specialist). File names, contents,
+  URLs and message text are never logged.
+
 Credentials (``credentials.yml``), each with an environment fallback: ``app_id``
 (``MICROSOFT_APP_ID``), ``app_password`` (``MICROSOFT_APP_PASSWORD``), ``tenant_id``
 (``MICROSOFT_APP_TENANT_ID``, single-tenant bots), and for tests or sovereign clouds
@@ -45,6 +56,7 @@ starts) but its webhook answers 503 "not configured". See docs/teams.md.
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
 import json
 import logging
@@ -66,6 +78,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels import file_replies
+from bot.channels.file_replies import FileRefused
 from bot.channels.routing import HandoffRouter
 
 logger = logging.getLogger(__name__)
@@ -78,6 +92,9 @@ DEFAULT_ISSUERS: Tuple[str, ...] = ("https://api.botframework.com",)
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CARD_BUTTONS = 6  # Teams shows at most six buttons on a hero card
+#: Converted CSVs up to this size are attached inline (``data:`` URI); larger ones are described only.
+MAX_INLINE_ATTACHMENT_BYTES = 64 * 1024
+FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
 TOKEN_RENEW_MARGIN = 300.0  # renew the connector token this many seconds before it expires
 
 BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -108,6 +125,8 @@ class BotFrameworkSettings:
     jwks_retry_seconds: float = 10.0  # after a failed key download, wait this long before trying again
     jwks_refresh_min_seconds: float = 60.0  # an unknown key id re-downloads the keys at most this often
     token_retry_seconds: float = 5.0  # after a failed token request, messages are dropped this long without retrying
+    max_file_bytes: int = 0  # shared files: 0 = the upload assistant's limit
+    allow_private_downloads: bool = False  # tests only: attachments may be fetched from loopback/private hosts
 
     @property
     def configured(self) -> bool:
@@ -146,6 +165,9 @@ class BotFrameworkSettings:
             jwks_retry_seconds=number("jwks_retry_seconds"),
             jwks_refresh_min_seconds=number("jwks_refresh_min_seconds"),
             token_retry_seconds=number("token_retry_seconds"),
+            max_file_bytes=file_replies.max_file_bytes(creds.get("max_file_bytes")),
+            allow_private_downloads=str(creds.get("allow_private_downloads") or "").strip().lower()
+            in ("1", "true", "yes"),
         )
 
 
@@ -497,6 +519,29 @@ def _text_of(activity: Mapping[str, Any]) -> str:
     return text
 
 
+def shared_files(activity: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """(name, download URL) of the files attached to a message: Teams file download info
+    (``content.downloadUrl``) or any attachment with a ``contentUrl``; cards and the HTML copy of the
+    message Teams adds are not files."""
+    found: List[Tuple[str, str]] = []
+    attachments = activity.get("attachments")
+    for att in attachments if isinstance(attachments, list) else []:
+        if not isinstance(att, dict) or not isinstance(att.get("contentType"), str):
+            continue
+        kind = att["contentType"].lower()
+        content = att.get("content") if isinstance(att.get("content"), dict) else {}
+        if kind == FILE_DOWNLOAD_INFO:
+            url = content.get("downloadUrl")
+        elif kind.startswith(("application/vnd.microsoft.card", "text/html")):
+            continue
+        else:
+            url = att.get("contentUrl")
+        if isinstance(url, str) and urlsplit(url).scheme in ("http", "https"):
+            name = att.get("name") if isinstance(att.get("name"), str) and att.get("name") else "upload"
+            found.append((name, url))
+    return found
+
+
 def activity_metadata(activity: Mapping[str, Any]) -> Dict[str, Any]:
     """Where the conversation lives (for replies pushed later), stored with the user's message."""
     conversation = activity.get("conversation") if isinstance(activity.get("conversation"), dict) else {}
@@ -689,6 +734,17 @@ class BotFrameworkInput(RasaBotFrameworkInput):
             logger.info("Ignoring a redelivered Bot Framework activity %s.", activity.get("id"))
             return response.json({}, status=200)
 
+        files = shared_files(activity)
+        order = file_replies.parse_date_order_payload(_text_of(activity))
+        if files or order:
+            try:
+                handled = await self._handle_files(activity, files, order, on_new_message)
+            except Exception:  # never a 500 for a valid activity
+                logger.exception("Checking a file shared in Teams failed.")
+                handled = True
+            if handled:
+                return response.json({}, status=200)
+
         metadata = self.add_attachments_to_metadata(activity, self.get_metadata(request))
         message = UserMessage(
             text=_text_of(activity),
@@ -702,6 +758,109 @@ class BotFrameworkInput(RasaBotFrameworkInput):
         except Exception:  # the activity was valid: answer 200 so the Bot Framework doesn't redeliver it
             logger.exception("Could not handle a Teams message from %s.", message.sender_id)
         return response.json({}, status=200)
+
+    # ------------------------------------------------------------------ shared files (manual upload assistant)
+    async def _handle_files(self, activity: Dict[str, Any], files: List[Tuple[str, str]], order: Optional[str],
+                            on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> bool:
+        """Checks the shared files (or re-checks the kept one with the chosen date order) and replies.
+        False: not ours, the message goes on to the bot / specialist as usual."""
+        sender = activity["from"]["id"]
+        if await file_replies.handed_off(on_new_message, sender):
+            if files and not _text_of(activity):
+                activity["text"] = file_replies.shared_note([name for name, _ in files])  # for the specialist
+            return False
+        output = self.output_for(activity)
+        region = file_replies.region_from_locale(activity.get("locale"))
+        key = f"{activity['conversation']['id']}|{sender}"
+        if order and not files:
+            pending = self._pending_files().take(key)
+            if pending is None:
+                await output.send_text_message(sender, file_replies.EXPIRED)
+                return True
+            name, data, extra = pending
+            await self._reply_with_check(output, sender, key, data, name, order, extra.get("region", region))
+            return True
+        for name, url in files[: file_replies.MAX_FILES_PER_MESSAGE]:
+            try:
+                data = await self._download(url, activity["serviceUrl"])
+            except FileRefused as refused:
+                await output.send_text_message(sender, str(refused))
+                continue
+            await self._reply_with_check(output, sender, key, data, name, None, region)
+        if len(files) > file_replies.MAX_FILES_PER_MESSAGE:
+            await output.send_text_message(
+                sender, file_replies.more_files_text(len(files) - file_replies.MAX_FILES_PER_MESSAGE))
+        return True
+
+    def _pending_files(self) -> file_replies.PendingFiles:
+        pending = getattr(self, "_pending", None)
+        if pending is None:
+            pending = self._pending = file_replies.PendingFiles()
+        return pending
+
+    async def _reply_with_check(self, output: "TeamsOutput", recipient: str, key: str, data: bytes, name: str,
+                                order: Optional[str], region: str) -> None:
+        reply = await file_replies.check_file(data, name, date_order=order, region=region)
+        if reply.buttons:
+            self._pending_files().put(key, name, data, region=region)
+            await output.send_text_with_buttons(recipient, reply.text, reply.buttons)
+            return
+        attachments, too_big = [], []
+        for converted in reply.converted:
+            if len(converted.content) <= MAX_INLINE_ATTACHMENT_BYTES:
+                attachments.append({
+                    "contentType": "text/csv",
+                    "contentUrl": "data:text/csv;base64," + base64.b64encode(converted.content).decode("ascii"),
+                    "name": converted.filename,
+                })
+            else:
+                too_big.append(converted.filename)
+        text = reply.text
+        if too_big:
+            text += ("\n" + ", ".join(too_big) + (" is" if len(too_big) == 1 else " are")
+                     + " too large to attach in Teams; convert the file on our website's upload page to download it.")
+        message: Dict[str, Any] = {"text": text, "textFormat": "markdown"}
+        if attachments:
+            message["attachments"] = attachments
+        await output.send(output.prepare_message(recipient, message))
+
+    async def _download(self, url: str, service_url: str) -> bytes:
+        """The attachment's bytes. The connector token goes to the activity's serviceUrl host only;
+        any other URL is fetched without credentials, http(s) to public addresses only (every
+        redirect checked again), with a timeout and the size cap."""
+        limit = self.settings.max_file_bytes or file_replies.max_file_bytes()
+        try:
+            with file_replies.quiet_download():
+                return await self._fetch(url, service_url, limit)
+        except FileRefused:
+            raise
+        except Exception as error:
+            logger.warning("Downloading a Teams attachment failed: %s.", type(error).__name__)
+            raise FileRefused(file_replies.UNREACHABLE)
+
+    async def _fetch(self, url: str, service_url: str, limit: int) -> bytes:
+        async with httpx.AsyncClient(timeout=min(self.settings.http_timeout * 3, file_replies.DOWNLOAD_TIMEOUT),
+                                     follow_redirects=False) as client:
+            for _hop in range(file_replies.MAX_REDIRECTS + 1):
+                headers = {}
+                if file_replies.same_origin(url, service_url):
+                    token = await self.connector.token(client)
+                    if token is None:
+                        raise FileRefused(file_replies.UNREACHABLE)
+                    headers["Authorization"] = f"Bearer {token}"
+                else:
+                    await file_replies.check_public_url(url, self.settings.allow_private_downloads)
+                async with client.stream("GET", url, headers=headers) as r:
+                    if r.is_redirect and r.headers.get("location"):
+                        url = str(r.url.join(r.headers["location"]))
+                        continue
+                    if r.status_code != 200:
+                        logger.warning("Downloading a Teams attachment from %s failed: HTTP %s.",
+                                       urlsplit(url).hostname, r.status_code)
+                        raise FileRefused(file_replies.UNREACHABLE)
+                    return await file_replies.read_capped(r, limit)
+        logger.warning("Downloading a Teams attachment failed: too many redirects.")
+        raise FileRefused(file_replies.UNREACHABLE)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         router = HandoffRouter(on_new_message)
