@@ -1,23 +1,32 @@
 """The upload channel's HTTP endpoint (``bot.channels.upload``), served by a small Sanic app on
 127.0.0.1 in a background thread (no Rasa server needed) and called with httpx.
 
-The converted-file store runs on a fake clock, so expiry is tested without waiting an hour.
+Converted files go to the product database (a HandoffStore on a temp SQLite file, installed as
+``app.ctx.handoff`` the way the Rasa server's ``HandoffService.install`` does), on a fake clock, so
+expiry is tested without waiting an hour. A second Sanic app on the same database plays another
+server replica.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import secrets
 import socket
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from rasa.core.channels.channel import InputChannel
 from sanic import Sanic
 
-from bot.channels.upload import FileStore, UploadInput
+from bot.channels.upload import DatabaseFileStore, FileStore, UploadInput
+from bot.handoff.models import UploadFile
+from bot.handoff.store import HandoffStore
 
 CORPUS = Path(__file__).parent / "fixtures" / "bank_exports"
 CLEAN = (CORPUS / "clean_3col.csv").read_bytes()
@@ -88,27 +97,78 @@ class ServerThread:
         self.thread.join(10)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def several_apps_in_one_process():
+    """Sanic 21.12 rewrites some of its methods ("touch-up") when an app starts; outside test mode a
+    second app in the same process fails on the rewritten source. Test mode keeps the originals."""
+    before = Sanic.test_mode
+    Sanic.test_mode = True
+    yield
+    Sanic.test_mode = before
+
+
+class UtcClock:
+    """The product database's clock (aware UTC datetimes), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 @pytest.fixture(scope="module")
 def clock():
-    return FakeClock()
+    return UtcClock()
 
 
 @pytest.fixture(scope="module")
-def channel(clock):
-    return UploadInput(store=FileStore(ttl=3600, clock=clock), max_file_bytes=MAX_FILE)
+def product_db(tmp_path_factory, clock):
+    store = HandoffStore(f"sqlite:///{tmp_path_factory.mktemp('upload') / 'product.db'}", clock=clock)
+    store.migrate()
+    yield store
+    store.dispose()
 
 
 @pytest.fixture(scope="module")
-def server(channel):
+def channel():
+    return UploadInput(max_file_bytes=MAX_FILE)
+
+
+def start_app(channel, handoff_store=None):
     app = Sanic(f"upload_test_{secrets.token_hex(4)}")
+    if handoff_store is not None:
+        app.ctx.handoff = SimpleNamespace(store=handoff_store)  # what HandoffService.install leaves there
 
     async def on_new_message(message):  # the upload endpoint never talks to the bot
         raise AssertionError("not expected")
 
     app.blueprint(channel.blueprint(on_new_message), url_prefix=channel.url_prefix())
-    srv = ServerThread(app).start()
+    return ServerThread(app).start()
+
+
+@pytest.fixture(scope="module")
+def server(channel, product_db):
+    srv = start_app(channel, product_db)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def replica(product_db):
+    """Another server process on the same product database (its own channel, its own memory)."""
+    srv = start_app(UploadInput(max_file_bytes=MAX_FILE), product_db)
+    yield srv
+    srv.stop()
+
+
+def rows(product_db):
+    columns = [c for c in UploadFile.__table__.columns]
+    with product_db.reading() as s:
+        return {r.token_hash: r for r in s.execute(sa.select(*columns)).all()}
 
 
 @pytest.fixture
@@ -177,11 +237,71 @@ def test_json_upload_and_links_expire_after_an_hour(client, clock):
     [second] = r2.json()["converted"]
     assert first["download_url"] != second["download_url"]  # a fresh random token each time
 
-    clock.now += 3599
+    clock.advance(3599)
     got = client.get(first["download_url"])
     assert got.status_code == 200 and got.text.startswith("Date,Description,Amount\r\n04/03/2024,")
-    clock.now += 2
+    clock.advance(2)
     assert client.get(second["download_url"]).status_code == 404
+
+
+def test_files_live_in_the_product_database_and_any_replica_serves_them(client, replica, product_db, clock):
+    r = post_file(client, (CORPUS / "currency_symbols.csv").read_bytes(), "card.csv", sender="customer-7")
+    [entry] = r.json()["converted"]
+    token = entry["download_url"].rsplit("/", 1)[1]
+    stored = rows(product_db)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert digest in stored and token not in stored  # only the hash is kept
+    row = stored[digest]
+    assert row.filename == entry["filename"] and row.content_type == "text/csv"
+    assert row.conversation_id == "customer-7" and row.downloaded_at is None
+    assert row.expires_at - row.created_at == timedelta(hours=1)
+    assert row.content.startswith(b"Date,Description,Amount")
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{replica.port}", timeout=30) as other:
+        got = other.get(entry["download_url"])  # the other replica never saw the upload
+        assert got.status_code == 200 and got.text.startswith("Date,Description,Amount")
+        assert other.get(entry["download_url"]).status_code == 404
+    assert client.get(entry["download_url"]).status_code == 404  # single use across replicas
+    used = rows(product_db)[digest]
+    assert used.downloaded_at == clock.now and used.content == b""  # the bytes go at the download
+
+
+def test_expired_rows_are_deleted_when_new_files_come_in(client, product_db, clock):
+    old = post_file(client, CLEAN, "old.csv").json()["converted"][0]["download_url"]
+    old_hash = hashlib.sha256(old.rsplit("/", 1)[1].encode()).hexdigest()
+    assert old_hash in rows(product_db)
+    clock.advance(3601)
+    post_file(client, CLEAN, "new.csv")
+    remaining = rows(product_db)
+    assert old_hash not in remaining
+    assert all(r.expires_at > clock.now for r in remaining.values())
+    assert client.get(old).status_code == 404
+
+
+def test_database_store_directly(product_db, clock):
+    files = DatabaseFileStore(product_db, ttl=60)
+    before = len(files)
+    token = files.put("x.csv", b"Date,Description,Amount\r\n", "text/csv", None)
+    assert len(token) >= 43 and len(files) == before + 1
+    assert files.take("nope-" + token) is None
+    assert files.take(token) == ("x.csv", b"Date,Description,Amount\r\n", "text/csv")
+    assert files.take(token) is None
+    late = files.put("y.csv", b"y")
+    clock.advance(61)
+    assert files.take(late) is None and files.purge() >= 1
+
+
+def test_without_a_product_database_files_stay_in_memory():
+    channel = UploadInput(max_file_bytes=MAX_FILE, install_handoff=False)
+    srv = start_app(channel)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=30) as c:
+            [entry] = post_file(c).json()["converted"]
+            assert len(channel.memory_store) == 1
+            assert c.get(entry["download_url"]).text.startswith("Date,Description,Amount")
+            assert c.get(entry["download_url"]).status_code == 404
+    finally:
+        srv.stop()
 
 
 def test_rejected_file_types_are_a_report_not_an_error(client):
@@ -283,7 +403,7 @@ def test_store_is_bounded_and_forgets():
     store = FileStore(ttl=10, clock=clock, max_files=3, max_bytes=100)
     tokens = [store.put(f"f{i}.csv", b"x" * 10) for i in range(4)]
     assert len(store) == 3 and store.take(tokens[0]) is None  # the oldest made room
-    assert store.take(tokens[3]) == ("f3.csv", b"x" * 10)
+    assert store.take(tokens[3]) == ("f3.csv", b"x" * 10, "text/csv")
     assert store.take(tokens[3]) is None  # one download only
     big = store.put("big.csv", b"y" * 95)
     assert len(store) == 1 and store.take(big)
