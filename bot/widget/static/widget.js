@@ -38,6 +38,15 @@
  *     lost; nothing is shown twice). Messages typed while disconnected wait in a queue (also kept in
  *     localStorage) and are sent, in order, once the connection and the history are back.
  *
+ * BANK FILES (manual upload assistant): the paperclip button picks a bank export (.csv .qbo .qfx .ofx
+ * .txt .qif) and POSTs it (multipart: file, sender = the session id, optional date_order) to
+ * serverUrl/upload/analyse. The report comes back as an assistant message: the summary, the problems
+ * with their row numbers, and one-time download links for the clean file(s). When the dates could be
+ * read two ways, two buttons ask which, and the same file is sent again with date_order. These upload
+ * lines exist only in this browser (localStorage, "bankfeedchat:uploads:<session>"): they are not
+ * in the server's conversation history, so another browser or device doesn't show them, and after a
+ * reload the date-order buttons can't resend the file (it is only kept in the tab's memory).
+ *
  * Message text is always put in the page with textContent; only http(s) links become <a> elements.
  */
 (() => {
@@ -53,7 +62,13 @@
     open: STORAGE_PREFIX + "open",
     clicks: (sid) => `${STORAGE_PREFIX}clicks:${sid}`,
     queue: (sid) => `${STORAGE_PREFIX}queue:${sid}`,
+    uploads: (sid) => `${STORAGE_PREFIX}uploads:${sid}`,
   };
+  const UPLOAD_ACCEPT = ".csv,.qbo,.qfx,.ofx,.txt,.qif";
+  const UPLOAD_PROBLEMS_SHOWN = 8;
+  const UPLOAD_LINK_TTL_S = 3600;
+  const UPLOAD_MAX_BYTES = 20 * 1024 * 1024; // the server has its own (smaller) limit and says so
+  const DATE_ORDER_HINTS = { MDY: "MM/DD", DMY: "DD/MM", YMD: "YYYY-MM-DD" };
   const SESSION_ID = /^[A-Za-z0-9_-]{16,128}$/;
   const TYPING_TIMEOUT_MS = 12000;
   const LATE_DELIVERY_MS = 8000;
@@ -175,6 +190,8 @@
     minimise: ["M6 12h12"],
     send: ["M4 12l16-8-6 16-2.5-6.5z", "M11.5 13.5L20 4"],
     clock: ["M12 7v5l3 2", "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18"],
+    clip: ["M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5"],
+    file: ["M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z", "M14 3v5h5", "M12 11v6", "M9 14l3 3 3-3"],
   };
 
   function icon(name, size = 20) {
@@ -274,7 +291,7 @@
   }
 
   function entryKey(entry) {
-    return [entry.sender, entry.event || "", entry.agentName || "", (entry.text || "").trim()].join("\u0001");
+    return [entry.sender, entry.event || "", entry.agentName || "", (entry.text || "").trim(), entry.uploadId || ""].join("\u0001");
   }
 
   function normaliseButtons(list) {
@@ -372,6 +389,7 @@
   function activeButtonEntry() {
     for (let i = state.entries.length - 1; i >= 0; i -= 1) {
       const entry = state.entries[i];
+      if (entry.uploadId) continue; // checking a file doesn't answer the bot's question
       if (entry.sender === "user") return null;
       if (entry.buttons.length) return entry.chosen ? null : entry;
     }
@@ -414,7 +432,7 @@
     const history = entriesFromHistory(messages);
 
     // Lines the history cannot contain yet: sent or received while it loaded and not (yet) stored.
-    const fresh = before.filter((e) => e.origin !== "history" && e.seq > marker && e.status !== "queued");
+    const fresh = before.filter((e) => e.origin !== "history" && e.seq > marker && e.status !== "queued" && !e.uploadId);
     const tail = history.slice(-(fresh.length + 10));
     let cursor = 0;
     const unstored = [];
@@ -432,10 +450,22 @@
     const until = Date.now() + LATE_DELIVERY_MS;
     for (const entry of history.slice(same)) if (entry.pushedAfterStore) entry.lateUntil = until;
 
-    state.entries = [...history, ...unstored, ...queued];
+    state.entries = mergeUploads([...history, ...unstored], before.filter((e) => e.uploadId));
+    state.entries.push(...queued);
     numberButtonGroups(state.entries);
     render();
     return true;
+  }
+
+  /** The upload lines (local to this browser) put back among the server's lines, by time. */
+  function mergeUploads(list, uploads) {
+    const out = list.slice();
+    for (const entry of uploads) {
+      let at = out.length;
+      while (at > 0 && !out[at - 1].uploadId && out[at - 1].ts > entry.ts) at -= 1;
+      out.splice(at, 0, entry);
+    }
+    return out;
   }
 
   // ------------------------------------------------------------------ the connection
@@ -584,6 +614,223 @@
     render();
   }
 
+  // ------------------------------------------------------------------ bank files (upload assistant)
+
+  const uploadFiles = new Map(); // uploadId -> File, for the date-order question (this tab only)
+
+  function saveUploads() {
+    const lines = state.entries
+      .filter((e) => e.uploadId && e.upload && e.upload.kind !== "pending")
+      .slice(-40)
+      .map((e) => ({ uploadId: e.uploadId, sender: e.sender, text: e.text, ts: e.ts, upload: e.upload }));
+    storage.setJson(KEYS.uploads(state.sessionId), lines);
+  }
+
+  function loadUploads() {
+    const lines = storage.getJson(KEYS.uploads(state.sessionId), []);
+    if (!Array.isArray(lines)) return [];
+    return lines
+      .filter((l) => l && typeof l.uploadId === "string" && l.upload && typeof l.upload === "object")
+      .map((l) => makeEntry({ sender: l.sender === "user" ? "user" : "bot", text: String(l.text || ""), ts: Number(l.ts) || nowSeconds(), origin: "upload", uploadId: l.uploadId, upload: l.upload, status: "sent" }));
+  }
+
+  function addUploadEntry(fields) {
+    const entry = makeEntry({ origin: "upload", uploadId: randomId(12), status: "sent", ...fields });
+    state.entries.push(entry);
+    return entry;
+  }
+
+  /** Sends a bank file to the upload assistant; its report becomes an assistant message. */
+  async function uploadFile(file, dateOrder = "", question = null) {
+    if (!dateOrder) {
+      addUploadEntry({ sender: "user", text: `Uploaded ${file.name}`, upload: { kind: "file", name: file.name } });
+    }
+    render({ scroll: true });
+    startTyping();
+    let entry;
+    if (file.size > UPLOAD_MAX_BYTES) {
+      entry = uploadError(file.name, `${file.name} is too big to check here (QuickBooks takes files up to 350 KB).`);
+    } else {
+      entry = await postFile(file, dateOrder);
+    }
+    state.entries.push(entry);
+    if (entry.upload.kind === "question") uploadFiles.set(entry.uploadId, file);
+    if (question) uploadFiles.delete(question.uploadId);
+    stopTyping();
+    if (!state.open) state.unread += 1;
+    saveUploads();
+    render();
+  }
+
+  async function postFile(file, dateOrder) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    form.append("sender", state.sessionId);
+    if (dateOrder) form.append("date_order", dateOrder);
+    let response;
+    let body = null;
+    try {
+      response = await fetch(`${state.config.serverUrl}/upload/analyse`, { method: "POST", body: form, credentials: "omit", cache: "no-store" });
+      body = await response.json().catch(() => null);
+    } catch (error) {
+      console.warn("[bank-feed chat] upload failed", error);
+      return uploadError(file.name, `I couldn't send ${file.name} to be checked (no connection?). Please try again in a moment.`);
+    }
+    const reason = body && typeof body.error === "string" ? body.error : "";
+    if (response.status === 413) {
+      return uploadError(file.name, `${file.name} is too big to check here. QuickBooks takes files up to 350 KB: export a shorter date range and attach that.`);
+    }
+    if (response.status === 415) {
+      return uploadError(file.name, `That upload wasn't sent as a file${reason ? ` (${reason})` : ""}. Please attach it again with the paperclip.`);
+    }
+    if (!response.ok || !body || typeof body !== "object") {
+      return uploadError(file.name, `I couldn't check ${file.name}${reason ? `: ${reason}` : ` (error ${response.status})`}.`);
+    }
+    return reportEntry(body, file.name);
+  }
+
+  function uploadError(name, text) {
+    return makeEntry({ sender: "bot", text, origin: "upload", uploadId: randomId(12), status: "sent", upload: { kind: "error", name } });
+  }
+
+  function problemLine(p) {
+    const message = String(p.message || "");
+    return p.row && !/^row\b/i.test(message) ? `Row ${p.row}: ${message}` : message;
+  }
+
+  /** The report JSON as an entry: summary, problems with rows, download links or the date question. */
+  function reportEntry(report, name) {
+    const summary = typeof report.message === "string" ? report.message : typeof report.plain_text === "string" ? report.plain_text : "";
+    const allProblems = (Array.isArray(report.problems) ? report.problems : []).filter((p) => p && p.severity !== "info" && p.message);
+    // the summary lists problems grouped ("- ..."): the list below has them row by row instead
+    const lines = summary.split("\n").filter((l) => l.trim() && (!allProblems.length || !/^(- |\.\.\.and \d+ more problem)/.test(l)));
+    if (!lines.length) {
+      lines.push(report.ok ? `${name} looks ready for QuickBooks.` : `QuickBooks would reject ${name} as it is.`);
+    }
+    const files = (Array.isArray(report.converted) ? report.converted : [])
+      .map((c) => ({ name: String(c.filename || "transactions.csv"), url: safeDownloadUrl(c.download_url), rows: Number(c.rows) || 0, kind: String(c.kind || "all") }))
+      .filter((f) => f.url);
+    const upload = {
+      kind: "report",
+      name,
+      ok: report.ok === true,
+      problems: allProblems.slice(0, UPLOAD_PROBLEMS_SHOWN).map(problemLine),
+      more: Math.max(0, allProblems.length - UPLOAD_PROBLEMS_SHOWN),
+      files,
+    };
+    const ask = report.needs_date_order;
+    if (ask && typeof ask === "object" && ask.options && typeof ask.options === "object") {
+      upload.kind = "question";
+      upload.question = String(ask.question || "Which way are the dates written?");
+      upload.options = Object.entries(ask.options)
+        .filter(([order]) => DATE_ORDER_HINTS[order])
+        .map(([order, label]) => ({ order, title: `${String(label).replace(/,? \d{4}$/, "")} (${DATE_ORDER_HINTS[order]})` }));
+    }
+    return makeEntry({ sender: "bot", text: lines.join("\n"), origin: "upload", uploadId: randomId(12), status: "sent", upload });
+  }
+
+  /** A download link of the upload assistant on serverUrl, or "" (nothing else becomes a link). */
+  function safeDownloadUrl(value) {
+    if (typeof value !== "string" || !value) return "";
+    try {
+      const base = new URL(`${state.config.serverUrl}/`);
+      const url = new URL(value, base);
+      if ((url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== base.origin) return "";
+      if (!/\/upload\/files\/[A-Za-z0-9_-]{32,100}$/.test(url.pathname)) return "";
+      return url.href;
+    } catch {
+      return "";
+    }
+  }
+
+  function uploadBubble(entry) {
+    const u = entry.upload;
+    if (entry.sender === "user") {
+      return el("div", { class: "bfc-bubble bfc-upload-file" }, icon("clip", 16), el("span", { text: entry.text }));
+    }
+    const bubble = el("div", { class: `bfc-bubble bfc-upload bfc-upload--${u.kind}${u.kind === "report" && !u.ok ? " bfc-upload--problems" : ""}` });
+    // the headline first, then the problems and the files, then the rest (how to upload it)
+    const [headline, ...rest] = u.kind === "question" ? [u.question] : String(entry.text || "").split("\n");
+    bubble.append(el("p", { class: "bfc-upload-text" }, linkify(headline || "")));
+    if (u.kind === "error") return bubble;
+    if (u.problems && u.problems.length) {
+      const list = el("ul", { class: "bfc-upload-problems", "aria-label": "Problems found" });
+      for (const line of u.problems) list.append(el("li", { text: line }));
+      if (u.more) list.append(el("li", { class: "bfc-upload-more", text: `…and ${u.more} more` }));
+      bubble.append(list);
+    }
+    if (u.files && u.files.length) {
+      const expired = nowSeconds() - entry.ts > UPLOAD_LINK_TTL_S;
+      const list = el("ul", { class: "bfc-upload-files", "aria-label": "Clean files for QuickBooks" });
+      for (const f of u.files) {
+        const label = `${f.name}${f.rows ? ` (${f.rows} rows)` : ""}${f.kind === "new_only" ? " · only rows newer than QuickBooks has" : ""}`;
+        if (expired || f.used) {
+          list.append(el("li", { class: "bfc-file-gone" }, icon("file", 16), el("span", { text: `${label} · ${f.used ? "downloaded" : "link expired, attach the file again"}` })));
+        } else {
+          const link = el("a", { class: "bfc-file-link", href: f.url, download: f.name, rel: "noopener", "data-file": f.name }, icon("file", 16), el("span", { text: `Download ${label}` }));
+          list.append(el("li", {}, link));
+        }
+      }
+      bubble.append(list);
+      if (!expired) bubble.append(el("p", { class: "bfc-upload-note", text: "Each link works once, for an hour." }));
+    }
+    if (rest.length) bubble.append(el("p", { class: "bfc-upload-text bfc-upload-after" }, linkify(rest.join("\n"))));
+    if (u.kind === "question") {
+      const group = el("div", { class: "bfc-replies bfc-upload-choices", role: "group", "aria-label": "How are the dates written?" });
+      const canResend = uploadFiles.has(entry.uploadId) && !u.chosen;
+      for (const option of u.options || []) {
+        const picked = u.chosen === option.order;
+        group.append(el("button", {
+          type: "button",
+          class: `bfc-reply bfc-upload-choice${picked ? " bfc-reply--picked" : ""}`,
+          "data-upload": entry.uploadId,
+          "data-order": option.order,
+          "aria-pressed": picked ? "true" : "false",
+          disabled: !canResend,
+          text: option.title,
+        }));
+      }
+      bubble.append(group);
+      if (!u.chosen && !uploadFiles.has(entry.uploadId)) {
+        bubble.append(el("p", { class: "bfc-upload-note", text: "Attach the file again to answer this." }));
+      }
+    }
+    return bubble;
+  }
+
+  function chooseDateOrder(button) {
+    if (button.disabled) return;
+    const entry = state.entries.find((e) => e.uploadId === button.dataset.upload);
+    const file = entry && uploadFiles.get(entry.uploadId);
+    const option = entry && (entry.upload.options || []).find((o) => o.order === button.dataset.order);
+    if (!entry || !file || !option || entry.upload.chosen) return;
+    entry.upload = { ...entry.upload, chosen: option.order };
+    redrawEntry(entry);
+    addUploadEntry({ sender: "user", text: option.title, upload: { kind: "choice", name: file.name } });
+    uploadFile(file, option.order, entry);
+    ui.input.focus();
+  }
+
+  function markDownloaded(link) {
+    const entry = state.entries.find((e) => e.upload && e.upload.files && e.upload.files.some((f) => f.url === link.href));
+    if (!entry) return;
+    entry.upload = { ...entry.upload, files: entry.upload.files.map((f) => (f.url === link.href ? { ...f, used: true } : f)) };
+    saveUploads();
+    setTimeout(() => redrawEntry(entry), 0); // after the browser has followed the link
+  }
+
+  /** Rebuilds one entry's node (its content changed but not its key). */
+  function redrawEntry(entry) {
+    for (const node of ui.items.children) {
+      if (node.bfcEntry === entry) {
+        const fresh = createEntryNode(entry);
+        fresh.bfcKey = node.bfcKey;
+        node.replaceWith(fresh);
+        return;
+      }
+    }
+  }
+
   // ------------------------------------------------------------------ the user interface
 
   const ui = {};
@@ -663,9 +910,31 @@
       "aria-describedby": "bfc-hint",
     });
     ui.sendButton = el("button", { type: "submit", class: "bfc-send", "aria-label": "Send message" }, icon("send"));
+    ui.fileInput = el("input", {
+      type: "file",
+      class: "bfc-file-input",
+      accept: UPLOAD_ACCEPT,
+      tabindex: "-1",
+      "aria-hidden": "true",
+      hidden: true,
+    });
+    ui.attachButton = el(
+      "button",
+      {
+        type: "button",
+        class: "bfc-attach",
+        "aria-label": "Attach a bank file",
+        title: "Attach a bank file (.csv, .qbo, .qfx, .ofx, .txt): I'll check it and give back a clean file for QuickBooks",
+        "aria-describedby": "bfc-attach-hint",
+      },
+      icon("clip"),
+    );
     ui.form = el(
       "form",
       { class: "bfc-composer" },
+      ui.fileInput,
+      ui.attachButton,
+      el("p", { id: "bfc-attach-hint", class: "bfc-sr", text: "Checks a bank export for QuickBooks Upload from file and gives back a clean copy." }),
       el("label", { for: "bfc-input", class: "bfc-sr", text: "Your message" }),
       ui.input,
       ui.sendButton,
@@ -722,7 +991,26 @@
       observer.observe(ui.scroller);
       observer.observe(ui.items);
     }
+    ui.attachButton.addEventListener("click", () => {
+      ui.fileInput.value = "";
+      ui.fileInput.click();
+    });
+    ui.fileInput.addEventListener("change", () => {
+      const file = ui.fileInput.files && ui.fileInput.files[0];
+      ui.fileInput.value = ""; // the same file can be picked again
+      if (file) uploadFile(file);
+    });
     ui.items.addEventListener("click", (event) => {
+      const choice = event.target.closest("button.bfc-upload-choice");
+      if (choice) {
+        chooseDateOrder(choice);
+        return;
+      }
+      const link = event.target.closest("a.bfc-file-link");
+      if (link) {
+        markDownloaded(link);
+        return;
+      }
       const button = event.target.closest("button.bfc-reply");
       if (!button || button.disabled) return;
       const entry = state.entries.find((e) => e.id === Number(button.dataset.entry));
@@ -901,9 +1189,11 @@
         entry.sender === "agent"
           ? el("div", { class: "bfc-name" }, el("span", { text: entry.agentName || "Specialist" }), el("span", { class: "bfc-role", text: "Specialist" }))
           : el("span", { class: "bfc-sr", text: `${who}: ` });
-      const bubble = entry.text
-        ? el("div", { class: "bfc-bubble" }, entry.sender === "user" ? entry.text : linkify(entry.text))
-        : null;
+      const bubble = entry.upload
+        ? uploadBubble(entry)
+        : entry.text
+          ? el("div", { class: "bfc-bubble" }, entry.sender === "user" ? entry.text : linkify(entry.text))
+          : null;
       const foot = el("div", { class: "bfc-foot" }, entry.sender === "agent" ? null : el("span", { class: "bfc-sr", text: `${who}, ` }), timeNode(entry), el("span", { class: "bfc-state" }));
       node = el("div", { class: `bfc-row bfc-row--${entry.sender}` }, el("div", { class: "bfc-msg" }, label, bubble, foot));
     }
@@ -975,6 +1265,7 @@
     for (const item of state.queue) {
       state.entries.push(makeEntry({ sender: "user", text: String(item.text || item.message), ts: Number(item.ts) || nowSeconds(), origin: "local", status: "queued", queueId: item.id }));
     }
+    state.entries = [...loadUploads(), ...state.entries]; // this browser's upload lines, then the queue
     buildUi();
     setConnection("connecting");
     render();
