@@ -6,7 +6,7 @@ import logging
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, FollowupAction, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -95,7 +95,17 @@ class ActionTroubleshoot(Action):
         dispatch(dispatcher, reply.messages)
         if reply.slots.get("resolved") is True:
             await handoff.record_resolution(tracker.sender_id, tracker.slots.get("handoff_status"))
-        return [SlotSet(slot, value) for slot, value in reply.slots.items()]
+        return [SlotSet(slot, value) for slot, value in reply.slots.items()] + listen_next(tracker, reply.slots)
+
+
+def listen_next(tracker: Tracker, slots: Dict[Text, Any]) -> List[EventType]:
+    """``FollowupAction("action_listen")`` when the rules would predict listening anyway: no bank form
+    or escalation asked for (the two flag slots) and no form running (a form interrupted by a question
+    is resumed by the RulePolicy, so it must predict). Rasa then skips the policy run after this action:
+    measured, the second prediction per message was ~15 % of the server's CPU."""
+    if slots.get("needs_bank") or slots.get("escalation_due") or (tracker.active_loop or {}).get("name"):
+        return []
+    return [FollowupAction("action_listen")]
 
 
 class ActionEscalate(Action):

@@ -160,3 +160,18 @@ async def test_bank_form_validation(value, entities, expected):
 async def test_bank_form_lets_the_user_say_it_is_fixed_instead():
     t = tracker("fixed_it", {"requested_slot": "bank_site"}, text="actually it works now", confidence=0.97)
     assert await sdk_actions.ValidateBankForm().validate_bank_site("actually it works now", CollectingDispatcher(), t, {}) == {"bank_site": "skip"}
+
+
+def test_troubleshooter_lets_rasa_skip_the_policy_run_only_when_the_rules_would_listen():
+    from rasa_sdk import Tracker
+    from rasa_sdk.events import FollowupAction
+
+    from actions.actions import listen_next
+
+    def tracker(active_loop=None):
+        return Tracker("s", {}, {}, [], False, None, {"name": active_loop} if active_loop else {}, "action_troubleshoot")
+
+    assert listen_next(tracker(), {"needs_bank": False, "escalation_due": False}) == [FollowupAction("action_listen")]
+    assert listen_next(tracker(), {"needs_bank": True, "escalation_due": False}) == []  # the bank form comes next
+    assert listen_next(tracker(), {"needs_bank": False, "escalation_due": True}) == []  # the escalation comes next
+    assert listen_next(tracker("bank_form"), {"needs_bank": False, "escalation_due": False}) == []  # the form resumes
