@@ -35,6 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import yaml
 
 from bench import load, report, starter
+from bot.storage import worker_endpoints
 from tests import servers
 from tests.bank_sites import FakeBankSite
 
@@ -73,8 +74,24 @@ class Stack:
 # --------------------------------------------------------------------------- starting the bots
 
 
-def start_product(site: FakeBankSite, workdir: Path) -> Stack:
-    """Action server + Rasa server as ``scripts/run.sh`` runs them, against the local fake banks."""
+REDIS = ("127.0.0.1", 6379)
+
+
+def redis_reachable(address=REDIS) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def start_product(site: FakeBankSite, workdir: Path, workers: int = 1) -> Stack:
+    """Action server + Rasa server as ``scripts/run.sh`` runs them, against the local fake banks.
+
+    ``workers`` > 1: ``rasa run`` with that many Sanic worker processes on one port, as
+    ``make run WORKERS=2`` runs it; Rasa requires a shared lock store for that (Redis, ours)."""
     directory = servers.write_test_directory(workdir / "banks.yml", site.base_url)
     production_probe = yaml.safe_load((ROOT / "bankfeed.yml").read_text())["site_probe"]
     # production probe timeouts; the canary is local; the outage radar's thresholds are out of reach
@@ -95,7 +112,13 @@ def start_product(site: FakeBankSite, workdir: Path) -> Stack:
     action_port, rasa_port = servers.free_port(), servers.free_port()
     actions = servers.start_action_server(action_port, LOG_DIR / "product-actions.log", env)
     try:
-        endpoints = servers.write_endpoints(workdir / "endpoints.yml", action_port, workdir / "tracker.db")
+        lock_store = None
+        if workers > 1:
+            lock_store = dict(worker_endpoints.lock_store_from_env({"REDIS_HOST": REDIS[0], "REDIS_PORT": str(REDIS[1])}),
+                              key_prefix=f"bench{workdir.name}")
+            env = {**env, "SANIC_WORKERS": str(workers)}
+        endpoints = servers.write_endpoints(workdir / "endpoints.yml", action_port, workdir / "tracker.db",
+                                            lock_store=lock_store)
         token = secrets.token_urlsafe(24)
         rasa = servers.Process(
             [str(servers.VENV_BIN / "rasa"), "run", "--model", str(servers.MODEL), "--endpoints", str(endpoints),
@@ -218,6 +241,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-train", dest="train", action="store_false", help="don't time the training")
     parser.add_argument("--only", choices=("product", "starter"), help="benchmark one bot only")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="where bench.json and bench.png go")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="Sanic worker processes of the product's Rasa server (default: one per CPU; "
+                             "needs Redis on 127.0.0.1:6379 for the shared lock store, else 1)")
     args = parser.parse_args(argv)
 
     duration = args.duration or (5.0 if args.quick else 20.0)
@@ -279,13 +305,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    "note": "rasa init --no-prompt (copy + train) when the starter was created"}
     results["training"] = training
 
+    workers = max(1, args.workers)
+    if workers > 1 and not redis_reachable():
+        print(f"[bench] Redis is not reachable on {REDIS[0]}:{REDIS[1]}: the product runs with 1 worker", flush=True)
+        workers = 1
+    results["settings"]["product_workers"] = workers
+
     bots = results["bots"]
     if args.only in (None, "product"):
         with ExitStack() as stack_ctx:
             site = stack_ctx.enter_context(FakeBankSite())
             workdir = Path(stack_ctx.enter_context(tempfile.TemporaryDirectory(prefix="bench-product-")))
-            print("[bench] starting the product (action server + rasa run, SQLite trackers in a temp dir)", flush=True)
-            product, startup = timed(lambda: start_product(site, workdir))
+            print(f"[bench] starting the product (action server + rasa run with {workers} worker(s), SQLite trackers "
+                  "in a temp dir)", flush=True)
+            product, startup = timed(lambda: start_product(site, workdir, workers))
             try:
                 bots["product"] = measure(product, load.PRODUCT_SCRIPT, PRODUCT_PARSE_TEXTS, levels, duration,
                                           parse_rounds, run_id, startup)

@@ -33,9 +33,21 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# WORKERS=2 (one per core): Rasa runs that many Sanic worker processes on one port. Rasa requires a
+# shared lock store for that: ours on Redis (REDIS_HOST/REDIS_PORT, default 127.0.0.1:6379), and the
+# widget's socket.io events go through Redis too. See README, "Using both cores".
+ENDPOINTS=endpoints.yml
+WORKERS="${WORKERS:-1}"
+if [ "$WORKERS" != "1" ]; then
+  ENDPOINTS=var/endpoints.workers.yml
+  .venv/bin/python -m bot.storage.worker_endpoints endpoints.yml "$ENDPOINTS"
+  export SANIC_WORKERS="$WORKERS"
+  export SOCKETIO_REDIS_URL="${SOCKETIO_REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
+fi
+
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
-.venv/bin/rasa run --model "$MODEL" --endpoints endpoints.yml --credentials credentials.yml \
+.venv/bin/rasa run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
   --port "$RASA_PORT" --enable-api --auth-token="$token" --cors "*" &
 pids+=($!)
 
