@@ -117,12 +117,11 @@ class Troubleshooter:
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, state: State, turn: Turn) -> Reply:
-        reply = await self._handle(state, turn)
-        # The rules that run bank_form / action_escalate after this action read these two flags,
-        # so every turn states them explicitly (see data/rules.yml).
-        reply.slots.setdefault("needs_bank", False)
-        reply.slots.setdefault("escalation_due", False)
-        return reply
+        # The rules that run bank_form / action_escalate after this action read the two flags
+        # needs_bank and escalation_due (data/rules.yml). Both start false (domain initial_value)
+        # and are only written when they change: writing them every turn made every tracker ~20 %
+        # longer, and Rasa loads, replays and featurizes the whole tracker on every message.
+        return await self._handle(state, turn)
 
     async def _handle(self, state: State, turn: Turn) -> Reply:
         reply = Reply()
