@@ -21,11 +21,10 @@ class HandoffRouter:
     def attach(self, blueprint: Blueprint) -> Blueprint:
         """Installs the server's hand-off service when the blueprint's server starts."""
 
-        async def install(app: Any, _loop: Any) -> None:
-            self.service = await HandoffService.install(app)
+        def installed(service: HandoffService) -> None:
+            self.service = service
 
-        blueprint.listener("before_server_start")(install)
-        return HandoffService.attach(blueprint)
+        return HandoffService.attach(blueprint, on_installed=installed)
 
     async def __call__(self, message: UserMessage) -> Any:
         recorder = RecordingOutput(message.output_channel)

@@ -71,11 +71,14 @@ class HandoffService:
         return service
 
     @classmethod
-    def attach(cls, blueprint: Any) -> Any:
-        """Installs the service when the blueprint's server starts, and stops it cleanly at the end."""
+    def attach(cls, blueprint: Any, on_installed: Optional[Callable[["HandoffService"], None]] = None) -> Any:
+        """Installs the service when the blueprint's server starts (then calls ``on_installed`` with
+        it), and stops it cleanly at the end."""
 
         async def start(app: Any, _loop: Any) -> None:
-            await cls.install(app)
+            service = await cls.install(app)
+            if on_installed is not None:
+                on_installed(service)
 
         async def stop(app: Any, _loop: Any) -> None:
             service = getattr(app.ctx, "handoff", None)
