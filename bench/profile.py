@@ -47,7 +47,7 @@ RASA_AREAS: List[Tuple[str, Sequence[str]]] = [
     ("tracker store retrieve: SELECT all events, deserialize, replay",
      ["retrieve (rasa/core/tracker_store.py", "_retrieve (rasa/core/tracker_store.py", "retrieve_full_tracker (rasa/core/tracker_store.py"]),
     ("NLU parse (spaCy, featurizers, DIET, our components)", ["parse_message (rasa/core/processor.py"]),
-    ("policy prediction (RulePolicy, MemoizationPolicy)", ["_predict_next_with_tracker (rasa/core/processor.py",
+    ("policy prediction (RulePolicy)", ["_predict_next_with_tracker (rasa/core/processor.py",
                                                           "predict_next_with_tracker_if_should (rasa/core/processor.py"]),
     ("action call: request, HTTP client, response events", ["run (rasa/core/actions/action.py"]),
     ("other dialogue processing (Rasa processor)", ["handle_message (rasa/core/processor.py"]),
