@@ -104,15 +104,16 @@ def render(results: Dict[str, Any]) -> str:
             if lv is None:
                 continue
             rows.append([f"{n:>3} {name}", lv["msgs_per_s"], lv["p50_ms"], lv["p95_ms"], lv["p99_ms"], lv["ok"], lv["errors"],
-                         lv.get("server_cpu_ms_per_msg"), lv.get("server_cpu_util"), (lv.get("peak_rss_mb") or {}).get("total"),
+                         lv.get("server_cpu_ms_per_msg"), lv.get("server_cpu_util"), lv.get("loadgen_cpu_ms_per_msg"),
+                         (lv.get("peak_rss_mb") or {}).get("total"),
                          "/".join(str(x) for x in (lv.get("loadavg_after") or [])[:1])])
         c = comparison.get("levels", {}).get(str(n))
         if c:
             rows.append([f"{n:>3} ratio p/s", c["msgs_per_s_ratio"], c["p50_ratio"], c["p95_ratio"], c["p99_ratio"], "", "",
-                         c["server_cpu_per_msg_ratio"], "", c["peak_rss_ratio"], ""])
+                         c["server_cpu_per_msg_ratio"], "", "", c["peak_rss_ratio"], ""])
     parts.append("\nLoad (concurrent conversations)")
     parts.append(_table(["conc bot", "msg/s", "p50 ms", "p95 ms", "p99 ms", "ok", "errors", "srv CPU ms/msg",
-                         "srv cores", "peak RSS MB", "loadavg"], rows))
+                         "srv cores", "loadgen CPU ms/msg", "peak RSS MB", "loadavg"], rows))
 
     rows = []
     for name in names:
