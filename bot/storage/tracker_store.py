@@ -63,9 +63,6 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         kwargs.pop("type", None)
         super().__init__(domain=domain, dialect=dialect, db=os.path.expandvars(db), **kwargs)
-        # Rasa's engine has no pre-ping: after a database restart the first save on each pooled
-        # connection fails, and Rasa falls back to an in-memory store (losing that conversation's
-        # events across replicas). Test connections before use instead.
         if dialect == "sqlite":
             # SQLAlchemy 1.4 opens a new SQLite connection per session for a file (NullPool), and each
             # one ran the PRAGMAs again (py-spy: ~5 % of the server's time per message): keep them
@@ -74,36 +71,37 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                                            connect_args={"check_same_thread": False})
             sa.event.listen(self.engine, "connect", _sqlite_wal)
         else:
+            # Rasa's engine has no pre-ping: after a database restart the first save on each pooled
+            # connection fails, and Rasa falls back to an in-memory store (losing that conversation's
+            # events across replicas). Test connections before use instead.
             self.engine = sa.create_engine(self.engine.url, pool_pre_ping=True, **create_engine_kwargs(self.engine.url))
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+        self._statements = self._build_statements()
 
     # ------------------------------------------------------------------ statements
-    def _statements(self) -> dict:
+    def _build_statements(self) -> dict:
         """Built once per store (SQLAlchemy then compiles and caches each of them once), with the
         sender as a bound parameter."""
-        built = getattr(self, "_built_statements", None)
-        if built is None:
-            events = self.SQLEvent.__table__
-            sender = sa.bindparam("sender_id")
-            session_start = (
-                sa.select(sa.func.max(events.c.timestamp))
-                .where(events.c.sender_id == sender, events.c.type_name == SessionStarted.type_name)
-                .scalar_subquery()
-            )
-            # Rasa's _event_query: the sender's events from the latest session start on (all of them
-            # when the conversation has none), or every session's
-            latest_session = [events.c.sender_id == sender,
-                              sa.or_(events.c.timestamp >= session_start, session_start.is_(None))]
-            built = self._built_statements = {
-                "latest": sa.select(events.c.data).where(*latest_session).order_by(events.c.id),
-                "all": sa.select(events.c.data).where(events.c.sender_id == sender).order_by(events.c.id),
-                "count_latest": sa.select(sa.func.count()).select_from(events).where(*latest_session),
-                "insert": events.insert(),
-            }
-        return built
+        events = self.SQLEvent.__table__
+        sender = sa.bindparam("sender_id")
+        session_start = (
+            sa.select(sa.func.max(events.c.timestamp))
+            .where(events.c.sender_id == sender, events.c.type_name == SessionStarted.type_name)
+            .scalar_subquery()
+        )
+        # Rasa's _event_query: the sender's events from the latest session start on (all of them
+        # when the conversation has none), or every session's
+        latest_session = [events.c.sender_id == sender,
+                          sa.or_(events.c.timestamp >= session_start, session_start.is_(None))]
+        return {
+            "latest": sa.select(events.c.data).where(*latest_session).order_by(events.c.id),
+            "all": sa.select(events.c.data).where(events.c.sender_id == sender).order_by(events.c.id),
+            "count_latest": sa.select(sa.func.count()).select_from(events).where(*latest_session),
+            "insert": events.insert(),
+        }
 
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
-        query = self._statements()["all" if fetch_events_from_all_sessions else "latest"]
+        query = self._statements["all" if fetch_events_from_all_sessions else "latest"]
         with self.session_scope() as session:
             rows = session.connection().execute(query, {"sender_id": sender_id}).scalars().all()
         if not (self.domain and rows):
@@ -115,7 +113,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         if masked:
             logger.info("Masked sensitive data in %d message(s) of a conversation before storing it.", masked)
         await self.stream_events(tracker)
-        statements = self._statements()
+        statements = self._statements
         with self.session_scope() as session:
             connection = session.connection()
             # Rasa's _additional_events: the events of the latest session not stored yet
