@@ -157,6 +157,14 @@ def settle(fake_slack: FakeSlack, channel: str, thread_ts: Optional[str] = None,
     return count
 
 
+def wait_for_user_message(console: Any, ticket_id: int, text: str, failure: str, timeout: float = 15) -> None:
+    """Polls the ticket's transcript in the agent console until the user's ``text`` is there."""
+    deadline = time.monotonic() + timeout
+    while text not in [m["text"] for m in console.get(f"/tickets/{ticket_id}").json()["messages"] if m["sender"] == "user"]:
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
+
+
 def unique(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:8].upper()
 
@@ -395,12 +403,7 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
 
         # the user writes meanwhile: it goes to the specialist, and the bot stays silent
         says("hello? is anyone there")
-        deadline = time.monotonic() + 15
-        while "hello? is anyone there" not in [
-            m["text"] for m in console.get(f"/tickets/{ticket['id']}").json()["messages"] if m["sender"] == "user"
-        ]:
-            assert time.monotonic() < deadline, "the user's message did not reach the specialist"
-            time.sleep(0.2)
+        wait_for_user_message(console, ticket["id"], "hello? is anyone there", "the user's message did not reach the specialist")
         assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
 
         # a file shared meanwhile is not checked by the bot: the specialist sees that a file came
@@ -408,12 +411,7 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
         body = (file_share(user, SUPPORT, [shared], thread_ts=root, channel_type="channel") if root
                 else file_share(user, channel, [shared]))
         send(slack_stack, body)
-        deadline = time.monotonic() + 15
-        while "(shared a file: during_handoff.csv)" not in [
-            m["text"] for m in console.get(f"/tickets/{ticket['id']}").json()["messages"] if m["sender"] == "user"
-        ]:
-            assert time.monotonic() < deadline, "the shared file did not reach the specialist"
-            time.sleep(0.2)
+        wait_for_user_message(console, ticket["id"], "(shared a file: during_handoff.csv)", "the shared file did not reach the specialist")
         assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
         assert fake_slack.downloads_of(shared["id"]) == []
 
