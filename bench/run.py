@@ -74,7 +74,8 @@ class Stack:
 # --------------------------------------------------------------------------- starting the bots
 
 
-REDIS = ("127.0.0.1", 6379)
+_LOCK_STORE = worker_endpoints.lock_store_from_env({})  # what `make run WORKERS=2` uses by default
+REDIS = (_LOCK_STORE["url"], _LOCK_STORE["port"])
 
 
 def redis_reachable(address=REDIS) -> bool:
@@ -114,8 +115,7 @@ def start_product(site: FakeBankSite, workdir: Path, workers: int = 1) -> Stack:
     try:
         lock_store = None
         if workers > 1:
-            lock_store = dict(worker_endpoints.lock_store_from_env({"REDIS_HOST": REDIS[0], "REDIS_PORT": str(REDIS[1])}),
-                              key_prefix=f"bench{workdir.name}")
+            lock_store = dict(_LOCK_STORE, key_prefix=f"bench{workdir.name}")
             env = {**env, "SANIC_WORKERS": str(workers)}
         endpoints = servers.write_endpoints(workdir / "endpoints.yml", action_port, workdir / "tracker.db",
                                             lock_store=lock_store)

@@ -80,15 +80,11 @@ async def _play(store, sender, domain):
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 async def test_same_rows_and_trackers_as_rasas_store(domain, dialect, tmp_path):
-    def compare(where):
-        ours, rasas = _stores(domain, dialect, where)
-        return ours, rasas
-
     if dialect == "postgresql":
         with fresh_pg_database() as url:
-            await _compare(domain, *compare(url))
+            await _compare(domain, *_stores(domain, dialect, url))
     else:
-        await _compare(domain, *compare(tmp_path))
+        await _compare(domain, *_stores(domain, dialect, tmp_path))
 
 
 async def _compare(domain, ours, rasas):

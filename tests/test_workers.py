@@ -72,11 +72,9 @@ async def test_two_workers_answer_every_message_of_whole_conversations(action_se
     run_id = secrets.token_hex(3)
     tracker_db = tmp_path / "tracker.db"
     endpoints = servers.write_endpoints(tmp_path / "base.yml", action_server.port, tracker_db)
-    workers_yml = tmp_path / "endpoints.workers.yml"
-    lock_env = {"REDIS_LOCK_DB": "1"}
-    workers_yml.write_text(yaml.safe_dump(worker_endpoints.worker_endpoints(yaml.safe_load(endpoints.read_text()), lock_env)))
-    doc = yaml.safe_load(workers_yml.read_text())
+    doc = worker_endpoints.worker_endpoints(yaml.safe_load(endpoints.read_text()), {})
     doc["lock_store"]["key_prefix"] = f"workers{run_id}"  # this test's locks only
+    workers_yml = tmp_path / "endpoints.workers.yml"
     workers_yml.write_text(yaml.safe_dump(doc))
     env = {**product_env, "SANIC_WORKERS": "2"}
     port = servers.free_port()
