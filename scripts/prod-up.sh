@@ -189,7 +189,8 @@ for p in "${rasa_ports[@]}"; do rasa_upstreams+=("127.0.0.1:$p"); done
 for p in "${action_ports[@]}"; do action_upstreams+=("127.0.0.1:$p"); done
 "$PY" deploy/nginx/render.py --out "$PROD_DIR/nginx.conf" --listen "$NGINX_LISTEN" \
   --actions-listen "127.0.0.1:$ACTIONS_LB_PORT" --rasa "${rasa_upstreams[@]}" --actions "${action_upstreams[@]}" \
-  --runtime-dir "$PROD_DIR" --log-dir "$PROD_DIR/logs" || die "could not render the nginx configuration."
+  --runtime-dir "$PROD_DIR" --log-dir "$PROD_DIR/logs" --admin-allow ${ADMIN_ALLOW:-127.0.0.1 ::1} \
+  || die "could not render the nginx configuration."
 nginx_check="$("$NGINX" -t -q -c "$PROD_DIR/nginx.conf" -p "$PROD_DIR/" 2>&1)" \
   || { printf '%s\n' "$nginx_check" >&2; die "the generated $PROD_DIR/nginx.conf is invalid (nginx -t)."; }
 for i in $(seq 1 "$REPLICAS"); do
