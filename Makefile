@@ -22,7 +22,7 @@ export TF_DETERMINISTIC_OPS   := 1
 export PYTHONHASHSEED         := 0
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent prod-up prod-down bench bench-quick
+.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent prod-up prod-down bench bench-quick audit
 
 help:
 	@echo "make run   - install, build, train if needed, start action server (5055) + Rasa (5005)"
@@ -30,6 +30,7 @@ help:
 	@echo "make eval  - NLU precision/recall/F1 per class on the held-out set, written to reports/"
 	@echo "make bench - benchmarks vs a stock rasa init starter, written to reports/bench.*"
 	@echo "make prod-up / prod-down - the multi-replica topology on this machine (docs/production.md)"
+	@echo "make audit - pip-audit over the lock file (needs PyPI's or OSV's vulnerability data; docs/security.md)"
 
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || { test -n "$(PYTHON310)" || { echo "python3.10 not found (install it or set PYTHON310=...)"; exit 1; }; $(PYTHON310) -m venv $(VENV); }
@@ -91,6 +92,17 @@ agent: install
 	@test -n "$(NAME)" || { echo "usage: make agent NAME=<username> [DISPLAY=<display name>]"; exit 2; }
 	$(PY) -m bot.handoff.cli migrate
 	$(PY) -m bot.handoff.cli create-agent "$(NAME)" $(if $(DISPLAY),--display-name "$(DISPLAY)")
+
+# Known vulnerabilities in the lock file. pip-audit lives in its own venv (its dependencies would not
+# fit Rasa's pins); --strict fails when a package could not be checked, so a run without the
+# vulnerability data (as on a machine whose registry mirror does not serve it) never passes as clean.
+AUDIT_VENV := var/audit-venv
+$(AUDIT_VENV)/bin/pip-audit:
+	python3 -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install -q --disable-pip-version-check pip-audit==2.10.1
+
+audit: $(AUDIT_VENV)/bin/pip-audit
+	$(AUDIT_VENV)/bin/pip-audit -r requirements/constraints.txt --no-deps --disable-pip --strict $(AUDIT_ARGS)
 
 # Refreshes the lock file from the current virtual environment.
 lock:
