@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Dict, List
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -11,6 +12,7 @@ from actions.bank_directory import Bank, BankDirectory
 from actions.conversation import State, Troubleshooter, Turn
 from actions.escalation import build_summary, handoff_slots, summary_text
 from actions.site_prober import ProbeSettings, SiteProber
+from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite
 
 
@@ -35,7 +37,9 @@ class Conversation:
     """Plays a conversation the way the Rasa action would: slots in, replies and slot changes out."""
 
     def __init__(self, directory: BankDirectory, canary: str):
-        settings = ProbeSettings(budget=2.0, slow_threshold=1.0, canary_urls=(canary,))
+        # the local bank site is an explicit exception to the outbound policy (loopback is refused by default)
+        allow = (f"{urlsplit(canary).hostname}:{urlsplit(canary).port}",)
+        settings = ProbeSettings(budget=2.0, slow_threshold=1.0, canary_urls=(canary,), outbound=OutboundPolicy(allow=allow))
         self.prober = SiteProber(settings)
         self.bot = Troubleshooter(directory, self.prober.check)
         self.slots: Dict[str, object] = {}

@@ -11,9 +11,13 @@ import pytest
 import pytest_asyncio
 
 from actions.site_prober import ProbeResult, ProbeSettings, SiteProber, has_maintenance_wording
+from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite, refused_url
 
 UNREACHABLE_CANARIES = ("https://canary.invalid/",)
+# These tests play banks on 127.0.0.1 (any port): an explicit exception to the outbound policy, which
+# refuses loopback by default (see test_outbound_policy_* below and tests/test_outbound.py).
+LOCAL = OutboundPolicy(allow=("127.0.0.1",))
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -39,7 +43,7 @@ def canary(site):
 
 def make_settings(**overrides) -> ProbeSettings:
     base = dict(connect_timeout=1.0, read_timeout=1.5, budget=2.0, slow_threshold=1.0,
-                canary_urls=UNREACHABLE_CANARIES)
+                canary_urls=UNREACHABLE_CANARIES, outbound=LOCAL)
     base.update(overrides)
     return ProbeSettings(**base)
 
