@@ -451,6 +451,11 @@ class SiteProber:
             return self._make(url, "unknown", "invalid_url", started)
         client = self._get_client()
         try:
+            client.policy.check_url(target)
+        except OutboundRefused as refused:
+            if refused.reason in _INVALID_URL_REASONS:   # the address itself is malformed (not a redirect)
+                return self._make(url, "unknown", "invalid_url", started)
+        try:
             async with client.stream("GET", target) as streamed:
                 response = streamed.response
                 code = response.status_code
@@ -460,8 +465,7 @@ class SiteProber:
                 return self._classify(url, response, body, started, streamed.url)
         except OutboundRefused as refused:
             # not contacted (or a redirect was not followed): nothing is known about the target
-            reason = "invalid_url" if refused.reason in _INVALID_URL_REASONS else "not_allowed"
-            return self._make(url, "unknown", reason, started)
+            return self._make(url, "unknown", "not_allowed", started)
         except OutboundRedirectLimit:
             return self._make(url, "unknown", "too_many_redirects", started)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
