@@ -34,6 +34,11 @@ CODE_OVERRIDABLE_INTENTS = {"inform", "nlu_fallback", "greet", "thank", "goodbye
 
 SiteCheck = Callable[[str, str], Awaitable[ProbeResult]]
 
+#: What the customer reads when the address they gave is one the bot may not contact (the outbound policy
+#: refused it: not a public web address, an unusual port or scheme). It says nothing about the target.
+CANNOT_CHECK_ADDRESS = ("I can't check that address, so I haven't tested it. I can only check a bank's public "
+                        "website, such as the page where you sign in to online banking.")
+
 
 @dataclass
 class State:
@@ -85,6 +90,10 @@ class Reply:
 
     def say(self, response: str, **variables: Any) -> None:
         self.messages.append({"response": response, **variables})
+
+    def say_text(self, text: str) -> None:
+        """A message worded in code, not a domain response."""
+        self.messages.append({"text": text})
 
 
 class Outages(Protocol):
@@ -514,6 +523,11 @@ class Troubleshooter:
         key = state.bank or login_url  # an unlisted bank is cached by its own address
         result = await self.check_site(key, login_url)
         self._set("check_results", {**state.check_results, key: result.to_dict()})
+        if result.reason == "not_allowed":
+            # nothing was contacted: no up/down, status or timing, and the address is not repeated back
+            self._reply.say_text(CANNOT_CHECK_ADDRESS)
+            self._reply.say("utter_ask_bank_login", bank_login="your bank's own website")
+            return
         self._reply.say(f"utter_site_{result.status}", **site_wording(result, state.bank or self._host(login_url)))
         self._reply.say("utter_ask_bank_login", bank_login=login_url)
 
@@ -583,7 +597,7 @@ def site_wording(result: ProbeResult, bank_name: str) -> Dict[str, str]:
         "connection_refused": "it refuses connections",
         "tls_error": "its security certificate fails",
         "timeout": "it didn't answer in time",
-        "no_outbound_connectivity": "this server can't reach the internet right now",
+        "no_outbound_connectivity": "I can't reach other websites either just now",
         "invalid_url": "the address isn't valid",
         "too_many_redirects": "it keeps redirecting",
     }.get(result.reason)

@@ -1,6 +1,7 @@
 """Loads the product settings file (``bankfeed.yml``, or the file named by ``BANKFEED_SETTINGS``)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -9,6 +10,10 @@ from typing import Any, Dict
 import yaml
 
 from actions.site_prober import ProbeSettings
+from bot.outbound import OutboundPolicy
+
+#: What each caller of the outbound policy is called in the ``outbound`` settings.
+OUTBOUND_USES = ("bank_sites", "slack", "teams")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +36,24 @@ def load_settings() -> Dict[str, Any]:
 
 
 def probe_settings() -> ProbeSettings:
-    return ProbeSettings.from_mapping(load_settings().get("site_probe") or {})
+    settings = ProbeSettings.from_mapping(load_settings().get("site_probe") or {})
+    return dataclasses.replace(settings, outbound=outbound_policy("bank_sites"))
+
+
+def outbound_policy(use: str) -> OutboundPolicy:
+    """The outbound policy (bot/outbound.py) for one use: the ``outbound`` section's keys, overridden by
+    its ``<use>`` subsection (e.g. ``outbound: {max_bytes: ..., teams: {allow: [...]}}``). Without the
+    section: the defaults (public addresses on ports 80/443 only)."""
+    if use not in OUTBOUND_USES:
+        raise ValueError(f"unknown outbound use {use!r}; known: {', '.join(OUTBOUND_USES)}")
+    section = load_settings().get("outbound") or {}
+    if not isinstance(section, dict):
+        raise ValueError("the 'outbound' settings must be a mapping")
+    base = {k: v for k, v in section.items() if k not in OUTBOUND_USES}
+    override = section.get(use) or {}
+    if not isinstance(override, dict):
+        raise ValueError(f"the 'outbound.{use}' settings must be a mapping")
+    return OutboundPolicy.from_mapping({**base, **override})
 
 
 def radar_settings() -> Any:

@@ -15,7 +15,12 @@ Guarantees of :meth:`SiteProber.check`:
 * a bank that merely hangs, or a failure that could be caused by *our* network
   (checked against ``canary_urls``), is reported as ``"unknown"``, never ``"down"``;
 * results are cached per key for ``cache_ttl`` seconds and concurrent checks of
-  the same key share a single HTTP request.
+  the same key share a single HTTP request;
+* every request (the bank's URL, each redirect hop, the canaries) goes through
+  ``bot.outbound`` under ``ProbeSettings.outbound``: http(s) on ports 80/443 to
+  public addresses only, resolved once and connected to as checked. A URL the
+  policy refuses is never contacted: the result is ``"unknown"`` with reason
+  ``"not_allowed"`` (and says nothing about the target's state).
 
 Plain Python + httpx; deliberately no Rasa imports.
 """
@@ -38,6 +43,9 @@ from typing import Any, Callable, Dict, Iterator, Literal, Mapping, Optional, Tu
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from bot.outbound import (OutboundClient, OutboundDNSError, OutboundPolicy, OutboundRedirectLimit, OutboundRefused,
+                          Resolver)
 
 logger = logging.getLogger("actions.site_prober")
 
@@ -69,7 +77,8 @@ _DOWN_REASONS = frozenset(
      "connection_reset", "protocol_error", "network_error"}
 )
 
-_HOST_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Refusals whose cause is a malformed address rather than a forbidden destination.
+_INVALID_URL_REASONS = frozenset({"bad_url", "scheme"})
 
 
 # --------------------------------------------------------------------------- settings
@@ -102,6 +111,8 @@ class ProbeSettings:
     user_agent: str = "QBO-BankFeed-Assistant/1.0 (bank site availability check)"
     canary_urls: Tuple[str, ...] = ("https://www.google.com/generate_204", "https://www.cloudflare.com/")
     verify_tls: bool = True
+    # Which destinations may be contacted (bot/outbound.py); from the ``outbound`` settings (use ``bank_sites``).
+    outbound: OutboundPolicy = OutboundPolicy()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -120,6 +131,18 @@ class ProbeSettings:
         set_(self, "canary_urls", tuple(u.strip() for u in urls))
         if not isinstance(self.verify_tls, bool):
             raise ValueError("probe setting 'verify_tls' must be true or false")
+        if isinstance(self.outbound, Mapping):
+            set_(self, "outbound", OutboundPolicy.from_mapping(self.outbound))
+        if not isinstance(self.outbound, OutboundPolicy):
+            raise ValueError("probe setting 'outbound' must be an outbound policy")
+
+    def policy(self) -> OutboundPolicy:
+        """The outbound policy with this check's own limits (timeouts, redirects, body size)."""
+        return self.outbound.replace(
+            max_redirects=self.max_redirects, max_bytes=self.max_body_bytes, connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout, total_timeout=self.budget,
+            resolve_timeout=min(self.outbound.resolve_timeout, self.connect_timeout),
+        )
 
     @classmethod
     def from_mapping(cls, data: Optional[Mapping[str, Any]]) -> "ProbeSettings":
@@ -152,7 +175,9 @@ class ProbeResult:
     status "up" because the server is answering), "dns_failure",
     "connection_refused", "tls_error", "connect_error", "connection_reset",
     "protocol_error", "network_error", "timeout", "no_outbound_connectivity",
-    "invalid_url", "too_many_redirects", "cancelled", "internal_error".
+    "invalid_url", "not_allowed" (the outbound policy refuses the address or a
+    redirect: nothing was sent there), "too_many_redirects", "cancelled",
+    "internal_error".
     """
 
     status: SiteStatus
@@ -230,8 +255,9 @@ def _network_reason(exc: BaseException) -> str:
     return "network_error"
 
 
-def _parse_url(url: Any) -> Optional[httpx.URL]:
-    """Return a usable http(s) URL or None.  A missing scheme means https://."""
+def _parse_url(url: Any) -> Optional[str]:
+    """The URL to check (a missing scheme means https://), or None when it is not a plausible URL.
+    The strict checks are the outbound policy's (bot/outbound.py)."""
     if not isinstance(url, str):
         return None
     url = url.strip()
@@ -239,16 +265,7 @@ def _parse_url(url: Any) -> Optional[httpx.URL]:
         return None
     if "://" not in url:
         url = "https://" + url
-    try:
-        parsed = httpx.URL(url)
-        host = parsed.raw_host.decode("ascii")
-    except Exception:
-        return None
-    if parsed.scheme not in ("http", "https") or not host:
-        return None
-    if ":" not in host and not _HOST_RE.match(host):   # ':' only in IPv6 literals
-        return None
-    return parsed
+    return url
 
 
 def _strip_url(url: str) -> str:
@@ -300,10 +317,11 @@ class SiteProber:
     """
 
     def __init__(self, settings: Optional[ProbeSettings] = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, resolver: Optional[Resolver] = None) -> None:
         self.settings = settings if settings is not None else ProbeSettings()
         self._clock = clock
-        self._client: Optional[httpx.AsyncClient] = None
+        self._resolver = resolver   # tests inject one; default: the system resolver (bot.outbound)
+        self._client: Optional[OutboundClient] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._cache: Dict[str, Tuple[float, ProbeResult]] = {}
         self._inflight: Dict[Tuple[str, str], "asyncio.Task[ProbeResult]"] = {}
@@ -377,19 +395,12 @@ class SiteProber:
             self._canary_task = None
             self._loop = loop
 
-    def _get_client(self) -> httpx.AsyncClient:
+    def _get_client(self) -> OutboundClient:
         if self._client is None or self._client.is_closed:
             s = self.settings
-            self._client = httpx.AsyncClient(
-                follow_redirects=True,
-                max_redirects=s.max_redirects,
-                timeout=httpx.Timeout(connect=s.connect_timeout, read=s.read_timeout,
-                                      write=s.read_timeout, pool=s.connect_timeout),
-                headers={"User-Agent": s.user_agent, "Accept": _ACCEPT},
-                # no keep-alive: every probe measures a fresh DNS + TCP + TLS path to the bank
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
-                verify=s.verify_tls,
-            )
+            # no keep-alive (OutboundClient): every probe measures a fresh DNS + TCP + TLS path to the bank
+            self._client = OutboundClient(s.policy(), resolver=self._resolver, verify=s.verify_tls,
+                                          headers={"User-Agent": s.user_agent, "Accept": _ACCEPT}, use="bank_sites")
         return self._client
 
     def _cache_get(self, key: str, url: str) -> Optional[ProbeResult]:
@@ -440,16 +451,27 @@ class SiteProber:
             return self._make(url, "unknown", "invalid_url", started)
         client = self._get_client()
         try:
-            async with client.stream("GET", target) as response:
+            client.policy.check_url(target)
+        except OutboundRefused as refused:
+            if refused.reason in _INVALID_URL_REASONS:   # the address itself is malformed (not a redirect)
+                return self._make(url, "unknown", "invalid_url", started)
+        try:
+            async with client.stream("GET", target) as streamed:
+                response = streamed.response
                 code = response.status_code
                 body = b""
                 if 200 <= code < 400 or code == 503:
                     body = await self._read_prefix(response, deadline)
-                return self._classify(url, response, body, started)
-        except httpx.TooManyRedirects:
+                return self._classify(url, response, body, started, streamed.url)
+        except OutboundRefused as refused:
+            # not contacted (or a redirect was not followed): nothing is known about the target
+            return self._make(url, "unknown", "not_allowed", started)
+        except OutboundRedirectLimit:
             return self._make(url, "unknown", "too_many_redirects", started)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             return self._make(url, "unknown", "invalid_url", started)
+        except OutboundDNSError:
+            reason = "dns_failure"
         except httpx.TimeoutException:
             reason = "timeout"
         except httpx.TransportError as exc:
@@ -487,7 +509,8 @@ class SiteProber:
             pass   # headers arrived: classify on whatever part of the body we have
         return b"".join(chunks)[:limit]
 
-    def _classify(self, url: str, response: httpx.Response, body: bytes, started: float) -> ProbeResult:
+    def _classify(self, url: str, response: httpx.Response, body: bytes, started: float,
+                  final_url: str) -> ProbeResult:
         code = response.status_code
         retry_after = response.headers.get("retry-after")
         maintenance = bool(body) and has_maintenance_wording(_decode_body(body, response.charset_encoding))
@@ -510,7 +533,7 @@ class SiteProber:
         if status == "up" and elapsed > self.settings.slow_threshold:
             status, reason = "slow", "slow_response"
         return self._make(url, status, reason, started, http_status=code,
-                          retry_after=retry_after, final_url=_strip_url(str(response.url)))
+                          retry_after=retry_after, final_url=_strip_url(final_url))
 
     # ------------------------------------------------------------------ canary
 
@@ -559,7 +582,7 @@ class SiteProber:
             try:
                 async with client.stream("GET", target, follow_redirects=False):
                     return True          # any HTTP status proves outbound connectivity
-            except Exception:
+            except Exception:            # including a canary the outbound policy refuses
                 return False
 
         loop = asyncio.get_running_loop()

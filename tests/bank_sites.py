@@ -192,11 +192,12 @@ class FakeBankSite:
     """A threaded fake bank web server on 127.0.0.1:<random port>.
 
     ``FakeBankSite(tls=True)`` serves HTTPS with a freshly generated self-signed
-    certificate (valid for 127.0.0.1 and localhost) that no client trusts by
-    default; ``site.cert_path`` is the PEM file if a test wants to trust it.
+    certificate (valid for 127.0.0.1 and ``cert_names``, default localhost) that
+    no client trusts by default; ``site.cert_path`` is the PEM file if a test
+    wants to trust it.
     """
 
-    def __init__(self, *, tls: bool = False):
+    def __init__(self, *, tls: bool = False, cert_names: Tuple[str, ...] = ("localhost",)):
         self._lock = threading.Lock()
         self._hits: Dict[str, int] = defaultdict(int)
         self._headers: Dict[str, List[Dict[str, str]]] = defaultdict(list)
@@ -209,7 +210,7 @@ class FakeBankSite:
         context = None
         if tls:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="fakebank-tls-")
-            self.cert_path, key_path = generate_self_signed_cert(self._tmpdir.name)
+            self.cert_path, key_path = generate_self_signed_cert(self._tmpdir.name, cert_names)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.cert_path, key_path)
         self.scheme = "https" if tls else "http"
@@ -346,8 +347,8 @@ def refused_url(path: str = "/") -> str:
     return f"http://127.0.0.1:{refused_port()}{path}"
 
 
-def generate_self_signed_cert(directory: str) -> Tuple[str, str]:
-    """Write a self-signed cert + key (CN/SAN 127.0.0.1, localhost) to ``directory``.
+def generate_self_signed_cert(directory: str, names: Tuple[str, ...] = ("localhost",)) -> Tuple[str, str]:
+    """Write a self-signed cert + key (CN 127.0.0.1, SAN 127.0.0.1 and ``names``) to ``directory``.
 
     Returns ``(cert_path, key_path)``.  Uses ``cryptography`` (EC P-256, fast).
     """
@@ -372,7 +373,7 @@ def generate_self_signed_cert(directory: str) -> Tuple[str, str]:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
+                *(x509.DNSName(n) for n in names),
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             ]),
             critical=False,

@@ -15,6 +15,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 from typing import Dict, Iterable, Optional
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -52,10 +53,27 @@ def write_test_directory(path: Path, site_base_url: str, modes: Optional[Dict[st
 RADAR_OFF = {"min_reports": 1_000_000, "min_probe_failures": 1_000_000}
 
 
-def write_test_settings(path: Path, canary_url: str, radar: Optional[Dict[str, object]] = None, **probe: object) -> Path:
+def local_allowance(url: str) -> str:
+    """The outbound-policy exception for one local server: ``127.0.0.1:<its port>``."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def outbound_exceptions(bank_sites: Iterable[str]) -> Dict[str, object]:
+    """The test stack's explicit exceptions to the outbound policy (production allows none): bank-site
+    checks may reach the local fake bank site's port only (so a customer typing any other local address
+    is still refused), Slack and Teams their local fakes on 127.0.0.1 (any port: the fakes pick theirs)."""
+    return {"bank_sites": {"allow": list(bank_sites)}, "slack": {"allow": ["127.0.0.1"]}, "teams": {"allow": ["127.0.0.1"]}}
+
+
+def write_test_settings(path: Path, canary_url: str, radar: Optional[Dict[str, object]] = None,
+                        outbound: Optional[Dict[str, object]] = None, **probe: object) -> Path:
+    """The product settings for a test stack. The fake bank site (whose canary is ``canary_url``) is allowed
+    explicitly in ``outbound.bank_sites``; ``outbound`` replaces those exceptions (``{}``: the defaults)."""
     settings = yaml.safe_load((ROOT / "bankfeed.yml").read_text())
     settings["site_probe"].update({"canary_urls": [canary_url], "budget": 2.0, "connect_timeout": 1.0, "read_timeout": 1.5, **probe})
     settings["outage_radar"].update(RADAR_OFF if radar is None else radar)
+    settings["outbound"].update(outbound_exceptions([local_allowance(canary_url)]) if outbound is None else outbound)
     path.write_text(yaml.safe_dump(settings))
     return path
 

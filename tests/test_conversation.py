@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from typing import Dict, List
+from urllib.parse import urlsplit
 
 import pytest
 
 from actions import diagnosis as dx
 from actions import troubleshooting as ts
 from actions.bank_directory import Bank, BankDirectory
-from actions.conversation import State, Troubleshooter, Turn
+from actions.conversation import CANNOT_CHECK_ADDRESS, State, Troubleshooter, Turn
 from actions.escalation import build_summary, handoff_slots, summary_text
 from actions.site_prober import ProbeSettings, SiteProber
+from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite
 
 
@@ -35,7 +37,9 @@ class Conversation:
     """Plays a conversation the way the Rasa action would: slots in, replies and slot changes out."""
 
     def __init__(self, directory: BankDirectory, canary: str):
-        settings = ProbeSettings(budget=2.0, slow_threshold=1.0, canary_urls=(canary,))
+        # the local bank site is an explicit exception to the outbound policy (loopback is refused by default)
+        allow = (f"{urlsplit(canary).hostname}:{urlsplit(canary).port}",)
+        settings = ProbeSettings(budget=2.0, slow_threshold=1.0, canary_urls=(canary,), outbound=OutboundPolicy(allow=allow))
         self.prober = SiteProber(settings)
         self.bot = Troubleshooter(directory, self.prober.check)
         self.slots: Dict[str, object] = {}
@@ -50,11 +54,11 @@ class Conversation:
         reply = await self.bot.handle(State.from_slots(self.slots), turn)
         self.slots.update(reply.slots)
         self.messages = reply.messages
-        self.responses = [m["response"] for m in reply.messages]
+        self.responses = [m.get("response") or m["text"] for m in reply.messages]
         return self.responses
 
     def variables(self, response: str) -> dict:
-        return next(m for m in self.messages if m["response"] == response)
+        return next(m for m in self.messages if m.get("response") == response)
 
     @property
     def steps_tried(self) -> List[str]:
@@ -150,6 +154,23 @@ async def test_a_url_given_for_an_unlisted_bank_is_probed(convo, bank_site):
     replies = await convo.say("inform", bank_url=url)
     assert replies == ["utter_site_down", "utter_ask_bank_login"]
     assert convo.variables("utter_site_down")["observed"] == "it answers with an error (HTTP 500)"
+
+
+@pytest.mark.parametrize("typed", ["http://127.0.0.1:{other}/", "http://2130706433:{port}/", "http://[::1]:{port}/",
+                                   "http://localhost:{port}/", "http://169.254.169.254/latest/meta-data/"])
+async def test_an_address_the_bot_may_not_contact_gets_a_plain_answer(convo, bank_site, typed):
+    # only the local bank site's own port is allowed here; any other local address is refused unsent
+    with FakeBankSite() as other:
+        url = typed.format(other=other.port, port=other.port)
+        await convo.say("report_bank_unavailable", error_code="102")
+        convo.slots["bank_site"] = url
+        replies = await convo.say("inform", bank_url=url)
+        assert replies == [CANNOT_CHECK_ADDRESS, "utter_ask_bank_login"]
+        assert other.total_hits() == 0
+    assert convo.variables("utter_ask_bank_login")["bank_login"] == "your bank's own website"
+    assert convo.slots["check_results"][url]["reason"] == "not_allowed"
+    for message in convo.messages:  # no state, status or timing of the target
+        assert not {"observed", "seconds", "elapsed", "bank_host"} & set(message)
 
 
 async def test_bank_site_showing_a_problem_then_moving_on(convo):

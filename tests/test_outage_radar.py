@@ -8,6 +8,7 @@ from typing import List
 import pytest
 
 from actions.site_prober import ProbeSettings, SiteProber
+from bot.outbound import OutboundPolicy
 from bot.handoff.store import HandoffStore
 from bot.outages.notices import Notice, NoticeBook, Notifier
 from bot.outages.radar import OutageRadar, RadarSettings
@@ -128,7 +129,8 @@ def bank_site():
 
 
 def make_notifier(store, clock, bank_site, sent: List[Notice]):
-    prober = SiteProber(ProbeSettings(budget=2.0, cache_ttl=0.0, canary_urls=(bank_site.url("/canary/healthy"),)))
+    prober = SiteProber(ProbeSettings(budget=2.0, cache_ttl=0.0, canary_urls=(bank_site.url("/canary/healthy"),),
+                                      outbound=OutboundPolicy(allow=(f"127.0.0.1:{bank_site.port}",))))
 
     async def probe(bank, url):
         return (await prober.check(bank, url)).status

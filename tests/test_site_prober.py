@@ -11,9 +11,13 @@ import pytest
 import pytest_asyncio
 
 from actions.site_prober import ProbeResult, ProbeSettings, SiteProber, has_maintenance_wording
+from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite, refused_url
 
 UNREACHABLE_CANARIES = ("https://canary.invalid/",)
+# These tests play banks on 127.0.0.1 (any port): an explicit exception to the outbound policy, which
+# refuses loopback by default (see test_outbound_policy_* below and tests/test_outbound.py).
+LOCAL = OutboundPolicy(allow=("127.0.0.1",))
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -39,7 +43,7 @@ def canary(site):
 
 def make_settings(**overrides) -> ProbeSettings:
     base = dict(connect_timeout=1.0, read_timeout=1.5, budget=2.0, slow_threshold=1.0,
-                canary_urls=UNREACHABLE_CANARIES)
+                canary_urls=UNREACHABLE_CANARIES, outbound=LOCAL)
     base.update(overrides)
     return ProbeSettings(**base)
 
@@ -501,3 +505,58 @@ def test_probe_result_round_trip():
 ])
 def test_maintenance_wording(text, expected):
     assert has_maintenance_wording(text) is expected
+
+
+# --------------------------------------------------------------------------- outbound policy (bot/outbound.py)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "localhost",
+                                  "[::ffff:127.0.0.1]", "[::1]"])
+async def test_default_policy_sends_nothing_to_local_addresses(site, make_prober, canary, host):
+    before = site.total_hits()
+    prober = make_prober(ProbeSettings(canary_urls=canary))      # the production outbound policy
+    for url in (f"http://{host}:{site.port}/healthy", f"{host}:{site.port}/healthy", f"http://{host}/"):
+        r = await prober.check(f"typed-{url}", url)
+        assert (r.status, r.reason, r.http_status, r.final_url) == ("unknown", "not_allowed", None, None)
+    assert site.total_hits() == before                           # neither the "bank" nor the canary
+
+
+@pytest.mark.asyncio
+async def test_metadata_and_private_addresses_are_not_probed(make_prober):
+    prober = make_prober(ProbeSettings(canary_urls=()))
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[fd00::1]/",
+                "http://user:pw@www.example.com/", "https://www.example.com:8443/"):
+        t0 = time.perf_counter()
+        r = await prober.check(url, url)
+        assert (r.status, r.reason) == ("unknown", "not_allowed")
+        assert time.perf_counter() - t0 < 0.5                     # refused before any connection attempt
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("to", ["http://127.0.0.1:{other}/healthy", "http://[::1]:{port}/healthy",
+                                "http://127.0.0.2:{port}/healthy", "ftp://127.0.0.1:{port}/healthy"])
+async def test_a_redirect_out_of_the_allowance_is_not_followed(make_prober, to):
+    with FakeBankSite() as bank, FakeBankSite() as other:
+        settings = make_settings(outbound=OutboundPolicy(allow=(f"127.0.0.1:{bank.port}",)))
+        r = await make_prober(settings).check("bank", bank.url("/redirect") + "?to=" + to.format(other=other.port,
+                                                                                                  port=bank.port))
+        assert (r.status, r.reason, r.http_status) == ("unknown", "not_allowed", None)
+        assert bank.hits("/redirect") == 1 and bank.hits("/healthy") == 0 and other.total_hits() == 0
+
+
+@pytest.mark.asyncio
+async def test_probe_connects_to_the_address_it_checked(site, make_prober):
+    calls = []
+
+    async def resolver(host, port):       # "bank.test" exists only here; a second lookup would be private
+        calls.append(host)
+        return ["127.0.0.1"] if len(calls) == 1 else ["10.0.0.1"]
+
+    path = unique("/healthy")
+    prober = make_prober(make_settings(cache_ttl=0), resolver=resolver)
+    r = await prober.check("bank", f"http://bank.test:{site.port}{path}")
+    assert (r.status, r.http_status) == ("up", 200) and calls == ["bank.test"]
+    assert r.final_url == f"http://bank.test:{site.port}{path}"
+    r = await prober.check("bank", f"http://bank.test:{site.port}{path}")
+    assert (r.status, r.reason) == ("unknown", "not_allowed") and site.hits(path) == 1

@@ -7,6 +7,7 @@ replies are posted to. Activities are signed like the Bot Framework signs them (
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -172,7 +173,9 @@ def teams(fakes, action_server, product_env, trained_model, tmp_path_factory):
         "jwks_refresh_min_seconds": 0,
         "token_retry_seconds": 1,
         "max_file_bytes": MAX_FILE,
-        "allow_private_downloads": True,  # the fakes are on 127.0.0.1
+        # the fakes are on 127.0.0.1: an allowed service host here (the outbound policy's allowance for
+        # 127.0.0.1 is the test stack's outbound.teams setting, tests/servers.py)
+        "service_url_hosts": ["127.0.0.1"],
     }
     credentials_path = directory / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
@@ -521,9 +524,10 @@ def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(teams, fakes):
 
 async def test_attachment_urls_are_restricted_without_the_test_flag(fakes):
     from bot.channels.file_replies import FileRefused, check_public_url
+    from bot.outbound import OutboundPolicy
 
     settings = BotFrameworkSettings.from_credentials({"app_id": APP_ID, "app_password": "pw"})
-    assert not settings.allow_private_downloads
+    settings = dataclasses.replace(settings, outbound=OutboundPolicy())  # the production policy
     channel = BotFrameworkInput(settings=settings)
     url = fakes.files.add("x.csv", b"Date,Description,Amount\n")
     for bad in (url, "http://10.0.0.5/x.csv", "http://[::1]/x.csv", "file:///etc/passwd", "ftp://example.com/x",
@@ -580,8 +584,12 @@ def test_buttons_render_as_hero_card_actions():
 
 
 async def test_unreachable_token_endpoint_is_logged_not_raised(caplog):
+    from bot.outbound import OutboundPolicy
+
     settings = BotFrameworkSettings.from_credentials(
-        {"app_id": APP_ID, "app_password": "pw", "token_url": f"http://127.0.0.1:{servers.free_port()}/t", "http_timeout": 1})
+        {"app_id": APP_ID, "app_password": "pw", "token_url": f"http://127.0.0.1:{servers.free_port()}/t", "http_timeout": 1,
+         "service_url_hosts": "127.0.0.1"})
+    settings = dataclasses.replace(settings, outbound=OutboundPolicy(allow=("127.0.0.1",)))
     channel = BotFrameworkInput(settings=settings)
     metadata = {"botframework": {"serviceUrl": f"http://127.0.0.1:{servers.free_port()}",
                                  "conversation": {"id": "a:1"}, "bot": BOT, "user": {"id": "29:u"}}}

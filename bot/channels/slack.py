@@ -31,7 +31,9 @@ Rasa's ``SlackInput`` with what a production Slack app needs and Rasa 3.6.21 doe
   assistant. Its declared ``size`` is checked against ``max_file_bytes`` (default: the assistant's
   limit) before anything is fetched, and the download is capped while streaming. It is fetched from
   ``url_private_download`` with the bot token only when that URL is on ``files.slack.com`` (https) or on
-  the ``slack_api_url`` host; redirects are not followed. The report is posted in the DM / thread and
+  the ``slack_api_url`` host; redirects are not followed. The download goes through the outbound policy
+  (``bot/outbound.py``, settings ``outbound.slack`` in bankfeed.yml): public addresses on ports 80/443
+  only, resolved once and connected to as checked, no proxy. The report is posted in the DM / thread and
   the converted CSV(s) uploaded there with ``files_upload_v2`` (scopes ``files:read``, ``files:write``).
   When the dates could be either order, the question comes with two buttons; the file is kept in memory
   for 15 minutes for the answer. While a specialist holds the conversation, files are not checked: the
@@ -59,8 +61,6 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Dict, Hashable, Iterable, List, Optional, Set, Text, Tuple
 from urllib.parse import parse_qs, urlparse, urlsplit
 
-import httpx
-
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.slack import SlackBot as RasaSlackBot
 from rasa.core.channels.slack import SlackInput as RasaSlackInput
@@ -74,6 +74,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.channels import file_replies
 from bot.channels.file_replies import FileRefused
 from bot.channels.routing import HandoffRouter
+from bot.outbound import OutboundClient, OutboundPolicy, OutboundRefused
 
 logger = logging.getLogger(__name__)
 
@@ -616,17 +617,30 @@ class SlackInput(RasaSlackInput):
         return [f for f in files if isinstance(f, dict)]
 
     def _may_send_token_to(self, url: str) -> bool:
-        """The bot token goes to Slack's file host (https) and to our configured API host only."""
+        """The bot token goes to Slack's file host (https) and to our configured API host only, and only
+        where the outbound policy lets a request go (checked again, after resolving, when fetching)."""
         try:
             parts = urlsplit(url)
             host, port = parts.hostname, parts.port
-        except ValueError:
+            self._outbound_policy().check_url(url)
+        except (ValueError, OutboundRefused):
             return False
         if parts.username or parts.password or not host:
             return False
         if parts.scheme == "https" and host == SLACK_FILES_HOST and port in (None, 443):
             return True
         return file_replies.same_origin(url, self.slack_api_url)
+
+    def _outbound_policy(self) -> OutboundPolicy:
+        """bankfeed.yml's ``outbound.slack`` policy (read once per channel), with the download's limits."""
+        policy = self.__dict__.get("_outbound")
+        if policy is None:
+            from actions.settings import outbound_policy
+
+            policy = self._outbound = outbound_policy("slack").replace(
+                max_bytes=self.max_file_bytes, read_timeout=file_replies.DOWNLOAD_TIMEOUT,
+                total_timeout=file_replies.DOWNLOAD_TIMEOUT)
+        return policy
 
     async def _download(self, url: str) -> bytes:
         if not isinstance(url, str) or not self._may_send_token_to(url):
@@ -642,14 +656,20 @@ class SlackInput(RasaSlackInput):
             raise FileRefused(file_replies.UNREACHABLE)
 
     async def _fetch(self, url: str) -> bytes:
-        async with httpx.AsyncClient(timeout=file_replies.DOWNLOAD_TIMEOUT, follow_redirects=False,
-                                     proxy=self.proxy or None) as client:
-            async with client.stream("GET", url, headers={"Authorization": f"Bearer {self.slack_token}"}) as r:
-                if r.status_code != 200:
-                    # a redirect is not followed: it would leave the hosts the token may go to
-                    logger.warning("Downloading a shared Slack file failed: HTTP %s.", r.status_code)
-                    raise FileRefused(file_replies.UNREACHABLE)
-                return await file_replies.read_capped(r, self.max_file_bytes)
+        # no proxy: the outbound policy connects to the address it checked (a proxy would resolve the name)
+        async with OutboundClient(self._outbound_policy(), use="slack") as client:
+
+            async def download() -> bytes:
+                async with client.stream("GET", url, headers={"Authorization": f"Bearer {self.slack_token}"},
+                                         follow_redirects=False) as streamed:
+                    r = streamed.response
+                    if r.status_code != 200:
+                        # a redirect is not followed: it would leave the hosts the token may go to
+                        logger.warning("Downloading a shared Slack file failed: HTTP %s.", r.status_code)
+                        raise FileRefused(file_replies.UNREACHABLE)
+                    return await file_replies.read_capped(r, self.max_file_bytes)
+
+            return await asyncio.wait_for(download(), timeout=file_replies.DOWNLOAD_TIMEOUT)
 
     async def _handle_files(self, router: Callable[[UserMessage], Awaitable[Any]], files: List[Dict[str, Any]],
                             text: str, conversation_id: str, metadata: Dict[str, Any]) -> None:

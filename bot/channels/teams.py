@@ -36,19 +36,28 @@ production made strict and network-safe:
 
 * **Shared files.** A message's file attachments (``contentUrl``, or ``content.downloadUrl`` of a
   ``application/vnd.microsoft.teams.file.download.info``) are checked by the manual upload assistant:
-  downloaded with the connector token only when on the activity's ``serviceUrl`` host, otherwise
-  without credentials, http(s) to public addresses only (``allow_private_downloads`` lets tests use
-  127.0.0.1), every redirect re-checked, with a timeout and a size cap (``max_file_bytes``, declared
-  and while streaming). The report is the reply, with the converted CSV attached inline as a
+  downloaded with the connector token only when on the activity's ``serviceUrl`` host (and that host
+  is an allowed service host, see below), otherwise without credentials; every fetch goes through the
+  outbound policy (``bot/outbound.py``, settings ``outbound.teams`` in bankfeed.yml): http(s) to
+  public addresses on ports 80/443 only, resolved once and connected to as checked, every redirect
+  re-checked, with a timeout and a size cap (``max_file_bytes``, declared and while streaming). The report is the reply, with the converted CSV attached inline as a
   ``data:text/csv`` URI (up to 64 KB; larger ones are named, not attached). An ambiguous date order is
   asked with two buttons; the file waits 15 minutes in memory for the answer. While a specialist holds
   the conversation, files are not checked (the message goes to the specialist). File names, contents,
   URLs and message text are never logged.
 
+* **Where the connector token may go.** Replies, hand-off pushes and attachment downloads with the
+  token go to a ``serviceUrl`` whose host is on ``service_url_hosts`` (default: the Bot Framework /
+  Teams service hosts, ``DEFAULT_SERVICE_URL_HOSTS``; ``*.example`` matches names below example),
+  over https (http only to an address the outbound policy allows explicitly, i.e. local test fakes),
+  and through the outbound policy. Anything else: nothing is sent, and it is logged. The token request
+  (``token_url``) and the OpenID metadata / JWKS fetches go through the outbound policy too.
+
 Credentials (``credentials.yml``), each with an environment fallback: ``app_id``
 (``MICROSOFT_APP_ID``), ``app_password`` (``MICROSOFT_APP_PASSWORD``), ``tenant_id``
 (``MICROSOFT_APP_TENANT_ID``, single-tenant bots), and for tests or sovereign clouds
-``openid_metadata_url``, ``token_url``, ``token_scope``, ``allowed_issuers``, plus tuning knobs
+``openid_metadata_url``, ``token_url``, ``token_scope``, ``allowed_issuers``, ``service_url_hosts``
+(``BOTFRAMEWORK_SERVICE_URL_HOSTS``, comma-separated), plus tuning knobs
 ``http_timeout``, ``jwt_leeway``, ``jwks_cache_seconds``, ``jwks_retry_seconds``,
 ``jwks_refresh_min_seconds``. Without an app id and password the channel still loads (the server
 starts) but its webhook answers 503 "not configured". See docs/teams.md.
@@ -81,6 +90,8 @@ from sanic.response import HTTPResponse
 from bot.channels import file_replies
 from bot.channels.file_replies import FileRefused
 from bot.channels.routing import HandoffRouter
+from bot.outbound import (OutboundClient, OutboundError, OutboundPolicy, OutboundRedirectLimit, OutboundRefused,
+                          host_matches)
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +100,16 @@ MULTI_TENANT_TOKEN_URL = "https://login.microsoftonline.com/botframework.com/oau
 SINGLE_TENANT_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 DEFAULT_TOKEN_SCOPE = "https://api.botframework.com/.default"
 DEFAULT_ISSUERS: Tuple[str, ...] = ("https://api.botframework.com",)
+#: Hosts a ``serviceUrl`` may name (the connector token is sent there): the public Teams service and the
+#: US government clouds (GCC, GCC High, DoD; Microsoft's TeamsServiceEndpoints), other Bot Framework channels.
+DEFAULT_SERVICE_URL_HOSTS: Tuple[str, ...] = (
+    "smba.trafficmanager.net",
+    "smba.infra.gcc.teams.microsoft.com",
+    "smba.infra.gov.teams.microsoft.us",
+    "smba.infra.dod.teams.microsoft.us",
+    "*.botframework.com",
+)
+MAX_CONNECTOR_ANSWER_BYTES = 1024 * 1024  # a Bot Connector / token endpoint answer larger than this is refused
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_CARD_BUTTONS = 6  # Teams shows at most six buttons on a hero card
@@ -126,7 +147,16 @@ class BotFrameworkSettings:
     jwks_refresh_min_seconds: float = 60.0  # an unknown key id re-downloads the keys at most this often
     token_retry_seconds: float = 5.0  # after a failed token request, messages are dropped this long without retrying
     max_file_bytes: int = 0  # shared files: 0 = the upload assistant's limit
-    allow_private_downloads: bool = False  # tests only: attachments may be fetched from loopback/private hosts
+    service_url_hosts: Tuple[str, ...] = DEFAULT_SERVICE_URL_HOSTS  # where the connector token may be sent
+    outbound: Optional[OutboundPolicy] = None  # None: bankfeed.yml's ``outbound.teams`` (bot/outbound.py)
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """The outbound policy for every request of this channel."""
+        if self.outbound is not None:
+            return self.outbound
+        from actions.settings import outbound_policy
+
+        return outbound_policy("teams")
 
     @property
     def configured(self) -> bool:
@@ -146,6 +176,10 @@ class BotFrameworkSettings:
         if isinstance(issuers, str):
             issuers = [i for i in re.split(r"[,\s]+", issuers) if i]
         issuers = tuple(str(i).strip() for i in (issuers or DEFAULT_ISSUERS) if str(i).strip())
+        hosts = creds.get("service_url_hosts") or _clean(env.get("BOTFRAMEWORK_SERVICE_URL_HOSTS"))
+        if isinstance(hosts, str):
+            hosts = [h for h in re.split(r"[,\s]+", hosts) if h]
+        hosts = tuple(str(h).strip().lower() for h in (hosts or DEFAULT_SERVICE_URL_HOSTS) if str(h).strip())
 
         def number(key: str) -> float:
             value = creds.get(key)
@@ -166,8 +200,7 @@ class BotFrameworkSettings:
             jwks_refresh_min_seconds=number("jwks_refresh_min_seconds"),
             token_retry_seconds=number("token_retry_seconds"),
             max_file_bytes=file_replies.max_file_bytes(creds.get("max_file_bytes")),
-            allow_private_downloads=str(creds.get("allow_private_downloads") or "").strip().lower()
-            in ("1", "true", "yes"),
+            service_url_hosts=hosts or DEFAULT_SERVICE_URL_HOSTS,
         )
 
 
@@ -263,15 +296,21 @@ class OpenIdKeys:
             logger.info("Fetched %d Bot Framework signing key(s).", len(keys))
 
     async def _fetch(self) -> Dict[str, SigningKey]:
-        async with httpx.AsyncClient(timeout=self.settings.http_timeout, follow_redirects=True) as client:
-            r = await client.get(self.settings.openid_metadata_url)
-            r.raise_for_status()
+        # both URLs (the configured one, and the jwks_uri the document names) go through the outbound policy
+        policy = self.settings.outbound_policy()
+        timeout = self.settings.http_timeout
+        async with OutboundClient(policy.replace(connect_timeout=timeout, read_timeout=timeout), use="teams") as client:
+            r = await client.fetch("GET", self.settings.openid_metadata_url, max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
+                                   timeout=timeout)
+            if not r.is_success:
+                raise ValueError(f"the OpenID metadata answered HTTP {r.status_code}")
             metadata = r.json()
             jwks_uri = metadata.get("jwks_uri") if isinstance(metadata, dict) else None
             if not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme not in ("https", "http"):
                 raise ValueError("the OpenID metadata has no usable jwks_uri")
-            r = await client.get(jwks_uri)
-            r.raise_for_status()
+            r = await client.fetch("GET", jwks_uri, max_bytes=MAX_CONNECTOR_ANSWER_BYTES, timeout=timeout)
+            if not r.is_success:
+                raise ValueError(f"the signing keys answered HTTP {r.status_code}")
             jwks = r.json()
         keys: Dict[str, SigningKey] = {}
         for jwk in (jwks.get("keys") if isinstance(jwks, dict) else None) or []:
@@ -307,7 +346,27 @@ class BotConnector:
     def _cached_token(self) -> Optional[str]:
         return self._token if self._token and time.monotonic() < self._token_expires else None
 
-    async def token(self, client: httpx.AsyncClient) -> Optional[str]:
+    def _policy(self) -> OutboundPolicy:
+        timeout = self.settings.http_timeout
+        return self.settings.outbound_policy().replace(connect_timeout=timeout, read_timeout=timeout)
+
+    def may_send_token_to(self, url: str) -> Optional[str]:
+        """None when the connector token may be sent to ``url``, else why not (for the log): its host must
+        be on ``service_url_hosts``, and it must be https unless the outbound policy allows its address
+        explicitly (local test fakes). The outbound policy itself is applied when sending."""
+        try:
+            target = self._policy().check_url(url)
+        except OutboundRefused as refused:
+            return f"the outbound policy refuses it ({refused.reason})"
+        if not host_matches(target.host, self.settings.service_url_hosts):
+            return "its host is not an allowed Bot Framework service host (service_url_hosts)"
+        if target.scheme != "https":
+            explicit = target.ip is not None and any(a.matches(target.ip, target.port) for a in self._policy().allow)
+            if not explicit:
+                return "it is not https"
+        return None
+
+    async def token(self, client: OutboundClient) -> Optional[str]:
         """A bearer token for the connector, or None (logged) when Microsoft's login won't give one."""
         cached = self._cached_token()
         if cached:
@@ -329,16 +388,21 @@ class BotConnector:
             self._failed_at = None if token else time.monotonic()
             return token
 
-    async def _request_token(self, client: httpx.AsyncClient) -> Optional[str]:
+    async def _request_token(self, client: OutboundClient) -> Optional[str]:
         s = self.settings
         try:
-            r = await client.post(
-                s.token_url,
+            r = await client.fetch(
+                "POST", s.token_url, follow_redirects=False, max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
+                timeout=2 * s.http_timeout,
                 data={"grant_type": "client_credentials", "client_id": s.app_id, "client_secret": s.app_password,
                       "scope": s.token_scope},
             )
-        except httpx.HTTPError as error:
-            self._last_error = _describe(error)
+        except OutboundRefused as refused:
+            self._last_error = f"the outbound policy refuses the token URL ({refused.reason})"
+            logger.error("Could not get BotFramework token from %s: %s", s.token_url, self._last_error)
+            return None
+        except (httpx.HTTPError, OutboundError, asyncio.TimeoutError) as error:
+            self._last_error = _describe(error) if str(error) else type(error).__name__
             logger.error("Could not get BotFramework token from %s: %s", s.token_url, self._last_error)
             return None
         try:
@@ -370,19 +434,26 @@ class BotConnector:
 
     async def post_activity(self, service_url: str, conversation_id: str, activity: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         """POSTs ``activity`` into the conversation; the connector's answer, or None (logged) on failure."""
-        if urlsplit(service_url).scheme not in ("https", "http") or not conversation_id:
+        if not isinstance(service_url, str) or urlsplit(service_url).scheme not in ("https", "http") or not conversation_id:
             logger.error("Not sending a Teams message: bad serviceUrl or conversation id (%r, %r).", service_url, conversation_id)
             return None
+        refusal = self.may_send_token_to(service_url)
+        if refusal:
+            logger.error("Not sending a Teams message for conversation %s to %s: %s. Nothing was sent.",
+                         conversation_id, urlsplit(service_url).hostname, refusal)
+            return None
         url = f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation_id, safe='')}/activities"
-        async with httpx.AsyncClient(timeout=self.settings.http_timeout) as client:
+        async with OutboundClient(self._policy(), use="teams") as client:
             for attempt in (1, 2):
                 token = await self.token(client)
                 if token is None:
                     logger.error("A Teams message for conversation %s was not sent (no BotFramework token).", conversation_id)
                     return None
                 try:
-                    r = await client.post(url, json=activity, headers={"Authorization": f"Bearer {token}"})
-                except httpx.HTTPError as error:
+                    r = await client.fetch("POST", url, json=activity, headers={"Authorization": f"Bearer {token}"},
+                                           follow_redirects=False, max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
+                                           timeout=2 * self.settings.http_timeout)
+                except (httpx.HTTPError, OutboundError, asyncio.TimeoutError) as error:
                     logger.error("Could not send a Teams message to %s: %s", url, _describe(error))
                     return None
                 if r.is_success:
@@ -402,7 +473,7 @@ class BotConnector:
                     await asyncio.sleep(min(max(delay, 0.1), 2.0))
                     continue
                 logger.error("The Bot Connector refused a Teams message for conversation %s: HTTP %s %s",
-                             conversation_id, r.status_code, r.text[:300])
+                             conversation_id, r.status_code, r.content[:300].decode("utf-8", "replace"))
                 return None
         return None
 
@@ -825,9 +896,10 @@ class BotFrameworkInput(RasaBotFrameworkInput):
         await output.send(output.prepare_message(recipient, message))
 
     async def _download(self, url: str, service_url: str) -> bytes:
-        """The attachment's bytes. The connector token goes to the activity's serviceUrl host only;
-        any other URL is fetched without credentials, http(s) to public addresses only (every
-        redirect checked again), with a timeout and the size cap."""
+        """The attachment's bytes. The connector token goes to the activity's serviceUrl host only (when
+        that is an allowed service host); any other URL is fetched without credentials. Every hop goes
+        through the outbound policy (public addresses on 80/443, resolved once, every redirect checked
+        again), with a timeout and the size cap."""
         limit = self.settings.max_file_bytes or file_replies.max_file_bytes()
         try:
             with file_replies.quiet_download():
@@ -839,28 +911,36 @@ class BotFrameworkInput(RasaBotFrameworkInput):
             raise FileRefused(file_replies.UNREACHABLE)
 
     async def _fetch(self, url: str, service_url: str, limit: int) -> bytes:
-        async with httpx.AsyncClient(timeout=min(self.settings.http_timeout * 3, file_replies.DOWNLOAD_TIMEOUT),
-                                     follow_redirects=False) as client:
-            for _hop in range(file_replies.MAX_REDIRECTS + 1):
-                headers = {}
-                if file_replies.same_origin(url, service_url):
-                    token = await self.connector.token(client)
-                    if token is None:
-                        raise FileRefused(file_replies.UNREACHABLE)
-                    headers["Authorization"] = f"Bearer {token}"
-                else:
-                    await file_replies.check_public_url(url, self.settings.allow_private_downloads)
-                async with client.stream("GET", url, headers=headers) as r:
-                    if r.is_redirect and r.headers.get("location"):
-                        url = str(r.url.join(r.headers["location"]))
-                        continue
+        timeout = min(self.settings.http_timeout * 3, file_replies.DOWNLOAD_TIMEOUT)
+        policy = self.settings.outbound_policy().replace(
+            max_redirects=file_replies.MAX_REDIRECTS, connect_timeout=timeout, read_timeout=timeout)
+        token_allowed = self.connector.may_send_token_to(service_url) is None
+        async with OutboundClient(policy, use="teams") as client:
+
+            async def auth_for(hop: str) -> Optional[Dict[str, str]]:
+                if not (token_allowed and file_replies.same_origin(hop, service_url)):
+                    return None
+                token = await self.connector.token(client)
+                if token is None:
+                    raise FileRefused(file_replies.UNREACHABLE)
+                return {"Authorization": f"Bearer {token}"}
+
+            async def download() -> bytes:
+                async with client.stream("GET", url, auth_for=auth_for) as streamed:
+                    r = streamed.response
                     if r.status_code != 200:
                         logger.warning("Downloading a Teams attachment from %s failed: HTTP %s.",
-                                       urlsplit(url).hostname, r.status_code)
+                                       urlsplit(streamed.url).hostname, r.status_code)
                         raise FileRefused(file_replies.UNREACHABLE)
                     return await file_replies.read_capped(r, limit)
-        logger.warning("Downloading a Teams attachment failed: too many redirects.")
-        raise FileRefused(file_replies.UNREACHABLE)
+
+            try:
+                return await asyncio.wait_for(download(), timeout=file_replies.DOWNLOAD_TIMEOUT)
+            except OutboundRedirectLimit:
+                logger.warning("Downloading a Teams attachment failed: too many redirects.")
+                raise FileRefused(file_replies.UNREACHABLE)
+            except OutboundRefused:  # logged by bot.outbound (host and reason)
+                raise FileRefused(file_replies.NOT_A_FILE)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         router = HandoffRouter(on_new_message)
