@@ -26,7 +26,10 @@ MODEL="${MODEL:-models/bankfeed.tar.gz}"
 CREDENTIALS="${CREDENTIALS:-credentials.yml}"
 ENDPOINTS="${ENDPOINTS:-endpoints.prod.yml}"
 # web pages that may use the chat endpoints from the browser (the console is same-origin only)
-export CHAT_ALLOWED_ORIGINS="${CHAT_ALLOWED_ORIGINS:-}"  # besides the site's own origin (same-origin needs no entry)
+# (besides the server's own origin as the Host header says; nginx's $host drops the port, so the
+# demo page's origins through nginx are listed here)
+CHAT_HOST="$(hostname -f 2>/dev/null || hostname)"
+export CHAT_ALLOWED_ORIGINS="${CHAT_ALLOWED_ORIGINS-http://127.0.0.1:${NGINX_PORT},http://localhost:${NGINX_PORT},http://${CHAT_HOST}:${NGINX_PORT}}"
 # nginx runs on this machine: it is the one proxy whose X-Forwarded-For/-Proto are believed
 export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1,::1}"
 START_TIMEOUT="${START_TIMEOUT:-420}"                # seconds for the replicas to load the model

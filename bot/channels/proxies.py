@@ -9,7 +9,7 @@ are listed in ``TRUSTED_PROXIES`` (comma-separated addresses or networks, e.g.
   that is not itself a trusted proxy (the hops to its right were appended by our proxies; anything
   to its left was written by the client and proves nothing);
 * scheme: ``https`` if the connection itself is TLS, or if a trusted peer says
-  ``X-Forwarded-Proto: https``.
+  ``X-Forwarded-Proto: https`` (and the host it was asked for, ``X-Forwarded-Host``).
 """
 from __future__ import annotations
 
@@ -106,7 +106,12 @@ def request_is_https(request: Any) -> bool:
 
 
 def request_origin(request: Any) -> str:
-    """This server's own origin as the client sees it (``https://host[:port]``), for same-origin checks."""
-    host = (request.headers.get("host") or "").strip().lower()
+    """This server's own origin as the client sees it (``https://host[:port]``), for same-origin checks:
+    the ``Host`` header, or a trusted proxy's ``X-Forwarded-Host`` (nginx's ``$host`` drops the port)."""
+    host = request.headers.get("host") or ""
+    forwarded_host = request.headers.get("x-forwarded-host")
+    if forwarded_host and is_trusted(_address(_peer(request)), trusted_networks()):
+        host = forwarded_host.split(",")[0]
+    host = host.strip().lower()
     scheme = "https" if request_is_https(request) else "http"
     return f"{scheme}://{host}" if host else ""

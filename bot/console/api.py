@@ -265,6 +265,10 @@ def console_blueprint() -> Blueprint:
         resp.cookies[COOKIE] = ""
         resp.cookies[COOKIE]["path"] = "/agent"
         resp.cookies[COOKIE]["max-age"] = 0
+        resp.cookies[COOKIE]["httponly"] = True
+        resp.cookies[COOKIE]["samesite"] = "Strict"
+        if request_is_https(request):
+            resp.cookies[COOKIE]["secure"] = True
         return resp
 
     @bp.route("/api/me", methods=["GET"])
