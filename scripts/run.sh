@@ -46,6 +46,8 @@ if [ "$WORKERS" != "1" ]; then
   .venv/bin/python -m bot.storage.worker_endpoints endpoints.yml "$ENDPOINTS"
   export SANIC_WORKERS="$WORKERS"
   export SOCKETIO_REDIS_URL="${SOCKETIO_REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
+  # the console's sign-in counts, shared by the workers (bot/console/login_guard.py)
+  export RATE_LIMIT_STORAGE_URL="${RATE_LIMIT_STORAGE_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/1}"
 fi
 
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
