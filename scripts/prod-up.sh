@@ -25,7 +25,13 @@ RASA_INTERFACE="${RASA_INTERFACE:-127.0.0.1}"        # replicas are reached thro
 MODEL="${MODEL:-models/bankfeed.tar.gz}"
 CREDENTIALS="${CREDENTIALS:-credentials.yml}"
 ENDPOINTS="${ENDPOINTS:-endpoints.prod.yml}"
-RASA_CORS="${RASA_CORS:-*}"
+# web pages that may use the chat endpoints from the browser (the console is same-origin only)
+# (besides the server's own origin as the Host header says; nginx's $host drops the port, so the
+# demo page's origins through nginx are listed here)
+CHAT_HOST="$(hostname -f 2>/dev/null || hostname)"
+export CHAT_ALLOWED_ORIGINS="${CHAT_ALLOWED_ORIGINS-http://127.0.0.1:${NGINX_PORT},http://localhost:${NGINX_PORT},http://${CHAT_HOST}:${NGINX_PORT}}"
+# nginx runs on this machine: it is the one proxy whose X-Forwarded-For/-Proto are believed
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1,::1}"
 START_TIMEOUT="${START_TIMEOUT:-420}"                # seconds for the replicas to load the model
 
 export ACTION_SERVER_URL="${ACTION_SERVER_URL:-http://127.0.0.1:${ACTIONS_LB_PORT}/webhook}"
@@ -118,14 +124,13 @@ if [ -z "$NGINX" ]; then
 fi
 
 # ---------------------------------------------------------------- API token
-if [ -n "${RASA_API_TOKEN:-}" ]; then
-  token="$RASA_API_TOKEN"
-else
+# Given to the replicas through the environment or a file, never their command line (bot.serve).
+if [ -z "${RASA_API_TOKEN:-}" ] && [ -z "${RASA_API_TOKEN_FILE:-}" ]; then
   if [ ! -s "$PROD_DIR/api-token" ]; then
     (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$PROD_DIR/api-token")
     say "RASA_API_TOKEN is not set: generated a token into $PROD_DIR/api-token"
   fi
-  token="$(cat "$PROD_DIR/api-token")"
+  export RASA_API_TOKEN_FILE="$PROD_DIR/api-token"
 fi
 
 # ---------------------------------------------------------------- databases and schemas
@@ -178,7 +183,7 @@ for i in $(seq 1 "$REPLICAS"); do
 done
 for i in $(seq 1 "$REPLICAS"); do
   check_free "${action_ports[$((i-1))]}" "actions-$i" "rasa_sdk\|run actions"
-  check_free "${rasa_ports[$((i-1))]}" "rasa-$i" "rasa run"
+  check_free "${rasa_ports[$((i-1))]}" "rasa-$i" "bot.serve run"
 done
 check_free "$NGINX_PORT" nginx nginx
 check_free "$ACTIONS_LB_PORT" nginx nginx
@@ -197,8 +202,8 @@ for i in $(seq 1 "$REPLICAS"); do
   start "actions-$i" "run actions" "$RASA_BIN" run actions --actions actions --port "${action_ports[$((i-1))]}"
 done
 for i in $(seq 1 "$REPLICAS"); do
-  start "rasa-$i" "rasa run" "$RASA_BIN" run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials "$CREDENTIALS" \
-    --interface "$RASA_INTERFACE" --port "${rasa_ports[$((i-1))]}" --enable-api --auth-token="$token" --cors "$RASA_CORS"
+  start "rasa-$i" "bot.serve run" "$PY" -m bot.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials "$CREDENTIALS" \
+    --interface "$RASA_INTERFACE" --port "${rasa_ports[$((i-1))]}" --enable-api
 done
 
 if running nginx nginx; then
@@ -213,12 +218,12 @@ for i in $(seq 1 "$REPLICAS"); do
   wait_http "actions-$i" "http://127.0.0.1:${action_ports[$((i-1))]}/health" 120 "run actions"
 done
 for i in $(seq 1 "$REPLICAS"); do
-  wait_http "rasa-$i" "http://127.0.0.1:${rasa_ports[$((i-1))]}/" "$START_TIMEOUT" "rasa run"
+  wait_http "rasa-$i" "http://127.0.0.1:${rasa_ports[$((i-1))]}/" "$START_TIMEOUT" "bot.serve run"
 done
 wait_http nginx "http://127.0.0.1:${NGINX_PORT}/nginx-health" 30 nginx
 
 host="$(hostname -f 2>/dev/null || hostname)"
-if [ -n "${RASA_API_TOKEN:-}" ]; then token_source='$RASA_API_TOKEN'; else token_source="$PROD_DIR/api-token"; fi
+if [ -n "${RASA_API_TOKEN:-}" ]; then token_source='$RASA_API_TOKEN'; else token_source="$RASA_API_TOKEN_FILE"; fi
 cat <<MSG
 
   Bank-feed assistant, production topology (${REPLICAS} replicas) is up:
@@ -227,7 +232,7 @@ cat <<MSG
     Socket.IO (widget)   http://127.0.0.1:${NGINX_PORT}/socket.io/   (sticky per client address)
     Chat widget demo     http://127.0.0.1:${NGINX_PORT}/chat/
     Agent console        http://127.0.0.1:${NGINX_PORT}/agent/   (make agent NAME=dana, with HANDOFF_DB_URL set)
-    HTTP API             http://127.0.0.1:${NGINX_PORT}/status   (token: ${token_source})
+    HTTP API             http://127.0.0.1:${NGINX_PORT}/status   (header "Authorization: Bearer <token>", token: ${token_source})
     Rasa replicas        $(for p in "${rasa_ports[@]}"; do printf 'http://127.0.0.1:%s ' "$p"; done)
     Action servers       $(for p in "${action_ports[@]}"; do printf 'http://127.0.0.1:%s ' "$p"; done)(via ${ACTION_SERVER_URL})
     Tracker store        postgresql://${TRACKER_DB_USER}@${TRACKER_DB_HOST}:${TRACKER_DB_PORT}/${TRACKER_DB_NAME}

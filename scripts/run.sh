@@ -9,17 +9,20 @@ ACTIONS_PORT="${ACTIONS_PORT:-5055}"
 MODEL="${MODEL:-models/bankfeed.tar.gz}"
 mkdir -p var
 
-if [ -n "${RASA_API_TOKEN:-}" ]; then
-  token="$RASA_API_TOKEN"
-else
+# The HTTP API token reaches Rasa through the environment (RASA_API_TOKEN) or a file
+# (RASA_API_TOKEN_FILE), never the command line: bot.serve reads it (see bot/api_token.py).
+if [ -z "${RASA_API_TOKEN:-}" ] && [ -z "${RASA_API_TOKEN_FILE:-}" ]; then
   if [ ! -s var/api-token ]; then
     (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' > var/api-token)
     echo "RASA_API_TOKEN is not set: generated a new API token into var/api-token"
   else
     echo "RASA_API_TOKEN is not set: using the API token in var/api-token"
   fi
-  token="$(cat var/api-token)"
+  export RASA_API_TOKEN_FILE="$PWD/var/api-token"
 fi
+# Web pages that may use the chat endpoints (REST, widget socket, history, upload) from the browser;
+# the console and the HTTP API are same-origin only. Default: the demo page's own origin.
+export CHAT_ALLOWED_ORIGINS="${CHAT_ALLOWED_ORIGINS:-http://localhost:${RASA_PORT}}"
 
 # the hand-off database (tickets, agents): create or upgrade its schema before anything uses it
 .venv/bin/python -m bot.handoff.cli migrate
@@ -43,12 +46,14 @@ if [ "$WORKERS" != "1" ]; then
   .venv/bin/python -m bot.storage.worker_endpoints endpoints.yml "$ENDPOINTS"
   export SANIC_WORKERS="$WORKERS"
   export SOCKETIO_REDIS_URL="${SOCKETIO_REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
+  # the console's sign-in counts, shared by the workers (bot/console/login_guard.py)
+  export RATE_LIMIT_STORAGE_URL="${RATE_LIMIT_STORAGE_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/1}"
 fi
 
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
-.venv/bin/rasa run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
-  --port "$RASA_PORT" --enable-api --auth-token="$token" --cors "*" &
+.venv/bin/python -m bot.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
+  --port "$RASA_PORT" --enable-api &
 pids+=($!)
 
 cat <<MSG
@@ -58,7 +63,7 @@ cat <<MSG
     Action server    http://localhost:${ACTIONS_PORT}
     Agent console    http://localhost:${RASA_PORT}/agent/   (create an agent: make agent NAME=dana)
     Chat widget demo http://localhost:${RASA_PORT}/chat/
-    HTTP API         needs the token (header "Authorization: Bearer <token>" or ?token=<token>)
+    HTTP API         needs the token: header "Authorization: Bearer <token>" (a ?token= URL ends up in logs)
   Conversations are stored in var/tracker.db. Press Ctrl-C to stop.
 
 MSG

@@ -14,6 +14,8 @@ os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
 from tests import servers  # noqa: E402
 from tests.bank_sites import FakeBankSite  # noqa: E402
 
+WIDGET_HOST_ORIGIN = "https://shop.example.com"
+
 
 @pytest.fixture(scope="session")
 def trained_model() -> Path:
@@ -42,6 +44,14 @@ def product_env(fake_banks, stack_dir):
             "BANK_DIRECTORY_PATH": str(directory),
             "BANKFEED_SETTINGS": str(settings),
             "HANDOFF_DB_URL": f"sqlite:///{stack_dir / 'handoff.db'}",
+            # a site that embeds the widget (tests/test_console_security.py checks CORS against it)
+            "CHAT_ALLOWED_ORIGINS": WIDGET_HOST_ORIGIN,
+            # the tests' own address plays the TLS proxy (X-Forwarded-For/-Proto); 127.0.0.2 does not
+            "TRUSTED_PROXIES": "127.0.0.1",
+            "LOGIN_LOCKOUT_SECONDS": "10",
+            "LOGIN_ADDRESS_MAX_FAILURES": "8",
+            "CONSOLE_SESSION_CHECK_SECONDS": "1",
+            "ACCESS_LOG": "true",  # so the token-scrubbing test reads a real access log
         }
     )
 
@@ -113,7 +123,7 @@ class RasaStack:
     def tracker(self, sender: str):
         import httpx
 
-        r = httpx.get(f"{self.url}/conversations/{sender}/tracker", params={"token": self.token}, timeout=30)
+        r = httpx.get(f"{self.url}/conversations/{sender}/tracker", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
         r.raise_for_status()
         return r.json()
 
@@ -136,15 +146,18 @@ def handoff_db(product_env):
 
 
 class ConsoleClient:
-    """An agent using the console's JSON API, as a browser would (cookie + X-Requested-With)."""
+    """An agent using the console's JSON API, as a browser would: the session cookie, and the
+    session's CSRF token (from the sign-in answer) on every state-changing request."""
 
-    def __init__(self, base_url: str, username: str, password: str):
+    def __init__(self, base_url: str, username: str, password: str, **client_options):
         import httpx
 
-        self.http = httpx.Client(base_url=f"{base_url}/agent/api", timeout=30, headers={"X-Requested-With": "console"})
+        self.http = httpx.Client(base_url=f"{base_url}/agent/api", timeout=30, **client_options)
         r = self.http.post("/login", json={"username": username, "password": password})
         r.raise_for_status()
         self.agent = r.json()["agent"]
+        self.csrf_token = r.json()["csrf_token"]
+        self.http.headers["X-CSRF-Token"] = self.csrf_token
 
     def get(self, path, **kw):
         return self.http.get(path, **kw)

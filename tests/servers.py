@@ -161,11 +161,14 @@ def write_endpoints(
 def start_rasa_server(
     port: int, endpoints: Path, token: str, log: Path, env: Dict[str, str], credentials: Path = ROOT / "credentials.yml"
 ) -> Process:
+    """``python -m bot.serve run ...`` as the scripts start it: the API token in the environment
+    (RASA_API_TOKEN), never on the command line."""
     args = [
-        str(VENV_BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", str(endpoints),
+        str(VENV_BIN / "python"), "-m", "bot.serve", "run", "--model", str(MODEL), "--endpoints", str(endpoints),
         "--credentials", str(credentials), "--port", str(port), "--enable-api",
-        f"--auth-token={token}",  # one argument: a token may start with "-"
     ]
+    env = {**env, "RASA_API_TOKEN": token}
+    env.pop("RASA_API_TOKEN_FILE", None)
     proc = Process(args, log, env)
     proc.wait_http(f"http://127.0.0.1:{port}/", timeout=180)
     return proc

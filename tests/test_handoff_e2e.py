@@ -151,8 +151,12 @@ def test_a_cookie_alone_cannot_change_anything(rasa_stack, make_agent):
     sender = escalate(rasa_stack)
     ticket = dana.ticket_for(sender)
     cookie = dana.http.cookies.get("agent_session")
-    r = httpx.post(f"{rasa_stack.url}/agent/api/tickets/{ticket['id']}/claim", cookies={"agent_session": cookie}, timeout=10)
-    assert r.status_code == 401  # no X-Requested-With: a cross-site form post can't claim
+    url = f"{rasa_stack.url}/agent/api/tickets/{ticket['id']}/claim"
+    # what a cross-site page can make the browser send: the cookie, any simple header, no CSRF token
+    for headers in ({}, {"X-Requested-With": "console"}, {"X-CSRF-Token": "forged"}):
+        r = httpx.post(url, cookies={"agent_session": cookie}, headers=headers, timeout=10)
+        assert r.status_code == 403 and "CSRF" in r.json()["error"], (headers, r.status_code)
+    assert dana.ticket_for(sender)["status"] == "waiting"
 
 
 def test_tickets_and_messages_survive_restarts_and_wait_for_an_agent(rasa_stack, action_server, make_agent):

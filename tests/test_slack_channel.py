@@ -389,10 +389,10 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
     # a specialist claims and answers through the console API of this server
     username = "slack-" + uuid.uuid4().hex[:8]
     handoff_db.create_agent(username, "correct horse battery", "Robin")
-    with httpx.Client(base_url=f"{slack_stack.url}/agent/api", timeout=30,
-                      headers={"X-Requested-With": "console"}) as console:
+    with httpx.Client(base_url=f"{slack_stack.url}/agent/api", timeout=30) as console:
         r = console.post("/login", json={"username": username, "password": "correct horse battery"})
         assert r.status_code == 200, r.text
+        console.headers["X-CSRF-Token"] = r.json()["csrf_token"]  # the cookie alone changes nothing
         tickets = console.get("/tickets", params={"status": "waiting,assigned"}).json()["tickets"]
         ticket = next(t for t in tickets if t["conversation_id"] == conversation)
         assert ticket["channel"] == "slack"

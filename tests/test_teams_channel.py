@@ -379,9 +379,10 @@ def test_token_endpoint_failure_is_logged_and_the_conversation_goes_on(teams, fa
 # ------------------------------------------------------------------------------------------- hand-off over Teams
 class Console:
     def __init__(self, base_url: str, username: str, password: str):
-        self.http = httpx.Client(base_url=f"{base_url}/agent/api", timeout=30, headers={"X-Requested-With": "console"})
+        self.http = httpx.Client(base_url=f"{base_url}/agent/api", timeout=30)
         r = self.http.post("/login", json={"username": username, "password": password})
         assert r.status_code == 200, r.text
+        self.http.headers["X-CSRF-Token"] = r.json()["csrf_token"]  # the cookie alone changes nothing
 
     def ticket_for(self, conversation_id: str) -> Dict[str, Any]:
         tickets = self.http.get("/tickets", params={"status": "waiting,assigned"}).json()["tickets"]

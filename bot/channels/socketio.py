@@ -20,7 +20,7 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint
 
-from bot.channels import inbound
+from bot.channels import cors, inbound
 from bot.channels.routing import HandoffRouter
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,13 @@ class SocketIOInput(RasaSocketIOInput):
     def name(cls) -> str:
         return "socketio"
 
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "SocketIOInput":
+        channel = super().from_credentials(credentials)
+        # origins allowed besides CHAT_ALLOWED_ORIGINS and the server's own (see bot/channels/cors.py)
+        channel.cors_allowed_origins = (credentials or {}).get("cors_allowed_origins")
+        return channel
+
     def get_output_channel(self) -> Optional[OutputChannel]:
         return SocketIOOutput(self.sio, self.bot_message_evt) if self.sio is not None else super().get_output_channel()
 
@@ -59,6 +66,7 @@ class SocketIOInput(RasaSocketIOInput):
         router = HandoffRouter(on_new_message)
         blueprint = super().blueprint(router)
         sio = self.sio
+        cors.protect_socketio(sio, getattr(self, "cors_allowed_origins", None))  # Rasa disables the Origin check
 
         manager = redis_client_manager()
         if manager is not None:

@@ -1,22 +1,36 @@
 """The agent console: web page at ``/agent/`` and its JSON API under ``/agent/api/``.
 
 Everything but the sign-in page and its assets needs a signed-in agent: the session cookie set by
-``POST /agent/api/login`` (HttpOnly, SameSite=Strict; state-changing requests must also carry
-``X-Requested-With``), or ``Authorization: Bearer <token>`` for other tools. See README "Agent console".
+``POST /agent/api/login`` (HttpOnly, SameSite=Strict, Secure over TLS; state-changing requests must
+also carry the session's ``X-CSRF-Token``, see ``bot.console.csrf``), or ``Authorization: Bearer
+<token>`` for other tools (no ambient credential, so no CSRF token). Sign-in is limited per account
+and per client address (``bot.console.login_guard``) and its password hashing runs in a small bounded
+pool (``bot.console.pool``). See README "Hand-off JSON API".
+
+Settings (environment): ``CONSOLE_STREAMS_PER_AGENT`` (3) live event streams per agent and process,
+``CONSOLE_SESSION_CHECK_SECONDS`` (5) how often a stream re-checks its session (also before every
+batch of events), ``LOGIN_HASH_WORKERS`` (1) and ``LOGIN_HASH_QUEUE`` (8) the password pool.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
+import threading
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from sanic import Blueprint, response
 from sanic.exceptions import SanicException
 from sanic.request import Request
 
 from actions.escalation import summary_text
+from bot.channels import policy
+from bot.channels.proxies import request_client_address, request_is_https
+from bot.console import csrf
+from bot.console.login_guard import GuardUnavailable, LoginGuard
+from bot.console.pool import BoundedPool, PoolBusy
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffError, TicketConflict, TicketNotFound
 
@@ -28,6 +42,8 @@ SESSION_TTL = 12 * 3600
 SSE_POLL_SECONDS = 0.5
 SSE_HEARTBEAT_SECONDS = 15.0
 MAX_BODY_TEXT = 10_000
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+WRONG_CREDENTIALS = "Wrong username or password."
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -39,6 +55,11 @@ SECURITY_HEADERS = {
 
 def error(message: str, status: int) -> response.HTTPResponse:
     return response.json({"error": message}, status=status, headers=SECURITY_HEADERS)
+
+
+def too_busy(message: str, status: int, retry_after: float) -> response.HTTPResponse:
+    """429/503 with ``Retry-After`` (whole seconds)."""
+    return response.json({"error": message}, status=status, headers={**SECURITY_HEADERS, "Retry-After": str(max(1, int(-(-retry_after // 1))))})
 
 
 def ok(data: Any, status: int = 200) -> response.HTTPResponse:
@@ -71,30 +92,100 @@ def text_field(data: Dict[str, Any], name: str, required: bool = True) -> Option
     return value.strip()
 
 
+def _setting(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = (env.get(name) or "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}.") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum:g}.")
+    return value
+
+
+class StreamSlots:
+    """Live event streams open per agent in this process (a cap against runaway tabs and scripts)."""
+
+    def __init__(self, per_agent: int):
+        self.per_agent = per_agent
+        self._open: Dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, agent_id: int) -> bool:
+        with self._lock:
+            if self._open.get(agent_id, 0) >= self.per_agent:
+                return False
+            self._open[agent_id] = self._open.get(agent_id, 0) + 1
+            return True
+
+    def release(self, agent_id: int) -> None:
+        with self._lock:
+            left = self._open.get(agent_id, 0) - 1
+            if left > 0:
+                self._open[agent_id] = left
+            else:
+                self._open.pop(agent_id, None)
+
+
+class ConsoleRuntime:
+    """The per-process parts of the console: sign-in limits, the password pool, stream slots."""
+
+    def __init__(self, env: Optional[Mapping[str, str]] = None):
+        env = os.environ if env is None else env
+        self.guard = LoginGuard.from_env(env)
+        self.hash_pool = BoundedPool(
+            workers=int(_setting(env, "LOGIN_HASH_WORKERS", 1, 1)), queue=int(_setting(env, "LOGIN_HASH_QUEUE", 8, 0)),
+            name="password-hash",
+        )
+        self.streams = StreamSlots(int(_setting(env, "CONSOLE_STREAMS_PER_AGENT", 3, 1)))
+        self.session_check = _setting(env, "CONSOLE_SESSION_CHECK_SECONDS", 5.0, 0.5)
+
+
+def session_token(request: Request) -> Tuple[Optional[str], bool]:
+    """The session token the request carries, and whether it came in the cookie (not a bearer header)."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None, False
+    return request.cookies.get(COOKIE) or None, True
+
+
+def login_key(username: str) -> str:
+    """The account a sign-in attempt counts against (normalised like the store's usernames)."""
+    return username.strip().lower()[:128]
+
+
 def console_blueprint() -> Blueprint:
     bp = Blueprint("agent_console")
 
     HandoffService.attach(bp)
 
+    @bp.listener("before_server_start")
+    async def set_up(app: Any, _loop: Any) -> None:
+        policy.install(app)
+        app.ctx.console = ConsoleRuntime()
+
+    @bp.listener("after_server_stop")
+    async def tear_down(app: Any, _loop: Any) -> None:
+        runtime = getattr(app.ctx, "console", None)
+        if runtime is not None:
+            runtime.hash_pool.shutdown()
+
     def service(request: Request) -> HandoffService:
         return request.app.ctx.handoff
 
-    async def signed_in(request: Request) -> Any:
-        """The agent making the request, or None."""
-        auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        via_cookie = token is None
-        token = token or request.cookies.get(COOKIE)
-        if not token:
-            return None
-        if via_cookie and request.method not in ("GET", "HEAD") and request.headers.get("x-requested-with") != "console":
-            return None  # a cookie alone never authorises a change (cross-site request forgery)
-        svc = service(request)
-        return await svc.run(svc.store.agent_for_session, token)
+    def runtime(request: Request) -> ConsoleRuntime:
+        return request.app.ctx.console
 
     def requires_agent(handler):
         async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
-            agent = await signed_in(request)
+            token, via_cookie = session_token(request)
+            if not token:
+                return error("Sign in first.", 401)
+            if via_cookie and request.method not in SAFE_METHODS and not csrf.valid(token, request.headers.get(csrf.HEADER)):
+                # the cookie comes with any request the browser sends, even one a hostile page triggers
+                return error("Missing or wrong CSRF token (X-CSRF-Token): reload the console.", 403)
+            svc = service(request)
+            agent = await svc.run(svc.store.agent_for_session, token)
             if agent is None:
                 return error("Sign in first.", 401)
             try:
@@ -129,38 +220,66 @@ def console_blueprint() -> Blueprint:
     async def login(request: Request) -> Any:
         data = body(request)
         username, password = data.get("username"), data.get("password")
-        if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
+        if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024 or len(username) > 1024:
             return error("Username and password are required.", 400)
-        svc = service(request)
-        agent = await svc.run(svc.store.authenticate, username, password)
+        rt, svc = runtime(request), service(request)
+        account, address = login_key(username), request_client_address(request)
+        try:
+            wait = rt.guard.begin(account, address)
+        except GuardUnavailable:
+            return too_busy("Sign-in is unavailable for a moment. Try again shortly.", 503, 5)
+        if wait:
+            minutes = max(1, -(-wait // 60))
+            return too_busy(f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.", 429, wait)
+        try:
+            agent = await rt.hash_pool.run(svc.store.authenticate, username, password)
+        except PoolBusy:
+            return too_busy("Many people are signing in right now. Try again in a few seconds.", 503, 2)
+        try:
+            if agent is None:
+                rt.guard.failed(account, address)
+            else:
+                rt.guard.succeeded(account)
+        except GuardUnavailable:
+            pass  # the attempt was counted before the check; nothing more to keep
         if agent is None:
-            return error("Wrong username or password.", 401)
+            return error(WRONG_CREDENTIALS, 401)
         token = await svc.run(svc.store.create_session, agent.id, SESSION_TTL)
-        resp = ok({"agent": agent.to_dict(), "token": token})
+        resp = ok({"agent": agent.to_dict(), "token": token, "csrf_token": csrf.token_for(token)})
         resp.cookies[COOKIE] = token
         resp.cookies[COOKIE]["httponly"] = True
         resp.cookies[COOKIE]["samesite"] = "Strict"
         resp.cookies[COOKIE]["path"] = "/agent"
         resp.cookies[COOKIE]["max-age"] = SESSION_TTL
-        resp.cookies[COOKIE]["secure"] = request.scheme == "https"
+        if request_is_https(request):  # directly, or as our trusted TLS proxy says (X-Forwarded-Proto)
+            resp.cookies[COOKIE]["secure"] = True
         return resp
 
     @bp.route("/api/logout", methods=["POST"])
     @requires_agent
     async def logout(request: Request, agent: Any) -> Any:
         svc = service(request)
-        token = request.cookies.get(COOKIE) or request.headers.get("authorization", "")[7:].strip()
+        token, _ = session_token(request)
         await svc.run(svc.store.revoke_session, token)
         resp = response.empty(status=204, headers=SECURITY_HEADERS)
         resp.cookies[COOKIE] = ""
         resp.cookies[COOKIE]["path"] = "/agent"
         resp.cookies[COOKIE]["max-age"] = 0
+        resp.cookies[COOKIE]["httponly"] = True
+        resp.cookies[COOKIE]["samesite"] = "Strict"
+        if request_is_https(request):
+            resp.cookies[COOKIE]["secure"] = True
         return resp
 
     @bp.route("/api/me", methods=["GET"])
     @requires_agent
     async def me(request: Request, agent: Any) -> Any:
-        return ok({"agent": agent.to_dict()})
+        """The signed-in agent, and the session's CSRF token (a reloaded page gets it here)."""
+        token, via_cookie = session_token(request)
+        data: Dict[str, Any] = {"agent": agent.to_dict()}
+        if via_cookie and token:
+            data["csrf_token"] = csrf.token_for(token)
+        return ok(data)
 
     # --------------------------------------------------------------- tickets
     @bp.route("/api/tickets", methods=["GET"])
@@ -234,34 +353,48 @@ def console_blueprint() -> Blueprint:
     @bp.route("/api/events", methods=["GET"])
     @requires_agent
     async def events(request: Request, agent: Any) -> Any:
-        svc = service(request)
+        """Server-sent events; the stream ends (``event: session_ended``) once the session is signed
+        out, expired or the agent deactivated: re-checked before every batch of events and every
+        ``CONSOLE_SESSION_CHECK_SECONDS``."""
+        svc, rt = service(request), runtime(request)
+        token, _ = session_token(request)
         start = request.headers.get("last-event-id") or request.args.get("after")
         try:
             cursor = int(start) if start not in (None, "") else await svc.run(svc.store.latest_event_id)
         except ValueError:
             return error("'after' must be an event id (an integer).", 400)
-
-        async def stream(resp: Any) -> None:
-            nonlocal cursor
-            idle = 0.0
-            await resp.write("retry: 2000\n\n")
+        if not rt.streams.acquire(agent.id):
+            return too_busy(f"Too many live connections for this agent (at most {rt.streams.per_agent}): close another console tab.",
+                            429, 5)
+        loop = asyncio.get_running_loop()
+        try:
+            headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+            resp = await request.respond(content_type="text/event-stream; charset=utf-8", headers=headers)
+            await resp.send("retry: 2000\n\n")
+            idle, checked = 0.0, loop.time()
             while True:
                 found = await svc.run(svc.store.events_after, cursor)
+                if found or loop.time() - checked >= rt.session_check:
+                    checked = loop.time()
+                    if await svc.run(svc.store.agent_for_session, token) is None:
+                        await resp.send("event: session_ended\ndata: {}\n\n")
+                        break
                 for event in found:
                     cursor = event.id
                     payload = json.dumps(event.to_dict())
-                    await resp.write(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n")
+                    await resp.send(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n")
                 if found:
                     idle = 0.0
                 else:
                     idle += SSE_POLL_SECONDS
                     if idle >= SSE_HEARTBEAT_SECONDS:
-                        await resp.write(": keep-alive\n\n")  # also detects a gone client
+                        await resp.send(": keep-alive\n\n")  # also detects a gone client
                         idle = 0.0
                 await asyncio.sleep(SSE_POLL_SECONDS)
-
-        headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
-        return response.stream(stream, content_type="text/event-stream; charset=utf-8", headers=headers)
+            await resp.eof()
+        finally:
+            rt.streams.release(agent.id)
+        return None
 
     @bp.exception(SanicException)
     async def sanic_error(request: Request, exc: SanicException) -> Any:

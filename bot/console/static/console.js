@@ -37,7 +37,7 @@
 
   // ------------------------------------------------------------------ state
   const state = {
-    me: null, tickets: [], openId: null, renderedId: null, detail: null, msgIds: new Set(), drafts: new Map(),
+    me: null, csrf: null, tickets: [], openId: null, renderedId: null, detail: null, msgIds: new Set(), drafts: new Map(),
     events: null, lastEventId: null, reconnectTimer: null, refreshTimer: null, refreshTicket: false,
     queueSeq: 0, ticketSeq: 0, knownWaiting: null,
   };
@@ -115,7 +115,7 @@
     const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
     if (method !== 'GET') {
       opts.headers['Content-Type'] = 'application/json';
-      opts.headers['X-Requested-With'] = 'console';
+      if (state.csrf) opts.headers['X-CSRF-Token'] = state.csrf; // the session's CSRF token
       opts.body = JSON.stringify(body || {});
     }
     let res;
@@ -164,6 +164,7 @@
     try {
       const data = await api('POST', '/login', { username, password });
       state.me = data.agent; // the token is ignored: the HttpOnly cookie carries the session
+      state.csrf = data.csrf_token || null;
       $('login-password').value = '';
       showApp();
     } catch (err) {
@@ -178,7 +179,7 @@
   function resetConsole() {
     if (state.events) state.events.close();
     clearTimeout(state.reconnectTimer);
-    Object.assign(state, { me: null, tickets: [], events: null, lastEventId: null, knownWaiting: null });
+    Object.assign(state, { me: null, csrf: null, tickets: [], events: null, lastEventId: null, knownWaiting: null });
     state.queueSeq++; // answers still on their way are dropped
     state.drafts.clear();
     closeTicketView();
@@ -579,6 +580,8 @@
       if (es.readyState === EventSource.CLOSED) { setLive('offline'); scheduleReconnect(); } else setLive('reconnecting');
     };
     EVENT_TYPES.forEach((type) => es.addEventListener(type, onEvent));
+    // the server ends the stream when the session is signed out, expired or the agent deactivated
+    es.addEventListener('session_ended', () => { es.close(); if (es === state.events) sessionEnded(); });
   }
 
   /** The browser gave up (e.g. an error status): check the session, then open a new stream. */
@@ -658,6 +661,7 @@
     try {
       const data = await api('GET', '/me');
       state.me = data.agent;
+      state.csrf = data.csrf_token || null;
       showApp();
     } catch (err) {
       showLogin(err.status === 401 ? '' : err.message);

@@ -1,0 +1,20 @@
+"""Server-wide HTTP rules, put on the Rasa app when it starts (by the agent console's channel, which
+every deployment mounts): the chat CORS allow-list (``bot.channels.cors``), the API token in the
+``Authorization`` header (``bot.api_token``) and token-free logs (``bot.logscrub``)."""
+from __future__ import annotations
+
+from typing import Any
+
+from bot import api_token, logscrub
+from bot.channels import cors
+
+
+def install(app: Any) -> None:
+    """Once per server process (each Sanic worker runs its listeners)."""
+    if getattr(app.ctx, "http_policy_installed", False):
+        return
+    app.ctx.http_policy_installed = True
+    logscrub.install()
+    logscrub.apply_access_log_setting()
+    cors.install(app)
+    api_token.install_bearer_header(app)
