@@ -120,13 +120,8 @@ def start_product(site: FakeBankSite, workdir: Path, workers: int = 1) -> Stack:
         endpoints = servers.write_endpoints(workdir / "endpoints.yml", action_port, workdir / "tracker.db",
                                             lock_store=lock_store)
         token = secrets.token_urlsafe(24)
-        rasa = servers.Process(
-            [str(servers.VENV_BIN / "rasa"), "run", "--model", str(servers.MODEL), "--endpoints", str(endpoints),
-             "--credentials", str(ROOT / "credentials.yml"), "--port", str(rasa_port),
-             "--enable-api", f"--auth-token={token}", "--cors", "*"],
-            LOG_DIR / "product-rasa.log", env,
-        )
-        rasa.wait_http(f"http://127.0.0.1:{rasa_port}/", timeout=240)
+        # as scripts/run.sh starts it: the token in the environment, the CORS policy the product's own
+        rasa = servers.start_rasa_server(rasa_port, endpoints, token, LOG_DIR / "product-rasa.log", env)
     except BaseException:
         actions.stop()
         raise

@@ -113,14 +113,18 @@ def test_outsiders_reach_the_public_paths_and_not_the_rasa_api(tmp_path, upstrea
         proc.wait(timeout=10)
 
 
-def test_operators_reach_the_rasa_api(tmp_path, upstream):
+def test_operators_reach_the_rasa_api_and_no_token_is_logged(tmp_path, upstream):
     proc, base = _start_nginx(tmp_path, upstream.port, None)  # the default: loopback
     try:
         for method, path in ADMIN:
-            assert httpx.request(method, base + path, timeout=5).status_code == 200, (method, path)
+            r = httpx.request(method, base + path, params={"token": "s3cret-api-token"}, timeout=5)
+            assert r.status_code == 200, (method, path)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    log = (tmp_path / "nginx-access.log").read_text()
+    assert "/conversations/rest-x/tracker" in log, "the access log did not record the requests"
+    assert "s3cret-api-token" not in log and "token=" not in log
 
 
 def test_the_allow_list_takes_addresses_only():
