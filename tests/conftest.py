@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -91,9 +92,10 @@ class RasaStack:
     ``tracker`` and ``messages`` take a test's own name for a conversation (any string) and use the
     id issued for it (``conversation_id(name)``, one per name and stack, kept across restarts)."""
 
-    def __init__(self, env, directory: Path, action_port: int):
+    def __init__(self, env, directory: Path, action_port: int, credentials: Optional[Path] = None):
         self.env, self.dir = env, directory
         self.action_port = action_port
+        self.credentials = credentials or servers.ROOT / "credentials.yml"
         self.token = secrets.token_urlsafe(16)
         self.port = servers.free_port()
         self.endpoints = servers.write_endpoints(directory / "endpoints.yml", self.action_port, directory / "tracker.db")
@@ -106,7 +108,8 @@ class RasaStack:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "RasaStack":
-        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env)
+        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env,
+                                              credentials=self.credentials)
         return self
 
     def stop(self) -> None:
@@ -117,6 +120,10 @@ class RasaStack:
         """The server-issued REST id standing for the test's conversation ``sender`` (issued on first use)."""
         import httpx
 
+        from bot.sessions import ISSUED_ID
+
+        if ISSUED_ID.match(sender):
+            return sender  # already an issued id
         if sender not in self._ids:
             r = httpx.post(f"{self.url}/webhooks/rest/session", timeout=30)
             r.raise_for_status()

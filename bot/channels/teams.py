@@ -467,7 +467,7 @@ class TeamsOutput(RasaBotFramework):
         data: Dict[str, Any] = {
             "type": "message",
             "from": self.bot,
-            "recipient": {"id": recipient_id},
+            "recipient": {"id": recipient_id.removeprefix(CONVERSATION_PREFIX)},  # the bot's id -> the user's
             "conversation": conversation,
             "channelData": channel_data,
             "text": "",
