@@ -17,6 +17,7 @@ from actions.conversation import SKIP_BANK, State, Troubleshooter, Turn, topic_k
 from actions.settings import probe_settings
 from actions.outage_desk import OutageDesk, record_probe
 from actions.site_prober import ProbeResult, SiteProber
+from bot.sessions import channel_of
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,13 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
     )
 
 
+def conversation_channel(tracker: Tracker) -> str:
+    """The conversation's channel as its id names it (ids are server-issued or built by the channel
+    from verified requests), so a ticket or notice can't claim another; ids of no channel (made before
+    they were namespaced) fall back to the latest message's channel."""
+    return channel_of(tracker.sender_id) or tracker.get_latest_input_channel() or "rest"
+
+
 def dispatch(dispatcher: CollectingDispatcher, messages: List[Dict[str, Any]]) -> None:
     for message in messages:
         message = dict(message)
@@ -89,7 +97,7 @@ class ActionTroubleshoot(Action):
         return "action_troubleshoot"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        desk = OutageDesk(tracker.sender_id, tracker.get_latest_input_channel() or "rest")
+        desk = OutageDesk(tracker.sender_id, conversation_channel(tracker))
         troubleshooter = Troubleshooter(BankDirectory.default(), checked_site, outages=desk)
         reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
         dispatch(dispatcher, reply.messages)
@@ -127,7 +135,7 @@ class ActionEscalate(Action):
             queued = await asyncio.to_thread(
                 handoff.queue,
                 tracker.sender_id,
-                tracker.get_latest_input_channel() or "rest",
+                conversation_channel(tracker),
                 summary,
                 handoff.transcript(tracker.events),
             )

@@ -5,6 +5,10 @@ conversations (a fresh ``sender`` per conversation, ``script`` turn by turn) bac
 level's ``duration`` is over. A worker sends its next message only when the previous answer arrived
 (closed loop), so throughput is what the server sustains at that concurrency. Every request's
 latency is recorded; non-200 answers, transport errors / timeouts and non-JSON bodies are errors.
+With ``sessions=True`` (the product, whose REST senders are server-issued) each conversation first
+gets its sender from ``POST /webhooks/rest/session``; those requests are counted
+(``sessions_created``) but not in the message latencies, so the product's and the starter's
+figures measure the same thing (the stock starter has no such endpoint).
 
 ``ProcessSampler``: RSS and CPU time of every process in the servers' sessions (the helpers in
 ``tests.servers`` start each server in a new session, so the session is the server's process
@@ -74,6 +78,7 @@ class _Tally:
     errors: Dict[str, int] = field(default_factory=dict)
     empty_replies: int = 0
     conversations_completed: int = 0
+    sessions_created: int = 0
     last_finish: float = 0.0
     finish_times: List[float] = field(default_factory=list)   # time.monotonic() of each answered request
 
@@ -81,10 +86,33 @@ class _Tally:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
+async def _new_sender(session: aiohttp.ClientSession, url: str, tally: _Tally) -> Optional[str]:
+    """A server-issued REST sender (``POST /webhooks/rest/session``), or None (counted as an error)."""
+    try:
+        async with session.post(url.rsplit("/", 1)[0] + "/session") as response:
+            raw = await response.read()
+            if response.status != 201:
+                tally.error(f"session_http_{response.status}")
+                return None
+            tally.sessions_created += 1
+            return json.loads(raw)["sender"]
+    except asyncio.TimeoutError:
+        tally.error("Timeout")
+    except (aiohttp.ClientError, ValueError, KeyError) as exc:
+        tally.error(type(exc).__name__)
+    return None
+
+
 async def _worker(session: aiohttp.ClientSession, url: str, script: Sequence[str], sender_prefix: str,
-                  deadline: float, tally: _Tally) -> None:
+                  deadline: float, tally: _Tally, sessions: bool = False) -> None:
     for conversation in itertools.count():
-        sender = f"{sender_prefix}-{conversation}"
+        sender: Optional[str] = f"{sender_prefix}-{conversation}"
+        if sessions:
+            if time.monotonic() >= deadline:
+                return
+            sender = await _new_sender(session, url, tally)
+            if sender is None:
+                continue
         for text in script:
             if time.monotonic() >= deadline:
                 return
@@ -116,7 +144,8 @@ def _own_cpu_seconds() -> float:
 
 
 async def _run_level(base_url: str, script: Sequence[str], concurrency: int, duration: float,
-                     sender_prefix: str, timeout: float, finish_times: Optional[List[float]] = None) -> Dict[str, object]:
+                     sender_prefix: str, timeout: float, finish_times: Optional[List[float]] = None,
+                     sessions: bool = False) -> Dict[str, object]:
     # aiohttp, not httpx, for the load: measured against a trivial local server at 50 connections,
     # httpx's AsyncClient took 8.3 ms of CPU per request and aiohttp's 0.5 ms. On 2 cores shared with
     # the servers, httpx alone took up to a core at the product's rate, capping what was measured.
@@ -129,7 +158,7 @@ async def _run_level(base_url: str, script: Sequence[str], concurrency: int, dur
         start = time.monotonic()
         deadline = start + duration
         await asyncio.gather(*(
-            _worker(session, url, script, f"{sender_prefix}-w{i}", deadline, tally) for i in range(concurrency)
+            _worker(session, url, script, f"{sender_prefix}-w{i}", deadline, tally, sessions) for i in range(concurrency)
         ))
     loadgen_cpu = _own_cpu_seconds() - cpu_before
     elapsed = max(tally.last_finish, start + 1e-9) - start
@@ -146,6 +175,7 @@ async def _run_level(base_url: str, script: Sequence[str], concurrency: int, dur
         "error_kinds": dict(tally.errors),
         "empty_replies": tally.empty_replies,
         "conversations_completed": tally.conversations_completed,
+        **({"sessions_created": tally.sessions_created} if sessions else {}),
         "msgs_per_s": round(ok / elapsed, 2) if elapsed > 0 else None,
         # the bench process itself: load generator + the fake bank site (same process)
         "loadgen_cpu_ms_per_msg": round(loadgen_cpu * 1000 / ok, 2) if ok else None,
@@ -154,17 +184,26 @@ async def _run_level(base_url: str, script: Sequence[str], concurrency: int, dur
 
 
 def run_level(base_url: str, script: Sequence[str], concurrency: int, duration: float,
-              sender_prefix: str, timeout: float = 60.0, finish_times: Optional[List[float]] = None) -> Dict[str, object]:
-    """One level of load; ``finish_times`` (if given) receives the monotonic time of every answer."""
-    return asyncio.run(_run_level(base_url, script, concurrency, duration, sender_prefix, timeout, finish_times))
+              sender_prefix: str, timeout: float = 60.0, finish_times: Optional[List[float]] = None,
+              sessions: bool = False) -> Dict[str, object]:
+    """One level of load; ``finish_times`` (if given) receives the monotonic time of every answer;
+    ``sessions``: each conversation's sender is issued by ``POST /webhooks/rest/session`` first."""
+    return asyncio.run(_run_level(base_url, script, concurrency, duration, sender_prefix, timeout, finish_times,
+                                  sessions))
 
 
-def warm_up(base_url: str, script: Sequence[str], sender_prefix: str, conversations: int = 2) -> None:
+def warm_up(base_url: str, script: Sequence[str], sender_prefix: str, conversations: int = 2,
+            sessions: bool = False) -> None:
     """A couple of unrecorded conversations: first-request costs (graph tracing, pools) out of the way."""
     with httpx.Client(timeout=120, trust_env=False) as client:
         for n in range(conversations):
+            sender = f"{sender_prefix}-{n}"
+            if sessions:
+                r = client.post(f"{base_url}/webhooks/rest/session")
+                r.raise_for_status()
+                sender = r.json()["sender"]
             for text in script:
-                client.post(f"{base_url}/webhooks/rest/webhook", json={"sender": f"{sender_prefix}-{n}", "message": text})
+                client.post(f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text})
 
 
 def parse_timings(base_url: str, token: str, texts: Iterable[str], rounds: int) -> Dict[str, object]:

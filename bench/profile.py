@@ -145,9 +145,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with FakeBankSite() as site, tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         stack = run.start_product(site, Path(tmp))
         try:
-            load.warm_up(stack.url, load.PRODUCT_SCRIPT, "profile-warmup")
+            load.warm_up(stack.url, load.PRODUCT_SCRIPT, "profile-warmup", sessions=True)
             driver = threading.Thread(target=lambda: result.update(load.run_level(
-                stack.url, load.PRODUCT_SCRIPT, args.concurrency, args.seconds + 6, "profile", finish_times=finish_times)))
+                stack.url, load.PRODUCT_SCRIPT, args.concurrency, args.seconds + 6, "profile", finish_times=finish_times,
+                sessions=True)))
             driver.start()
             time.sleep(2)  # let the load ramp up before sampling
             window_start = time.monotonic()

@@ -160,7 +160,8 @@ def measure(stack: Stack, script: Sequence[str], parse_texts: Sequence[str], lev
     with load.ProcessSampler(stack.sessions) as sampler:
         time.sleep(0.5)
         result["rss_after_start_mb"] = sampler.mark()
-        load.warm_up(stack.url, script, f"{run_id}-{stack.name}-warmup")
+        issued = stack.name == "product"  # the product's REST senders are server-issued; the starter has none
+        load.warm_up(stack.url, script, f"{run_id}-{stack.name}-warmup", sessions=issued)
         time.sleep(0.5)
         result["rss_idle_mb"] = sampler.mark()
         print(f"[bench] {stack.name}: NLU parse time (POST /model/parse, one at a time)", flush=True)
@@ -170,7 +171,7 @@ def measure(stack: Stack, script: Sequence[str], parse_texts: Sequence[str], lev
         for n in levels:
             print(f"[bench] {stack.name}: {n} concurrent conversation(s) for {duration:g} s", flush=True)
             cpu_before, load_before = sampler.cpu_seconds(), load.load_average()
-            level = load.run_level(stack.url, script, n, duration, f"{run_id}-{stack.name}-c{n}")
+            level = load.run_level(stack.url, script, n, duration, f"{run_id}-{stack.name}-c{n}", sessions=issued)
             cpu = sampler.cpu_seconds() - cpu_before
             level["server_cpu_s"] = round(cpu, 2)
             level["server_cpu_ms_per_msg"] = round(cpu * 1000 / level["ok"], 2) if level["ok"] else None

@@ -133,6 +133,18 @@ if [ -z "${RASA_API_TOKEN:-}" ] && [ -z "${RASA_API_TOKEN_FILE:-}" ]; then
   export RASA_API_TOKEN_FILE="$PROD_DIR/api-token"
 fi
 
+# ---------------------------------------------------------------- chat session secret (every replica the same)
+# signs the server-issued REST / widget conversation ids (bot/sessions.py): a replica with another
+# secret would refuse the ids the others issued
+if [ -z "${CHAT_SESSION_SECRET:-}" ]; then
+  if [ ! -s "$PROD_DIR/chat-session-secret" ]; then
+    (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$PROD_DIR/chat-session-secret")
+    say "CHAT_SESSION_SECRET is not set: generated one into $PROD_DIR/chat-session-secret"
+  fi
+  CHAT_SESSION_SECRET="$(cat "$PROD_DIR/chat-session-secret")"
+fi
+export CHAT_SESSION_SECRET
+
 # ---------------------------------------------------------------- databases and schemas
 "$PY" deploy/db_setup.py --create-databases --wait 60 || die "database set-up failed."
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -90,40 +91,80 @@ def action_server(product_env, stack_dir):
     server.stop()
 
 
-class RasaStack:
-    """The Rasa server (REST channel + HTTP API) talking to the action server, with SQLite trackers."""
+#: Running stacks by base URL, so an agent's console client can find a test's conversation ids.
+STACKS = {}
 
-    def __init__(self, env, directory: Path, action_port: int):
+
+class RasaStack:
+    """The Rasa server (REST channel + HTTP API) talking to the action server, with SQLite trackers.
+
+    REST conversation ids are issued by the server (``POST /webhooks/rest/session``): ``send``,
+    ``tracker`` and ``messages`` take a test's own name for a conversation (any string) and use the
+    id issued for it (``conversation_id(name)``, one per name and stack, kept across restarts)."""
+
+    def __init__(self, env, directory: Path, action_port: int, credentials: Optional[Path] = None):
         self.env, self.dir = env, directory
         self.action_port = action_port
+        self.credentials = credentials or servers.ROOT / "credentials.yml"
         self.token = secrets.token_urlsafe(16)
         self.port = servers.free_port()
         self.endpoints = servers.write_endpoints(directory / "endpoints.yml", self.action_port, directory / "tracker.db")
         self.proc = None
+        self._ids = {}
+        STACKS[self.url] = self
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "RasaStack":
-        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env)
+        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env,
+                                              credentials=self.credentials)
         return self
 
     def stop(self) -> None:
         if self.proc:
             self.proc.stop()
 
+    def conversation_id(self, sender: str) -> str:
+        """The server-issued REST id standing for the test's conversation ``sender`` (issued on first use)."""
+        import httpx
+
+        from bot.sessions import ISSUED_ID
+
+        if ISSUED_ID.match(sender):
+            return sender  # already an issued id
+        if sender not in self._ids:
+            r = httpx.post(f"{self.url}/webhooks/rest/session", timeout=30)
+            r.raise_for_status()
+            self._ids[sender] = r.json()["sender"]
+        return self._ids[sender]
+
+    def known_id(self, sender: str) -> str:
+        """The issued id of a conversation name used with this stack, else ``sender`` itself."""
+        return self._ids.get(sender, sender)
+
     def send(self, sender: str, message: str, **extra):
         import httpx
 
-        r = httpx.post(f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": message, **extra}, timeout=30)
+        body = {"sender": self.conversation_id(sender), "message": message, **extra}
+        r = httpx.post(f"{self.url}/webhooks/rest/webhook", json=body, timeout=30)
         r.raise_for_status()
         return r.json()
 
     def tracker(self, sender: str):
         import httpx
 
-        r = httpx.get(f"{self.url}/conversations/{sender}/tracker", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        r = httpx.get(f"{self.url}/conversations/{self.conversation_id(sender)}/tracker", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def messages(self, sender: str, after: int = 0, after_notice: int = 0):
+        """What the REST client collects by polling: {"messages": [...], "notices": [...]}."""
+        import httpx
+
+        params = {"sender": self.conversation_id(sender), "after": after, "after_notice": after_notice}
+        r = httpx.get(f"{self.url}/webhooks/rest/messages", params=params, timeout=10)
         r.raise_for_status()
         return r.json()
 
@@ -152,6 +193,7 @@ class ConsoleClient:
     def __init__(self, base_url: str, username: str, password: str, **client_options):
         import httpx
 
+        self.base_url = base_url
         self.http = httpx.Client(base_url=f"{base_url}/agent/api", timeout=30, **client_options)
         r = self.http.post("/login", json={"username": username, "password": password})
         r.raise_for_status()
@@ -166,6 +208,9 @@ class ConsoleClient:
         return self.http.post(path, json=json or {})
 
     def ticket_for(self, conversation_id: str):
+        """The open ticket of a conversation: its id, or a test's name for it on a ``RasaStack``."""
+        stack = STACKS.get(self.base_url)
+        conversation_id = stack.known_id(conversation_id) if stack else conversation_id
         tickets = self.get("/tickets", params={"status": "waiting,assigned"}).json()["tickets"]
         return next(t for t in tickets if t["conversation_id"] == conversation_id)
 

@@ -57,6 +57,4 @@ def test_agent_signs_in_claims_and_replies_and_html_stays_text(rasa_stack, hando
 
 
 def rasa_stack_messages(rasa_stack, sender):
-    import httpx
-
-    return httpx.get(f"{rasa_stack.url}/webhooks/rest/messages", params={"sender": sender}, timeout=10).json()["messages"]
+    return rasa_stack.messages(sender)["messages"]

@@ -88,7 +88,7 @@ def test_postgresql_restart_loses_nothing(product_env, stack_dir, action_server,
             assert "refresh the connection" in texts(replies)
             stack.send(s, "/deny")
             with psycopg2.connect(url) as conn, conn.cursor() as cur:
-                cur.execute("select data from events where sender_id = %s and type_name = 'user' order by id", (s,))
+                cur.execute("select data from events where sender_id = %s and type_name = 'user' order by id", (stack.conversation_id(s),))
                 stored = [row[0] for row in cur.fetchall()]
             assert len(stored) == 3 and '"/deny"' in stored[-1]
         finally:

@@ -24,9 +24,7 @@ def escalate(rasa_stack) -> str:
 
 
 def agent_messages(rasa_stack, sender, after=0):
-    r = httpx.get(f"{rasa_stack.url}/webhooks/rest/messages", params={"sender": sender, "after": after}, timeout=10)
-    r.raise_for_status()
-    return r.json()["messages"]
+    return rasa_stack.messages(sender, after)["messages"]
 
 
 def test_escalate_claim_reply_silence_and_hand_back(rasa_stack, make_agent):

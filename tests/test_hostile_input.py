@@ -68,7 +68,7 @@ def test_rest_webhook_battery(hostile_stack):
     url = f"{hostile_stack.url}/webhooks/rest/webhook"
     expectations = []
     for text in BATTERY_TEXTS:
-        body = json.dumps({"sender": f"hostile-{uuid.uuid4().hex[:6]}", "message": text})
+        body = json.dumps({"sender": hostile_stack.conversation_id(f"hostile-{uuid.uuid4().hex[:6]}"), "message": text})
         r = post(url, body)
         expectations.append((text[:20], r.status_code))
         assert r.status_code < 500, (text[:40], r.status_code, r.text[:200])
@@ -76,6 +76,7 @@ def test_rest_webhook_battery(hostile_stack):
     assert statuses[""] == 400 and statuses["   \n\t  "] == 400 and statuses[HUGE[:20]] == 413
     assert statuses["😀🏦💸 error 102 🙏"] == 200
 
+    sender = hostile_stack.conversation_id("hostile-malformed").encode()
     malformed = [
         (b"", "application/json", 400),
         (b"{not json", "application/json", 400),
@@ -87,7 +88,8 @@ def test_rest_webhook_battery(hostile_stack):
         (b"\xff\xfe\x00garbage\x80", "application/json", 400),
         (b'{"sender": "x", "message": "hi"}', "text/plain", 415),
         (b"sender=x&message=hi", "application/x-www-form-urlencoded", 415),
-        (b'{"sender": "x", "message": "hi"}', "application/json; charset=utf-8", 200),
+        (b'{"sender": "x", "message": "hi"}', "application/json", 403),  # not an issued id
+        (b'{"sender": "' + sender + b'", "message": "hi"}', "application/json; charset=utf-8", 200),
     ]
     for body, content_type, expected in malformed:
         r = post(url, body, content_type)
@@ -101,10 +103,11 @@ def test_rest_messages_and_widget_history_battery(hostile_stack):
     base = hostile_stack.url
     for params in ({}, {"sender": "x", "after": "abc"}, {"sender": "x", "after_notice": "-"}):
         assert httpx.get(f"{base}/webhooks/rest/messages", params=params, timeout=10).status_code == 400
-    for sid in ("", "short", "../../etc/passwd", "a" * 500, "<script>"):
-        assert httpx.get(f"{base}/chat/history", params={"session_id": sid}, timeout=10).status_code == 400
-    # someone else's session id that was never used gives nothing
-    assert httpx.get(f"{base}/chat/history", params={"session_id": uuid.uuid4().hex}, timeout=10).json() == {"messages": []}
+    assert httpx.get(f"{base}/webhooks/rest/messages", params={"sender": "x"}, timeout=10).status_code == 403
+    assert httpx.get(f"{base}/chat/history", params={"session_id": ""}, timeout=10).status_code == 400
+    for sid in ("short", "../../etc/passwd", "a" * 500, "<script>", uuid.uuid4().hex):
+        r = httpx.get(f"{base}/chat/history", params={"session_id": sid}, timeout=10)
+        assert r.status_code == 403 and "error" in r.json(), sid
 
 
 def test_agent_api_battery(hostile_stack):
@@ -151,9 +154,16 @@ def test_socketio_battery(hostile_stack):
     answers = []
     client.on("bot_uttered", lambda data: answers.append(data))
     client.connect(hostile_stack.url, transports=["polling"], wait_timeout=10)
+    confirmed = []
+    client.on("session_confirm", lambda data: confirmed.append(data))
     try:
-        session = uuid.uuid4().hex
-        client.emit("session_request", {"session_id": session})
+        client.emit("session_request", {"session_id": uuid.uuid4().hex})  # not issued: a new id comes back
+        for _ in range(50):
+            if confirmed:
+                break
+            client.sleep(0.1)
+        session = confirmed[0]
+        assert session.startswith("web-")
         for data in (None, "just a string", 42, [], {"session_id": session}, {"session_id": session, "message": 5},
                      {"session_id": session, "message": "hi", "metadata": "{bad json"},
                      {"session_id": session, "message": HUGE}, {"message": "no session"}):

@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -266,6 +266,29 @@ def _upstreams_in_log(path: Path) -> Counter:
     return found
 
 
+def message_tag(sender: str, turn: int) -> str:
+    """The metadata a test message carries (``client_message_id``, one of the keys a client may send)."""
+    return f"{sender}#{turn}"
+
+
+def turn_of(data: dict) -> Optional[int]:
+    tag = (data.get("metadata") or {}).get("client_message_id") or ""
+    return int(tag.rsplit("#", 1)[1]) if "#" in tag else None
+
+
+async def new_sender(client: httpx.AsyncClient) -> str:
+    """A server-issued REST sender (``POST /webhooks/rest/session``)."""
+    for attempt in range(5):
+        try:
+            r = await client.post("/webhooks/rest/session")
+            if r.status_code == 201:
+                return r.json()["sender"]
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.5)
+    raise AssertionError("no REST session could be started")
+
+
 def _check_conversation(sender: str, events: List[Tuple[str, dict]]) -> List[str]:
     """What is wrong with one stored conversation (empty if nothing)."""
     problems = []
@@ -275,7 +298,7 @@ def _check_conversation(sender: str, events: List[Tuple[str, dict]]) -> List[str
         problems.append(f"{sender}: user messages {texts!r}")
     for turn, (_, data) in enumerate(users):
         meta = data.get("metadata") or {}
-        if meta.get("conversation") != sender or meta.get("turn") != turn:
+        if meta.get("client_message_id") != message_tag(sender, turn):
             problems.append(f"{sender}: user event #{turn} carries {meta!r} (another conversation's, or out of order)")
     bounds = [i for i, _ in users] + [len(events)]
     for turn in range(len(users)):
@@ -291,15 +314,17 @@ async def _drive(base_url: str, run_id: str) -> dict:
     upstreams: Counter = Counter()
     latencies: List[float] = []
     failures: List[str] = []
+    senders: List[str] = []
     limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY * 2)
 
     async with httpx.AsyncClient(base_url=base_url, timeout=TURN_TIMEOUT_SECONDS, limits=limits) as client:
 
         async def conversation(n: int) -> None:
-            sender = f"mr-{run_id}-{n:03d}"
             async with semaphore:
+                sender = await new_sender(client)
+                senders.append(sender)
                 for turn, text in enumerate(SCRIPT):
-                    body = {"sender": sender, "message": text, "metadata": {"conversation": sender, "turn": turn}}
+                    body = {"sender": sender, "message": text, "metadata": {"client_message_id": message_tag(sender, turn)}}
                     t0 = time.monotonic()
                     try:
                         r = await client.post("/webhooks/rest/webhook", json=body)
@@ -318,7 +343,8 @@ async def _drive(base_url: str, run_id: str) -> dict:
         started = time.monotonic()
         await asyncio.wait_for(asyncio.gather(*(conversation(n) for n in range(CONVERSATIONS))), LOAD_BUDGET_SECONDS)
         duration = time.monotonic() - started
-    return {"upstreams": upstreams, "latencies": latencies, "failures": failures, "duration": duration}
+    return {"upstreams": upstreams, "latencies": latencies, "failures": failures, "duration": duration,
+            "senders": senders}
 
 
 # --------------------------------------------------------------------------- the tests
@@ -339,14 +365,15 @@ def test_conversations_through_nginx_are_whole(prod_stack):
         f"  action calls per action server (nginx log): {dict(actions_seen)}"
     )
     assert not result["failures"], f"{len(result['failures'])} failed turns, e.g.:\n" + "\n".join(result["failures"][:10]) + "\n" + prod_stack.logs()
-    assert sum(result["upstreams"].values()) == requests
+    assert sum(result["upstreams"].values()) == requests  # message turns (the session requests are not counted)
     assert set(result["upstreams"]) == replicas, f"unexpected upstreams {result['upstreams']}"
     for replica in replicas:
         assert result["upstreams"][replica] >= requests * 0.2, f"{replica} served too few: {result['upstreams']}"
     assert {f"127.0.0.1:{port}" for port in prod_stack.action_ports} <= set(actions_seen), f"action servers used: {actions_seen}"
 
     # every conversation, straight from the tracker database
-    senders = [f"mr-{run_id}-{n:03d}" for n in range(CONVERSATIONS)]
+    senders = result["senders"]
+    assert len(senders) == CONVERSATIONS
     stored = _tracker_events(prod_stack.tracker_url, senders)
     assert set(stored) == set(senders), f"{len(set(senders) - set(stored))} conversations missing from the tracker database"
     problems = [problem for sender in senders for problem in _check_conversation(sender, stored[sender])]
@@ -370,7 +397,7 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
     from bot.handoff.store import HandoffStore
 
     replica_1, replica_2 = (f"http://127.0.0.1:{port}" for port in prod_stack.rasa_ports)
-    session_id = f"widget-{secrets.token_hex(4)}"
+    session_id = ""  # issued by replica 1 (session_confirm)
     password = secrets.token_urlsafe(12)
     store = HandoffStore(prod_stack.handoff_url)
     agent = store.create_agent(f"agent-{secrets.token_hex(3)}", password, "Dana Smith")
@@ -380,7 +407,12 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
         received: asyncio.Queue = asyncio.Queue()
         confirmed = asyncio.Event()
         sio = socketio.AsyncClient(reconnection=False)
-        sio.on("session_confirm", lambda *_: confirmed.set())
+        def on_confirm(sid: str) -> None:
+            nonlocal session_id
+            session_id = sid
+            confirmed.set()
+
+        sio.on("session_confirm", on_confirm)
         sio.on("bot_uttered", lambda data: received.put_nowait(data))
 
         async def next_text(containing: str, timeout: float = 30.0) -> dict:
@@ -396,7 +428,7 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
 
         await sio.connect(replica_1, socketio_path="/socket.io", transports=["polling"], wait_timeout=30)
         try:
-            await sio.emit("session_request", {"session_id": session_id})
+            await sio.emit("session_request", {})
             await asyncio.wait_for(confirmed.wait(), 15)
             for text in ("error 102 with chase", "/ask_human", "/ask_human"):
                 await sio.emit("user_uttered", {"message": text, "session_id": session_id})
@@ -620,17 +652,19 @@ def test_a_replica_killed_mid_load_loses_no_message(prod_stack):
     import signal
 
     run_id = secrets.token_hex(3)
-    senders = [f"kill-{run_id}-{n:02d}" for n in range(30)]
+    senders: List[str] = []
     resent: Dict[str, set] = defaultdict(set)
 
     async def drive() -> None:
         semaphore = asyncio.Semaphore(10)
         async with httpx.AsyncClient(base_url=prod_stack.nginx_url, timeout=TURN_TIMEOUT_SECONDS) as client:
 
-            async def conversation(sender: str) -> None:
+            async def conversation(n: int) -> None:
                 async with semaphore:
+                    sender = await new_sender(client)
+                    senders.append(sender)
                     for turn, text in enumerate(SCRIPT):
-                        body = {"sender": sender, "message": text, "metadata": {"conversation": sender, "turn": turn}}
+                        body = {"sender": sender, "message": text, "metadata": {"client_message_id": message_tag(sender, turn)}}
                         for attempt in range(5):
                             try:
                                 r = await client.post("/webhooks/rest/webhook", json=body)
@@ -648,16 +682,16 @@ def test_a_replica_killed_mid_load_loses_no_message(prod_stack):
                 pid = int((prod_stack.prod_dir / "rasa-1.pid").read_text())
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
 
-            await asyncio.gather(killer(), *(conversation(s) for s in senders))
+            await asyncio.gather(killer(), *(conversation(n) for n in range(30)))
 
     asyncio.run(drive())
     stored = _tracker_events(prod_stack.tracker_url, senders)
     for sender in senders:
         users = [data for kind, data in stored[sender] if kind == "user"]
-        turns = [(data.get("metadata") or {}).get("turn") for data in users]
+        turns = [turn_of(data) for data in users]
         assert sorted(set(turns)) == list(range(len(SCRIPT))), (sender, turns)  # every message is there
         assert turns == sorted(turns), (sender, turns)  # in order
         duplicated = {t for t in turns if turns.count(t) > 1}
         assert duplicated <= resent[sender], (sender, turns)  # twice only where it was resent
-        assert all((d.get("metadata") or {}).get("conversation") == sender for d in users)
+        assert all((d.get("metadata") or {}).get("client_message_id", "").startswith(sender + "#") for d in users)
     assert any(resent.values()), "the kill should have interrupted some turns"

@@ -37,8 +37,7 @@ def texts(replies):
 
 
 def notices(stack, sender):
-    r = httpx.get(f"{stack.url}/webhooks/rest/messages", params={"sender": sender}, timeout=10)
-    return r.json()["notices"]
+    return stack.messages(sender)["notices"]
 
 
 def test_burst_short_path_status_and_notice_after_restart(radar_stack, fake_banks):

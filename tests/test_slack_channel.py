@@ -199,7 +199,7 @@ def test_dm_error_102_buttons_click_and_retry(slack_stack, fake_slack):
     assert step.blocks[0]["type"] == "section" and step.blocks[-1]["type"] == "actions"
     values = [v for _, v in step.buttons]
     assert "/deny" in values
-    conversation = f"{user}_{dm}"
+    conversation = f"slack-{user}_{dm}"
     slots = slack_stack.tracker(conversation)["slots"]
     assert slots["diagnosis"] == "bank_unavailable" and slots["bank"] == "Chase"
     assert not fake_slack.unknown_calls()
@@ -239,7 +239,7 @@ def test_support_channel_thread_is_its_own_conversation(slack_stack, fake_slack)
                                     channel_type="channel"))
     posts = fake_slack.wait_for_posts(1, SUPPORT, root, until=with_buttons)
     assert "102" in everything(posts)
-    conversation = f"{user}_{SUPPORT}_{root}"
+    conversation = f"slack-{user}_{SUPPORT}_{root}"
     assert slack_stack.tracker(conversation)["slots"]["bank"] == "Bank of America"
 
     # a reply in the thread continues the same conversation, answered in the thread
@@ -262,7 +262,7 @@ def test_support_channel_thread_is_its_own_conversation(slack_stack, fake_slack)
     send(slack_stack, message_event(user, SUPPORT, mention, ts=other_root, channel_type="channel"))
     send(slack_stack, message_event(user, SUPPORT, mention, ts=other_root, event_type="app_mention"))
     fake_slack.wait_for_posts(1, SUPPORT, other_root, until=with_buttons)
-    other = f"{user}_{SUPPORT}_{other_root}"
+    other = f"slack-{user}_{SUPPORT}_{other_root}"
     assert user_texts(slack_stack.events(other)) == ["error 105 on my amex card"]  # once, mention stripped
 
     # our own posts come back as events: ignored; a channel that is not the support channel: ignored
@@ -278,7 +278,7 @@ def test_forged_stale_and_unsigned_requests_are_refused(slack_stack, fake_slack)
     user, dm = unique("U"), unique("D")
     send(slack_stack, message_event(user, dm, "hi"))
     fake_slack.wait_for_posts(1, dm)
-    conversation = f"{user}_{dm}"
+    conversation = f"slack-{user}_{dm}"
     before_posts = settle(fake_slack, dm)
     before_events = len(slack_stack.events(conversation))
 
@@ -360,14 +360,14 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
     user = unique("U")
     if where == "thread":
         channel, root = SUPPORT, new_ts()
-        conversation = f"{user}_{SUPPORT}_{root}"
+        conversation = f"slack-{user}_{SUPPORT}_{root}"
 
         def says(text: str, first: bool = False) -> None:
             send(slack_stack, message_event(user, SUPPORT, text, channel_type="channel",
                                             **({"ts": root} if first else {"thread_ts": root})))
     else:
         channel, root = unique("D"), None
-        conversation = f"{user}_{channel}"
+        conversation = f"slack-{user}_{channel}"
 
         def says(text: str, first: bool = False) -> None:
             send(slack_stack, message_event(user, channel, text))
@@ -438,15 +438,15 @@ def test_push_without_metadata_finds_the_thread_or_opens_the_dm(fake_slack, monk
 
     channel = SlackInput.from_credentials(
         {"slack_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
-    asyncio.run(channel.push_to_conversation("UPUSH1_CPUSH1_1700000000.000100", {}, "in the thread", None))
+    asyncio.run(channel.push_to_conversation("slack-UPUSH1_CPUSH1_1700000000.000100", {}, "in the thread", None))
     assert [p.text for p in fake_slack.posts_to("CPUSH1", "1700000000.000100")] == ["in the thread"]
-    asyncio.run(channel.push_to_conversation("UPUSH2", {}, "opened a DM", [{"title": "OK", "payload": "/affirm"}]))
+    asyncio.run(channel.push_to_conversation("slack-UPUSH2", {}, "opened a DM", [{"title": "OK", "payload": "/affirm"}]))
     (pushed,) = fake_slack.posts_to("DPUSH2")
     assert pushed.text == "opened a DM" and pushed.buttons == [("OK", "/affirm")]
     bad = SlackInput.from_credentials(
         {"slack_token": "xoxb-wrong", "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
     with pytest.raises(Exception):  # the hand-off service logs it; the message stays in the tracker
-        asyncio.run(bad.push_to_conversation("U1_D1", {"out_channel": "D1"}, "x", None))
+        asyncio.run(bad.push_to_conversation("slack-U1_D1", {"out_channel": "D1"}, "x", None))
 
 
 def test_not_configured_channel_starts_and_refuses(monkeypatch):
@@ -497,7 +497,7 @@ def test_shared_broken_csv_gets_the_report_and_the_converted_csv(slack_stack, fa
     downloads = fake_slack.downloads_of(shared["id"])
     assert len(downloads) == 1 and downloads[0].authorized  # fetched once, with the bot token
     # the file is not a bot turn (nothing for NLU), and nothing else was called
-    assert user_texts(slack_stack.events(f"{user}_{dm}")) == []
+    assert user_texts(slack_stack.events(f"slack-{user}_{dm}")) == []
     assert not fake_slack.unknown_calls()
 
 
@@ -562,6 +562,6 @@ def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(slack_stack, f
     (upload,) = fake_slack.wait_for_uploads(1, dm)
     assert upload.content.startswith(b"Date,Description,Amount\r\n04/03/2024,Coffee shop,-4.50")
     assert len(fake_slack.downloads_of(shared["id"])) == 1  # the kept bytes, not a second download
-    assert user_texts(slack_stack.events(f"{user}_{dm}")) == []  # the click was not a bot turn
+    assert user_texts(slack_stack.events(f"slack-{user}_{dm}")) == []  # the click was not a bot turn
     update = next(u for u in fake_slack.updates if u["ts"] == question.ts)
     assert all(b["type"] != "actions" for b in update["blocks"])

@@ -66,6 +66,11 @@ class Conversation:
     conversation_id: str
     conversation_type: str = "personal"
 
+    @property
+    def sender(self) -> str:
+        """The bot's id for this user's conversation (namespaced: ``teams-<from.id>``)."""
+        return f"teams-{self.user_id}"
+
 
 class TeamsStack:
     def __init__(self, fakes: SimpleNamespace, port: int, token: str, log: Path):
@@ -212,7 +217,7 @@ def test_starts_without_microsoft_and_recovers_when_it_is_back(teams, fakes):
     assert s["status"] == 503 and s["retry_after"]
     assert s["posted"] == 0
     assert s["unsigned"] == 401  # no token: refused without any network
-    assert teams.user_events(s["conv"].user_id) == []
+    assert teams.user_events(s["conv"].sender) == []
     assert "Could not fetch the Bot Framework signing keys" in teams.log()
 
     # Microsoft is back: the same conversation now works
@@ -250,10 +255,10 @@ def test_error_102_gets_the_bank_check_and_buttons_and_clicks_move_on(teams, fak
     replies = teams.say(conv, None, value={"payload": "/deny"})
     assert "without you telling me any password" in texts(replies)
 
-    slots = teams.tracker(conv.user_id)["slots"]
+    slots = teams.tracker(conv.sender)["slots"]
     assert slots["bank"] == "Chase" and slots["error_code"] == "102"
     assert slots["steps_tried"][:2] == ["site_check", "refresh"]
-    latest = teams.tracker(conv.user_id)["latest_message"]
+    latest = teams.tracker(conv.sender)["latest_message"]
     assert latest["metadata"]["botframework"]["conversation"]["id"] == conv.conversation_id
 
     # one client-credentials token for all of it, from the configured endpoint, with the right scope
@@ -274,7 +279,7 @@ def test_channel_message_with_mention_and_redelivery(teams, fakes):
     # the conversation id (with ';' '@' ':') is URL-encoded in the connector path
     paths = {p["path"] for p in fakes.connector.posts if p["conversation_id"] == conv.conversation_id}
     assert all("%3B" in p and "%40" in p for p in paths)
-    assert teams.user_events(conv.user_id)[-1]["text"] == "error 102 with chase"
+    assert teams.user_events(conv.sender)[-1]["text"] == "error 102 with chase"
 
     # the Bot Framework redelivers the same activity: answered once only
     assert teams.post(activity).status_code == 200
@@ -298,6 +303,7 @@ def test_bad_tokens_are_refused_and_nothing_is_processed(teams, fakes):
         "HS256": fakes.openid.sign(APP_ID, teams.service_url, key="shared-secret-" * 4, algorithm="HS256"),
         "no exp": _without_claim(fakes.openid, "exp"),
         "token for another serviceUrl": teams.sign(service_url="https://attacker.example/"),
+        "token without a serviceurl claim": teams.sign(service_url=None),
         "not yet valid": teams.sign(extra={"nbf": int(time.time()) + 3600}),
     }
     for name, token in cases.items():
@@ -308,7 +314,7 @@ def test_bad_tokens_are_refused_and_nothing_is_processed(teams, fakes):
     r = teams.post(activity, token=None, headers={"Authorization": "Basic dXNlcjpwdw=="})
     assert r.status_code == 401
     assert fakes.connector.activities(conv.conversation_id) == []
-    assert teams.user_events(conv.user_id) == []
+    assert teams.user_events(conv.sender) == []
     assert "Rejected a Bot Framework request (401)" in teams.log()
 
 
@@ -395,14 +401,14 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     teams.say(conv, "I want to talk to a person")
     replies = teams.say(conv, "/ask_human")
     assert "in the queue" in texts(replies)
-    assert teams.tracker(conv.user_id)["slots"]["handoff_status"] == "waiting"
+    assert teams.tracker(conv.sender)["slots"]["handoff_status"] == "waiting"
 
     assert teams.say(conv, "hello? anyone there") == []  # waiting: the bot stays silent
 
     username = f"teams-{uuid.uuid4().hex[:6]}"
     handoff_db.create_agent(username, AGENT_PASSWORD, "Tess")
     console = Console(teams.url, username, AGENT_PASSWORD)
-    ticket = console.ticket_for(conv.user_id)
+    ticket = console.ticket_for(conv.sender)
     assert ticket["channel"] == "botframework" and ticket["bank"] == "Chase"
 
     before = len(fakes.connector.activities(conv.conversation_id))
@@ -475,7 +481,7 @@ def test_attached_broken_csv_gets_the_report_and_the_converted_csv(teams, fakes)
     # fetched from the serviceUrl host with the connector token
     gets = [g for g in fakes.connector.attachment_gets if url.endswith(f"/{g['id']}/views/original")]
     assert len(gets) == 1 and gets[0]["authorized"]
-    assert teams.user_events(conv.user_id) == []  # not a bot turn
+    assert teams.user_events(conv.sender) == []  # not a bot turn
 
 
 def test_file_download_info_is_fetched_without_our_token(teams, fakes):
@@ -520,7 +526,7 @@ def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(teams, fakes):
     assert len(fakes.files.requests_for(url)) == 1  # the kept bytes, not a second download
     replies = teams.say(conv, None, value={"payload": "/upload_date_order DMY"})  # clicked again: file gone
     assert "no longer have that file" in texts(replies)
-    assert teams.user_events(conv.user_id) == []
+    assert teams.user_events(conv.sender) == []
 
 
 async def test_attachment_urls_are_restricted_without_the_test_flag(fakes):

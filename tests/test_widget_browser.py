@@ -158,7 +158,7 @@ def test_customer_chats_reloads_loses_network_and_gets_a_specialist(rasa_stack, 
     assert header_colour == "rgb(16, 128, 0)"  # primaryColor #108000 from demo-config.js
 
     session_id = widget.session_id()
-    assert re.fullmatch(r"[A-Za-z0-9_-]{16,128}", session_id)
+    assert re.fullmatch(r"web-[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}", session_id)  # issued by the server
 
     # ------------------------------------------------------------------ first message: diagnosis + quick replies
     widget.say("getting error 102 with chase")

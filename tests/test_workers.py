@@ -15,7 +15,7 @@ import yaml
 
 from bot.storage import worker_endpoints
 from tests import servers
-from tests.test_multi_replica import SCRIPT, _check_conversation
+from tests.test_multi_replica import SCRIPT, _check_conversation, message_tag, new_sender
 
 CONVERSATIONS = 24
 CONCURRENCY = 12
@@ -48,7 +48,7 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-async def _drive(url: str, run_id: str) -> list:
+async def _drive(url: str, run_id: str, senders: list) -> list:
     failures = []
     semaphore = asyncio.Semaphore(CONCURRENCY)
     # no keep-alive: every request is a new connection, so the kernel spreads them over both workers
@@ -56,10 +56,11 @@ async def _drive(url: str, run_id: str) -> list:
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
         async def conversation(n: int) -> None:
-            sender = f"w-{run_id}-{n:02d}"
             async with semaphore:
+                sender = await new_sender(client)
+                senders.append(sender)
                 for turn, text in enumerate(SCRIPT):
-                    body = {"sender": sender, "message": text, "metadata": {"conversation": sender, "turn": turn}}
+                    body = {"sender": sender, "message": text, "metadata": {"client_message_id": message_tag(sender, turn)}}
                     r = await client.post("/webhooks/rest/webhook", json=body)
                     if r.status_code != 200 or not any(m.get("text") for m in r.json()):
                         failures.append(f"{sender} turn {turn}: {r.status_code} {r.text[:200]}")
@@ -83,7 +84,8 @@ async def test_two_workers_answer_every_message_of_whole_conversations(action_se
         pids = _worker_pids(rasa.proc.pid)
         assert len(pids) == 2, f"expected two Sanic workers under {rasa.proc.pid}, found {pids}"
         before = {pid: _cpu_ticks(pid) for pid in pids}
-        failures = await _drive(f"http://127.0.0.1:{port}", run_id)
+        senders: list = []
+        failures = await _drive(f"http://127.0.0.1:{port}", run_id, senders)
         used = {pid: _cpu_ticks(pid) - before[pid] for pid in pids}
     finally:
         rasa.stop()
@@ -92,8 +94,8 @@ async def test_two_workers_answer_every_message_of_whole_conversations(action_se
 
     engine = sa.create_engine(f"sqlite:///{tracker_db}", future=True)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT sender_id, type_name, data FROM events WHERE sender_id LIKE :p ORDER BY id"),
-                            {"p": f"w-{run_id}-%"}).all()
+        rows = [row for row in conn.execute(sa.text("SELECT sender_id, type_name, data FROM events ORDER BY id")).all()
+                if row[0] in set(senders)]
     engine.dispose()
     conversations = defaultdict(list)
     for sender, kind, data in rows:

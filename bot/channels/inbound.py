@@ -2,6 +2,11 @@
 
 Bad input gets a clear message (a 4xx on HTTP) and never a crash; good input is passed on with
 control characters removed, so nothing a user meant to say is lost.
+
+What a web client may say about itself is allow-listed (``CLIENT_METADATA``: short strings such as
+the page it is on); every other metadata key is dropped, so a client can never pass for another
+channel (Slack's ``out_channel``/``thread_id``, Teams' ``botframework.serviceUrl``, ...). A message's
+channel is the channel it arrived on, whatever the body says.
 """
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ MAX_MESSAGE_CHARS = 5_000
 MAX_SENDER_CHARS = 128
 MAX_BODY_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 8 * 1024
+
+#: Metadata keys a REST / widget client may send, with their longest accepted value (strings only).
+CLIENT_METADATA = {"language": 35, "page_url": 2000, "user_agent": 512, "client_message_id": 128}
 
 # C0/C1 control characters other than tab and newline, and lone surrogates.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|[\ud800-\udfff]")
@@ -64,6 +72,18 @@ def check_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
     return metadata
 
 
+def client_metadata(metadata: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Only the allow-listed keys of a web client's metadata, with short string values (cleaned)."""
+    kept: Dict[str, Any] = {}
+    for key, limit in CLIENT_METADATA.items():
+        value = (metadata or {}).get(key)
+        if isinstance(value, str):
+            value = clean_text(value).strip()
+            if value and len(value) <= limit:
+                kept[key] = value
+    return kept
+
+
 def rest_payload(body: bytes, content_type: Optional[str]) -> Dict[str, Any]:
     """The REST channel's JSON body, checked and cleaned."""
     if len(body) > MAX_BODY_BYTES:
@@ -76,17 +96,11 @@ def rest_payload(body: bytes, content_type: Optional[str]) -> Dict[str, Any]:
         raise InboundError(400, "The request body is not valid UTF-8 JSON.")
     if not isinstance(data, dict):
         raise InboundError(400, 'The request body must be a JSON object like {"sender": "...", "message": "..."}.')
-    cleaned = dict(data)
-    cleaned["sender"] = check_sender(data.get("sender"))
-    cleaned["message"] = check_message(data.get("message"))
-    metadata = check_metadata(data.get("metadata"))
-    if metadata is None:
-        cleaned.pop("metadata", None)
-    else:
+    cleaned: Dict[str, Any] = {"sender": check_sender(data.get("sender")), "message": check_message(data.get("message"))}
+    metadata = client_metadata(check_metadata(data.get("metadata")))
+    if metadata:
         cleaned["metadata"] = metadata
-    if "input_channel" in cleaned and not isinstance(cleaned["input_channel"], str):
-        raise InboundError(400, "'input_channel' must be a string.")
-    return cleaned
+    return cleaned  # anything else in the body (``input_channel`` included) is ignored
 
 
 def socket_payload(data: Any, needs_session: bool) -> Tuple[Optional[str], str, Dict[str, Any]]:
@@ -97,4 +111,4 @@ def socket_payload(data: Any, needs_session: bool) -> Tuple[Optional[str], str, 
     if needs_session:
         session_id = check_sender(session_id)
     message = check_message(data.get("message"))
-    return session_id, message, check_metadata(data.get("metadata")) or {}
+    return session_id, message, client_metadata(check_metadata(data.get("metadata")))

@@ -1,19 +1,34 @@
 """The REST channel (``POST /webhooks/rest/webhook``) with hand-off routing.
 
+A conversation starts with ``POST /webhooks/rest/session``, which answers ``{"sender": "<id>"}``: a
+server-issued, unguessable id (``bot.sessions``). The webhook and the polling endpoint accept only
+such an id (else **403** ``{"error": ...}`` saying to start a session), so nobody can read or write a
+conversation they did not start, nor one of another channel. A message is always of the REST
+channel (a body's ``input_channel`` is ignored) and only allow-listed metadata is kept
+(``inbound.CLIENT_METADATA``).
+
 REST is request/response, so what arrives later (a specialist's messages, a back-online notice)
 is collected by polling ``GET /webhooks/rest/messages?sender=<id>&after=<last message id>&after_notice=<last notice id>``.
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput as RasaRestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot import sessions
 from bot.channels import inbound
 from bot.channels.routing import HandoffRouter
+
+NOT_A_SESSION = ("Unknown or invalid 'sender': start a conversation with POST /webhooks/rest/session "
+                 "and send the 'sender' it returns with every message.")
+
+
+def _refused() -> Any:
+    return response.json({"error": NOT_A_SESSION}, status=403)
 
 
 class RestInput(RasaRestInput):
@@ -21,7 +36,14 @@ class RestInput(RasaRestInput):
     def name(cls) -> str:
         return "rest"
 
+    def _extract_input_channel(self, req: Request) -> str:
+        return self.name()  # never the body's ``input_channel``
+
+    def get_metadata(self, request: Request) -> Optional[Dict[str, Any]]:
+        return (request.json or {}).get("metadata") or None  # allow-listed by ``inbound.rest_payload``
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        sessions.default_ids()  # a misconfigured secret stops the server at start, not at the first message
         router = HandoffRouter(on_new_message)
         blueprint = router.attach(super().blueprint(router))
 
@@ -31,10 +53,19 @@ class RestInput(RasaRestInput):
             if request.method != "POST" or not request.path.endswith("/webhook"):
                 return None
             try:
-                request.parsed_json = inbound.rest_payload(request.body or b"", request.content_type)
+                payload = inbound.rest_payload(request.body or b"", request.content_type)
             except inbound.InboundError as exc:
                 return response.json({"error": str(exc)}, status=exc.status)
+            if not sessions.default_ids().verify(payload["sender"], sessions.REST):
+                return _refused()
+            request.parsed_json = payload
             return None
+
+        @blueprint.route("/session", methods=["POST"])
+        async def new_session(request: Request) -> Any:
+            """A new conversation: its server-issued sender id."""
+            return response.json({"sender": sessions.default_ids().issue(sessions.REST)}, status=201,
+                                 headers={"Cache-Control": "no-store"})
 
         @blueprint.route("/messages", methods=["GET"])
         async def agent_messages(request: Request) -> Any:
@@ -46,6 +77,8 @@ class RestInput(RasaRestInput):
                 return response.json({"error": "'after' and 'after_notice' must be ids (integers)"}, status=400)
             if not sender:
                 return response.json({"error": "'sender' is required"}, status=400)
+            if not sessions.default_ids().verify(sender, sessions.REST):
+                return _refused()
             service = getattr(request.app.ctx, "handoff", None)
             if service is None:
                 return response.json({"messages": [], "notices": []})

@@ -26,6 +26,11 @@ class HandoffRouter:
 
         return HandoffService.attach(blueprint, on_installed=installed)
 
+    async def remember(self, conversation_id: str, channel: str, reference: Dict[str, Any]) -> None:
+        """Stores where the conversation is reached (Slack / Teams, after verifying the request)."""
+        if self.service is not None:
+            await self.service.remember_reference(conversation_id, channel, reference)
+
     async def __call__(self, message: UserMessage) -> Any:
         recorder = RecordingOutput(message.output_channel)
         message.output_channel = recorder

@@ -26,7 +26,11 @@ Rasa's ``SlackInput`` with what a production Slack app needs and Rasa 3.6.21 doe
   the bot as the button's payload, and the clicked message's buttons are replaced by the choice.
 * **Web API base URL** (``slack_api_url``, env ``SLACK_API_URL``) is used by every client the channel
   makes, so tests and proxies can stand in for ``https://slack.com/api/``.
-* **hand-off**: ``push_to_conversation`` posts a specialist's messages into the user's DM or thread.
+* **conversation ids** are namespaced: ``slack-<user>_<channel>[_<thread>]`` (``slack-<user>`` with
+  ``conversation_granularity: sender``), so no id of another channel can name a Slack conversation.
+* **hand-off**: after a request's signature is verified, where its conversation is answered (channel
+  and thread) is stored server-side (``bot.handoff.conversation_refs``); ``push_to_conversation``
+  posts a specialist's messages (and back-online notices) there, never where a tracker's metadata says.
 * **shared files** (``file_share``): each file (up to 3 per message) is checked by the manual upload
   assistant. Its declared ``size`` is checked against ``max_file_bytes`` (default: the assistant's
   limit) before anything is fetched, and the download is capped while streaming. It is fetched from
@@ -82,6 +86,7 @@ DEFAULT_API_URL = "https://slack.com/api/"
 #: Where Slack serves ``url_private_download``; the bot token is sent there and to the API host only.
 SLACK_FILES_HOST = "files.slack.com"
 SIGNATURE_MAX_AGE = 5 * 60  # seconds either side of now, as Slack recommends
+CONVERSATION_PREFIX = "slack-"
 RETRY_NUM_HEADER = "X-Slack-Retry-Num"
 RETRY_REASON_HEADER = "X-Slack-Retry-Reason"
 GRANULARITIES = ("sender", "channel", "thread")
@@ -499,10 +504,15 @@ class SlackInput(RasaSlackInput):
     def _conversation(self, user: str, metadata: Dict[str, Any]) -> str:
         channel, thread = metadata["out_channel"], metadata.get("thread_id")
         if self.conversation_granularity == "sender":
-            return user
+            return f"{CONVERSATION_PREFIX}{user}"
         if self.conversation_granularity == "channel" or metadata["slack"]["is_dm"] or not thread:
-            return f"{user}_{channel}"
-        return f"{user}_{channel}_{thread}"
+            return f"{CONVERSATION_PREFIX}{user}_{channel}"
+        return f"{CONVERSATION_PREFIX}{user}_{channel}_{thread}"
+
+    @staticmethod
+    def _reference(metadata: Dict[str, Any]) -> Dict[str, Any]:
+        """Where a verified message's conversation is answered (stored for later pushes)."""
+        return {"out_channel": metadata["out_channel"], "thread_id": metadata.get("thread_id")}
 
     def get_metadata(self, request: Request) -> Dict[Text, Any]:
         """Rasa's hook, for any caller: where a request's answer goes ({} when it has none)."""
@@ -676,6 +686,7 @@ class SlackInput(RasaSlackInput):
         """Checks each shared file and answers in the DM / thread; while a specialist holds the
         conversation the message goes to them instead (files are not checked)."""
         names = [str(f.get("name") or f.get("title") or "file") for f in files]
+        await self._remember(router, conversation_id, metadata)
         if await file_replies.handed_off(router, conversation_id):
             self._dispatch(router, text or file_replies.shared_note(names), conversation_id, metadata)
             return
@@ -756,7 +767,18 @@ class SlackInput(RasaSlackInput):
     ) -> None:
         output = self.get_output_channel(metadata["out_channel"], metadata.get("thread_id"))
         message = UserMessage(text, output, conversation_id, input_channel=self.name(), metadata=metadata)
-        self._spawn(router(message))
+
+        async def remember_then_route() -> None:
+            await self._remember(router, conversation_id, metadata)
+            await router(message)
+
+        self._spawn(remember_then_route())
+
+    async def _remember(self, router: Any, conversation_id: str, metadata: Dict[str, Any]) -> None:
+        """Stores the conversation's place; only ever called for a request whose signature was verified."""
+        remember = getattr(router, "remember", None)
+        if remember is not None:
+            await remember(conversation_id, self.name(), self._reference(metadata))
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         """Runs after the response is sent (Slack wants its 200 within 3 s); errors are logged."""
@@ -772,24 +794,27 @@ class SlackInput(RasaSlackInput):
 
     # ------------------------------------------------------------------ hand-off pushes
     async def push_to_conversation(
-        self, conversation_id: str, metadata: Optional[Dict[str, Any]], text: str, buttons: Optional[List[Dict[str, Any]]]
+        self, conversation_id: str, reference: Optional[Dict[str, Any]], text: str, buttons: Optional[List[Dict[str, Any]]]
     ) -> None:
         """Posts a specialist's message (or a join/leave notice) to the conversation's DM or thread.
 
-        ``metadata`` is that of the user's latest message (where the bot last answered). Without it,
-        the place is read back from the conversation id (``user_channel[_thread]``), and as a last
-        resort the user's DM is opened (``conversations.open``, scope ``im:write``)."""
+        ``reference`` is the place stored from the conversation's last verified request (where the bot
+        last answered). Without it, the place is read back from the conversation id
+        (``slack-user_channel[_thread]``, built from verified requests too), and as a last resort the
+        user's DM is opened (``conversations.open``, scope ``im:write``)."""
         if not self.configured:
             raise RuntimeError("The Slack channel is not configured (token / signing secret).")
-        metadata = metadata or {}
-        channel, thread = metadata.get("out_channel"), metadata.get("thread_id")
+        if not conversation_id.startswith(CONVERSATION_PREFIX):
+            raise ValueError("Not a Slack conversation id.")
+        reference = reference or {}
+        channel, thread = reference.get("out_channel"), reference.get("thread_id")
+        parts = conversation_id[len(CONVERSATION_PREFIX):].split("_")
         if not isinstance(channel, str) or not channel:
-            parts = conversation_id.split("_")
             channel = parts[1] if len(parts) >= 2 else None
             thread = parts[2] if len(parts) >= 3 else None
         if not channel:
             opened = await make_client(self.slack_token, self.slack_api_url, self.proxy).conversations_open(
-                users=conversation_id.split("_")[0]
+                users=parts[0]
             )
             channel = opened["channel"]["id"]
         output = SlackBot(self.slack_token, channel, thread, self.proxy, self.slack_api_url, raise_errors=True)

@@ -13,7 +13,7 @@ production made strict and network-safe:
   a 500, and never looks at the issuer or the ``serviceurl`` claim, so a valid token could be replayed
   with another ``serviceUrl`` and the bot would post its connector token there. Here: RS256 only,
   ``kid`` required, audience = app id, issuer in ``allowed_issuers``, ``exp`` required (small leeway),
-  ``serviceurl`` claim (when present) equal to the activity's ``serviceUrl``, and the key's
+  a ``serviceurl`` claim required and equal to the activity's ``serviceUrl``, and the key's
   ``endorsements`` (when published) must include the activity's ``channelId``. Anything else: **401**
   and nothing is processed.
 * **Malformed bodies are 4xx.** Rasa swallows a bad activity and answers 200 (or 500 on bad JSON);
@@ -30,9 +30,11 @@ production made strict and network-safe:
   dropped; the conversation goes on.
 * **Incoming text.** ``imBack`` (the payload as text) and ``messageBack`` (``value.payload``) clicks
   both reach the bot as the payload; the bot's own @mention in channel messages is removed.
-* **Hand-off.** ``get_metadata`` stores where the conversation lives (``serviceUrl``, conversation,
-  bot account, user, tenant) with every user message, and ``push_to_conversation`` uses the latest of
-  them to post a specialist's words (and join/leave notices) into the same Teams conversation.
+* **Conversation ids** are namespaced: ``teams-<from.id>``, so no id of another channel can name one.
+* **Hand-off.** After a request's token is verified, where its conversation lives (``serviceUrl``,
+  conversation, bot account, user, tenant) is stored server-side (``bot.handoff.conversation_refs``),
+  and ``push_to_conversation`` posts a specialist's words (join/leave notices, back-online notices)
+  into that Teams conversation; the tracker's metadata is never used to pick the destination.
 
 * **Shared files.** A message's file attachments (``contentUrl``, or ``content.downloadUrl`` of a
   ``application/vnd.microsoft.teams.file.download.info``) are checked by the manual upload assistant:
@@ -116,6 +118,7 @@ MAX_CARD_BUTTONS = 6  # Teams shows at most six buttons on a hero card
 #: Converted CSVs up to this size are attached inline (``data:`` URI); larger ones are described only.
 MAX_INLINE_ATTACHMENT_BYTES = 64 * 1024
 FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
+CONVERSATION_PREFIX = "teams-"
 TOKEN_RENEW_MARGIN = 300.0  # renew the connector token this many seconds before it expires
 
 BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
@@ -535,7 +538,7 @@ class TeamsOutput(RasaBotFramework):
         data: Dict[str, Any] = {
             "type": "message",
             "from": self.bot,
-            "recipient": {"id": recipient_id},
+            "recipient": {"id": recipient_id.removeprefix(CONVERSATION_PREFIX)},  # the bot's id -> the user's
             "conversation": conversation,
             "channelData": channel_data,
             "text": "",
@@ -634,6 +637,19 @@ def activity_metadata(activity: Mapping[str, Any]) -> Dict[str, Any]:
     return {"botframework": {k: v for k, v in reference.items() if v not in (None, {}, "")}}
 
 
+def conversation_of(activity: Mapping[str, Any]) -> str:
+    """The conversation id of a (checked) message activity: ``teams-<from.id>``."""
+    return CONVERSATION_PREFIX + activity["from"]["id"]
+
+
+def conversation_reference(activity: Mapping[str, Any]) -> Dict[str, Any]:
+    """What a later push needs (``activity_metadata`` without the per-message activity id and locale)."""
+    reference = dict(activity_metadata(activity)["botframework"])
+    reference.pop("activityId", None)
+    reference.pop("locale", None)
+    return reference
+
+
 class BotFrameworkInput(RasaBotFrameworkInput):
     """Teams / Bot Framework input channel (``/webhooks/botframework/webhook``) with hand-off routing."""
 
@@ -713,13 +729,15 @@ class BotFrameworkInput(RasaBotFrameworkInput):
 
     @staticmethod
     def check_binding(activity: Mapping[str, Any], claims: Mapping[str, Any], key: SigningKey) -> None:
-        """The token must be for this activity's service URL and channel."""
+        """The token must be for this activity's service URL (a ``serviceurl`` claim is required: the
+        connector token is only ever sent where Microsoft said the conversation lives) and channel."""
         claim = claims.get("serviceurl", claims.get("serviceUrl"))
-        if claim is not None:
-            service_url = activity.get("serviceUrl")
-            if not isinstance(service_url, str) or str(claim).strip().rstrip("/") != service_url.strip().rstrip("/"):
-                raise RequestRejected(401, "the token's serviceurl claim does not match the activity's serviceUrl",
-                                      "invalid token")
+        if not isinstance(claim, str) or not claim.strip():
+            raise RequestRejected(401, "the token has no serviceurl claim", "invalid token")
+        service_url = activity.get("serviceUrl")
+        if not isinstance(service_url, str) or claim.strip().rstrip("/") != service_url.strip().rstrip("/"):
+            raise RequestRejected(401, "the token's serviceurl claim does not match the activity's serviceUrl",
+                                  "invalid token")
         channel_id = activity.get("channelId")
         if key.endorsements is not None and isinstance(channel_id, str) and channel_id not in key.endorsements:
             raise RequestRejected(401, f"the signing key is not endorsed for channel {channel_id!r}", "invalid token")
@@ -805,6 +823,11 @@ class BotFrameworkInput(RasaBotFrameworkInput):
             logger.info("Ignoring a redelivered Bot Framework activity %s.", activity.get("id"))
             return response.json({}, status=200)
 
+        # verified (token, serviceurl claim = serviceUrl): where this conversation is reached from now on
+        remember = getattr(on_new_message, "remember", None)
+        if remember is not None:
+            await remember(conversation_of(activity), self.name(), conversation_reference(activity))
+
         files = shared_files(activity)
         order = file_replies.parse_date_order_payload(_text_of(activity))
         if files or order:
@@ -820,7 +843,7 @@ class BotFrameworkInput(RasaBotFrameworkInput):
         message = UserMessage(
             text=_text_of(activity),
             output_channel=self.output_for(activity),
-            sender_id=activity["from"]["id"],
+            sender_id=conversation_of(activity),
             input_channel=self.name(),
             metadata=metadata,
         )
@@ -836,7 +859,7 @@ class BotFrameworkInput(RasaBotFrameworkInput):
         """Checks the shared files (or re-checks the kept one with the chosen date order) and replies.
         False: not ours, the message goes on to the bot / specialist as usual."""
         sender = activity["from"]["id"]
-        if await file_replies.handed_off(on_new_message, sender):
+        if await file_replies.handed_off(on_new_message, conversation_of(activity)):
             if files and not _text_of(activity):
                 activity["text"] = file_replies.shared_note([name for name, _ in files])  # for the specialist
             return False
@@ -958,10 +981,15 @@ class BotFrameworkInput(RasaBotFrameworkInput):
 
     # ------------------------------------------------------------------ hand-off pushes
     async def push_to_conversation(
-        self, conversation_id: str, metadata: Optional[Mapping[str, Any]], text: str, buttons: Optional[List[Dict[str, Any]]]
+        self, conversation_id: str, reference: Optional[Mapping[str, Any]], text: str, buttons: Optional[List[Dict[str, Any]]]
     ) -> bool:
-        """Posts a specialist's message (or a join/leave notice) into the user's Teams conversation."""
-        ref = (metadata or {}).get("botframework") if isinstance(metadata, Mapping) else None
+        """Posts a specialist's message (or a join/leave notice) into the user's Teams conversation.
+
+        ``reference`` is the conversation reference stored from its last verified request
+        (``conversation_reference``; ``{"botframework": reference}`` is read too)."""
+        ref = reference if isinstance(reference, Mapping) else None
+        if ref is not None and isinstance(ref.get("botframework"), Mapping):
+            ref = ref["botframework"]
         if not isinstance(ref, Mapping):
             logger.warning("No Teams conversation is known for %s: the hand-off message stays in the transcript only.",
                            conversation_id)
@@ -974,7 +1002,7 @@ class BotFrameworkInput(RasaBotFrameworkInput):
         output = TeamsOutput(self.connector, conversation, ref.get("bot") or None, service_url,
                              tenant_id=ref.get("tenantId"))
         recipient = (ref.get("user") or {}).get("id") if isinstance(ref.get("user"), Mapping) else None
-        recipient = recipient or conversation_id
+        recipient = recipient or conversation_id.removeprefix(CONVERSATION_PREFIX)
         if buttons:
             await output.send_text_with_buttons(recipient, text, buttons)
         else:

@@ -2,11 +2,12 @@
 
 The widget talks to the socketio channel; ``GET /chat/history?session_id=...`` returns the
 conversation so far, so a reload or a reconnect after a network drop shows every message.
-The session id is a random secret held by the user's browser: it is the only key to the history.
+The session id is the one the server issued to the browser (``session_confirm``, ``bot.sessions``):
+the only key to the history. Any other id (missing: 400; made up, expired by a new secret, or of
+another channel: 403) reads nothing.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List
 
@@ -14,10 +15,11 @@ from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 
+from bot import sessions
 from bot.channels.routes import RoutesChannel
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "widget" / "static"
-SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+NOT_A_SESSION = "Unknown or invalid session_id: use the id the chat server confirmed (session_confirm)."
 HISTORY_LIMIT = 500
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:",
@@ -73,14 +75,14 @@ class ChatWidgetInput(RoutesChannel):
         @bp.route("/history", methods=["GET"])
         async def history(request: Request) -> Any:
             session_id = request.args.get("session_id", "")
-            if not SESSION_ID.match(session_id):
-                return response.json({"error": "a valid session_id is required"}, status=400)
+            cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+            if not session_id:
+                return response.json({"error": "'session_id' is required"}, status=400, headers=cors)
+            if not sessions.default_ids().verify(session_id, sessions.WEB):
+                return response.json({"error": NOT_A_SESSION}, status=403, headers=cors)
             store = request.app.ctx.agent.tracker_store
             tracker = await store.retrieve_full_tracker(session_id)
             events = [e.as_dict() for e in tracker.events] if tracker else []
-            return response.json(
-                {"messages": history_from_events(events)},
-                headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"},
-            )
+            return response.json({"messages": history_from_events(events)}, headers=cors)
 
         return bp

@@ -262,3 +262,17 @@ class UploadFile(Base):
     created_at = sa.Column(UTCDateTime(), nullable=False)
     expires_at = sa.Column(UTCDateTime(), nullable=False, index=True)
     downloaded_at = sa.Column(UTCDateTime(), nullable=True)
+
+
+# --------------------------------------------------------------------------- where to reach a conversation
+class ConversationRef(Base):
+    """Where a Slack or Teams conversation lives (Slack channel + thread; Teams serviceUrl,
+    conversation, bot and user), taken only from requests that passed that channel's verification
+    (Slack signature, Bot Framework JWT). Hand-off messages and notices are delivered from here."""
+
+    __tablename__ = "conversation_refs"
+
+    conversation_id = sa.Column(sa.String(255), primary_key=True)
+    channel = sa.Column(sa.String(40), nullable=False)
+    reference = sa.Column(sa.JSON, nullable=False)
+    updated_at = sa.Column(UTCDateTime(), nullable=False)

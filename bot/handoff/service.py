@@ -11,6 +11,12 @@ running Rasa agent, so it can:
   follows the ticket, the agent's words are appended to the tracker as bot utterances (so the
   transcript is whole) and pushed to the user's channel when it can take pushes (socketio, Slack,
   Teams); REST clients collect them from ``GET /webhooks/rest/messages``.
+
+Where a push goes is decided on the server only: the channel is the one the conversation id's
+prefix names (``bot.sessions.channel_of``: ids are server-issued or built by a channel from a
+verified request), and a Slack / Teams destination is the conversation reference that channel
+stored after verifying a request (``bot.handoff.conversation_refs``). A ticket's ``channel`` field,
+the tracker's metadata and anything else a client sent are never used to pick where a message goes.
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from rasa.core.channels.channel import UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed, Event, SlotSet
 
+from bot import sessions
+from bot.handoff.conversation_refs import ConversationRefs
 from bot.handoff.store import HandoffStore, TicketView
 from bot.redaction import redact
 
@@ -54,6 +62,7 @@ class HandoffService:
     def __init__(self, app: Any, store: HandoffStore):
         self.app = app
         self.store = store
+        self.refs = ConversationRefs(store)
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -98,6 +107,14 @@ class HandoffService:
     @property
     def agent(self) -> Any:
         return self.app.ctx.agent
+
+    async def remember_reference(self, conversation_id: str, channel: str, reference: Dict[str, Any]) -> None:
+        """Stores where a conversation is reached; call it only after the request was verified.
+        A database failure is logged: the user's message is still answered."""
+        try:
+            await self.run(self.refs.remember, conversation_id, channel, reference)
+        except Exception:
+            logger.exception("Could not store the %s conversation reference.", channel)
 
     # ------------------------------------------------------------------ routing user messages
     async def route(self, message: UserMessage, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Tuple[Any, bool]:
@@ -206,34 +223,34 @@ class HandoffService:
     async def _push(self, conversation_id: str, channel_name: str, text: str, custom: Dict[str, Any], buttons: Optional[list]) -> None:
         """Delivers to channels that accept pushes; REST clients poll for agent messages instead.
 
-        A channel that needs to know where the conversation lives (a Slack thread, a Teams
-        conversation) implements ``push_to_conversation(conversation_id, metadata, text, buttons)``
-        and gets the metadata of the user's latest message.
-        """
-        channels = getattr(self.app.ctx, "input_channels", None) or []
-        channel = next((c for c in channels if c.name() == channel_name), None)
-        if channel is not None and hasattr(channel, "push_to_conversation"):
-            try:
-                metadata = await self._latest_user_metadata(conversation_id)
-                await channel.push_to_conversation(conversation_id, metadata, text, buttons)
-            except Exception:
-                logger.exception("Could not push a message to the %s channel.", channel_name)
+        The channel comes from the conversation id's prefix (``channel_name``, what the ticket or
+        notice says, only has to agree); Slack and Teams get the conversation reference they stored
+        from a verified request (``push_to_conversation(conversation_id, reference, text, buttons)``).
+        Without one nothing is pushed: the message is in the tracker and the store."""
+        verified = sessions.channel_of(conversation_id)
+        if verified is None:
+            logger.warning("Not pushing to conversation %s: its id names no channel.", conversation_id)
             return
-        output = channel.get_output_channel() if channel is not None else None
-        if output is None:
+        if channel_name != verified:
+            logger.warning("Conversation %s is of the %s channel, not %s: delivering on %s only.",
+                           conversation_id, verified, channel_name, verified)
+        channels = getattr(self.app.ctx, "input_channels", None) or []
+        channel = next((c for c in channels if c.name() == verified), None)
+        if channel is None or verified == "rest":
             return
         try:
-            if hasattr(output, "send_custom_json") and channel_name == "socketio":
-                await output.send_custom_json(conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})})
-            elif buttons:
-                await output.send_text_with_buttons(conversation_id, text, buttons)
-            else:
-                await output.send_text_message(conversation_id, text)
+            if hasattr(channel, "push_to_conversation"):
+                ref = await self.run(self.refs.get, conversation_id)
+                if ref is None or ref.channel != verified:
+                    logger.warning("No verified %s conversation reference for %s: the message stays in the "
+                                   "transcript only.", verified, conversation_id)
+                    return
+                await channel.push_to_conversation(conversation_id, ref.reference, text, buttons)
+            elif verified == "socketio" and sessions.default_ids().verify(conversation_id, sessions.WEB):
+                output = channel.get_output_channel()
+                if output is not None:
+                    await output.send_custom_json(
+                        conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})})
         except Exception:
             # the message is in the tracker and the store; the user sees it when they reconnect
-            logger.exception("Could not push a message to the %s channel.", channel_name)
-
-    async def _latest_user_metadata(self, conversation_id: str) -> Dict[str, Any]:
-        tracker = await self.agent.tracker_store.retrieve(conversation_id)
-        message = tracker.latest_message if tracker else None
-        return dict(message.metadata or {}) if message is not None and message.metadata else {}
+            logger.exception("Could not push a message to the %s channel.", verified)

@@ -14,6 +14,7 @@ from typing import Awaitable, Callable, List, Optional
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot import sessions
 from bot.handoff.models import OutageNotice
 from bot.handoff.store import HandoffStore
 from bot.outages.radar import HEALTHY_PROBES, OutageRadar, RadarSettings
@@ -48,7 +49,9 @@ class NoticeBook:
         self.settings = settings or RadarSettings()
 
     def subscribe(self, conversation_id: str, channel: str, bank: str, probe_url: str) -> Notice:
-        """Asks for a notice (idempotent: one pending notice per conversation and bank)."""
+        """Asks for a notice (idempotent: one pending notice per conversation and bank). The channel
+        recorded is the one the conversation id names, when it names one (delivery goes by the id)."""
+        channel = sessions.channel_of(conversation_id) or channel
         now = self.store.now()
         try:
             with self.store.writing() as s:

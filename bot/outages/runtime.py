@@ -24,6 +24,8 @@ def start_notifier(app: Any, service: Any) -> Notifier:
         return (await prober.check(bank, url)).status
 
     async def deliver(notice: Notice) -> None:
+        # ``tell`` pushes by the conversation id's channel and, for Slack / Teams, the reference stored
+        # from a verified request: nothing of the notice row picks the destination
         custom = {"outage_event": notice.outcome, "bank": notice.bank}
         await service.tell(notice.conversation_id, notice.channel, notice.text, custom)
 

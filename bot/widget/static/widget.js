@@ -26,9 +26,11 @@
  * attribute open the chat when clicked; from script: window.BankFeedChatWidget.open() / .close().
  *
  * HOW IT TALKS TO THE SERVER (Rasa socketio channel, session persistence on):
- *   - on every (re)connect: emit `session_request` {session_id}; the server answers `session_confirm`.
- *     The session id is random and kept in localStorage ("bankfeedchat:session"), so a reload or a
- *     later visit continues the same conversation.
+ *   - on every (re)connect: emit `session_request` {session_id}; the server answers `session_confirm`
+ *     with the id to use. Ids are issued by the server (`web-<random>.<signature>`): it keeps one it
+ *     issued and answers anything else (no id yet, an old or made-up one) with a fresh id. The widget
+ *     stores the confirmed id in localStorage ("bankfeedchat:session") and sends it with every message
+ *     and history request, so a reload or a later visit continues the same conversation.
  *   - the user's messages: emit `user_uttered` {message, session_id, metadata: {user_agent}}.
  *   - the bot's messages: `bot_uttered` {text} | {text, quick_replies} | {text, buttons}; hand-off
  *     messages {text, handoff_event: agent_joined|agent_left|closed, agent_name} and agent messages
@@ -69,7 +71,7 @@
   const UPLOAD_LINK_TTL_S = 3600;
   const UPLOAD_MAX_BYTES = 20 * 1024 * 1024; // the server has its own (smaller) limit and says so
   const DATE_ORDER_HINTS = { MDY: "MM/DD", DMY: "DD/MM", YMD: "YYYY-MM-DD" };
-  const SESSION_ID = /^[A-Za-z0-9_-]{16,128}$/;
+  const SESSION_ID = /^[A-Za-z0-9_.-]{16,128}$/; // issued by the server, see session_confirm
   const TYPING_TIMEOUT_MS = 12000;
   const LATE_DELIVERY_MS = 8000;
   const MAX_MESSAGE_LENGTH = 2000;
@@ -133,6 +135,14 @@
       setJson(key, value) {
         this.set(key, JSON.stringify(value));
       },
+      remove(key) {
+        memory.delete(key);
+        try {
+          localStorage.removeItem(key);
+        } catch {
+          /* the memory copy is gone */
+        }
+      },
     };
   })();
 
@@ -160,13 +170,10 @@
     return Array.from(bytes, (b) => alphabet[b & 63]).join("");
   }
 
+  /** The session id the server confirmed last time, or "" (the server issues one on connect). */
   function loadSessionId() {
-    let id = storage.get(KEYS.session);
-    if (!id || !SESSION_ID.test(id)) {
-      id = randomId();
-      storage.set(KEYS.session, id);
-    }
-    return id;
+    const id = storage.get(KEYS.session);
+    return id && SESSION_ID.test(id) ? id : "";
   }
 
   const nowSeconds = () => Date.now() / 1000;
@@ -417,6 +424,7 @@
 
   async function doSync() {
     const marker = state.seq;
+    if (!state.sessionId) return true; // no conversation yet: the server issues the id on connect
     let messages;
     try {
       const url = `${state.config.serverUrl}/chat/history?session_id=${encodeURIComponent(state.sessionId)}`;
@@ -513,7 +521,8 @@
       state.ready = false;
       socket.emit("session_request", { session_id: state.sessionId });
     });
-    socket.on("session_confirm", async () => {
+    socket.on("session_confirm", async (sessionId) => {
+      if (typeof sessionId === "string" && SESSION_ID.test(sessionId)) adoptSession(sessionId);
       state.everConnected = true;
       state.failedAttempts = 0;
       setConnection("online");
@@ -541,6 +550,19 @@
         socket.connect();
       }
     });
+  }
+
+  /** Uses the id the server confirmed; what this browser kept under an id it replaced moves along. */
+  function adoptSession(sessionId) {
+    const previous = state.sessionId;
+    if (sessionId === previous) return;
+    state.sessionId = sessionId;
+    storage.set(KEYS.session, sessionId);
+    for (const key of [KEYS.clicks, KEYS.queue, KEYS.uploads]) {
+      const kept = storage.getJson(key(previous), null);
+      if (kept !== null) storage.setJson(key(sessionId), kept);
+      storage.remove(key(previous));
+    }
   }
 
   function onBotMessage(data) {
@@ -665,7 +687,7 @@
   async function postFile(file, dateOrder) {
     const form = new FormData();
     form.append("file", file, file.name);
-    form.append("sender", state.sessionId);
+    if (state.sessionId) form.append("sender", state.sessionId);
     if (dateOrder) form.append("date_order", dateOrder);
     let response;
     let body = null;
