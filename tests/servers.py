@@ -10,11 +10,12 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import sys
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional
 from urllib.parse import urlsplit
 
 import httpx
@@ -172,3 +173,27 @@ def start_rasa_server(
     proc = Process(args, log, env)
     proc.wait_http(f"http://127.0.0.1:{port}/", timeout=180)
     return proc
+
+
+def widget_session(url: str) -> str:
+    """A widget session id, issued over socketio (and used once, so it has history)."""
+    import socketio
+
+    client = socketio.Client(reconnection=False)
+    confirmed: List[str] = []
+    answered = threading.Event()
+    client.on("session_confirm", lambda sid: confirmed.append(sid))
+    client.on("bot_uttered", lambda data: answered.set())
+    client.connect(url, transports=["polling"], wait_timeout=10)
+    try:
+        client.emit("session_request", {})
+        deadline = time.monotonic() + 10
+        while not confirmed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert confirmed, "no session_confirm"
+        session = confirmed[0]
+        client.emit("user_uttered", {"session_id": session, "message": "hello"})
+        answered.wait(30)
+        return session
+    finally:
+        client.disconnect()

@@ -258,7 +258,7 @@ def test_conversations_can_be_read_and_written_only_with_an_issued_id_of_their_c
     r = httpx.post(f"{stack.url}/webhooks/rest/session", timeout=10)
     assert r.status_code == 201 and r.json()["sender"].startswith("rest-")
     tampered = rest_id[:-1] + ("A" if rest_id[-1] != "A" else "B")
-    web_id = _socket_session(stack.url)
+    web_id = servers.widget_session(stack.url)
     for foreign in (web_id, "slack-U1_D1", "teams-29:victim", "U1_D1", "rest-made-up", tampered):
         r = httpx.post(f"{stack.url}/webhooks/rest/webhook", json={"sender": foreign, "message": "hi"}, timeout=10)
         assert r.status_code == 403, (foreign, r.status_code)
@@ -307,21 +307,3 @@ def test_a_socket_asking_for_someone_elses_id_gets_a_new_one_and_none_of_their_m
         client.disconnect()
 
 
-def _socket_session(url: str) -> str:
-    """A widget session id, issued over socketio (and used once, so it has history)."""
-    import socketio
-
-    client = socketio.Client(reconnection=False)
-    confirmed: List[str] = []
-    answered = threading.Event()
-    client.on("session_confirm", lambda sid: confirmed.append(sid))
-    client.on("bot_uttered", lambda data: answered.set())
-    client.connect(url, transports=["polling"], wait_timeout=10)
-    try:
-        client.emit("session_request", {})
-        session = wait_until(lambda: confirmed and confirmed[0], 10, "no session_confirm")
-        client.emit("user_uttered", {"session_id": session, "message": "hello"})
-        answered.wait(30)
-        return session
-    finally:
-        client.disconnect()

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests import servers
 from tests.conftest import WIDGET_HOST_ORIGIN, ConsoleClient
 
 EVIL_ORIGIN = "https://evil.example.net"
@@ -65,7 +66,7 @@ def test_chat_endpoints_allow_the_widget_hosts_and_nobody_else(rasa_stack):
         assert cors_headers(r) == {}, (path, r.headers)
 
     history = f"{base}/chat/history"
-    params = {"session_id": uuid.uuid4().hex}
+    params = {"session_id": servers.widget_session(base)}
     r = httpx.get(history, params=params, headers={"Origin": WIDGET_HOST_ORIGIN}, timeout=10)
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == WIDGET_HOST_ORIGIN
     r = httpx.get(history, params=params, headers={"Origin": EVIL_ORIGIN}, timeout=10)
