@@ -15,6 +15,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot.channels.routes import RoutesChannel
+from bot.redaction import redact
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "widget" / "static"
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -27,7 +28,8 @@ PAGE_HEADERS = {
 
 
 def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The user and bot messages of a tracker's events, as the widget renders them."""
+    """The user and bot messages of a tracker's events, as the widget renders them (secrets masked again:
+    the tracker store masked them when it saved them; this is defence in depth)."""
     lines: List[Dict[str, Any]] = []
     for event in events[-HISTORY_LIMIT * 4:]:
         kind = event.get("event")
@@ -35,13 +37,13 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             text = event.get("text") or ""
             if text.startswith("/"):
                 continue  # a quick-reply payload: the widget shows the button title it sent
-            lines.append({"sender": "user", "text": text, "timestamp": event.get("timestamp")})
+            lines.append({"sender": "user", "text": redact(text), "timestamp": event.get("timestamp")})
         elif kind == "bot":
             data = event.get("data") or {}
             lines.append(
                 {
                     "sender": "bot",
-                    "text": event.get("text") or "",
+                    "text": redact(event.get("text") or ""),
                     "buttons": data.get("buttons") or [],
                     "custom": data.get("custom") or None,
                     "timestamp": event.get("timestamp"),

@@ -17,6 +17,7 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 
 from actions.escalation import summary_text
+from bot.redaction import redact_value
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffError, TicketConflict, TicketNotFound
 
@@ -115,7 +116,7 @@ def console_blueprint() -> Blueprint:
         data["queue_position"] = await svc.run(svc.store.queue_position, ticket.id) if ticket.status == "waiting" else None
         last = await svc.run(svc.store.messages, ticket.id)
         data["last_message"] = last[-1].to_dict() if last else None
-        return data
+        return redact_value(data)  # defence in depth: the store holds masked text already
 
     # --------------------------------------------------------------- the page
     @bp.route("/", methods=["GET"])
@@ -182,12 +183,12 @@ def console_blueprint() -> Blueprint:
         t = await svc.run(svc.store.get_ticket, ticket_id)
         messages = await svc.run(svc.store.messages, ticket_id)
         return ok(
-            {
+            redact_value({
                 "ticket": await ticket_json(svc, t),
                 "summary": t.summary or {},
                 "transcript": t.transcript or [],
                 "messages": [m.to_dict() for m in messages],
-            }
+            })
         )
 
     @bp.route("/api/tickets/<ticket_id:int>/claim", methods=["POST"])
@@ -249,7 +250,7 @@ def console_blueprint() -> Blueprint:
                 found = await svc.run(svc.store.events_after, cursor)
                 for event in found:
                     cursor = event.id
-                    payload = json.dumps(event.to_dict())
+                    payload = json.dumps(redact_value(event.to_dict()))
                     await resp.write(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n")
                 if found:
                     idle = 0.0
