@@ -315,8 +315,8 @@ _OTP_KEYWORD = (
 )
 _OTP_VALUE = r"(?P<code>(?:[A-Z]-)?(?:\d{3}[ -]\d{3}|\d{4,8}))(?![\d-]|[.,/]\d)"
 _OTP_AFTER_KEYWORD = re.compile(
-    r"(?i)(?<![\w-])" + _OTP_KEYWORD + r"\b(?:\s+(?:[a-z']+|\d{3}|\(\d{3}\)|#\d{3})){0,6}?\s*(?:is|was|=|:|#|-)?\s*[\"']?"
-    + r"(?<![\d-])" + _OTP_VALUE
+    r"(?i)(?<![\w-])" + _OTP_KEYWORD + r"\b(?:\s+(?:[a-z']+|\d{3}|\(\d{3}\)|#\d{3})(?![\w-])){0,6}?\s*(?:is|was|=|:|#|-)?\s*[\"']?"
+    + r"(?<![\w-])" + _OTP_VALUE
 )
 _OTP_BEFORE_KEYWORD = re.compile(
     r"(?i)(?<![\w-])(?P<code>\d{4,8})\s+(?:is|was)\s+(?:my|the|your|our)?\s*(?:one[- ]?time\s+|verification\s+|security\s+"
@@ -332,8 +332,9 @@ def _codes(text: str) -> Iterator[Finding]:
     for rx in (_OTP_AFTER_KEYWORD, _OTP_BEFORE_KEYWORD):
         for m in rx.finditer(text):
             code = m.group("code")
-            if _is_error_code(code):
-                continue
+            halves = re.split(r"[ -]", code)
+            if _is_error_code(code) or len(halves) == 2 and all(_is_error_code(h) for h in halves):
+                continue  # "code 9999", "code 102 103"
             yield Finding(ONE_TIME_CODE, m.start("code"), m.end("code"))
     for m in _CVV.finditer(text):
         yield Finding(CARD_CODE, m.start("code"), m.end("code"))
@@ -451,6 +452,8 @@ def _digit_runs(text: str) -> Iterator[Finding]:
                 digits = "".join(values[i:j + 1])
                 if not 13 <= len(digits) <= 19 or not _luhn_ok(digits):
                     continue
+                if j > i and all(_is_error_code(v) for v in values[i:j + 1]):
+                    continue  # "error 103 103 168 9999": a list of error codes, Luhn-valid by chance
                 inner = seps[i:j]
                 if any(s.strip() in (".", "/") for s in inner) and (
                     len({s.strip() for s in inner}) > 1 or tuple(len(v) for v in values[i:j + 1]) not in _CARD_SHAPES
