@@ -517,7 +517,9 @@ def _looks_like_password(word: str) -> bool:
             any(not c.isalnum() for c in word),
         ]
     )
-    return classes >= 3 and any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+    # upper and lower case both: ids and slugs ("battery-handoff-b019b9", "29:user-abc123") and ISO times
+    # ("2024-05-01T09:00:00+00:00") mix digits and symbols too, but not cases
+    return classes >= 3 and any(c.isdigit() for c in word) and any(c.islower() for c in word) and any(c.isupper() for c in word)
 
 
 def _lone_passwords(text: str) -> Iterator[Finding]:
@@ -601,7 +603,8 @@ def describe(kinds: Iterable[str]) -> str:
 
 # Metadata keys that hold where a conversation lives (Slack channel/thread ids, Bot Framework references):
 # structured ids set by our channels, not anything a user typed; masking them would break replies.
-ROUTING_METADATA_KEYS = frozenset({"botframework", "slack", "out_channel", "thread_id", "users", "message_id", "sender_id"})
+ROUTING_METADATA_KEYS = frozenset({"botframework", "slack", "out_channel", "thread_id", "users", "message_id", "sender_id",
+                                   "conversation_id", "channel"})
 
 
 def redact_value(value: Any, skip_keys: frozenset = frozenset()) -> Any:

@@ -131,6 +131,8 @@ def test_each_family_is_masked(text, secret):
         "token expired after I reconnected",
         "the secret is to wait a day",
         "https://www.chase.com/personal/online-banking",
+        "requested at 2024-05-01T09:00:00+00:00",
+        "conversation battery-handoff-b019b9 and 29:user-abc123def",
     ],
 )
 def test_error_codes_dates_and_ordinary_sentences_are_kept(text):

@@ -17,7 +17,7 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 
 from actions.escalation import summary_text
-from bot.redaction import redact_value
+from bot.redaction import ROUTING_METADATA_KEYS, redact_value
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffError, TicketConflict, TicketNotFound
 
@@ -116,7 +116,7 @@ def console_blueprint() -> Blueprint:
         data["queue_position"] = await svc.run(svc.store.queue_position, ticket.id) if ticket.status == "waiting" else None
         last = await svc.run(svc.store.messages, ticket.id)
         data["last_message"] = last[-1].to_dict() if last else None
-        return redact_value(data)  # defence in depth: the store holds masked text already
+        return redact_value(data, ROUTING_METADATA_KEYS)  # defence in depth: the store holds masked text already
 
     # --------------------------------------------------------------- the page
     @bp.route("/", methods=["GET"])
@@ -188,7 +188,7 @@ def console_blueprint() -> Blueprint:
                 "summary": t.summary or {},
                 "transcript": t.transcript or [],
                 "messages": [m.to_dict() for m in messages],
-            })
+            }, ROUTING_METADATA_KEYS)
         )
 
     @bp.route("/api/tickets/<ticket_id:int>/claim", methods=["POST"])
@@ -250,7 +250,7 @@ def console_blueprint() -> Blueprint:
                 found = await svc.run(svc.store.events_after, cursor)
                 for event in found:
                     cursor = event.id
-                    payload = json.dumps(redact_value(event.to_dict()))
+                    payload = json.dumps(redact_value(event.to_dict(), ROUTING_METADATA_KEYS))
                     await resp.write(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n")
                 if found:
                     idle = 0.0
