@@ -17,6 +17,7 @@ from actions.conversation import SKIP_BANK, State, Troubleshooter, Turn, topic_k
 from actions.settings import probe_settings
 from actions.outage_desk import OutageDesk, record_probe
 from actions.site_prober import ProbeResult, SiteProber
+from bot.redaction import describe, sensitive_kinds
 from bot.sessions import channel_of
 
 logger = logging.getLogger(__name__)
@@ -192,5 +193,10 @@ class ValidateBankForm(FormValidationAction):
             return {"bank_site": url, "bank_url": url, **({"bank": known.name} if known else {})}
         if text.lower().strip(" .!") in SKIP_WORDS:
             return {"bank_site": SKIP_BANK}
-        dispatcher.utter_message(response="utter_bank_not_in_directory", given=text[:80])
+        kinds = sensitive_kinds(text)
+        if kinds:
+            # never quote it back: say what was removed and why; the form then asks for the bank again
+            dispatcher.utter_message(response="utter_sensitive_warning", removed=describe(kinds))
+        else:
+            dispatcher.utter_message(response="utter_bank_not_in_directory", given=text[:80])
         return {"bank_site": None}

@@ -17,6 +17,7 @@ from actions import diagnosis as dx
 from actions import troubleshooting as ts
 from actions.bank_directory import BankDirectory
 from actions.site_prober import ProbeResult
+from bot.redaction import describe, without_userinfo
 
 SKIP_BANK = "skip"
 HANDOFF_OPEN = ("requested", "waiting", "assigned")
@@ -78,6 +79,11 @@ class Turn:
     sensitive: bool = False
     user_agent: Optional[str] = None
 
+    @property
+    def sensitive_kinds(self) -> List[str]:
+        """What the user pasted that was masked (``sensitive_data`` entity values: password, card_number ...)."""
+        return list(dict.fromkeys(self.entities.get("sensitive_data") or []))
+
     def first(self, entity: str) -> Optional[str]:
         values = self.entities.get(entity) or []
         return values[0] if values else None
@@ -136,7 +142,7 @@ class Troubleshooter:
         reply = Reply()
         self._state, self._reply = state, reply
         if turn.sensitive:
-            reply.say("utter_sensitive_warning")
+            reply.say("utter_sensitive_warning", removed=describe(turn.sensitive_kinds))
         intent = turn.intent
         if state.browser is None and turn.user_agent:
             ua_browser = browsers.browser_from_user_agent(turn.user_agent)
@@ -199,7 +205,8 @@ class Troubleshooter:
             if bank:
                 return bank.online_banking_url
         if self._state.bank_url:
-            return self._state.bank_url if "://" in self._state.bank_url else f"https://{self._state.bank_url}"
+            url = without_userinfo(self._state.bank_url)  # never quote (or probe with) sign-in details
+            return url if "://" in url else f"https://{url}"
         return None
 
     def _topic_key(self, diagnosis: Optional[str] = None) -> str:

@@ -41,7 +41,7 @@ class Queued:
 
 
 def transcript(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, str]]:
-    """User and bot messages of a Rasa SDK tracker's events, secrets masked."""
+    """User and bot messages of a Rasa SDK tracker's events, secrets masked in both."""
     lines = []
     for event in events:
         kind = event.get("event")
@@ -51,7 +51,7 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, str]]:
         lines.append(
             {
                 "sender": kind,
-                "text": redact(event["text"]) if kind == "user" else event["text"],
+                "text": redact(event["text"]),  # the bot's words too: they may quote the user
                 "at": datetime.fromtimestamp(at, tz=timezone.utc).isoformat(timespec="seconds") if at else "",
             }
         )

@@ -4,6 +4,7 @@ Each one is Rasa's own connector with the hand-off router in front of the bot: w
 handles a conversation, the user's messages go to them and the bot stays silent.
 """
 
-from bot import speedups
+from bot import log_masking, speedups
 
 speedups.apply()
+log_masking.install()  # the Rasa server loads these channels at start-up: mask secrets in its logs

@@ -17,6 +17,7 @@ from sanic.request import Request
 
 from bot import sessions
 from bot.channels.routes import RoutesChannel
+from bot.redaction import redact
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "widget" / "static"
 NOT_A_SESSION = "Unknown or invalid session_id: use the id the chat server confirmed (session_confirm)."
@@ -29,7 +30,8 @@ PAGE_HEADERS = {
 
 
 def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The user and bot messages of a tracker's events, as the widget renders them."""
+    """The user and bot messages of a tracker's events, as the widget renders them (secrets masked again:
+    the tracker store masked them when it saved them; this is defence in depth)."""
     lines: List[Dict[str, Any]] = []
     for event in events[-HISTORY_LIMIT * 4:]:
         kind = event.get("event")
@@ -37,13 +39,13 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             text = event.get("text") or ""
             if text.startswith("/"):
                 continue  # a quick-reply payload: the widget shows the button title it sent
-            lines.append({"sender": "user", "text": text, "timestamp": event.get("timestamp")})
+            lines.append({"sender": "user", "text": redact(text), "timestamp": event.get("timestamp")})
         elif kind == "bot":
             data = event.get("data") or {}
             lines.append(
                 {
                     "sender": "bot",
-                    "text": event.get("text") or "",
+                    "text": redact(event.get("text") or ""),
                     "buttons": data.get("buttons") or [],
                     "custom": data.get("custom") or None,
                     "timestamp": event.get("timestamp"),

@@ -31,6 +31,7 @@ from bot.channels.proxies import request_client_address, request_is_https
 from bot.console import csrf
 from bot.console.login_guard import GuardUnavailable, LoginGuard
 from bot.console.pool import BoundedPool, PoolBusy
+from bot.redaction import ROUTING_METADATA_KEYS, redact_value
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffError, TicketConflict, TicketNotFound
 
@@ -206,7 +207,7 @@ def console_blueprint() -> Blueprint:
         data["queue_position"] = await svc.run(svc.store.queue_position, ticket.id) if ticket.status == "waiting" else None
         last = await svc.run(svc.store.messages, ticket.id)
         data["last_message"] = last[-1].to_dict() if last else None
-        return data
+        return redact_value(data, ROUTING_METADATA_KEYS)  # defence in depth: the store holds masked text already
 
     # --------------------------------------------------------------- the page
     @bp.route("/", methods=["GET"])
@@ -301,12 +302,12 @@ def console_blueprint() -> Blueprint:
         t = await svc.run(svc.store.get_ticket, ticket_id)
         messages = await svc.run(svc.store.messages, ticket_id)
         return ok(
-            {
+            redact_value({
                 "ticket": await ticket_json(svc, t),
                 "summary": t.summary or {},
                 "transcript": t.transcript or [],
                 "messages": [m.to_dict() for m in messages],
-            }
+            }, ROUTING_METADATA_KEYS)
         )
 
     @bp.route("/api/tickets/<ticket_id:int>/claim", methods=["POST"])
@@ -381,7 +382,7 @@ def console_blueprint() -> Blueprint:
                         break
                 for event in found:
                     cursor = event.id
-                    payload = json.dumps(event.to_dict())
+                    payload = json.dumps(redact_value(event.to_dict(), ROUTING_METADATA_KEYS))
                     await resp.send(f"id: {event.id}\nevent: {event.type}\ndata: {payload}\n\n")
                 if found:
                     idle = 0.0

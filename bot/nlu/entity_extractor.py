@@ -64,9 +64,10 @@ def entities_from_doc(doc: Any, text: str, directory: BankDirectory) -> List[Dic
         elif ent.label_ == sp.LABEL_BROWSER:
             entities.append(_entity("browser", ent.ent_id_, start, end))
     for match in _URL.finditer(text):
-        url = match.group().rstrip(".,;:!?)]'\"")
+        spelled = match.group().rstrip(".,;:!?)]'\"")
+        url = redaction.without_userinfo(spelled)  # sign-in details never go into a slot (or a probe)
         start = match.start()
-        entities.append(_entity("bank_url", url, start, start + len(url)))
+        entities.append(_entity("bank_url", url, start, start + len(spelled)))
         bank = directory.from_url(url)
         if bank and not any(e["entity"] == "bank" for e in entities):
             entities.append(_entity("bank", bank.name, start, start + len(url)))

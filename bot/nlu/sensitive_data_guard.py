@@ -1,4 +1,7 @@
-"""Rasa NLU component: a message carrying a password or card/account number gets intent ``share_sensitive``.
+"""Rasa NLU component: a message carrying a secret gets intent ``share_sensitive``.
+
+A secret is anything ``bot.redaction`` finds (passwords, card/account/routing numbers, one-time codes,
+tokens, government ids); the entity extractor tags it as ``sensitive_data`` with the kind as its value.
 
 It runs last in the pipeline, after the entity extractor has tagged ``sensitive_data``. The original
 ranking is kept in ``intent_ranking`` so the dialogue can carry on with what the user meant, and a rule

@@ -1,4 +1,4 @@
-"""Rasa tracker store that masks secrets in user messages before anything is written or streamed.
+"""Rasa tracker store that masks secrets in every event before anything is written or streamed.
 
 Configured in endpoints.yml as ``type: bot.storage.tracker_store.RedactingSQLTrackerStore`` with the
 usual SQLTrackerStore keys (SQLite by default, PostgreSQL in production).
@@ -14,10 +14,11 @@ from typing import Any, Optional, Text
 import sqlalchemy as sa
 import sqlalchemy.orm
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
-from rasa.shared.core.events import Event, SessionStarted, UserUttered
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.redaction import redact
+from bot import log_masking
+from bot.redaction import ROUTING_METADATA_KEYS, redact_value
 
 logger = logging.getLogger(__name__)
 
@@ -32,25 +33,52 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def redact_event(event: Event) -> bool:
-    """Masks secrets in a user message event in place; True if anything was masked."""
-    if not isinstance(event, UserUttered) or not event.text:
-        return False
-    masked = redact(event.text)
-    if masked == event.text:
-        return False
-    event.text = masked
-    if isinstance(event.parse_data, dict) and "text" in event.parse_data:
-        event.parse_data["text"] = masked
-    return True
+# Keys of an event's dict that are never user text: kept as they are (masking a Slack thread id or a
+# Bot Framework reference would break replies, see bot.redaction.ROUTING_METADATA_KEYS).
+_KEPT_EVENT_KEYS = ROUTING_METADATA_KEYS | {"event", "timestamp", "policy", "confidence", "input_channel"}
+_CHECKED = "_bankfeed_secrets_checked"
+
+
+def redacted_event(event: Event) -> Optional[Event]:
+    """A copy of ``event`` with secrets masked in every field it is stored and streamed with (user and bot
+    text, bot ``data``, slot values, entity values, parse data incl. its ``text`` and entities,
+    metadata), or None if nothing in it needed masking."""
+    data = event.as_dict()
+    masked = redact_value(data, _KEPT_EVENT_KEYS)
+    if masked == data:
+        return None
+    return Event.from_parameters(masked)
 
 
 def redact_tracker(tracker: DialogueStateTracker) -> int:
-    return sum(redact_event(e) for e in tracker.events)
+    """Masks secrets in the tracker's events (replaced in place) and slot values; the number of events
+    changed. Events already checked (by an earlier save of this tracker object) are skipped."""
+    changed = 0
+    events = tracker.events
+    for i, event in enumerate(list(events)):
+        if getattr(event, _CHECKED, False):
+            continue
+        masked = redacted_event(event)
+        if masked is not None:
+            events[i] = masked
+            if tracker.latest_message is event:
+                tracker.latest_message = masked
+            if tracker.latest_bot_utterance is event:
+                tracker.latest_bot_utterance = masked
+            changed += 1
+            event = masked
+        setattr(event, _CHECKED, True)
+    if changed:
+        for slot in tracker.slots.values():
+            value = redact_value(slot.value)
+            if value != slot.value:
+                slot.value = value
+    return changed
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):
-    """SQLTrackerStore whose user messages are masked (passwords, card/account numbers, tokens).
+    """SQLTrackerStore whose events are masked (passwords, card/account numbers, codes, tokens, ids)
+    before they are written and before ``stream_events`` publishes them to the event broker.
 
     Reads and writes go through SQLAlchemy Core statements on Rasa's own ``events`` table instead of
     Rasa's ORM queries: the same rows, filters and order, without building an ORM object per event
@@ -62,6 +90,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         if dialect == "sqlite" and db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         kwargs.pop("type", None)
+        log_masking.install()  # this process stores conversations: its logs must not hold their secrets
         super().__init__(domain=domain, dialect=dialect, db=os.path.expandvars(db), **kwargs)
         if dialect == "sqlite":
             # SQLAlchemy 1.4 opens a new SQLite connection per session for a file (NullPool), and each
@@ -111,7 +140,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         masked = redact_tracker(tracker)
         if masked:
-            logger.info("Masked sensitive data in %d message(s) of a conversation before storing it.", masked)
+            logger.info("Masked sensitive data in %d event(s) of a conversation before storing it.", masked)
         await self.stream_events(tracker)
         statements = self._statements
         with self.session_scope() as session:

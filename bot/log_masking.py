@@ -1,0 +1,93 @@
+"""Masks secrets in log records, so a password or card number a user pasted never reaches a log file.
+
+``install()`` is called at start-up of both servers: the Rasa server when it creates its tracker store
+(``bot.storage.tracker_store``) and when it loads our input channels (``bot.channels``), the action server
+when it imports the ``actions`` package (``actions/__init__.py``). It is idempotent.
+
+It works at the source: the log-record factory is wrapped, so every record any logger creates (Rasa's,
+structlog's JSON lines, Sanic's, ours, handlers added after start-up) is masked before any handler sees it:
+the formatted message (``msg % args``), the exception text and the stack text. ``SecretMaskingFilter``
+does the same as a ``logging.Filter``; ``install()`` also puts it on the handlers that exist, and a
+logging config file can name it (``()``: bot.log_masking.SecretMaskingFilter).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+import warnings
+from typing import Any, Callable, Optional
+
+from bot.redaction import redact
+
+_MASKED = "_bankfeed_secrets_masked"
+_lock = threading.Lock()
+_installed = False
+_formatter = logging.Formatter()
+
+
+def mask_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Masks ``record`` in place (once): message and arguments, exception and stack text."""
+    if getattr(record, _MASKED, False):
+        return record
+    setattr(record, _MASKED, True)
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: keep what can be shown, masked
+        message = f"{record.msg} {record.args!r}" if record.args else str(record.msg)
+    masked = redact(message)
+    if masked != message or not isinstance(record.msg, str):
+        record.msg, record.args = masked, ()
+    if record.exc_info and not record.exc_text:
+        try:
+            record.exc_text = _formatter.formatException(record.exc_info)
+        except Exception:
+            record.exc_text = "".join(traceback.format_exception_only(*record.exc_info[:2]))
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return record
+
+
+class SecretMaskingFilter(logging.Filter):
+    """A logging filter that masks secrets in every record it sees, and never drops one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        mask_record(record)
+        return True
+
+
+def _masking_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return mask_record(previous(*args, **kwargs))
+
+    factory._bankfeed_masking = True  # type: ignore[attr-defined]
+    return factory
+
+
+def _masking_showwarning(previous: Callable[..., None]) -> Callable[..., None]:
+    def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Optional[Any] = None,
+                    line: Optional[str] = None) -> None:
+        previous(redact(str(message)), category, filename, lineno, file, line)
+
+    showwarning._bankfeed_masking = True  # type: ignore[attr-defined]
+    return showwarning
+
+
+def install() -> None:
+    """Masks secrets in every log record of this process from now on (and in warnings it prints)."""
+    global _installed
+    with _lock:
+        if not getattr(logging.getLogRecordFactory(), "_bankfeed_masking", False):
+            logging.setLogRecordFactory(_masking_factory(logging.getLogRecordFactory()))
+        if not getattr(warnings.showwarning, "_bankfeed_masking", False):
+            warnings.showwarning = _masking_showwarning(warnings.showwarning)
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, SecretMaskingFilter) for f in handler.filters):
+                handler.addFilter(SecretMaskingFilter())
+        _installed = True
+
+
+def installed() -> bool:
+    return _installed and bool(getattr(logging.getLogRecordFactory(), "_bankfeed_masking", False))
