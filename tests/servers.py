@@ -64,6 +64,9 @@ def base_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
+            # Test stacks send thousands of messages from 127.0.0.1 at machine speed: per-client rate
+            # limits off, like the radar above; tests/test_abuse.py starts its stacks with them on.
+            "RATE_LIMITS": "off",
             "RASA_TELEMETRY_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",

@@ -20,6 +20,7 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint
 
+from bot import client_address, ratelimit
 from bot.channels import inbound
 from bot.channels.routing import HandoffRouter
 
@@ -89,6 +90,15 @@ class SocketIOInput(RasaSocketIOInput):
                 await sio.emit(self.bot_message_evt, {"text": f"Sorry, I couldn't read that: {exc}", "error": True},
                                room=sid, namespace=self.namespace)
                 return
+            # over a per-client limit: told to resend after a wait, and the message is not processed
+            address = client_address.from_environ(sio.get_environ(sid, namespace=self.namespace))
+            decision = await ratelimit.default_limiter().check_all(ratelimit.chat_checks(session_id or sid, address))
+            if not decision.allowed:
+                await sio.emit(self.bot_message_evt, {"text": decision.message(), "error": True,
+                                                      "retry_after": decision.retry_after},
+                               room=sid, namespace=self.namespace)
+                return
+            metadata["client_key"] = client_address.client_key(address)  # set by us, never by the client
             message = UserMessage(text, SocketIOOutput(sio, self.bot_message_evt), session_id or sid,
                                   input_channel=self.name(), metadata=metadata)
             await router(message)
