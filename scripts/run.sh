@@ -43,9 +43,13 @@ if [ "$WORKERS" != "1" ]; then
   .venv/bin/python -m bot.storage.worker_endpoints endpoints.yml "$ENDPOINTS"
   export SANIC_WORKERS="$WORKERS"
   export SOCKETIO_REDIS_URL="${SOCKETIO_REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
+  # the workers share the per-client rate-limit counts (bot/ratelimit.py) through Redis too
+  export RATE_LIMIT_STORAGE_URL="${RATE_LIMIT_STORAGE_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
 fi
 
-.venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
+# the action server listens on 127.0.0.1 only (ACTION_SERVER_INTERFACE to change it; then set
+# ACTION_SERVER_TOKEN too, and send it from endpoints: see bot/action_server.py)
+.venv/bin/python -m bot.action_server --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
 .venv/bin/rasa run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
   --port "$RASA_PORT" --enable-api --auth-token="$token" --cors "*" &
@@ -55,7 +59,7 @@ cat <<MSG
 
   Bank-feed assistant starting:
     Rasa server      http://localhost:${RASA_PORT}   (REST: POST /webhooks/rest/webhook, socketio)
-    Action server    http://localhost:${ACTIONS_PORT}
+    Action server    http://127.0.0.1:${ACTIONS_PORT}   (this machine only)
     Agent console    http://localhost:${RASA_PORT}/agent/   (create an agent: make agent NAME=dana)
     Chat widget demo http://localhost:${RASA_PORT}/chat/
     HTTP API         needs the token (header "Authorization: Bearer <token>" or ?token=<token>)
