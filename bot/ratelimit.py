@@ -129,8 +129,12 @@ class RateLimiter:
         self.clock = clock
         self.remote = not url.startswith("memory://")
         options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if url.startswith(("redis", "rediss")) else {}
-        self._primary = self._strategies(storage_from_string(url, **options))
-        self._memory = self._strategies(storage_from_string("memory://")) if self.remote else self._primary
+        # the strategies hold their storage by weak reference only: keep the storages here
+        self._storages = [storage_from_string(url, **options)]
+        self._primary = self._strategies(self._storages[0])
+        if self.remote:
+            self._storages.append(storage_from_string("memory://"))
+        self._memory = self._strategies(self._storages[-1])
         self._fallback_until = 0.0
         self._lock = threading.Lock()
 
