@@ -49,7 +49,7 @@ def write_test_directory(path: Path, site_base_url: str, modes: Optional[Dict[st
 
 # The shared test stack must not see an "outage" just because many tests report the same bank;
 # the outage-radar tests start their own stack with real thresholds.
-RADAR_OFF = {"min_reports": 1_000_000, "min_probe_failures": 1_000_000}
+RADAR_OFF = {"min_reports": 1_000_000, "min_probe_failures": 1_000_000, "min_verified_reports": 1_000_000}
 
 
 def write_test_settings(path: Path, canary_url: str, radar: Optional[Dict[str, object]] = None, **probe: object) -> Path:

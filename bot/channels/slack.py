@@ -173,14 +173,30 @@ class Claim:
 
 
 class AnswerWatch(RecordingOutput):
-    """The bot's output for one message, noting whether the hand-off router had to apologise
-    (``NO_ANSWER``: the bot could not answer, e.g. the action server was down)."""
+    """The bot's output for one message, noting whether all it could say was an apology: the hand-off
+    router's ``NO_ANSWER``, or Rasa's ``utter_default`` ("say that again", when an action failed, e.g.
+    the action server was down). Nothing at all (a specialist holds the chat) is not an apology."""
 
-    no_answer = False
+    APOLOGIES = ("utter_default",)
+    answers = 0
+    apologies = 0
+
+    @property
+    def no_answer(self) -> bool:
+        return self.apologies > 0 and self.answers == 0
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        if message.get("utter_action") in self.APOLOGIES:
+            self.apologies += 1
+        else:
+            self.answers += 1
+        await super().send_response(recipient_id, message)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         if text == NO_ANSWER:
-            self.no_answer = True
+            self.apologies += 1
+        else:
+            self.answers += 1
         await super().send_text_message(recipient_id, text, **kwargs)
 
 
