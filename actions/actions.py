@@ -98,7 +98,9 @@ class ActionTroubleshoot(Action):
         return "action_troubleshoot"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        desk = OutageDesk(tracker.sender_id, conversation_channel(tracker))
+        metadata = (tracker.latest_message or {}).get("metadata") or {}
+        desk = OutageDesk(tracker.sender_id, conversation_channel(tracker),
+                          metadata.get("client_key") if isinstance(metadata, dict) else None)
         troubleshooter = Troubleshooter(BankDirectory.default(), checked_site, outages=desk)
         reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
         dispatch(dispatcher, reply.messages)

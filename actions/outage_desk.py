@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 
 from actions.handoff import store
 from actions.settings import radar_settings
+from bot import ratelimit
 from bot.outages.notices import NoticeBook
 from bot.outages.radar import OutageRadar
 
@@ -32,11 +33,17 @@ async def record_probe(bank: str, status: str) -> None:
 
 
 class OutageDesk:
-    """Implements ``actions.conversation.Outages``; radar trouble never breaks the conversation."""
+    """Implements ``actions.conversation.Outages``; radar trouble never breaks the conversation.
 
-    def __init__(self, conversation_id: str, channel: str):
+    ``channel`` is the tracker's latest input channel (set by the Rasa server's channel, never by
+    what a client sends): reports through ``verified_channels`` count as verified. ``client_key`` is
+    the pseudonym of the client's address that the REST and widget channels put in the message
+    metadata; a client over ``outage_reports_per_address`` is not counted (the conversation goes on)."""
+
+    def __init__(self, conversation_id: str, channel: str, client_key: Optional[str] = None):
         self.conversation_id = conversation_id
         self.channel = channel
+        self.client_key = client_key if isinstance(client_key, str) and 0 < len(client_key) <= 64 else None
 
     async def current(self, bank: str) -> Optional[Dict[str, Any]]:
         try:
@@ -50,7 +57,14 @@ class OutageDesk:
 
     async def record_report(self, bank: str, diagnosis: str) -> None:
         try:
-            await asyncio.to_thread(radar().record_report, bank, diagnosis, self.conversation_id)
+            if self.client_key is not None:
+                decision = await ratelimit.default_limiter().check("outage_reports_per_address", self.client_key)
+                if not decision.allowed:
+                    logger.info("Outage report of %s not counted: its client is over %s.", bank, decision.limit)
+                    return
+            verified = radar().settings.is_verified(self.channel)
+            await asyncio.to_thread(radar().record_report, bank, diagnosis, self.conversation_id, verified,
+                                    self.client_key)
         except Exception:
             logger.warning("Could not record a report of %s for the outage radar.", bank, exc_info=True)
 

@@ -43,5 +43,5 @@ stop() { # name marker
 # nginx first (no new requests), then the replicas, then the action servers
 stop nginx nginx
 for f in "$PROD_DIR"/rasa-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" "bot.serve run"; done
-for f in "$PROD_DIR"/actions-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" "run actions"; done
+for f in "$PROD_DIR"/actions-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" "bot.action_server"; done
 say "done (logs kept in $PROD_DIR/logs; PostgreSQL, Redis and RabbitMQ keep running)"

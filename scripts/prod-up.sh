@@ -49,6 +49,12 @@ if [ -z "${SOCKETIO_REDIS_URL+set}" ]; then
   export SOCKETIO_REDIS_URL="redis://${REDIS_PASSWORD:+:${REDIS_PASSWORD}@}${REDIS_HOST}:${REDIS_PORT}/${REDIS_DB}"
 fi
 export SOCKETIO_REDIS_CHANNEL="${SOCKETIO_REDIS_CHANNEL:-bankfeed-socketio}"
+# per-client rate limits (bot/ratelimit.py): one count for all replicas, in Redis
+if [ -z "${RATE_LIMIT_STORAGE_URL+set}" ]; then
+  export RATE_LIMIT_STORAGE_URL="redis://${REDIS_PASSWORD:+:${REDIS_PASSWORD}@}${REDIS_HOST}:${REDIS_PORT}/${REDIS_DB}"
+fi
+# the replicas are reached through nginx on this machine: its X-Forwarded-For names the client
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1,::1}"
 export RABBITMQ_HOST="${RABBITMQ_HOST:-127.0.0.1}"
 export RABBITMQ_PORT="${RABBITMQ_PORT:-5672}"
 export RABBITMQ_USERNAME="${RABBITMQ_USERNAME:-guest}"
@@ -145,6 +151,18 @@ if [ -z "${CHAT_SESSION_SECRET:-}" ]; then
 fi
 export CHAT_SESSION_SECRET
 
+# ---------------------------------------------------------------- action server secret
+# Rasa sends it (endpoints.prod.yml action_endpoint.headers); the action servers refuse requests
+# without it (bot/action_server.py).
+if [ -z "${ACTION_SERVER_TOKEN:-}" ]; then
+  if [ ! -s "$PROD_DIR/action-token" ]; then
+    (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$PROD_DIR/action-token")
+    say "ACTION_SERVER_TOKEN is not set: generated one into $PROD_DIR/action-token"
+  fi
+  ACTION_SERVER_TOKEN="$(cat "$PROD_DIR/action-token")"
+fi
+export ACTION_SERVER_TOKEN="$ACTION_SERVER_TOKEN"
+
 # ---------------------------------------------------------------- databases and schemas
 "$PY" deploy/db_setup.py --create-databases --wait 60 || die "database set-up failed."
 
@@ -194,7 +212,7 @@ for i in $(seq 1 "$REPLICAS"); do
   action_ports+=($((ACTIONS_PORT_BASE + i - 1)))
 done
 for i in $(seq 1 "$REPLICAS"); do
-  check_free "${action_ports[$((i-1))]}" "actions-$i" "rasa_sdk\|run actions"
+  check_free "${action_ports[$((i-1))]}" "actions-$i" "bot.action_server"
   check_free "${rasa_ports[$((i-1))]}" "rasa-$i" "bot.serve run"
 done
 check_free "$NGINX_PORT" nginx nginx
@@ -211,7 +229,8 @@ for p in "${action_ports[@]}"; do action_upstreams+=("127.0.0.1:$p"); done
 nginx_check="$("$NGINX" -t -q -c "$PROD_DIR/nginx.conf" -p "$PROD_DIR/" 2>&1)" \
   || { printf '%s\n' "$nginx_check" >&2; die "the generated $PROD_DIR/nginx.conf is invalid (nginx -t)."; }
 for i in $(seq 1 "$REPLICAS"); do
-  start "actions-$i" "run actions" "$RASA_BIN" run actions --actions actions --port "${action_ports[$((i-1))]}"
+  start "actions-$i" "bot.action_server" "$PY" -m bot.action_server --actions actions --interface 127.0.0.1 \
+    --port "${action_ports[$((i-1))]}"
 done
 for i in $(seq 1 "$REPLICAS"); do
   start "rasa-$i" "bot.serve run" "$PY" -m bot.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials "$CREDENTIALS" \
@@ -227,7 +246,7 @@ fi
 
 # ---------------------------------------------------------------- wait until everything answers
 for i in $(seq 1 "$REPLICAS"); do
-  wait_http "actions-$i" "http://127.0.0.1:${action_ports[$((i-1))]}/health" 120 "run actions"
+  wait_http "actions-$i" "http://127.0.0.1:${action_ports[$((i-1))]}/health" 120 "bot.action_server"
 done
 for i in $(seq 1 "$REPLICAS"); do
   wait_http "rasa-$i" "http://127.0.0.1:${rasa_ports[$((i-1))]}/" "$START_TIMEOUT" "bot.serve run"

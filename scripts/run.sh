@@ -46,11 +46,14 @@ if [ "$WORKERS" != "1" ]; then
   .venv/bin/python -m bot.storage.worker_endpoints endpoints.yml "$ENDPOINTS"
   export SANIC_WORKERS="$WORKERS"
   export SOCKETIO_REDIS_URL="${SOCKETIO_REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
-  # the console's sign-in counts, shared by the workers (bot/console/login_guard.py)
+  # the workers share the per-client rate-limit and sign-in counts (bot/ratelimit.py,
+  # bot/console/login_guard.py) through Redis too
   export RATE_LIMIT_STORAGE_URL="${RATE_LIMIT_STORAGE_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/1}"
 fi
 
-.venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
+# the action server listens on 127.0.0.1 only (ACTION_SERVER_INTERFACE to change it; then set
+# ACTION_SERVER_TOKEN too, and send it from endpoints: see bot/action_server.py)
+.venv/bin/python -m bot.action_server --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
 .venv/bin/python -m bot.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
   --port "$RASA_PORT" --enable-api &
@@ -60,7 +63,7 @@ cat <<MSG
 
   Bank-feed assistant starting:
     Rasa server      http://localhost:${RASA_PORT}   (REST: POST /webhooks/rest/webhook, socketio)
-    Action server    http://localhost:${ACTIONS_PORT}
+    Action server    http://127.0.0.1:${ACTIONS_PORT}   (this machine only)
     Agent console    http://localhost:${RASA_PORT}/agent/   (create an agent: make agent NAME=dana)
     Chat widget demo http://localhost:${RASA_PORT}/chat/
     HTTP API         needs the token: header "Authorization: Bearer <token>" (a ?token= URL ends up in logs)

@@ -11,6 +11,8 @@ import pytest
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+# in-process servers of the tests (the upload endpoint) upload far more than a person would
+os.environ.setdefault("RATE_LIMITS", "off")
 
 from tests import servers  # noqa: E402
 from tests.bank_sites import FakeBankSite  # noqa: E402

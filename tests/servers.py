@@ -51,7 +51,7 @@ def write_test_directory(path: Path, site_base_url: str, modes: Optional[Dict[st
 
 # The shared test stack must not see an "outage" just because many tests report the same bank;
 # the outage-radar tests start their own stack with real thresholds.
-RADAR_OFF = {"min_reports": 1_000_000, "min_probe_failures": 1_000_000}
+RADAR_OFF = {"min_reports": 1_000_000, "min_probe_failures": 1_000_000, "min_verified_reports": 1_000_000}
 
 
 def local_allowance(url: str) -> str:
@@ -83,6 +83,9 @@ def base_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
+            # Test stacks send thousands of messages from 127.0.0.1 at machine speed: per-client rate
+            # limits off, like the radar above; tests/test_abuse.py starts its stacks with them on.
+            "RATE_LIMITS": "off",
             "RASA_TELEMETRY_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",

@@ -26,8 +26,8 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-SETTINGS = RadarSettings(window_minutes=30, min_reports=3, min_probe_failures=2, quiet_minutes=10,
-                         recheck_minutes=5, notice_expiry_hours=24)
+SETTINGS = RadarSettings(window_minutes=30, min_reports=3, min_verified_reports=3, min_corroborating_failures=1,
+                         min_probe_failures=2, quiet_minutes=10, recheck_minutes=5, notice_expiry_hours=24)
 
 
 @pytest.fixture
@@ -48,10 +48,11 @@ def radar(store):
     return OutageRadar(store, SETTINGS)
 
 
-def report(radar, n, bank="Chase", diagnosis="bank_unavailable", start=0):
+def report(radar, n, bank="Chase", diagnosis="bank_unavailable", start=0, verified=True):
+    """Reports from ``n`` different conversations (of a verified channel unless told otherwise)."""
     result = None
     for i in range(start, start + n):
-        result = radar.record_report(bank, diagnosis, f"conv-{bank}-{i}")
+        result = radar.record_report(bank, diagnosis, f"conv-{bank}-{i}", verified=verified)
     return result
 
 
@@ -69,6 +70,63 @@ def test_one_user_repeating_themselves_is_not_a_burst(radar):
     for _ in range(10):
         radar.record_report("Chase", "bank_unavailable", "same-conversation")
     assert radar.current("Chase") is None
+
+
+def test_fifty_anonymous_reports_of_a_healthy_bank_are_not_an_outage(radar, store):
+    radar.record_probe("Chase", "up")
+    assert report(radar, 50, verified=False) is None
+    assert radar.current("Chase") is None and radar.active() == []
+    assert radar.status()["timeline"]["banks"]["Chase"]["reports"][-1] == 50  # still visible to agents
+
+
+def test_anonymous_reports_corroborated_by_a_failed_probe_are_an_outage(radar):
+    assert report(radar, 5, verified=False) is None
+    outage = radar.record_probe("Chase", "down")
+    assert outage is not None and outage.report_count == 5 and outage.probe_failures == 1
+    assert radar.current("Chase").id == outage.id
+
+
+def test_too_few_anonymous_reports_need_more_than_one_failed_probe(radar):
+    report(radar, 2, verified=False)
+    assert radar.record_probe("Chase", "down") is None  # 2 reports < min_reports, 1 failure < min_probe_failures
+    assert report(radar, 1, verified=False, start=2) is not None  # the third report is corroborated
+
+
+def test_verified_reports_are_enough_on_their_own(radar):
+    assert report(radar, 2) is None
+    assert report(radar, 1, start=2) is not None
+
+
+def test_a_conversation_reporting_again_is_stored_once_per_window(radar, store, clock):
+    from bot.handoff.models import BankSignal
+    from sqlalchemy import func, select
+
+    for _ in range(20):
+        radar.record_report("Chase", "bank_unavailable", "chatty", client_key="k1")
+    with store.reading() as s:
+        assert s.execute(select(func.count()).select_from(BankSignal)).scalar_one() == 1
+    clock.advance(minutes=31)
+    radar.record_report("Chase", "bank_unavailable", "chatty")
+    with store.reading() as s:
+        rows = s.execute(select(BankSignal.client_key, BankSignal.verified).order_by(BankSignal.id)).all()
+    assert rows == [("k1", False), (None, False)]
+
+
+def test_anonymous_reports_cannot_hold_an_outage_open_against_a_healthy_site(radar, clock):
+    report(radar, 3, verified=False)
+    radar.record_probe("Chase", "down")
+    assert radar.current("Chase") is not None
+    clock.advance(minutes=1)
+    report(radar, 30, verified=False, start=10)  # the reports keep coming
+    radar.record_probe("Chase", "up")
+    assert radar.current("Chase") is None
+
+
+def test_verified_channels_come_from_the_settings():
+    settings = RadarSettings.from_mapping({"verified_channels": ["slack"]})
+    assert settings.is_verified("slack") and not settings.is_verified("botframework")
+    assert not RadarSettings().is_verified("rest") and not RadarSettings().is_verified("socketio")
+    assert RadarSettings().is_verified("botframework") and not RadarSettings().is_verified(None)
 
 
 def test_other_diagnoses_and_other_banks_do_not_count(radar):

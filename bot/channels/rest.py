@@ -19,7 +19,7 @@ from rasa.core.channels.rest import RestInput as RasaRestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot import sessions
+from bot import client_address, ratelimit, sessions
 from bot.channels import inbound
 from bot.channels.routing import HandoffRouter
 
@@ -36,11 +36,21 @@ class RestInput(RasaRestInput):
     def name(cls) -> str:
         return "rest"
 
-    def _extract_input_channel(self, req: Request) -> str:
-        return self.name()  # never the body's ``input_channel``
+    def _extract_input_channel(self, request: Request) -> str:
+        # Rasa takes the channel name from the body: a client could claim to be "slack" (a verified
+        # source for the outage radar) or "socketio" (where pushes go). It is always this channel.
+        return self.name()
 
     def get_metadata(self, request: Request) -> Optional[Dict[str, Any]]:
-        return (request.json or {}).get("metadata") or None  # allow-listed by ``inbound.rest_payload``
+        """The client's metadata, with ``client_key`` (a pseudonym of the client address, set by
+        the rate-limit middleware) put in by the server: a client cannot choose it."""
+        body = request.json if isinstance(request.json, dict) else {}
+        metadata = dict(body.get("metadata") or {})
+        metadata.pop("client_key", None)
+        key = getattr(request.ctx, "client_key", None)
+        if key:
+            metadata["client_key"] = key
+        return metadata or None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         sessions.default_ids()  # a misconfigured secret stops the server at start, not at the first message
@@ -63,9 +73,30 @@ class RestInput(RasaRestInput):
 
         @blueprint.route("/session", methods=["POST"])
         async def new_session(request: Request) -> Any:
-            """A new conversation: its server-issued sender id."""
+            """A new conversation: its server-issued sender id (a limited number per client address)."""
+            address = client_address.from_request(request)
+            decision = await ratelimit.default_limiter().check("sessions_per_address", address or "unknown")
+            if not decision.allowed:
+                return response.json(ratelimit.too_many_body(decision), status=429,
+                                     headers=ratelimit.too_many_headers(decision))
             return response.json({"sender": sessions.default_ids().issue(sessions.REST)}, status=201,
                                  headers={"Cache-Control": "no-store"})
+
+        @blueprint.middleware("request")
+        async def rate_limit_webhook(request: Request) -> Any:
+            """Over a per-client limit: 429 with Retry-After, and the message is not processed at all
+            (nothing half-done: the client sends it again after the wait)."""
+            if request.method != "POST" or not request.path.endswith("/webhook"):
+                return None
+            address = client_address.from_request(request)
+            request.ctx.client_key = client_address.client_key(address)
+            body = getattr(request, "parsed_json", None)
+            sender = body.get("sender") if isinstance(body, dict) and isinstance(body.get("sender"), str) else None
+            decision = await ratelimit.default_limiter().check_all(ratelimit.chat_checks(sender, address))
+            if not decision.allowed:
+                return response.json(ratelimit.too_many_body(decision), status=429,
+                                     headers=ratelimit.too_many_headers(decision))
+            return None
 
         @blueprint.route("/messages", methods=["GET"])
         async def agent_messages(request: Request) -> Any:

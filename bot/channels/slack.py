@@ -8,9 +8,14 @@ Rasa's ``SlackInput`` with what a production Slack app needs and Rasa 3.6.21 doe
   401 before the body is even parsed. Rasa's check answers 400 and accepts lax timestamps
   (``int(" +1_700_000_000 ")``); ours takes ASCII digits only and compares in constant time.
 * **retries**: Rasa ignores a retry only when its reason is ``http_timeout`` (other reasons are
-  answered a second time). Every request with ``X-Slack-Retry-Num`` is acknowledged with 200 and
-  ignored, and events already seen (same ``event_id``, or the same message delivered as both
-  ``message`` and ``app_mention``, or the same button click) are dropped.
+  answered a second time), so a first delivery lost while the server restarted was never answered.
+  Here every delivery (a message: channel + ``ts``, which a retry and the ``message`` / ``app_mention``
+  twin share; a button click) is claimed in the product database before it is handled
+  (bot/handoff/seen_events.py): a retry of a delivery that was answered, or is being answered, is
+  dropped; one whose handling never finished (the process died: the claim is older than
+  ``SLACK_EVENT_CLAIM_SECONDS``, default 45) or could not answer (the action server was down) is
+  answered now. Several replicas sharing the database answer each delivery once. Without the
+  database, this process remembers what it saw (as before).
 * **3 seconds**: the request is answered as soon as it is verified and parsed; the bot (NLU, actions,
   the bank-site check) runs in a background task, as Rasa's own ``process_message`` does.
 * **content types**: Rasa compares the whole ``Content-Type`` header, so
@@ -61,6 +66,7 @@ import os
 import re
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Awaitable, Callable, Dict, Hashable, Iterable, List, Optional, Set, Text, Tuple
 from urllib.parse import parse_qs, urlparse, urlsplit
@@ -77,7 +83,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.channels import file_replies
 from bot.channels.file_replies import FileRefused
-from bot.channels.routing import HandoffRouter
+from bot.channels.routing import NO_ANSWER, HandoffRouter, RecordingOutput
+from bot.handoff.seen_events import ALREADY_DONE, HANDLE, SeenEvents, claim_seconds_from_env
 from bot.outbound import OutboundClient, OutboundPolicy, OutboundRefused
 
 logger = logging.getLogger(__name__)
@@ -160,6 +167,43 @@ class _Seen:
             self._keys[k] = now
             self._keys.move_to_end(k)
         return seen
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What identifies one delivery: the message (channel + ts: a retry and the app_mention twin
+    share it) or the click; Slack's ``event_id`` is kept with it."""
+
+    key: str
+    event_id: Optional[str] = None
+
+
+class AnswerWatch(RecordingOutput):
+    """The bot's output for one message, noting whether all it could say was an apology: the hand-off
+    router's ``NO_ANSWER``, or Rasa's ``utter_default`` ("say that again", when an action failed, e.g.
+    the action server was down). Nothing at all (a specialist holds the chat) is not an apology."""
+
+    APOLOGIES = ("utter_default",)
+    answers = 0
+    apologies = 0
+
+    @property
+    def no_answer(self) -> bool:
+        return self.apologies > 0 and self.answers == 0
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        if message.get("utter_action") in self.APOLOGIES:
+            self.apologies += 1
+        else:
+            self.answers += 1
+        await super().send_response(recipient_id, message)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        if text == NO_ANSWER:
+            self.apologies += 1
+        else:
+            self.answers += 1
+        await super().send_text_message(recipient_id, text, **kwargs)
 
 
 class SlackBot(RasaSlackBot):
@@ -308,7 +352,8 @@ class SlackInput(RasaSlackInput):
             slack_signing_secret=slack_signing_secret or "",
             conversation_granularity=conversation_granularity,
         )
-        self._seen = _Seen()
+        self._seen = _Seen()  # only while the product database is unreachable: see _once
+        self._claims: Optional[SeenEvents] = None
         self._background_tasks: Set[asyncio.Task] = set()
         self.max_file_bytes = file_replies.max_file_bytes(max_file_bytes)
         self._pending_files = file_replies.PendingFiles()
@@ -365,9 +410,9 @@ class SlackInput(RasaSlackInput):
             )
         retry = request.headers.get(RETRY_NUM_HEADER)
         if retry:
-            # answered (or being answered) already: processing it again would answer twice
-            logger.info("Ignoring Slack retry #%s (%s).", retry, request.headers.get(RETRY_REASON_HEADER, "no reason"))
-            return response.text("", status=200, headers={"X-Slack-No-Retry": "1"})
+            # handled like a first delivery: the event's claim (bot/handoff/seen_events.py) decides
+            # whether it was answered already, is being answered, or was lost and is answered now
+            logger.info("Slack retry #%s (%s).", retry, request.headers.get(RETRY_REASON_HEADER, "no reason"))
 
         kind, body = self._parse_body(request)
         if kind == "event":
@@ -454,19 +499,17 @@ class SlackInput(RasaSlackInput):
             return response.text("")
         # Slack delivers a mention in the support channel twice (message + app_mention), and may
         # deliver an event again: answer each message once.
-        keys: List[Hashable] = [("message", channel, ts)]
-        if isinstance(body.get("event_id"), str):
-            keys.append(("event", body["event_id"]))
-        if self._seen.check_and_add(keys):
-            return response.text("")
+        team = body.get("team_id") if isinstance(body.get("team_id"), str) else ""
+        claim = Claim(f"slack:message:{team}:{channel}:{ts}", body.get("event_id") if isinstance(body.get("event_id"), str) else None)
 
         text = self._sanitize_user_message(text, bot_users) if text else ""
         if files:
-            self._spawn(self._handle_files(router, files, text, self._conversation(user, metadata), metadata))
+            self._spawn(self._once(router, claim, lambda: self._handle_files(
+                router, files, text, self._conversation(user, metadata), metadata)))
             return response.text("")
         if not text:
             return response.text("")  # a bare mention
-        self._dispatch(router, text, self._conversation(user, metadata), metadata)
+        self._dispatch(router, text, self._conversation(user, metadata), metadata, claim)
         return response.text("")
 
     @staticmethod
@@ -553,14 +596,14 @@ class SlackInput(RasaSlackInput):
         if location is None:
             raise BadRequest("The interaction has no 'channel.id'.")
         action_ts = actions[0].get("action_ts")
-        if isinstance(action_ts, str) and action_ts and self._seen.check_and_add([("action", user["id"], action_ts)]):
-            return response.text("")  # the same click delivered again
+        claim = Claim(f"slack:action:{user['id']}:{action_ts}") if isinstance(action_ts, str) and action_ts else None
         metadata = self._interaction_metadata(payload, *location)
         order = file_replies.parse_date_order_payload(text)
         if order:  # one of our "which date order?" buttons: re-check the kept file, not a bot turn
-            self._spawn(self._recheck_with_date_order(order, self._conversation(user["id"], metadata), metadata))
+            self._spawn(self._once(router, claim, lambda: self._recheck_with_date_order(
+                order, self._conversation(user["id"], metadata), metadata)))
         else:
-            self._dispatch(router, text.strip(), self._conversation(user["id"], metadata), metadata)
+            self._dispatch(router, text.strip(), self._conversation(user["id"], metadata), metadata, claim)
         message = payload.get("message")
         if isinstance(message, dict) and isinstance(message.get("ts"), str):
             self._spawn(self._show_choice(location[0], message, actions[0], user["id"]))
@@ -763,22 +806,67 @@ class SlackInput(RasaSlackInput):
 
     # ------------------------------------------------------------------ to the bot, in the background
     def _dispatch(
-        self, router: Callable[[UserMessage], Awaitable[Any]], text: str, conversation_id: str, metadata: Dict[str, Any]
+        self, router: Callable[[UserMessage], Awaitable[Any]], text: str, conversation_id: str, metadata: Dict[str, Any],
+        claim: Optional["Claim"] = None,
     ) -> None:
-        output = self.get_output_channel(metadata["out_channel"], metadata.get("thread_id"))
+        output = AnswerWatch(self.get_output_channel(metadata["out_channel"], metadata.get("thread_id")))
         message = UserMessage(text, output, conversation_id, input_channel=self.name(), metadata=metadata)
 
         async def remember_then_route() -> None:
             await self._remember(router, conversation_id, metadata)
             await router(message)
 
-        self._spawn(remember_then_route())
+        self._spawn(self._once(router, claim, remember_then_route, output))
 
     async def _remember(self, router: Any, conversation_id: str, metadata: Dict[str, Any]) -> None:
         """Stores the conversation's place; only ever called for a request whose signature was verified."""
         remember = getattr(router, "remember", None)
         if remember is not None:
             await remember(conversation_id, self.name(), self._reference(metadata))
+
+    # ------------------------------------------------------------------ each delivery once (retries)
+    def _seen_events(self, router: Any) -> Optional[SeenEvents]:
+        """The product database's claims (shared by every replica), or None without a database."""
+        service = getattr(router, "service", None)
+        store = getattr(service, "store", None)
+        if store is None:
+            return None
+        if self._claims is None or self._claims.store is not store:
+            self._claims = SeenEvents(store, claim_seconds_from_env())
+        return self._claims
+
+    async def _once(self, router: Any, claim: Optional["Claim"], handle: Callable[[], Awaitable[Any]],
+                    watch: Optional["AnswerWatch"] = None) -> None:
+        """Handles a delivery unless it was (or is being) handled already. Marked done once the bot
+        answered; released when it could not answer (the action server down: the user was told to
+        send it again) or the handling failed, so a retry of it is handled."""
+        if claim is None:
+            await handle()
+            return
+        claims = self._seen_events(router)
+        if claims is None:
+            if not self._seen.check_and_add([claim.key]):  # no database: this process remembers
+                await handle()
+            return
+        try:
+            outcome = await asyncio.to_thread(claims.claim, claim.key, claim.event_id)
+        except Exception:
+            logger.exception("Could not claim a Slack event in the product database; remembering it in this process.")
+            outcome = HANDLE if not self._seen.check_and_add([claim.key]) else ALREADY_DONE
+            claims = None
+        if outcome != HANDLE:
+            logger.info("Dropping a repeated Slack delivery (%s).", outcome)
+            return
+        answered = False
+        try:
+            await handle()
+            answered = watch is None or not watch.no_answer
+        finally:
+            if claims is not None:
+                try:
+                    await asyncio.to_thread(claims.finish if answered else claims.release, claim.key)
+                except Exception:
+                    logger.exception("Could not record the outcome of a Slack event.")
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         """Runs after the response is sent (Slack wants its 200 within 3 s); errors are logged."""

@@ -27,7 +27,7 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint
 
-from bot import sessions
+from bot import client_address, ratelimit, sessions
 from bot.channels import cors, inbound
 from bot.channels.routing import HandoffRouter
 
@@ -130,6 +130,16 @@ class SocketIOInput(RasaSocketIOInput):
             if self.session_persistence and session_id != confirmed:
                 await refuse(sid, WRONG_SESSION)
                 return
+
+            # over a per-client limit: told to resend after a wait, and the message is not processed
+            address = client_address.from_environ(sio.get_environ(sid, namespace=self.namespace))
+            decision = await ratelimit.default_limiter().check_all(ratelimit.chat_checks(confirmed, address))
+            if not decision.allowed:
+                await sio.emit(self.bot_message_evt, {"text": decision.message(), "error": True,
+                                                      "retry_after": decision.retry_after},
+                               room=sid, namespace=self.namespace)
+                return
+            metadata["client_key"] = client_address.client_key(address)  # set by us, never by the client
             message = UserMessage(text, SocketIOOutput(sio, self.bot_message_evt), confirmed,
                                   input_channel=self.name(), metadata=metadata)
             await router(message)

@@ -42,6 +42,7 @@ from sanic.headers import parse_content_header
 from sanic.request import Request, parse_multipart_form
 
 from actions.upload import analyse
+from bot import client_address, ratelimit
 from actions.upload.limits import human_size, max_input_bytes
 from bot.channels.routes import RoutesChannel
 from bot.handoff.models import UploadFile
@@ -338,6 +339,11 @@ class UploadInput(RoutesChannel):
         return response.json({"error": message}, status=status,
                              headers={**self._cors(), "Cache-Control": "no-store"})
 
+    def _too_many(self, decision: ratelimit.Decision) -> Any:
+        """429 with Retry-After: nothing was analysed or kept; the same file can be sent again later."""
+        return response.json(ratelimit.too_many_body(decision, ratelimit.UPLOADS_SLOW_DOWN), status=429,
+                             headers={**self._cors(), **ratelimit.too_many_headers(decision), "Cache-Control": "no-store"})
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("file_upload")
         channel = self
@@ -421,7 +427,15 @@ class UploadInput(RoutesChannel):
         kind = parse_content_header(content_type)[0].lower()
         if kind not in ("multipart/form-data", "application/json"):
             raise BadRequest("send multipart/form-data or application/json", status=415)
+        # upload quotas per client address: a count, then the bytes once they are read
+        limiter, address = ratelimit.default_limiter(), client_address.from_request(request)
+        decision = await limiter.check("uploads_per_address", address)
+        if not decision.allowed:
+            return self._too_many(decision)
         body = await self._read_body(request)
+        decision = await limiter.check("upload_bytes_per_address", address, cost=len(body))
+        if not decision.allowed:
+            return self._too_many(decision)
         data, filename, options = parse_body(body, content_type, self.max_file)
         sender = options.pop("sender", None)
         loop = asyncio.get_running_loop()

@@ -195,6 +195,10 @@ class BankSignal(Base):
     status = sa.Column(sa.String(40), nullable=False)  # a diagnosis, or a probe status
     conversation_id = sa.Column(sa.String(255), nullable=True)
     created_at = sa.Column(UTCDateTime(), nullable=False)
+    # a report from an authenticated channel (Slack, Teams: see RadarSettings.verified_channels)
+    verified = sa.Column(sa.Boolean(), nullable=False, server_default=sa.false())
+    # pseudonym of the reporting client's address (bot.client_address.client_key), when known
+    client_key = sa.Column(sa.String(64), nullable=True)
 
     __table_args__ = (
         sa.CheckConstraint(_in("kind", SIGNAL_KINDS), name="kind"),
@@ -276,3 +280,26 @@ class ConversationRef(Base):
     channel = sa.Column(sa.String(40), nullable=False)
     reference = sa.Column(sa.JSON, nullable=False)
     updated_at = sa.Column(UTCDateTime(), nullable=False)
+
+
+# --------------------------------------------------------------------------- chat platforms' deliveries
+SEEN_EVENT_STATES = ("claimed", "done")
+
+
+class SeenEvent(Base):
+    """One event a chat platform delivered (a Slack message, a button click): claimed by the replica
+    handling it, then done. A retry of a done event is dropped; a claim that never finished (older
+    than the claim timeout: the process died or was restarted) is taken over. See bot/handoff/seen_events.py."""
+
+    __tablename__ = "seen_events"
+
+    key = sa.Column(sa.String(255), primary_key=True)
+    event_id = sa.Column(sa.String(255), nullable=True)
+    state = sa.Column(sa.String(10), nullable=False)
+    owner = sa.Column(sa.String(64), nullable=False)
+    attempts = sa.Column(sa.Integer, nullable=False)
+    claimed_at = sa.Column(UTCDateTime(), nullable=False)
+    finished_at = sa.Column(UTCDateTime(), nullable=True)
+    expires_at = sa.Column(UTCDateTime(), nullable=False, index=True)
+
+    __table_args__ = (sa.CheckConstraint(_in("state", SEEN_EVENT_STATES), name="state"),)

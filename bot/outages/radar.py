@@ -1,16 +1,27 @@
 """Detects suspected bank outages from bursts of reports and failed probes, and clears them.
 
-Every diagnosis that names a bank and every fresh bank-site probe is recorded as a signal. A bank
-is a **suspected outage** when, within the sliding window, enough distinct conversations reported
-it unavailable, or enough probes failed (``down`` or ``maintenance``; ``unknown`` never counts: it
-may be our own network). It clears once a probe answers again and the reports have calmed down,
-or when no evidence is left in the window. Thresholds live in ``bankfeed.yml`` (``outage_radar``).
+Every diagnosis that names a bank and every fresh bank-site probe is recorded as a signal. A
+suspected outage changes other customers' conversations (the shortened path), so reports alone,
+which anyone can send, are not enough. A bank is a **suspected outage** when, within the sliding
+window:
+
+* enough probes of its site failed (``down`` or ``maintenance``; ``unknown`` never counts: it may be
+  our own network), or
+* enough distinct **verified** sources reported it unavailable (users of an authenticated channel,
+  Slack or Teams, ``verified_channels``), or
+* enough distinct sources reported it (anonymous REST / widget sessions included) **and** at least
+  ``min_corroborating_failures`` probes of its site failed too.
+
+A source is a conversation; each conversation's report of a bank is stored once per window, and a
+client address over ``outage_reports_per_address`` (bot/ratelimit.py) is not recorded at all.
+It clears once a probe answers again and the reports have calmed down, or when no evidence is left
+in the window. Thresholds live in ``bankfeed.yml`` (``outage_radar``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
 from sqlalchemy import func, select
@@ -26,9 +37,12 @@ HEALTHY_PROBES = ("up", "slow")
 @dataclass(frozen=True)
 class RadarSettings:
     window_minutes: float = 30
-    min_reports: int = 5           # distinct conversations reporting the bank unavailable in the window
-    min_probe_failures: int = 2    # failed probes in the window
-    quiet_minutes: float = 10      # after a healthy probe, reports in this span must be under min_reports
+    min_reports: int = 5           # distinct sources reporting the bank unavailable in the window...
+    min_corroborating_failures: int = 1  # ...with at least this many failed probes (anonymous reports)
+    min_verified_reports: int = 3  # distinct verified sources: enough on their own
+    min_probe_failures: int = 2    # failed probes in the window: enough on their own
+    verified_channels: Tuple[str, ...] = ("slack", "botframework")
+    quiet_minutes: float = 10      # after a healthy probe, verified reports in this span must be under min_verified_reports
     recheck_minutes: float = 5     # how often a notice's bank is probed again
     notice_expiry_hours: float = 24
     notifier_interval_seconds: float = 30
@@ -40,7 +54,12 @@ class RadarSettings:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown outage_radar settings: {', '.join(sorted(unknown))}")
+        if "verified_channels" in data:
+            data["verified_channels"] = tuple(str(c) for c in data["verified_channels"] or ())
         return cls(**data)
+
+    def is_verified(self, channel: Optional[str]) -> bool:
+        return bool(channel) and channel in self.verified_channels
 
 
 @dataclass(frozen=True)
@@ -82,30 +101,49 @@ class OutageRadar:
         self.settings = settings or RadarSettings()
 
     # ------------------------------------------------------------------ signals
-    def record_report(self, bank: str, diagnosis: str, conversation_id: Optional[str]) -> Optional[OutageView]:
-        """Records a diagnosis naming ``bank``; returns the bank's outage if one is (now) suspected."""
-        return self._record(bank, "report", diagnosis, conversation_id)
+    def record_report(self, bank: str, diagnosis: str, conversation_id: Optional[str], verified: bool = False,
+                      client_key: Optional[str] = None) -> Optional[OutageView]:
+        """Records a diagnosis naming ``bank`` (once per conversation, bank and window); returns the
+        bank's outage if one is (now) suspected. ``verified``: the report came through an
+        authenticated channel; ``client_key``: the reporting client's pseudonym, when known."""
+        return self._record(bank, "report", diagnosis, conversation_id, verified, client_key)
 
     def record_probe(self, bank: str, status: str) -> Optional[OutageView]:
         """Records a fresh (not cached) probe of the bank's site."""
         return self._record(bank, "probe", status, None)
 
-    def _record(self, bank: str, kind: str, status: str, conversation_id: Optional[str]) -> Optional[OutageView]:
+    def _record(self, bank: str, kind: str, status: str, conversation_id: Optional[str], verified: bool = False,
+                client_key: Optional[str] = None) -> Optional[OutageView]:
         with self.store.writing() as s:
             now = self.store.now()
-            s.add(BankSignal(bank=bank, kind=kind, status=status, conversation_id=conversation_id, created_at=now))
-            s.flush()
+            if not (kind == "report" and self._reported_already(s, bank, status, conversation_id, now)):
+                s.add(BankSignal(bank=bank, kind=kind, status=status, conversation_id=conversation_id, created_at=now,
+                                 verified=bool(verified), client_key=client_key))
+                s.flush()
             outage = self._evaluate(s, bank, now)
             return _view(outage) if outage is not None and outage.cleared_at is None else None
 
+    def _reported_already(self, s: Any, bank: str, status: str, conversation_id: Optional[str], now: datetime) -> bool:
+        """True if this conversation already reported ``bank`` (same diagnosis) within the window."""
+        if conversation_id is None:
+            return False
+        since = now - timedelta(minutes=self.settings.window_minutes)
+        return s.execute(
+            select(BankSignal.id).where(
+                BankSignal.bank == bank, BankSignal.kind == "report", BankSignal.status == status,
+                BankSignal.conversation_id == conversation_id, BankSignal.created_at >= since,
+            ).limit(1)
+        ).first() is not None
+
     # ------------------------------------------------------------------ detection
     def _counts(self, s: Any, bank: str, since: datetime) -> Dict[str, Any]:
-        reports = s.execute(
-            select(func.count(sa.distinct(BankSignal.conversation_id)), func.min(BankSignal.created_at)).where(
-                BankSignal.bank == bank, BankSignal.kind == "report",
-                BankSignal.status.in_(REPORTING_DIAGNOSES), BankSignal.created_at >= since,
-            )
-        ).one()
+        # a source is a conversation (how many one client may report is limited before they are
+        # recorded: outage_reports_per_address in bot/ratelimit.py)
+        source = sa.distinct(BankSignal.conversation_id)
+        reporting = (BankSignal.bank == bank, BankSignal.kind == "report",
+                     BankSignal.status.in_(REPORTING_DIAGNOSES), BankSignal.created_at >= since)
+        reports = s.execute(select(func.count(source), func.min(BankSignal.created_at)).where(*reporting)).one()
+        verified = s.execute(select(func.count(source)).where(*reporting, BankSignal.verified.is_(True))).scalar_one()
         failures = s.execute(
             select(func.count(), func.min(BankSignal.created_at)).where(
                 BankSignal.bank == bank, BankSignal.kind == "probe",
@@ -118,12 +156,22 @@ class OutageRadar:
             .order_by(BankSignal.created_at.desc(), BankSignal.id.desc()).limit(1)
         ).first()
         firsts = [t for t in (reports[1], failures[1]) if t is not None]
-        return {"reports": reports[0], "failures": failures[0], "first": min(firsts) if firsts else None, "last_probe": last_probe}
+        return {"reports": reports[0], "verified": verified, "failures": failures[0],
+                "first": min(firsts) if firsts else None, "last_probe": last_probe}
+
+    def _suspected(self, window: Dict[str, Any]) -> bool:
+        """Confirmed evidence: failed probes, verified reports, or reports corroborated by a failed probe."""
+        cfg = self.settings
+        return (
+            window["failures"] >= cfg.min_probe_failures
+            or window["verified"] >= cfg.min_verified_reports
+            or (window["reports"] >= cfg.min_reports and window["failures"] >= cfg.min_corroborating_failures)
+        )
 
     def _evaluate(self, s: Any, bank: str, now: datetime) -> Optional[Outage]:
         cfg = self.settings
         window = self._counts(s, bank, now - timedelta(minutes=cfg.window_minutes))
-        suspected = window["reports"] >= cfg.min_reports or window["failures"] >= cfg.min_probe_failures
+        suspected = self._suspected(window)
         outage = s.execute(select(Outage).where(Outage.bank == bank, Outage.cleared_at.is_(None))).scalar_one_or_none()
         if outage is None:
             if suspected:
@@ -148,7 +196,8 @@ class OutageRadar:
             return False
         quiet = self._counts(s, bank, now - timedelta(minutes=cfg.quiet_minutes))
         since_probe = self._counts(s, bank, last_probe[1])
-        return quiet["reports"] < cfg.min_reports and since_probe["failures"] == 0
+        # anonymous reports alone cannot hold an outage open against a site that answers again
+        return quiet["verified"] < cfg.min_verified_reports and since_probe["failures"] == 0
 
     def refresh(self, bank: Optional[str] = None) -> List[OutageView]:
         """Re-evaluates open outages (all, or one bank's) so old evidence ages out; returns those cleared."""

@@ -2,14 +2,30 @@
 
 Configured in endpoints.yml as ``type: bot.storage.tracker_store.RedactingSQLTrackerStore`` with the
 usual SQLTrackerStore keys (SQLite by default, PostgreSQL in production).
+
+**Two writers of one conversation.** Rasa's ``SQLTrackerStore.save`` decides which events are new by
+counting the stored ones: when two processes load the same N events and both append (two replicas
+while the lock store is unreachable, an agent's message pushed while the bot answers), the second
+writer finds N + k stored and skips its own first k events (lost), or, when both count before either
+inserts, both batches go in interleaved. Here each save appends exactly the events this tracker
+object added since it was loaded or last saved, in one transaction that holds the conversation's
+write lock (PostgreSQL: a transaction-scoped advisory lock on the conversation; SQLite: ``BEGIN
+IMMEDIATE``) and compares the conversation's last stored event id with the one this tracker was
+loaded with. A mismatch is a conflict: the other writer's events stay, this writer's new events are
+appended after them (never overwritten, never skipped, never duplicated), and it is logged. A
+tracker this store did not load (a new conversation, Rasa's HTTP API replacing events) is saved the
+way Rasa does, but under the same lock. The table is Rasa's own, unchanged.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Text
+from typing import Any, List, Optional, Text
 
 import sqlalchemy as sa
 import sqlalchemy.orm
@@ -48,6 +64,39 @@ def redacted_event(event: Event) -> Optional[Event]:
     if masked == data:
         return None
     return Event.from_parameters(masked)
+
+
+def _sqlite_transactions(engine: Any) -> None:
+    """SQLAlchemy, not the sqlite3 module, starts transactions: ``BEGIN`` for reads, ``BEGIN IMMEDIATE``
+    (the database's write lock, taken before the stored events are read) for a save."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tracker_write") else "BEGIN")
+
+
+STORED = "_bankfeed_stored"  # attribute of a tracker this store loaded or saved
+SAVE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What a tracker object had in the database when this store last loaded or saved it."""
+
+    owner: int          # id() of the tracker: a copy of it (deepcopy) is not trusted with this
+    saved: int          # how many of its events are stored
+    last_id: Optional[int]  # the conversation's last stored event id then
+
+
+def _advisory_key(sender_id: str) -> int:
+    """A signed 64-bit PostgreSQL advisory lock key for one conversation."""
+    digest = hashlib.sha256(b"bankfeed.tracker:" + sender_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
 
 
 def redact_tracker(tracker: DialogueStateTracker) -> int:
@@ -99,6 +148,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             self.engine = sa.create_engine(self.engine.url, poolclass=sa.pool.QueuePool, pool_size=5, max_overflow=10,
                                            connect_args={"check_same_thread": False})
             sa.event.listen(self.engine, "connect", _sqlite_wal)
+            _sqlite_transactions(self.engine)
         else:
             # Rasa's engine has no pre-ping: after a database restart the first save on each pooled
             # connection fails, and Rasa falls back to an in-memory store (losing that conversation's
@@ -123,34 +173,68 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         latest_session = [events.c.sender_id == sender,
                           sa.or_(events.c.timestamp >= session_start, session_start.is_(None))]
         return {
-            "latest": sa.select(events.c.data).where(*latest_session).order_by(events.c.id),
-            "all": sa.select(events.c.data).where(events.c.sender_id == sender).order_by(events.c.id),
+            "latest": sa.select(events.c.id, events.c.data).where(*latest_session).order_by(events.c.id),
+            "all": sa.select(events.c.id, events.c.data).where(events.c.sender_id == sender).order_by(events.c.id),
             "count_latest": sa.select(sa.func.count()).select_from(events).where(*latest_session),
+            "last_id": sa.select(sa.func.max(events.c.id)).where(events.c.sender_id == sender),
             "insert": events.insert(),
         }
 
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
         query = self._statements["all" if fetch_events_from_all_sessions else "latest"]
         with self.session_scope() as session:
-            rows = session.connection().execute(query, {"sender_id": sender_id}).scalars().all()
+            rows = session.connection().execute(query, {"sender_id": sender_id}).all()
         if not (self.domain and rows):
             return None
-        return DialogueStateTracker.from_dict(sender_id, [json.loads(data) for data in rows], self.domain.slots)
+        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(data) for _, data in rows], self.domain.slots)
+        setattr(tracker, STORED, _Stored(id(tracker), len(tracker.events), max(row_id for row_id, _ in rows)))
+        return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         masked = redact_tracker(tracker)
         if masked:
             logger.info("Masked sensitive data in %d event(s) of a conversation before storing it.", masked)
         await self.stream_events(tracker)
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                self._append(tracker)
+                return
+            except sa.exc.OperationalError:
+                # SQLite: another process held the write lock longer than busy_timeout
+                if self.engine.dialect.name != "sqlite" or attempt == SAVE_ATTEMPTS:
+                    raise
+                logger.warning("The tracker database was busy; saving %s again (attempt %d).", tracker.sender_id, attempt + 1)
+                time.sleep(0.05 * attempt)
+
+    def _append(self, tracker: DialogueStateTracker) -> None:
+        """Appends the tracker's new events under the conversation's write lock (see the module doc)."""
         statements = self._statements
+        sender = {"sender_id": tracker.sender_id}
+        events: List[Event] = list(tracker.events)
+        known: Optional[_Stored] = getattr(tracker, STORED, None)
+        if known is not None and (known.owner != id(tracker) or getattr(tracker.events, "maxlen", None)
+                                  or known.saved > len(events)):
+            known = None  # a copy, or a tracker that forgets events: saved the way Rasa does
         with self.session_scope() as session:
-            connection = session.connection()
-            # Rasa's _additional_events: the events of the latest session not stored yet
-            stored = connection.execute(statements["count_latest"], {"sender_id": tracker.sender_id}).scalar_one()
-            rows = [self._row(tracker.sender_id, event) for event in list(tracker.events)[stored:]]
-            if rows:  # one statement, in order: the ids keep the events' order
-                connection.execute(statements["insert"], rows)
+            connection = session.connection(execution_options={"tracker_write": True})  # BEGIN IMMEDIATE on SQLite
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(tracker.sender_id)})
+            last_id = connection.execute(statements["last_id"], sender).scalar()
+            if known is None:
+                # Rasa's _additional_events: the events of the latest session not stored yet
+                stored = connection.execute(statements["count_latest"], sender).scalar_one()
+                new = events[stored:]
+            else:
+                new = events[known.saved:]
+                if last_id != known.last_id:
+                    logger.warning(
+                        "Conversation %s was saved by another writer since this one loaded it: its %d new event(s) "
+                        "are appended after the other writer's.", tracker.sender_id, len(new))
+            if new:  # one statement, in order: the ids keep the events' order
+                connection.execute(statements["insert"], [self._row(tracker.sender_id, event) for event in new])
+                last_id = connection.execute(statements["last_id"], sender).scalar()
             session.commit()
+        setattr(tracker, STORED, _Stored(id(tracker), len(events), last_id))
 
     @staticmethod
     def _row(sender_id: Text, event: Event) -> dict:
