@@ -58,7 +58,7 @@ async def test_first_message_sets_diagnosis_and_slots(agent, text, diagnosis, er
 async def test_a_pasted_password_is_warned_about_and_masked(agent):
     sender = f"t-{uuid.uuid4().hex[:8]}"
     replies = await agent.handle_text("error 103 on chase, my password is Summer2024! if that helps", sender_id=sender)
-    assert any("don't share passwords" in (r.get("text") or "") for r in replies)
+    assert any("I've removed what looked like a password" in (r.get("text") or "") for r in replies)
     tracker = await agent.tracker_store.retrieve(sender)
     assert tracker.current_slot_values()["diagnosis"] == dx.CREDENTIALS
 

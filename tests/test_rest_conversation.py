@@ -111,7 +111,7 @@ def test_out_of_scope_gets_a_polite_answer(rasa_stack):
 def test_pasted_password_is_masked_in_the_tracker_store(rasa_stack):
     s = new_sender()
     replies = rasa_stack.send(s, "error 103 for chase. my password is Hunter2Secret! btw")
-    assert "don't share passwords" in texts(replies)
+    assert "I've removed what looked like a password" in texts(replies)
     events = rasa_stack.tracker(s)["events"]
     user_texts = [e["text"] for e in events if e["event"] == "user"]
     assert user_texts == ["error 103 for chase. my password is [password removed] btw"]

@@ -256,7 +256,7 @@ def sent(battery_stack, fakes):
     store.create_agent("battery", AGENT_PASSWORD, "Battery Agent")
     console = ConsoleClient(stack.url, "battery", AGENT_PASSWORD)
     tickets = console.get("/tickets", params={"status": "waiting,assigned,returned_to_bot,closed"}).json()["tickets"]
-    mine = [t for t in tickets if handoff_sender in t["conversation_id"]]
+    mine = [t for t in tickets if t["conversation_id"] == stack.conversation_id(handoff_sender)]
     assert mine, (f"no ticket for {handoff_sender}: {[t['conversation_id'] for t in tickets]}; the bot said "
                   f"{[bot_texts(r) for r in steps]}")
     ticket = mine[0]
