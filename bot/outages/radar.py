@@ -217,6 +217,7 @@ def _view(o: Outage) -> OutageView:
 _S = BankSignal
 #: at most this many outage periods are left out of a baseline (closer ones are joined into one)
 MAX_EXCLUDED_PERIODS = 20
+MAX_CACHED_BASELINES = 10_000
 
 
 def _is_report() -> Any:
@@ -305,6 +306,8 @@ class OutageRadar:
         with self.store.reading() as s:
             fresh = self._compute_baseline(s, bank, now)
         with self._baselines_lock:
+            if len(self._baselines) >= MAX_CACHED_BASELINES:  # any text can name a bank: keep the cache bounded
+                self._baselines.clear()
             self._baselines[bank] = fresh
         return fresh
 
