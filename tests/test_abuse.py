@@ -256,6 +256,6 @@ def test_a_rest_client_cannot_claim_a_verified_channel(abuse_stack):
     with store.reading() as s:
         rows = s.execute(select(BankSignal.verified, BankSignal.client_key)
                          .where(BankSignal.conversation_id == abuse_stack.conversation_id(sender),
-                                BankSignal.kind == "report")).all()
+                                 BankSignal.kind == "report")).all()
     store.dispose()
     assert rows == [(False, metadata["client_key"])]
