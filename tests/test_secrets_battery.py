@@ -140,6 +140,7 @@ def battery_stack(fake_banks, fakes, tmp_path_factory, trained_model):
     credentials["bot.channels.teams.BotFrameworkInput"] = {
         "app_id": APP_ID, "openid_metadata_url": fakes.openid.metadata_url, "token_url": fakes.tokens.token_url(),
         "http_timeout": 2, "jwks_retry_seconds": 0, "jwks_refresh_min_seconds": 0, "token_retry_seconds": 1,
+        "service_url_hosts": ["127.0.0.1"],  # the local fake connector stands in for the Bot Framework hosts
     }
     credentials_path = base / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
