@@ -51,7 +51,7 @@ FOLD_NAMES = (
     "check or slip", "check num", "chq no",
     "verwendungszweck", "mededelingen", "omschrijving", "communication", "communicatie", "concepto",
     "beschreibung", "zahlungszweck", "informations complementaires", "causale", "reason", "purpose",
-    "details", "transaction details", "narrative", "additional details",
+    "additional details",
 )
 CHECK_NAMES = ("check number", "cheque number", "check", "cheque", "check no", "cheque no", "check or slip",
                "check num", "chq no")
