@@ -69,7 +69,7 @@ class Verdict:
 
 
 # ---------------------------------------------------------------------------- numbers and dates, read here
-_SIGN_WORD = re.compile(r"(?:^\s*(CR|DR)\.?\b)|(?:\b(CR|DR)\.?\s*$)", re.IGNORECASE)
+_SIGN_WORD = re.compile(r"(?:^\s*(CR|DR)\.?(?![A-Za-z]))|(?:(?<![A-Za-z])(CR|DR)\.?\s*$)", re.IGNORECASE)
 
 
 def read_number(text: str, decimal_sep: str = ".") -> Optional[Tuple[Decimal, bool, bool]]:
