@@ -121,13 +121,24 @@ def normalize_header(text: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
 
-def _without_currency(n: str) -> str:
-    """"withdrawals sgd" -> "withdrawals", "betrag in eur" -> "betrag", "gutschrift in chf" -> "gutschrift"."""
+def _currency_free(n: str) -> List[str]:
+    """Readings of a heading without its currency: "withdrawals sgd" -> "withdrawals", "betrag in eur" ->
+    "betrag in" / "betrag", "money in usd" -> "money in"."""
     words = [w for w in n.split(" ") if w not in CURRENCY_WORDS]
-    while words and words[-1] in ("in", "en", "em", "im"):
-        words.pop()
-    core = " ".join(words)
-    return core if core and core != n else n
+    if len(words) == len(n.split(" ")) or not words:
+        return []
+    out = [" ".join(words)]
+    if len(words) > 1 and words[-1] in ("in", "en", "em", "im"):
+        out.append(" ".join(words[:-1]))
+    return out
+
+
+def _without_currency(n: str) -> str:
+    readings = _currency_free(n)
+    for reading in readings:
+        if _role(reading) is not None:
+            return reading
+    return readings[-1] if readings else n
 
 
 def header_role(text: str) -> Optional[str]:
@@ -135,8 +146,11 @@ def header_role(text: str) -> Optional[str]:
     if not n:
         return None
     role = _role(n)
-    if role is None and _without_currency(n) != n:
-        role = _role(_without_currency(n))
+    if role is None:
+        for reading in _currency_free(n):
+            role = _role(reading)
+            if role is not None:
+                break
     return role
 
 

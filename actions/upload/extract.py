@@ -141,7 +141,9 @@ def extract(table: Table, date_order: Optional[str], *, filename: str = "", regi
             nxt = rows[n]
             if (nxt.row == rec.row + 1 and not _cell(nxt, layout.date).strip() and _has_money(nxt, money_roles)
                     and not SUMMARY_WORDS.search(" ".join(nxt.cells))):
-                merged = tuple(a if a.strip() else b for a, b in _zip_cells(rec.cells, nxt.cells))
+                texts = {layout.description, *layout.fold}
+                merged = tuple(f"{a.strip()} {b.strip()}" if k in texts and a.strip() and b.strip()
+                               else (a if a.strip() else b) for k, (a, b) in enumerate(_zip_cells(rec.cells, nxt.cells)))
                 ex.joined.append((rec.row, nxt.row))
                 rec = Record(row=rec.row, cells=merged)
                 n += 1
