@@ -341,13 +341,15 @@ def find_direction_column(layout: Layout, data: Sequence[Record]) -> None:
     for i in range(layout.width):
         if i in used or i in layout.balance:
             continue
-        named = bool(layout.header) and i < len(layout.header) and core_name(layout.header[i]) in DIRECTION_NAMES
+        heading = layout.header[i].strip() if layout.header and i < len(layout.header) else ""
+        named = bool(heading) and core_name(heading) in DIRECTION_NAMES
         words = {marker_word(_cell(r, i)) for r in data if parse_date(_cell(r, layout.date))} - {""}
         if not words or not words <= (DIRECTION_OUT | DIRECTION_IN):
             continue
         if not named and not (words <= STRONG_MARKERS and len(words) >= 2 and words & DIRECTION_OUT
                               and words & DIRECTION_IN):
-            if not (not layout.header and words <= STRONG_MARKERS and words & DIRECTION_OUT):
+            # a column with no heading holding only DR (or CR and DR) beside the amounts says the same
+            if not (not heading and words <= STRONG_MARKERS and words & DIRECTION_OUT):
                 continue
         if not words & DIRECTION_OUT and not named:
             continue

@@ -204,7 +204,8 @@ def read_csv(text: str, *, delimiter: str, header_row: Optional[int], date_col: 
     skip = {date_col, amount_col, *text_cols}
     marker_out, marker_in = set(marker_out) or _MARKER_OUT, set(marker_in) or _MARKER_IN
     if marker_col is None and amount_col is not None:
-        marker_col = _find_marker(numbered, skip, date_col)
+        headings = rows[header_row - 1] if header_row and header_row <= len(rows) else None
+        marker_col = _find_marker(numbered, skip, date_col, headings)
 
     def cell(r: Sequence[str], i: Optional[int]) -> str:
         return r[i] if i is not None and i < len(r) else ""
@@ -256,14 +257,19 @@ def read_csv(text: str, *, delimiter: str, header_row: Optional[int], date_col: 
     return out
 
 
-def _find_marker(numbered, skip, date_col) -> Optional[int]:
+def _find_marker(numbered, skip, date_col, headings: Optional[Sequence[str]]) -> Optional[int]:
+    """A column of only DR/CR (Debit/Credit, Af/Bij, Soll/Haben) words: both kinds, or DR alone under a blank
+    heading (or with no heading row at all)."""
     width = max((len(r) for _, r in numbered), default=0)
     for i in range(width):
         if i in skip:
             continue
         words = {re.sub(r"[^a-z]", "", (r[i] if i < len(r) else "").lower()) for _, r in numbered
                  if (r[date_col] if date_col < len(r) else "").strip()} - {""}
-        if words and words <= (_MARKER_OUT | _MARKER_IN) and words & _MARKER_OUT and words & _MARKER_IN:
+        if not words or not words <= (_MARKER_OUT | _MARKER_IN) or not words & _MARKER_OUT:
+            continue
+        blank = headings is None or i >= len(headings) or not headings[i].strip()
+        if words & _MARKER_IN or blank:
             return i
     return None
 
