@@ -428,3 +428,42 @@ def test_german_payee_and_purpose_not_the_own_iban():
     assert "Stadtwerke Köln" in descs[0] and "Rechnung 4711" in descs[0]
     assert not any("DE89" in d for d in descs)
     assert report.summary["date_order"] == "DMY"
+
+
+# ---------------------------------------------------------------------------- more shapes of the same families
+def test_card_export_with_pending_rows_an_unnamed_heading_and_cr_on_the_payment_only():
+    text = ('Date Processed,Description,Amount,\nPending,L\'OLILO LONDON GBR,£67.40,\n'
+            '12-Dec-2019,ROYAL LONDON INSURANCE,"£1,183.23",\n12-Dec-2019,DELIVEROO.CO.UK,£18.89,\n'
+            '02-Dec-2019,SAINSBURYS SACAT 0602,£8.20,\n02-Dec-2019,PAYMENT RECEIVED - THANK YOU,"+ £1,100.00",CR\n')
+    report = checked(analyse(text.encode("utf-8"), "statement.csv", region="UK"))
+    assert report.summary["header_row"] == 1 and "no_header" not in codes(report)
+    assert (report.summary["money_in"], report.summary["money_out"]) == ("1100.00", "1210.32")
+    assert "pending" in codes(report, "error") and report.summary["check"]["left_out"] == []
+
+
+def test_an_account_name_repeated_on_every_row_is_not_the_description():
+    text = ("Produit;Monn.;Description;Date de comptabilisation;Description 1;Description 2;Description 3;"
+            "N° de transaction;Débit;Crédit;Solde\n"
+            "0123 45678901.23A;CHF;Compte personnel UBS;31.03.2019;Solde prix prestations;;;A01;10.00;;11'373.94\n"
+            "0123 45678901.23A;CHF;Compte personnel UBS;28.02.2019;Virement postal;ASSOCIATION FOO-BAR;"
+            "BVD DE QUELQUE-PART 1, 1201 GENEVE, CH;A02;;240.00;11'613.94\n"
+            "0123 45678901.23A;CHF;Compte personnel UBS;27.04.2019;Ordre e-banking;REMB-CASH;CH - 1203 GENEVE;A03;"
+            "200.00;;11'413.94\n")
+    report = checked(analyse(text.encode("utf-8"), "ubs.csv"))
+    descs = [r[1] for r in rows_of(report)]
+    assert descs == ["Solde prix prestations", "Virement postal - ASSOCIATION FOO-BAR", "Ordre e-banking - REMB-CASH"]
+    assert report.summary["date_order"] == "DMY"
+
+
+def test_sepa_purpose_is_what_the_description_shows():
+    text = ('"Buchungstag";"Verwendungszweck";"Beguenstigter/Zahlungspflichtiger";"Betrag"\n'
+            '"22.02.18";"EREF+RECHNR. 1005MREF+KD02CRED+DE20KD00SVWZ+02/2018 Ihre Rechnung";"Vodafone GmbH";"-36,99"\n')
+    report = checked(analyse(text.encode(), "umsatz.csv"))
+    assert rows_of(report)[0][1] == "Vodafone GmbH - 02/2018 Ihre Rechnung"
+
+
+def test_a_transfer_amount_beside_debit_and_credit_is_not_the_amount():
+    text = ("Transaction Date,Description,Credit Amount,Debit Amount,Transfer Amount\n"
+            "05/13/2021,In,120,,\n05/14/2021,Out,,100,\n")
+    report = checked(analyse(text.encode(), "x.csv"))
+    assert (report.summary["money_in"], report.summary["money_out"]) == ("120.00", "100.00")

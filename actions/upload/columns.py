@@ -16,7 +16,8 @@ DATE_NAMES = (
     "date", "transaction date", "trans date", "txn date", "date of transaction", "transaction posted date",
     "posting date", "posted date", "post date", "date posted", "booking date", "value date",
     "effective date", "completed date", "started date", "process date", "processed date", "date completed",
-    "date started", "created", "date time", "datetime", "transaction date time",
+    "date started", "created", "date time", "datetime", "transaction date time", "date processed",
+    "processed", "transaction posted", "posted", "completed", "date of entry", "entry date", "settlement date",
     # German, Swiss, Austrian
     "datum", "buchungstag", "buchungsdatum", "buchung", "belegdatum", "transaktionsdatum", "abschlussdatum",
     "valuta", "valutadatum", "wertstellung", "wertstellungsdatum", "wertstellungstag", "valuta datum",
@@ -40,7 +41,7 @@ DESCRIPTION_NAMES = (
     "auftraggeber", "verwendungszweck", "beschreibung", "buchungsdetails", "avisierungstext", "text",
     "buchungstext",
     # Dutch, French, Spanish, Italian, Portuguese
-    "naam omschrijving", "omschrijving", "naam", "tegenpartij", "libelle", "libelle operation",
+    "naam omschrijving", "naam", "omschrijving", "tegenpartij", "libelle", "libelle operation",
     "libelle de l operation", "intitule", "concepto", "descripcion", "movimiento", "beneficiario",
     "descrizione", "descrizione operazione", "causale", "descricao", "historico",
 )
@@ -173,6 +174,11 @@ def _role(n: str) -> Optional[str]:
         return "description"
     if n in FOLD_NAMES:
         return "fold"
+    words = n.split(" ")
+    if words[-1] in ("date", "datum", "fecha", "data") or words[0] in ("date", "fecha") or n.endswith("datum"):
+        return "date"  # "Date Processed", "Transaktionsdatum", "Fecha de la operación"
+    if words[-1] in ("amount", "betrag", "bedrag", "montant", "importe", "importo") and len(words) <= 3:
+        return "amount"  # "Transaction Amount", "Billing Amount"
     return None
 
 
@@ -256,6 +262,14 @@ def layout_from_header(header: Record, data: Sequence[Record]) -> Layout:
     amounts = [i for i in roles if roles[i] == "amount"]
     debits = [i for i in roles if roles[i] == "debit"]
     credits = [i for i in roles if roles[i] == "credit"]
+    filled = [i for i in amounts if any(_cell(r, i).strip() for r in data[:2000])]
+    amounts = filled or amounts
+    exact = [i for i in amounts if _role(core_name(cells[i])) == "amount" and (
+        core_name(cells[i]) in AMOUNT_NAMES or core_name(cells[i]).startswith("amount") or
+        core_name(cells[i]) in CURRENCY_HEADERS)]
+    if (debits or credits) and not exact:
+        amounts = []  # "Transfer Amount" beside Debit/Credit columns is not the transaction's amount
+    amounts.sort(key=lambda i: i not in exact)
     if amounts:
         layout.amount = amounts[0]
         if len(amounts) > 1:
@@ -268,10 +282,11 @@ def layout_from_header(header: Record, data: Sequence[Record]) -> Layout:
     described = [(i, n) for i, n in normalized if n in DESCRIPTION_NAMES and i != layout.date
                  and roles[i] not in ("other", "amount", "debit", "credit", "balance", "date")]
     layout.description = _first(described, DESCRIPTION_NAMES)
-    if layout.description is not None and not any(_cell(r, layout.description).strip() for r in data[:2000]):
-        # an empty Description column: the next named one that has text
-        filled = [(i, n) for i, n in described if any(_cell(r, i).strip() for r in data[:2000])]
-        layout.description = _first(filled, DESCRIPTION_NAMES) if filled else layout.description
+    if layout.description is not None and not _telling(data, layout.description):
+        # an empty Description column, or one saying the same on every row (the account's name): the next named
+        # one that tells the transactions apart
+        telling = [(i, n) for i, n in described if _telling(data, i)]
+        layout.description = _first(telling, DESCRIPTION_NAMES) if telling else layout.description
     used = {layout.date, layout.amount, layout.amount_alt, layout.debit, layout.credit, layout.description}
     used |= set(layout.balance)
     for i, n in normalized:
@@ -280,7 +295,7 @@ def layout_from_header(header: Record, data: Sequence[Record]) -> Layout:
         role = roles[i]
         if role == "balance":
             layout.balance.append(i)
-        elif n in FOLD_NAMES and role != "other":
+        elif n in FOLD_NAMES and role != "other" and (n in CHECK_NAMES or not _codes_only(data, i)):
             layout.fold.append(i)
             if n in CHECK_NAMES:
                 layout.checks.append(i)
@@ -297,6 +312,18 @@ def layout_from_header(header: Record, data: Sequence[Record]) -> Layout:
     if layout.amount is not None and layout.debit is None and layout.credit is None:
         find_direction_column(layout, data)
     return layout
+
+
+def _telling(data: Sequence[Record], i: int) -> bool:
+    values = [_cell(r, i).strip() for r in data[:2000]]
+    values = [v for v in values if v]
+    return bool(values) and (len(values) < 3 or len(set(values)) > 1)
+
+
+def _codes_only(data: Sequence[Record], i: int) -> bool:
+    """A column of short transaction-type codes (MST, ITR, POS): noise in a description."""
+    values = {_cell(r, i).strip() for r in data[:2000]} - {""}
+    return bool(values) and all(len(v) <= 4 and " " not in v and not v.isdigit() for v in values)
 
 
 def _money_from_content(layout: Layout, data: Sequence[Record], roles: Dict[int, Optional[str]]) -> None:

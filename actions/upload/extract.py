@@ -319,11 +319,21 @@ def _adopt_unnamed_header(layout: cols.Layout, before: List[Record]) -> None:
     layout.header_row, layout.header = rec.row, tuple(cells)
 
 
+PENDING = re.compile(r"^(pending|pend|authori[sz]ed|authori[sz]ation|in progress|processing|vorgemerkt|"
+                     r"in bearbeitung|en attente|en cours|pendiente|in behandeling|in afwachting)\.?$", re.IGNORECASE)
+
+
 def _undated(ex: Extraction, rec: Record) -> None:
     layout = ex.layout
     text = " ".join(c.strip() for c in rec.cells if c.strip())
     filled = sum(1 for c in rec.cells if c.strip())
     date_text = _cell(rec, layout.date).strip()
+    if PENDING.match(date_text):
+        ex.problems.append(Problem(
+            rec.row, ERROR, f"Row {rec.row} is a pending transaction ({describe(date_text)} instead of a date); "
+            "QuickBooks only takes posted ones, so delete it. It will be in a later download once it has posted."
+            + LEFT_OUT, "pending"))
+        return
     if SUMMARY_WORDS.search(text) or filled < 2 or not date_text:
         ex.not_transactions.append(rec)
         ex.problems.append(Problem(
@@ -446,12 +456,21 @@ def _debit_credit_amount(ex: Extraction, info: RowInfo) -> None:
                 f"({describe(credit_raw)}); I kept it as money out. Check it.", "negative_credit"))
 
 
+_SEPA_PURPOSE = re.compile(r"SVWZ\+\s*(.*?)(?:\s*\b(?:ABWA|ABWE|IBAN|BIC|EREF|MREF|CRED|KREF)\+|$)")
+
+
+def _sepa(text: str) -> str:
+    """German SEPA fields ("EREF+... MREF+... SVWZ+the purpose"): the purpose is what a bookkeeper reads."""
+    m = _SEPA_PURPOSE.search(text)
+    return m.group(1).strip() if m and m.group(1).strip() else text
+
+
 def _description(ex: Extraction, rec: Record) -> str:
     layout, row = ex.layout, rec.row
-    main = clean_text(_cell(rec, layout.description))
+    main = _sepa(clean_text(_cell(rec, layout.description)))
     parts = [main] if main else []
     for i in layout.fold:
-        value = clean_text(_cell(rec, i))
+        value = _sepa(clean_text(_cell(rec, i)))
         if not value:
             continue
         if i in layout.checks:

@@ -20,8 +20,8 @@ SIGNED, DEBIT_CREDIT, MARKER_COLUMN, MARKER_SUFFIX = "signed", "debit_credit", "
 PLUS_IN, CARD_POSITIVE, UNSIGNED = "plus_in", "card_positive", "unsigned"
 
 #: Descriptions only a card statement has: the customer paying the card off.
-CARD_PAYMENT = re.compile(r"thank\s*you|payment\s+received|paiement\s+recu|pago\s+recibido|zahlung\s+erhalten|"
-                          r"danke", re.IGNORECASE)
+CARD_PAYMENT = re.compile(r"thank\s*you|payment\s+received|paiement\s+re[cç]u|pago\s+recibido|zahlung\s+erhalten",
+                          re.IGNORECASE)
 PAYMENT_WORD = re.compile(r"\b(payment|pymt|pmt|autopay|repayment|paiement|pago|zahlung)\b", re.IGNORECASE)
 CARD_WORDS = re.compile(r"card|amex|american express|visa|mastercard|discover|kreditkarte|carte|tarjeta", re.IGNORECASE)
 

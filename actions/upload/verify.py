@@ -26,7 +26,7 @@ from actions.upload.model import ConvertedFile, money
 ZERO = Decimal("0")
 
 #: Problem codes whose rows the report already says are not in the converted copy.
-LEFT_OUT_CODES = {"not_transaction", "bad_amount", "zero_amount", "no_amount", "both_credit_debit", "column_count",
+LEFT_OUT_CODES = {"pending", "not_transaction", "bad_amount", "zero_amount", "no_amount", "both_credit_debit", "column_count",
                   "date_order_mismatch", "bad_date"}
 
 
