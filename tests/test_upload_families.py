@@ -467,3 +467,10 @@ def test_a_transfer_amount_beside_debit_and_credit_is_not_the_amount():
             "05/13/2021,In,120,,\n05/14/2021,Out,,100,\n")
     report = checked(analyse(text.encode(), "x.csv"))
     assert (report.summary["money_in"], report.summary["money_out"]) == ("120.00", "100.00")
+
+
+def test_an_amount_only_in_the_second_currency_column_is_checked_too():
+    text = ('"Transaction Date","Description 1","CAD$","USD$"\n3/28/2024,"Payroll",2450.00,\n'
+            '3/25/2024,"US supplier",,-112.34\n')
+    report = checked(analyse(text.encode(), "rbc.csv", region="CA"))
+    assert (report.summary["money_in"], report.summary["money_out"]) == ("2450.00", "112.34")

@@ -225,7 +225,7 @@ def _csv_source(text: str, table, ex, order):
         text_cols=[i for i in (layout.description, *layout.fold) if i is not None], order=order,
         decimal_sep=ex.decimal_sep, flip=bool(conv and conv.flip), plus_in=bool(conv and conv.plus_in),
         marker_out=cols.DIRECTION_OUT if layout.direction is not None else (),
-        marker_in=cols.DIRECTION_IN if layout.direction is not None else (),
+        marker_in=cols.DIRECTION_IN if layout.direction is not None else (), amount_alt=layout.amount_alt,
     )
 
 

@@ -196,12 +196,13 @@ _MARKER_IN = {"cr", "credit", "bij", "haben"}
 def read_csv(text: str, *, delimiter: str, header_row: Optional[int], date_col: int, amount_col: Optional[int],
              debit_col: Optional[int], credit_col: Optional[int], marker_col: Optional[int], text_cols: Iterable[int],
              order: Optional[str], decimal_sep: str, flip: bool = False, plus_in: bool = False,
-             marker_out: Iterable[str] = (), marker_in: Iterable[str] = ()) -> SourceRead:
+             marker_out: Iterable[str] = (), marker_in: Iterable[str] = (),
+             amount_alt: Optional[int] = None) -> SourceRead:
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False))
     numbered = [(n, r) for n, r in enumerate(rows, start=1) if header_row is None or n > header_row]
     numbered = [(n, r) for n, r in numbered if any(c.strip() for c in r)]
     out = SourceRead(how="every row below the headings with a date and an amount, read again from the raw file")
-    skip = {date_col, amount_col, *text_cols}
+    skip = {date_col, amount_col, amount_alt, *text_cols}
     marker_out, marker_in = set(marker_out) or _MARKER_OUT, set(marker_in) or _MARKER_IN
     if marker_col is None and amount_col is not None:
         headings = rows[header_row - 1] if header_row and header_row <= len(rows) else None
@@ -211,11 +212,12 @@ def read_csv(text: str, *, delimiter: str, header_row: Optional[int], date_col: 
         return r[i] if i is not None and i < len(r) else ""
 
     def amount_of(r: Sequence[str]) -> Tuple[bool, Optional[Decimal]]:
-        cells = [cell(r, i) for i in (amount_col, debit_col, credit_col) if i is not None]
+        cells = [cell(r, i) for i in (amount_col, amount_alt, debit_col, credit_col) if i is not None]
         if not any(c.strip() for c in cells):
             return False, None
         if amount_col is not None:
-            got = read_number(cell(r, amount_col), decimal_sep)
+            column = amount_col if cell(r, amount_col).strip() or amount_alt is None else amount_alt
+            got = read_number(cell(r, column), decimal_sep)
             if got is None:
                 return True, None
             value, plus, worded = got
