@@ -135,7 +135,7 @@ _VERIFICATION = (
     r"(?:security\s+(?:question|answer|code|key|prompt|check|token|details)|one[\s-]?time\s+(?:code|pass\w*)|verif\w*"
     r"|\bmfa\b|\b2fa\b|(?:two|2)[\s-]?(?:factor|step)|multi[\s-]?factor|passcode|additional\s+info\w*|more\s+info\w*"
     r"|challenge|authenticat\w*|(?:extra|additional)\s+(?:security|verification|info)"
-    r"|(?:text|texts|texted|sms|access|safepass|reader|email\w*|send|sends|sent)\s+(?:\w+\s+){0,3}?codes?\b"
+    r"|(?:text\w*|sms|access|safepass|reader|email\w*|send\w*|sent)\s+(?:\w+\s+){0,3}?codes?\b"
     r"|\bcodes?\s+(?:\w+\s+){0,3}?(?:phone|app|text|sms|bank)\b|approve\b.{0,30}\bapp\b)"
 )
 _ACCOUNT_MISSING = (
