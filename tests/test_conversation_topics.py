@@ -77,7 +77,8 @@ async def test_a_sign_free_bank_error_reading_mid_flow_asks_about_the_pending_st
 
 async def test_an_unsure_message_without_a_sign_gets_the_topic_question(convo):
     ranking = [("nlu_fallback", 0.5), ("ask_match_categorise", 0.4), ("report_connection_failure", 0.3)]
-    assert await typed(convo, "nlu_fallback", "how do i do the thing with the for rev items", ranking) == ["utter_clarify_topic"]
+    replies = await typed(convo, "nlu_fallback", "how do i do the thing with the for rev items", ranking)
+    assert replies == ["utter_clarify_topic"]
     payloads = [b["payload"] for b in convo.variables("utter_clarify_topic")["buttons"]]
     assert payloads == ["/report_connection_failure", "/ask_match_categorise", "/out_of_scope"]
     # unsure but with a sign of a bank problem: the list of bank errors, as before
