@@ -66,11 +66,16 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
         entities.setdefault(entity.get("entity"), []).append(entity.get("value"))
     metadata = message.get("metadata") or {}
     user_agent = metadata.get("user_agent") if isinstance(metadata, dict) else None
+    intent = _effective_intent(tracker)
+    ranking = [(r.get("name"), float(r.get("confidence") or 0.0)) for r in message.get("intent_ranking") or [] if r.get("name")]
+    text = message.get("text")
     return Turn(
-        intent=_effective_intent(tracker),
+        intent=intent,
         entities=entities,
         sensitive=bool(entities.get("sensitive_data")),
         user_agent=user_agent if isinstance(user_agent, str) else None,
+        text=text if isinstance(text, str) else None,
+        ranking=ranking,
     )
 
 
