@@ -69,6 +69,7 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
         sensitive=bool(entities.get("sensitive_data")),
         user_agent=user_agent if isinstance(user_agent, str) else None,
         text=message.get("text") if isinstance(message.get("text"), str) else None,
+        message_id=message.get("message_id") if isinstance(message.get("message_id"), str) else None,
     )
 
 
@@ -203,6 +204,10 @@ class ValidateBankForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
         message = tracker.latest_message or {}
+        question = tracker.get_slot("question") or {}
+        if isinstance(question, dict) and question.get("after") and question["after"] == message.get("message_id"):
+            # the form asks again in the turn of a message the troubleshooter already handled: not an answer
+            return {"bank_site": None}
         intent = message.get("intent") or {}
         entities = {}
         for e in message.get("entities") or []:

@@ -56,7 +56,7 @@ CHITCHAT_RESPONSES = {
 
 # Intents that a known QuickBooks error code in the same message turns into a problem report.
 CODE_OVERRIDABLE_INTENTS = {"inform", "nlu_fallback", "greet", "thank", "goodbye", "bot_challenge", "ask_capabilities",
-                            "dont_know", "explain_step"}
+                            "dont_know", "explain_step", "relapse"}
 
 #: How long "wait a day" must have lasted before "still failing" means it did not help (the nightly
 #: update has run by then); sooner, the customer is offered a reminder or a person instead.
@@ -147,6 +147,7 @@ class Turn:
     sensitive: bool = False
     user_agent: Optional[str] = None
     text: Optional[str] = None
+    message_id: Optional[str] = None  # Rasa's id of the message (the bank form must not read it twice)
 
     @property
     def sensitive_kinds(self) -> List[str]:
@@ -291,7 +292,8 @@ class Troubleshooter:
         if reply.question:
             new = {"key": reply.question, "count": 0}
         elif state.needs_bank:  # the bank form asks next
-            new = {"key": BANK_QUESTION, "count": state.question.get("count", 0) if state.question.get("key") == BANK_QUESTION else 0}
+            new = {"key": BANK_QUESTION, "count": state.question.get("count", 0) if state.question.get("key") == BANK_QUESTION else 0,
+                   **self._answered_message()}
         elif state.escalation_due or state.resolved:
             new = {}
         else:
@@ -343,7 +345,7 @@ class Troubleshooter:
             self._clarify()
             return
         count = (self._state.question.get("count", 0) if self._state.question.get("key") == key else 0) + 1
-        self._set("question", {"key": key, "count": count})
+        self._set("question", {"key": key, "count": count, **(self._answered_message() if key == BANK_QUESTION else {})})
         self._reply.reasked, self._reply.question = True, key
         if key == BANK_QUESTION:
             if count > MAX_BANK_ASKS:
@@ -356,7 +358,7 @@ class Troubleshooter:
             self._set("needs_bank", True)  # the bank form asks again, worded after ``count``
             return
         step_title = ts.STEP_TITLES.get(self._state.current_step or "", "this step")
-        if count == 1:
+        if count == 1 or (first and count == 2):  # an understood "I don't know" gets its answer first
             self._reply.say(first or REASK.get(key, "utter_reask_fixed_yet"), bank_login=self._bank_login_url() or "your bank's own website",
                             bank_name=self._state.bank or "your bank")
         elif key in ("utter_clarify", "utter_ask_what_now"):
@@ -365,6 +367,11 @@ class Troubleshooter:
             self._reply.say("utter_offer_skip_or_person", step_title=step_title)
         else:
             self._reply.say("utter_still_unclear", step_title=step_title)
+
+    def _answered_message(self) -> Dict[str, str]:
+        """``{"after": <this message's id>}``: the bank form, activated again in this same turn, must not
+        take this message (already handled) as the answer to its question."""
+        return {"after": self._turn.message_id} if self._turn.message_id else {}
 
     def _ask_bank_again_if_needed(self) -> None:
         """After a message that was not the bank asked for: ask for it again if nothing else was asked
@@ -819,7 +826,7 @@ class Troubleshooter:
         self._reply.say("utter_nothing_pending")
 
     def _site_checked(self) -> bool:
-        key = self._state.bank or self._bank_login_url()
+        key = self._state.bank if self._listed_bank() else self._bank_login_url()
         return bool(key) and key in self._state.check_results
 
     async def _step_failed(self, outcome: str) -> None:
@@ -917,7 +924,7 @@ class Troubleshooter:
             return
         if await self._known_outage():
             return
-        key = state.bank or login_url  # an unlisted bank is cached by its own address
+        key = state.bank if self._listed_bank() else login_url  # an unlisted bank is cached by its own address
         result = await self.check_site(key, login_url)
         self._set("check_results", {**state.check_results, key: result.to_dict()})
         if result.reason == "not_allowed":

@@ -207,6 +207,15 @@ async def test_bank_form_never_quotes_a_secret_and_asks_again_in_other_words():
     assert [m["response"] for m in msgs] == ["utter_reask_bank_site"]
 
 
+async def test_the_bank_form_asked_again_in_the_same_turn_does_not_reread_the_message():
+    t = tracker("deny", {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 1, "after": "m1"}},
+                text="/deny")
+    t.latest_message["message_id"] = "m1"  # the troubleshooter already handled this message
+    result = await sdk_actions.ValidateBankForm(unknown_banks=FakeUnknownBanks()).validate_bank_site(
+        "/deny", CollectingDispatcher(), t, {})
+    assert result == {"bank_site": None}  # so the form asks
+
+
 async def test_the_bank_question_is_worded_differently_each_time():
     asked = []
     for count in range(6):
