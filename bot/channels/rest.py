@@ -7,8 +7,9 @@ conversation they did not start, nor one of another channel. A message is always
 channel (a body's ``input_channel`` is ignored) and only allow-listed metadata is kept
 (``inbound.CLIENT_METADATA``).
 
-REST is request/response, so what arrives later (a specialist's messages, a back-online notice)
-is collected by polling ``GET /webhooks/rest/messages?sender=<id>&after=<last message id>&after_notice=<last notice id>``.
+REST is request/response, so what arrives later (a specialist's messages, a back-online notice, a
+"wait a day" reminder) is collected by polling ``GET /webhooks/rest/messages?sender=<id>&after=<last
+message id>&after_notice=<last notice id>&after_reminder=<last reminder id>``.
 """
 from __future__ import annotations
 
