@@ -235,6 +235,7 @@ class Troubleshooter:
         reply = Reply()
         self._state, self._reply, self._turn = state, reply, turn
         self._old_bank_url: Optional[str] = None
+        self._other_bank = False  # this message is about another bank than the conversation's
         if turn.sensitive:
             reply.say("utter_sensitive_warning", removed=describe(turn.sensitive_kinds))
         intent = turn.intent
@@ -449,9 +450,10 @@ class Troubleshooter:
             self._set("error_code", turn.first("error_code"))
 
         bank_named = turn.first("bank") is not None
-        if previous_key and previous not in (None, dx.OUT_OF_SCOPE) and diagnosis != previous and not bank_named \
+        if previous_key and previous not in (None, dx.OUT_OF_SCOPE) and state.bank and not bank_named \
                 and OTHER_BANK.search(turn.text or ""):
             # "also my other bank shows 103": a new topic, and not with the bank of the old one
+            self._other_bank = True
             self._old_bank_url = state.bank_url
             self._set("bank", None)
             self._set("bank_url", None)
@@ -524,7 +526,7 @@ class Troubleshooter:
             "error_code": self._state.topics.get("current_code"),
         }
         resume = saved.pop(new_key, None)
-        if resume is None and not bank_named:
+        if resume is None and not bank_named and not self._other_bank:
             # "back to the 102": the user named the problem but not the bank; find it among saved topics
             diagnosis = new_key.partition("|")[0]
             match = next((k for k in reversed(list(saved)) if k.partition("|")[0] == diagnosis), None)

@@ -281,6 +281,15 @@ async def test_my_other_bank_is_a_new_topic_without_the_first_bank_and_back(conv
     assert convo.slots["bank"] == "Chase" and convo.steps_tried == [ts.SITE_CHECK]
 
 
+async def test_the_same_error_at_my_other_bank_is_a_new_topic(convo):
+    await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
+    await convo.say("deny")
+    replies = await convo.say("report_bank_unavailable", text="my other bank has 102 too", error_code="102")
+    assert replies[0] == "utter_topic_switched" and convo.slots["bank"] is None
+    assert convo.slots["needs_bank"] is True  # its site check needs the bank's name
+    assert "bank_unavailable|Chase" in convo.slots["topics"]["saved"]
+
+
 async def test_a_customer_returning_the_next_day_is_asked_whether_it_is_the_same_problem(convo):
     await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
     await convo.say("deny")
