@@ -63,12 +63,16 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
         entities.setdefault(entity.get("entity"), []).append(entity.get("value"))
     metadata = message.get("metadata") or {}
     user_agent = metadata.get("user_agent") if isinstance(metadata, dict) else None
+    intent = _effective_intent(tracker)
+    ranking = [(r.get("name"), float(r.get("confidence") or 0.0)) for r in message.get("intent_ranking") or [] if r.get("name")]
+    text = message.get("text")
     return Turn(
-        intent=_effective_intent(tracker),
+        intent=intent,
         entities=entities,
         sensitive=bool(entities.get("sensitive_data")),
         user_agent=user_agent if isinstance(user_agent, str) else None,
-        text=message.get("text") if isinstance(message.get("text"), str) else None,
+        text=text if isinstance(text, str) else None,
+        ranking=ranking,
         message_id=message.get("message_id") if isinstance(message.get("message_id"), str) else None,
     )
 
@@ -170,10 +174,10 @@ class ActionSessionStart(Action):
         return events
 
 
-#: Where unknown bank names are counted for the team (built by bot/handoff/unknown_banks.py); a
+#: Where unknown bank names are counted for the team (bot/handoff/unknown_banks.py); a
 #: factory so tests can pass their own registry. It must have ``record(name) -> None`` (blocking).
 def default_unknown_banks() -> Any:
-    from bot.handoff.unknown_banks import UnknownBanks  # may be missing in an older deployment: see record_unknown_bank
+    from bot.handoff.unknown_banks import UnknownBanks  # an import failure is logged: see record_unknown_bank
 
     return UnknownBanks(handoff.store())
 

@@ -28,7 +28,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Tuple
 
 from actions import browsers
 from actions import credential_check as cc
@@ -92,13 +92,16 @@ REASK: Dict[str, str] = {
     "utter_offer_human": "utter_reask_offer_human",
     "utter_welcome_back": "utter_reask_welcome_back",
     "utter_clarify": "utter_clarify_again",
+    "utter_clarify_topic": "utter_clarify_again",
     "utter_ask_what_now": "utter_clarify_again",
 }
 #: Credential questions whose "No" button reads "No / not sure": "I don't know" answers them.
 NOT_SURE_MEANS_NO = {cc.SAME_USER_ID, cc.THIRD_PARTY_ACCESS}
 #: Questions that are not "did it work?": "I don't know" to them is answered by asking again in other words.
 NOT_STEP_QUESTIONS = {"utter_offer_outage_notice", "utter_offer_human", "utter_welcome_back", "utter_ask_browser",
-                      "utter_clarify", "utter_ask_what_now", "utter_wait_too_soon", BANK_QUESTION}
+                      "utter_clarify", "utter_clarify_topic", "utter_ask_what_now", "utter_wait_too_soon", BANK_QUESTION}
+#: The questions about what the problem is (no step yet): asked again with other options, then a person.
+CLARIFY_QUESTIONS = ("utter_clarify", "utter_clarify_topic", "utter_ask_what_now")
 #: After this many re-asks of "which bank?", the bot goes on without the automatic site check.
 MAX_BANK_ASKS = 4
 
@@ -146,7 +149,10 @@ class Turn:
     entities: Dict[str, List[str]] = field(default_factory=dict)
     sensitive: bool = False
     user_agent: Optional[str] = None
+    # what the user typed (None for turns built in code) and the classifier's ranking (likeliest first):
+    # the bank-problem gate and the clarifying question read them
     text: Optional[str] = None
+    ranking: List[Tuple[str, float]] = field(default_factory=list)
     message_id: Optional[str] = None  # Rasa's id of the message (the bank form must not read it twice)
 
     @property
@@ -274,6 +280,8 @@ class Troubleshooter:
             # "error 105 td canada trust" read as a mere detail: a QuickBooks code makes it a report
             await self._on_problem_report(turn)
             return
+        if self._answer_adjacent_or_unsure(turn):
+            return
         handler = getattr(self, f"_on_{intent}", None) if intent else None
         if handler is not None:
             await handler(turn)
@@ -362,7 +370,7 @@ class Troubleshooter:
         if count == 1 or (first and count == 2):  # an understood "I don't know" gets its answer first
             self._reply.say(first or REASK.get(key, "utter_reask_fixed_yet"), bank_login=self._bank_login_url() or "your bank's own website",
                             bank_name=self._state.bank or "your bank")
-        elif key in ("utter_clarify", "utter_ask_what_now"):
+        elif key in CLARIFY_QUESTIONS:
             self._reply.say("utter_clarify_person" if count % 2 == 0 else "utter_clarify_again")
         elif count % 2 == 0:
             self._reply.say("utter_offer_skip_or_person", step_title=step_title)
@@ -789,7 +797,8 @@ class Troubleshooter:
         if any(turn.first(e) for e in ("bank", "bank_url", "browser")) and self._state.diagnosis not in (None, dx.OUT_OF_SCOPE):
             await self._on_inform(turn)  # just a bank or browser name: treat it as the detail asked for
             return
-        if self._question_key() or self._state.current_step:
+        key = self._question_key()
+        if self._state.current_step or (key and key not in CLARIFY_QUESTIONS):
             self._reask()
             return
         self._clarify()
@@ -814,6 +823,32 @@ class Troubleshooter:
             return
         self._set("human_offered", True)
         self._reply.ask("utter_offer_human", remaining_steps=ts.describe_steps(remaining))
+
+    # ------------------------------------------------------------------ adjacent topics, the bank-problem gate
+    def _answer_adjacent_or_unsure(self, turn: Turn) -> bool:
+        """Adjacent bank-feed questions (duplicates, matching, connecting, how far back) get their short
+        answer and keep whatever the conversation was doing. A bank-error intent with no sign of a
+        bank-connection problem (``dx.needs_clarifying``), or an unsure classification with none, gets
+        one clarifying question instead of a troubleshooting flow. True when this turn was answered here."""
+        intent = turn.intent
+        if intent in dx.ADJACENT_INTENTS:
+            self._reply.say(dx.ADJACENT_INTENTS[intent])
+            return True
+        codes = turn.entities.get("error_code", [])
+        banks = (turn.entities.get("bank") or []) + (turn.entities.get("bank_url") or [])
+        unsure = (
+            intent == "nlu_fallback"
+            and turn.text is not None
+            and self._state.diagnosis in (None, dx.OUT_OF_SCOPE)
+            and not dx.has_bank_problem_sign(turn.text, codes, banks)
+        )
+        if not unsure and not dx.needs_clarifying(intent, turn.text, codes, banks):
+            return False
+        if self._state.current_step:
+            self._clarify()  # a fix is pending: ask about it, as for any unclear answer
+        else:
+            self._reply.ask("utter_clarify_topic", buttons=clarifying_buttons(turn.ranking))
+        return True
 
     # ------------------------------------------------------------------ steps
     def _clarify(self) -> None:
@@ -1029,6 +1064,35 @@ def site_wording(result: ProbeResult, bank_name: str) -> Dict[str, str]:
         "elapsed": f" ({elapsed:.1f} s)" if result.status == "up" else "",
         "retry_after": f" (it says to try again after {result.retry_after})" if result.retry_after else "",
     }
+
+
+# The options of the clarifying question (utter_clarify_topic): what each likely intent is called on its button.
+CLARIFY_OPTIONS: Dict[str, str] = {
+    "report_bank_unavailable": "My bank feed shows an error",
+    "report_connection_failure": "My bank feed stopped updating",
+    "report_credentials": "My bank sign-in isn't accepted",
+    "report_verification": "My bank asks for a code or security answer",
+    "report_account_not_found": "QuickBooks can't find my account",
+    "report_consent_expired": "My bank consent expired",
+    "ask_duplicate_transactions": "Duplicate transactions",
+    "ask_match_categorise": "Matching or categorising transactions",
+    "ask_disconnect_reconnect": "Connecting or disconnecting an account",
+    "ask_download_window": "How far back transactions download",
+}
+CLARIFY_DEFAULTS = ("report_bank_unavailable", "ask_duplicate_transactions")
+SOMETHING_ELSE = {"title": "Something else", "payload": "/out_of_scope"}
+
+
+def clarifying_buttons(ranking: List[Tuple[str, float]], options: int = 2) -> List[Dict[str, str]]:
+    """The clarifying question's buttons: the ``options`` likeliest bank-feed topics of the classifier's
+    ranking (a bank error first when one ranks), then "Something else". With no ranking (a turn built in
+    code), a bank-feed error and duplicate transactions."""
+    ranked = [name for name, _ in ranking if name in CLARIFY_OPTIONS]
+    errors = [name for name in ranked if name in dx.BANK_ERROR_INTENTS]
+    chosen: List[str] = errors[:1]
+    chosen += [name for name in ranked if name not in chosen][: options - len(chosen)]
+    chosen += [name for name in CLARIFY_DEFAULTS if name not in chosen][: options - len(chosen)]
+    return [{"title": CLARIFY_OPTIONS[name], "payload": f"/{name}"} for name in chosen] + [dict(SOMETHING_ELSE)]
 
 
 def topic_key(diagnosis: Optional[str], bank: Optional[str]) -> str:

@@ -463,7 +463,7 @@ class SiteProber:
                 if 200 <= code < 400 or code == 503:
                     body = await self._read_prefix(response, deadline)
                 return self._classify(url, response, body, started, streamed.url)
-        except OutboundRefused as refused:
+        except OutboundRefused:
             # not contacted (or a redirect was not followed): nothing is known about the target
             return self._make(url, "unknown", "not_allowed", started)
         except OutboundRedirectLimit:

@@ -9,7 +9,6 @@ Run on its own: ``python -m bench.starter`` (creates / reuses it and prints the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -44,7 +44,7 @@ def trusted_proxies(env: Optional[Mapping[str, str]] = None) -> Tuple[Network, .
     return _cached_networks(env.get("TRUSTED_PROXIES", "") or "")
 
 
-def _ip(value: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+def parse_ip(value: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
     value = value.strip()
     if value.startswith("[") and "]" in value:  # "[::1]:443"
         value = value[1 : value.index("]")]
@@ -58,19 +58,19 @@ def _ip(value: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Addre
     return mapped or address
 
 
-def _trusted(address: Any, networks: Iterable[Network]) -> bool:
+def is_trusted(address: Any, networks: Iterable[Network]) -> bool:
     return any(address.version == n.version and address in n for n in networks)
 
 
 def resolve(peer: Optional[str], forwarded_for: Optional[str], networks: Iterable[Network]) -> str:
     """The client's address, given the TCP peer and the ``X-Forwarded-For`` header(s)."""
     networks = tuple(networks)
-    current = _ip(peer or "")
+    current = parse_ip(peer or "")
     if current is None:
         return UNKNOWN
     hops = [h for h in (forwarded_for or "").split(",") if h.strip()]
-    while hops and _trusted(current, networks):
-        nxt = _ip(hops.pop())
+    while hops and is_trusted(current, networks):
+        nxt = parse_ip(hops.pop())
         if nxt is None:
             break  # garbage from a trusted proxy's client: keep the last address we can vouch for
         current = nxt

@@ -5,7 +5,7 @@ user (``ps``) and to anything that records process lists. This launcher takes ev
 argument except the token, reads the token from ``RASA_API_TOKEN`` or the file ``RASA_API_TOKEN_FILE``
 (see ``bot.api_token``), and runs Rasa's own command-line entry point in this process with
 ``--auth-token`` added to ``sys.argv`` only (the kernel's copy of the command line is not changed).
-It also installs the log scrubbing of ``bot.logscrub`` before Rasa logs anything.
+It also installs the log scrubbing of ``bot.log_masking`` before Rasa logs anything.
 
 ``--enable-api`` without a token is refused: Rasa's HTTP API would be open to anyone.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import List, Optional, Sequence
 
-from bot import api_token, logscrub
+from bot import api_token, log_masking
 
 
 def rasa_argv(args: Sequence[str], token: Optional[str]) -> List[str]:
@@ -39,7 +39,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     api_token.set_current(token)
-    logscrub.install()
+    log_masking.install()
     sys.argv = new_argv
     from rasa.__main__ import main as rasa_main
 

@@ -144,7 +144,10 @@ class Process:
 
 
 def start_action_server(port: int, log: Path, env: Dict[str, str]) -> Process:
-    proc = Process([str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)], log, env)
+    """The action server as the scripts start it (``python -m bot.action_server``: loopback, and the shared
+    secret when ``ACTION_SERVER_TOKEN`` is in ``env``)."""
+    proc = Process([str(VENV_BIN / "python"), "-m", "bot.action_server", "--actions", "actions", "--port", str(port)],
+                   log, env)
     proc.wait_http(f"http://127.0.0.1:{port}/health")
     return proc
 

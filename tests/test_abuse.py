@@ -5,7 +5,6 @@ actions only for the Rasa server (loopback by default; the shared secret Rasa se
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 import uuid
@@ -256,6 +255,7 @@ def test_a_rest_client_cannot_claim_a_verified_channel(abuse_stack):
     store = HandoffStore(abuse_stack.env["HANDOFF_DB_URL"])
     with store.reading() as s:
         rows = s.execute(select(BankSignal.verified, BankSignal.client_key)
-                         .where(BankSignal.conversation_id == sender, BankSignal.kind == "report")).all()
+                         .where(BankSignal.conversation_id == abuse_stack.conversation_id(sender),
+                                 BankSignal.kind == "report")).all()
     store.dispose()
     assert rows == [(False, metadata["client_key"])]

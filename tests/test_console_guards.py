@@ -12,28 +12,28 @@ import time
 
 import pytest
 
-from bot import api_token, logscrub, serve
+from bot import api_token, client_address, log_masking, serve
 from bot.channels import cors, proxies
 from bot.console import csrf
 from bot.console.login_guard import GuardSettings, LoginGuard, storage_url
 from bot.console.pool import BoundedPool, PoolBusy
 from tests.servers import ROOT
 
-TRUSTED = proxies.parse_networks("127.0.0.1, 10.0.0.0/8")
+TRUSTED = client_address.parse_networks("127.0.0.1, 10.0.0.0/8")
 
 
 # ------------------------------------------------------------------ proxies
 def test_client_address_is_the_peer_unless_the_peer_is_a_trusted_proxy():
-    assert proxies.client_address("203.0.113.9", "198.51.100.1", TRUSTED) == "203.0.113.9"
-    assert proxies.client_address("127.0.0.1", None, TRUSTED) == "127.0.0.1"
-    assert proxies.client_address("127.0.0.1", "198.51.100.1", TRUSTED) == "198.51.100.1"
+    assert client_address.resolve("203.0.113.9", "198.51.100.1", TRUSTED) == "203.0.113.9"
+    assert client_address.resolve("127.0.0.1", None, TRUSTED) == "127.0.0.1"
+    assert client_address.resolve("127.0.0.1", "198.51.100.1", TRUSTED) == "198.51.100.1"
     # right-most untrusted hop: what the client wrote to the left proves nothing
-    assert proxies.client_address("127.0.0.1", "6.6.6.6, 198.51.100.1, 10.1.2.3", TRUSTED) == "198.51.100.1"
-    assert proxies.client_address("127.0.0.1", "10.0.0.5, 10.0.0.6", TRUSTED) == "10.0.0.5"
-    assert proxies.client_address("127.0.0.1", "garbage, 10.0.0.6", TRUSTED) == "10.0.0.6"
-    assert proxies.client_address("::ffff:127.0.0.1", "198.51.100.1", TRUSTED) == "198.51.100.1"
-    assert proxies.client_address("127.0.0.1", "[2001:db8::1]:4711", TRUSTED) == "2001:db8::1"
-    assert proxies.client_address("127.0.0.1", "198.51.100.1", ()) == "127.0.0.1"  # nothing trusted by default
+    assert client_address.resolve("127.0.0.1", "6.6.6.6, 198.51.100.1, 10.1.2.3", TRUSTED) == "198.51.100.1"
+    assert client_address.resolve("127.0.0.1", "10.0.0.5, 10.0.0.6", TRUSTED) == "10.0.0.5"
+    assert client_address.resolve("127.0.0.1", "garbage, 10.0.0.6", TRUSTED) == "10.0.0.6"
+    assert client_address.resolve("::ffff:127.0.0.1", "198.51.100.1", TRUSTED) == "198.51.100.1"
+    assert client_address.resolve("127.0.0.1", "[2001:db8::1]:4711", TRUSTED) == "2001:db8::1"
+    assert client_address.resolve("127.0.0.1", "198.51.100.1", ()) == "127.0.0.1"  # nothing trusted by default
 
 
 def test_https_only_from_tls_or_a_trusted_proxy():
@@ -46,7 +46,7 @@ def test_https_only_from_tls_or_a_trusted_proxy():
 
 def test_trusted_proxies_setting_is_checked():
     with pytest.raises(ValueError, match="not-an-ip"):
-        proxies.parse_networks("127.0.0.1,not-an-ip")
+        client_address.parse_networks("127.0.0.1,not-an-ip")
 
 
 # ------------------------------------------------------------------ origins
@@ -197,7 +197,7 @@ def test_launcher_refuses_an_open_api():
 
 # ------------------------------------------------------------------ log scrubbing
 def test_tokens_in_urls_are_scrubbed_from_log_records(caplog):
-    logscrub.install()
+    log_masking.install()
     secret = "s3cr3t-token-value"
     logger = logging.getLogger("tests.logscrub")
     with caplog.at_level(logging.INFO):
@@ -208,4 +208,4 @@ def test_tokens_in_urls_are_scrubbed_from_log_records(caplog):
     assert secret not in caplog.text
     assert all(secret not in str(getattr(r, "request", "")) for r in caplog.records)
     assert "token=[removed]&a=1" in caplog.text
-    assert logscrub.scrub("/x?tokenizer=1&q=token") == "/x?tokenizer=1&q=token"
+    assert log_masking.scrub_url_tokens("/x?tokenizer=1&q=token") == "/x?tokenizer=1&q=token"

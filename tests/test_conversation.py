@@ -357,7 +357,7 @@ class RadarDesk:
         from bot.outages.notices import NoticeBook
         from bot.outages.radar import OutageRadar, RadarSettings
 
-        settings = RadarSettings(min_reports=3, min_corroborating_failures=0)
+        settings = RadarSettings(min_reports=3)
         self.radar, self.book, self.cid = OutageRadar(store, settings), NoticeBook(store, settings), conversation_id
 
     async def current(self, bank):
@@ -384,8 +384,8 @@ def product_db(tmp_path):
 
 async def test_a_known_outage_shortens_the_conversation(convo, product_db, bank_site):
     desk = RadarDesk(product_db)
-    for i in range(3):
-        desk.radar.record_report("Chase", "bank_unavailable", f"other-user-{i}")
+    for i in range(3):  # three Slack customers: verified reports confirm an outage on their own
+        desk.radar.record_report("Chase", "bank_unavailable", f"slack-other-user-{i}", verified=True)
     convo.bot.outages = desk
     replies = await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
     assert replies == ["utter_known_outage", "utter_step_manual_upload", "utter_offer_outage_notice"]

@@ -104,7 +104,7 @@ async def test_a_new_error_code_at_a_step_is_a_new_report(convo):
 async def test_yes_to_notify_me_is_not_yes_its_fixed(convo, product_db):
     desk = RadarDesk(product_db)
     for i in range(3):
-        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}")
+        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}", verified=True)
     convo.bot.outages = desk
     await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
     assert await convo.say("affirm") == ["utter_outage_notice_confirmed", "utter_ask_manual_upload_result"]
@@ -142,7 +142,7 @@ async def test_the_same_message_again_and_again_gets_a_way_out(convo):
 async def test_the_outage_path_asks_one_question_per_turn(convo, product_db):
     desk = RadarDesk(product_db)
     for i in range(3):
-        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}")
+        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}", verified=True)
     convo.bot.outages = desk
     turns = [await convo.say("report_bank_unavailable", error_code="102", bank="Chase")]
     assert questions_in(convo.messages) == 1
@@ -167,7 +167,7 @@ def test_every_message_fits_one_phone_screen():
 async def test_after_an_outage_the_record_says_what_was_skipped_not_tried(convo, product_db):
     desk = RadarDesk(product_db)
     for i in range(3):
-        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}")
+        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}", verified=True)
     convo.bot.outages = desk
     await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
     await convo.say("deny")  # no notice
@@ -190,7 +190,7 @@ async def test_after_an_outage_the_record_says_what_was_skipped_not_tried(convo,
 async def test_the_closing_summary_after_an_outage_does_not_claim_the_skipped_fixes(convo, product_db):
     desk = RadarDesk(product_db)
     for i in range(3):
-        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}")
+        desk.radar.record_report("Chase", "bank_unavailable", f"other-{i}", verified=True)
     convo.bot.outages = desk
     await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
     await convo.say("deny")

@@ -32,6 +32,11 @@ FIRST_MESSAGES = [
     ("the quickbooks login verification code never arrives on my phone", dx.OUT_OF_SCOPE, None, None),
     ("quickbooks desktop OL-301 when downloading", dx.OUT_OF_SCOPE, "OL-301", None),
     ("hello", dx.OUT_OF_SCOPE, None, None),
+    # off-topic and adjacent questions never start a bank-error flow (issue 13)
+    ("whats the tax rate for my quarterly estimated payments", dx.OUT_OF_SCOPE, None, None),
+    ("how do i enter a refund i got from chase", dx.OUT_OF_SCOPE, None, "Chase"),
+    ("having trouble with quickbooks", None, None, None),  # read as a bank error, no sign of one: a question
+    ("i have duplicate transactions after reconnecting my bank", None, None, None),  # a short answer
 ]
 
 
@@ -58,13 +63,14 @@ async def test_first_message_sets_diagnosis_and_slots(agent, text, diagnosis, er
 async def test_a_pasted_password_is_warned_about_and_masked(agent):
     sender = f"t-{uuid.uuid4().hex[:8]}"
     replies = await agent.handle_text("error 103 on chase, my password is Summer2024! if that helps", sender_id=sender)
-    assert any("don't share passwords" in (r.get("text") or "") for r in replies)
+    assert any("I've removed what looked like a password" in (r.get("text") or "") for r in replies)
     tracker = await agent.tracker_store.retrieve(sender)
     assert tracker.current_slot_values()["diagnosis"] == dx.CREDENTIALS
 
 
 async def test_held_out_set_meets_the_diagnosis_targets(agent):
-    """The `make eval` numbers: macro F1 >= 0.90 and every diagnosis class >= 0.85 on never-trained data."""
+    """The `make eval` numbers on never-trained data: macro F1 >= 0.90, every diagnosis class >= 0.85, and
+    out-of-scope recall >= evaluate.OOS_RECALL_TARGET with no bank-error flow started on an out-of-scope question."""
     from rasa.shared.nlu.training_data.loading import load_data
 
     from bot.nlu import evaluate
@@ -79,8 +85,9 @@ async def test_held_out_set_meets_the_diagnosis_targets(agent):
     predictions = await evaluate.predict_with(agent, holdout)
     report = evaluate.evaluate(predictions)
     per_class = {k: round(v["f1"], 3) for k, v in report["diagnosis"]["per_class"].items()}
-    assert evaluate.meets_targets(report), (report["diagnosis"]["macro_f1"], per_class)
-    assert len(per_class) == 7
+    assert evaluate.meets_targets(report), (report["diagnosis"]["macro_f1"], per_class, report["out_of_scope"]["recall"])
+    assert len(per_class) == 8  # the seven diagnoses and the adjacent bank-feed topics
+    assert report["out_of_scope"]["bank_error_flows_started"] == 0, report["out_of_scope"]["wrongly_started"]
 
 
 PAYLOADS_AND_TEXTS = [

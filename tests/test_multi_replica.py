@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import time
 from collections import Counter, defaultdict
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple

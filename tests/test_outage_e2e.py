@@ -1,5 +1,6 @@
 """Outage radar end to end: a burst of reports, the shortened conversation for the next user, the
-public status JSON, and a back-online notice delivered once after a restart of the servers."""
+public status JSON, and a back-online notice delivered once after a restart of the servers; the
+console's outage list and its list of banks the directory lacks."""
 from __future__ import annotations
 
 import time
@@ -104,8 +105,12 @@ def test_the_console_lists_outages_with_a_timeline(radar_stack):
     stack, _ = radar_stack
     from bot.handoff.store import HandoffStore
 
+    from bot.handoff.unknown_banks import UnknownBanks
+
     store = HandoffStore(stack.env["HANDOFF_DB_URL"])
     store.create_agent("radar-viewer", "correct horse battery", "Val")
+    for name in ("Comerica", "comerica", "Tiny Town Credit Union"):
+        UnknownBanks(store).record(name)
     store.dispose()
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1366, "height": 900})
@@ -115,4 +120,12 @@ def test_the_console_lists_outages_with_a_timeline(radar_stack):
         page.click("#login-submit")
         page.locator("#list-outages li", has_text="Monzo").first.wait_for()
         assert page.locator("#outage-chart rect").count() == 24
+        # the banks customers named that the directory lacks, most asked first
+        comerica = page.locator("#list-unknown-banks li", has_text="Comerica")
+        comerica.wait_for()
+        assert "2 customers" in comerica.inner_text()
+        assert page.locator("#list-unknown-banks li").first.inner_text().startswith("Comerica")
         screenshot(page, "console-outages")
+        comerica.get_by_role("button", name="Mark Comerica as added to the directory").click()  # a POST with the CSRF token
+        page.locator("#list-unknown-banks li", has_text="Comerica").wait_for(state="detached")
+        assert page.locator("#list-unknown-banks li", has_text="Tiny Town Credit Union").count() == 1

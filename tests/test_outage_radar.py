@@ -13,6 +13,8 @@ from bot.handoff.store import HandoffStore
 from bot.outages.notices import Notice, NoticeBook, Notifier
 from bot.outages.radar import OutageRadar, RadarSettings
 from tests.bank_sites import FakeBankSite
+from tests.pg import fresh_pg_database
+from tests.radar_streams import simulate
 
 
 class Clock:
@@ -35,10 +37,24 @@ def clock():
     return Clock()
 
 
-@pytest.fixture
-def store(tmp_path, clock):
-    s = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
-    s.migrate()
+@pytest.fixture(scope="module")
+def pg_url():
+    with fresh_pg_database() as url:
+        first = HandoffStore(url)
+        first.migrate()
+        first.dispose()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, clock):
+    if request.param == "sqlite":
+        s = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
+        s.migrate()
+    else:
+        s = HandoffStore(request.getfixturevalue("pg_url"), clock=clock)
+        with s.engine.begin() as conn:  # each test starts empty
+            conn.exec_driver_sql("TRUNCATE bank_signals, outages, outage_notices RESTART IDENTITY")
     yield s
     s.dispose()
 
@@ -177,6 +193,172 @@ def test_status_has_counts_and_a_timeline(radar, clock):
 def test_settings_reject_unknown_keys():
     with pytest.raises(ValueError):
         RadarSettings.from_mapping({"min_report": 3})
+
+
+def test_settings_keep_the_confirmation_rule():
+    """A floor of 0 would let anonymous reports alone (or nothing at all) declare an outage."""
+    for name in ("min_corroborating_failures", "min_reports", "min_verified_reports", "min_probe_failures"):
+        with pytest.raises(ValueError, match=name):
+            RadarSettings.from_mapping({name: 0})
+    with pytest.raises(ValueError, match="surge_factor"):
+        RadarSettings(surge_factor=0.5)
+    with pytest.raises(ValueError, match="baseline_days"):
+        RadarSettings(baseline_days=0.01, window_minutes=30)
+
+
+# --------------------------------------------------------------------------- at real scale: the baseline
+# The production defaults (bankfeed.yml): floors 5 / 1 / 3 / 2, surge_factor 2, surge_sigmas 4, 14 days.
+REAL = RadarSettings.from_mapping({k: v for k, v in __import__("yaml").safe_load(
+    (__import__("pathlib").Path(__file__).resolve().parent.parent / "bankfeed.yml").read_text())["outage_radar"].items()})
+BIG = "Chase"          # a million QuickBooks users: always a few Error 102 reports
+SMALL = "Vermont Federal Credit Union"
+
+
+def big_bank_history(store, clock, days=14, **extra):
+    """Two weeks of a big bank: 40 reports an hour (10% through Slack / Teams), a probe a minute of
+    which 1% fail (a flaky site). It ends a window before now: the current window holds only what the
+    test sends."""
+    end = clock.now - timedelta(minutes=REAL.window_minutes)
+    return simulate(store, BIG, end - timedelta(days=days), end, reports_per_hour=40, verified_share=0.1,
+                    probes_per_hour=60, failure_share=0.01, **extra)
+
+
+def live(radar, clock, minutes, reports=0, verified=0, probes=0, failures=0, bank=BIG, tag="live"):
+    """``minutes`` of live traffic through the radar, spread evenly: ``reports`` anonymous and ``verified``
+    verified reports (each its own conversation), ``probes`` healthy and ``failures`` failed probes."""
+    events = ([("report", False)] * reports + [("report", True)] * verified + [("probe", "up")] * probes
+              + [("probe", "down")] * failures)
+    events = [events[i] for i in sorted(range(len(events)), key=lambda i: (i * 7919) % len(events))] if events else []
+    result = None
+    for i, (kind, value) in enumerate(events):
+        clock.advance(seconds=minutes * 60 / len(events))
+        if kind == "report":
+            result = radar.record_report(bank, "bank_unavailable", f"{tag}-{bank}-{i}", verified=value)
+        else:
+            result = radar.record_probe(bank, value)
+    return result
+
+
+def test_the_surge_threshold_is_poisson_style():
+    assert REAL.threshold(0, 5) == 5                     # no history: the floor
+    assert REAL.threshold(0.5, 5) == 5                   # 1 report an hour: still the floor
+    assert REAL.threshold(2, 5) == 10                    # 2x2 + 4*sqrt(2) = 9.66
+    assert REAL.threshold(20, 5) == 58                   # 40 an hour in a 30-minute window: 2x20 + 4*sqrt(20) = 57.9
+    assert REAL.threshold(20, 100) == 100                # the floor always holds
+
+
+def test_a_big_bank_at_its_usual_rate_is_not_an_outage(store, clock):
+    radar = OutageRadar(store, REAL)
+    big_bank_history(store, clock)
+    # its usual half hour: 20 reports (2 verified), a probe a minute and the flaky site's one failure
+    assert live(radar, clock, 30, reports=18, verified=2, probes=29, failures=1) is None
+    view = radar.assess(BIG)
+    assert view["window"]["reports"] == 20 and view["window"]["failures"] == 1
+    assert view["window"]["reports"] >= REAL.min_reports  # what the fixed counts alone would have flagged
+    assert 35 <= view["baseline"]["reports_per_hour"] <= 45
+    assert view["thresholds"]["reports"] >= 50 and not view["suspected"]
+    # a busy hour, twice the average, is not an outage either
+    assert live(radar, clock, 30, reports=36, verified=4, probes=30, tag="busy") is None
+    assert radar.active() == []
+
+
+def test_a_big_bank_surge_is_an_outage_once_confirmed(store, clock):
+    radar = OutageRadar(store, REAL)
+    big_bank_history(store, clock)
+    # a surge of anonymous reports, five times the usual, while the site answers: not confirmed
+    assert live(radar, clock, 15, reports=100, probes=15) is None
+    assert radar.current(BIG) is None and radar.assess(BIG)["window"]["reports"] == 100
+    # the site fails a probe: the reports are corroborated
+    outage = radar.record_probe(BIG, "down")
+    assert outage is not None and outage.report_count == 100 and outage.probe_failures == 1
+
+
+def test_a_big_bank_verified_surge_is_an_outage_on_its_own(store, clock):
+    radar = OutageRadar(store, REAL)
+    big_bank_history(store, clock)
+    assert live(radar, clock, 15, verified=3, probes=15) is None  # a small bank's floor: normal here
+    assert live(radar, clock, 10, verified=8, probes=10, tag="surge") is not None  # 11 verified >= 10
+    assert radar.assess(BIG)["thresholds"]["verified"] == 10
+
+
+def test_a_flaky_big_bank_site_needs_more_failed_probes(store, clock):
+    radar = OutageRadar(store, REAL)
+    end = clock.now - timedelta(minutes=REAL.window_minutes)
+    simulate(store, BIG, end - timedelta(days=14), end, reports_per_hour=40, probes_per_hour=60, failure_share=0.1)  # 3 failed probes in a usual half hour
+    assert live(radar, clock, 30, probes=26, failures=4) is None
+    bar = radar.assess(BIG)["thresholds"]
+    assert bar["failures"] > 4 and bar["corroborating"] >= 3  # more than the usual (about 3)
+    assert live(radar, clock, 10, failures=bar["failures"], tag="down") is not None  # the site is really down
+
+
+def test_a_small_bank_with_no_history_is_an_outage_on_a_handful_of_confirmed_reports(store, clock):
+    radar = OutageRadar(store, REAL)
+    big_bank_history(store, clock)  # another bank's stream changes nothing for this one
+    assert live(radar, clock, 10, verified=2, bank=SMALL) is None
+    assert live(radar, clock, 1, verified=1, bank=SMALL, tag="third") is not None
+    assert radar.assess(SMALL)["thresholds"]["verified"] == REAL.min_verified_reports
+
+
+def test_a_small_bank_needs_confirmation_of_anonymous_reports(store, clock):
+    radar = OutageRadar(store, REAL)
+    radar.record_probe(SMALL, "up")
+    assert live(radar, clock, 10, reports=30, bank=SMALL) is None  # five anonymous senders, or thirty: no outage
+    assert radar.current(SMALL) is None
+    assert radar.record_probe(SMALL, "down") is not None  # corroborated
+
+
+def test_past_outages_do_not_raise_the_baseline(store, clock):
+    from bot.handoff.models import Outage
+
+    radar = OutageRadar(store, REAL)
+    big_bank_history(store, clock)
+    calm = radar.assess(BIG)["baseline"]["reports_per_hour"]
+    # three days ago: a two-hour outage with 2,000 reports
+    began = clock.now - timedelta(days=3)
+    simulate(store, BIG, began, began + timedelta(hours=2), reports_per_hour=1000, seed=1)
+    radar.forget_baseline()
+    assert radar.assess(BIG)["baseline"]["reports_per_hour"] > calm + 4  # counted, if it were not an outage
+    with store.writing() as s:
+        s.add(Outage(bank=BIG, started_at=began, detected_at=began, cleared_at=began + timedelta(hours=2),
+                     report_count=2000, probe_failures=100, last_signal_at=began + timedelta(hours=2)))
+    radar.forget_baseline()
+    assert abs(radar.assess(BIG)["baseline"]["reports_per_hour"] - calm) < 1
+
+
+def test_a_short_history_does_not_give_a_new_bank_a_high_bar(store, clock):
+    radar = OutageRadar(store, REAL)
+    simulate(store, SMALL, clock.now - timedelta(hours=2), clock.now, reports_per_hour=5)
+    baseline = radar.baseline(SMALL)
+    assert baseline.minutes == REAL.baseline_min_hours * 60  # 2 hours of history, divided by 24
+    assert radar.assess(SMALL)["thresholds"]["reports"] == REAL.min_reports
+
+
+def test_a_big_bank_outage_clears_when_reports_are_back_near_usual_and_probes_pass(store, clock):
+    radar = OutageRadar(store, REAL)
+    big_bank_history(store, clock)
+    assert live(radar, clock, 10, verified=12, failures=3) is not None
+    clock.advance(minutes=5)
+    assert live(radar, clock, 5, verified=6, tag="still") is not None
+    radar.record_probe(BIG, "up")
+    assert radar.current(BIG) is not None, "verified reports are still surging"
+    # back to the usual rate (about one verified report every 15 minutes): once the last ten minutes
+    # are quiet it clears, and the surge still in the window does not open it again
+    live(radar, clock, 15, reports=10, verified=1, tag="calm")
+    assert radar.current(BIG) is None
+    assert radar.record_probe(BIG, "up") is None and live(radar, clock, 10, reports=7, verified=1, tag="after") is None
+    assert [o.report_count >= 18 and not o.active for o in radar.history()] == [True]
+    # a new surge after the clearing is a new outage
+    assert live(radar, clock, 5, verified=10, tag="again") is not None and len(radar.history()) == 2
+
+
+def test_the_baseline_is_cached_and_recomputed(store, clock):
+    radar = OutageRadar(store, REAL)
+    first = radar.baseline(BIG)
+    assert first.reports_per_minute == 0
+    big_bank_history(store, clock)
+    assert radar.baseline(BIG) is first  # within baseline_cache_seconds
+    clock.advance(seconds=REAL.baseline_cache_seconds)
+    assert 35 <= radar.baseline(BIG).reports_per_minute * 60 <= 45
 
 
 # --------------------------------------------------------------------------- back-online notices

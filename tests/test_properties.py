@@ -105,7 +105,8 @@ def test_normalise_error_code_is_total(text):
 INTENTS = ["report_bank_unavailable", "report_credentials", "report_verification", "report_account_not_found",
            "report_consent_expired", "report_connection_failure", "out_of_scope", "greet", "goodbye", "thank",
            "affirm", "deny", "fixed_it", "already_tried", "ask_human", "inform", "stop", "bot_challenge",
-           "ask_capabilities", "continue_troubleshooting", "bank_site_problem", "notify_when_back", "nlu_fallback"]
+           "ask_capabilities", "continue_troubleshooting", "bank_site_problem", "notify_when_back", "nlu_fallback",
+           "ask_duplicate_transactions", "ask_match_categorise", "ask_disconnect_reconnect", "ask_download_window"]
 
 
 @PROFILE

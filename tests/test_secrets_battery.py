@@ -140,6 +140,7 @@ def battery_stack(fake_banks, fakes, tmp_path_factory, trained_model):
     credentials["bot.channels.teams.BotFrameworkInput"] = {
         "app_id": APP_ID, "openid_metadata_url": fakes.openid.metadata_url, "token_url": fakes.tokens.token_url(),
         "http_timeout": 2, "jwks_retry_seconds": 0, "jwks_refresh_min_seconds": 0, "token_retry_seconds": 1,
+        "service_url_hosts": ["127.0.0.1"],  # the local fake connector stands in for the Bot Framework hosts
     }
     credentials_path = base / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
@@ -256,7 +257,7 @@ def sent(battery_stack, fakes):
     store.create_agent("battery", AGENT_PASSWORD, "Battery Agent")
     console = ConsoleClient(stack.url, "battery", AGENT_PASSWORD)
     tickets = console.get("/tickets", params={"status": "waiting,assigned,returned_to_bot,closed"}).json()["tickets"]
-    mine = [t for t in tickets if handoff_sender in t["conversation_id"]]
+    mine = [t for t in tickets if t["conversation_id"] == stack.conversation_id(handoff_sender)]
     assert mine, (f"no ticket for {handoff_sender}: {[t['conversation_id'] for t in tickets]}; the bot said "
                   f"{[bot_texts(r) for r in steps]}")
     ticket = mine[0]

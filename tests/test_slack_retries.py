@@ -21,7 +21,7 @@ from bot.handoff.store import HandoffStore
 from tests import servers
 from tests.conftest import ActionServer
 from tests.fake_slack import FakeSlack, Post
-from tests.test_slack_channel import SECRET, SLACK_ENV, TOKEN, SUPPORT, message_event, post, settle, unique, with_buttons
+from tests.test_slack_channel import SECRET, SLACK_ENV, TOKEN, SUPPORT, message_event, settle, unique, with_buttons
 
 CLAIM_SECONDS = 4
 QUESTION = "getting erorr 102 on my chase account"

@@ -340,7 +340,10 @@ def test_ofx_named_csv_and_csv_named_qbo():
 
 def test_malformed_ofx_gets_a_message_not_an_exception():
     report = analyse(b"OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n<OFX><<<>>>", "x.qbo")
+    assert not report.ok and codes(report) == {"truncated": [None]}  # no </OFX>: cut off, download again
+    report = analyse(b"OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\n<BANKTRANLIST><<<>>></OFX>", "x.qbo")
     assert not report.ok and codes(report) == {"unreadable": [None]}
+    assert "<OFX>" in report.problems[0].message
 
 
 # ---------------------------------------------------------------------------- types, sizes, encodings

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from rasa.core.channels.channel import InputChannel
 from sanic import Sanic
 
+from bot import sessions
 from bot.channels.upload import DatabaseFileStore, FileStore, UploadInput
 from bot.handoff.models import UploadFile
 from bot.handoff.store import HandoffStore
@@ -196,13 +197,25 @@ def test_channel_name_and_prefix():
 
 
 # ---------------------------------------------------------------------------- happy paths
+def test_files_are_filed_only_under_a_conversation_the_server_issued(client, product_db):
+    """A made-up, another channel's or a tampered conversation id cannot have files filed under it."""
+    issued = sessions.default_ids().issue(sessions.REST)
+    for sender in ("customer-42", "slack-U1_D1", "teams-29:abc", issued[:-1] + ("A" if issued[-1] != "A" else "B")):
+        r = post_file(client, CLEAN, "clean.csv", sender=sender)
+        assert r.status_code == 403 and "issued" in r.json()["error"], sender
+    assert rows(product_db) == {}
+    assert post_file(client, CLEAN, "clean.csv").status_code == 200  # no conversation named: fine
+
+
+
 def test_multipart_upload_and_one_time_download(client):
+    sender = sessions.default_ids().issue(sessions.REST)
     r = post_file(client, (CORPUS / "parentheses_negatives.csv").read_bytes(), "checking.csv",
-                  date_order="MDY", last_booked="2024-03-14", region="US", sender="customer-42")
+                  date_order="MDY", last_booked="2024-03-14", region="US", sender=sender)
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "*"
     body = r.json()
-    assert body["ok"] is False and body["file_type"] == "csv" and body["sender"] == "customer-42"
+    assert body["ok"] is False and body["file_type"] == "csv" and body["sender"] == sender
     assert [p["row"] for p in body["problems"] if p["code"] == "parentheses"] == [2, 4, 5]
     assert body["message"].startswith("QuickBooks would reject checking.csv")
     kinds = {f["kind"]: f for f in body["converted"]}
@@ -245,7 +258,8 @@ def test_json_upload_and_links_expire_after_an_hour(client, clock):
 
 
 def test_files_live_in_the_product_database_and_any_replica_serves_them(client, replica, product_db, clock):
-    r = post_file(client, (CORPUS / "currency_symbols.csv").read_bytes(), "card.csv", sender="customer-7")
+    sender = sessions.default_ids().issue(sessions.WEB)
+    r = post_file(client, (CORPUS / "currency_symbols.csv").read_bytes(), "card.csv", sender=sender)
     [entry] = r.json()["converted"]
     token = entry["download_url"].rsplit("/", 1)[1]
     stored = rows(product_db)
@@ -253,7 +267,7 @@ def test_files_live_in_the_product_database_and_any_replica_serves_them(client, 
     assert digest in stored and token not in stored  # only the hash is kept
     row = stored[digest]
     assert row.filename == entry["filename"] and row.content_type == "text/csv"
-    assert row.conversation_id == "customer-7" and row.downloaded_at is None
+    assert row.conversation_id == sender and row.downloaded_at is None
     assert row.expires_at - row.created_at == timedelta(hours=1)
     assert row.content.startswith(b"Date,Description,Amount")
 

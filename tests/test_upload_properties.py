@@ -298,3 +298,129 @@ def test_analyse_never_raises(prefix, body, name, order, booked):
     assert isinstance(report.plain_text(), str)
     for f in report.converted:
         f.content.decode("utf-8")
+
+
+# ---------------------------------------------------------------------------- invariants: nothing lost, no sign flipped
+def _checked(report: UploadReport) -> None:
+    """The independent check ran on the copy and passed; the report's totals are the source's."""
+    check, source = report.summary["check"], report.summary["source"]
+    assert check["passed"] is True, check
+    assert (source["rows"], source["money_in"], source["money_out"]) == (
+        report.summary["rows"], report.summary["money_in"], report.summary["money_out"])
+
+
+def _ofx_value(text: str, style: int) -> str:
+    """A NAME/MEMO value written the ways banks write them: plain, escaped, CDATA, or empty."""
+    if style == 0:
+        return ""
+    if style == 1:
+        return f"<![CDATA[{text}]]>"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+ofx_shapes = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.booleans(), st.booleans()),
+                      min_size=25, max_size=25)
+
+
+@settings(PROFILE, max_examples=120)
+@given(txs=transactions, shapes=ofx_shapes, charset=st.sampled_from(["1252", "8859-1", "ISO-8859-1", "UTF-8", "NONE",
+                                                                       "WINDOWS-1252"]),
+       one_line=st.booleans())
+def test_generated_ofx_round_trips_with_empty_and_unclosed_elements(txs, shapes, charset, one_line):
+    head = (f"OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nSECURITY:NONE\nENCODING:USASCII\nCHARSET:{charset}\n"
+            "COMPRESSION:NONE\nOLDFILEUID:NONE\nNEWFILEUID:NONE\n\n<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0"
+            "<SEVERITY>INFO</STATUS><DTSERVER>20240101<LANGUAGE>ENG</SONRS></SIGNONMSGSRSV1><BANKMSGSRSV1>"
+            "<STMTTRNRS><TRNUID>1<STATUS><CODE>0<SEVERITY>INFO</STATUS><STMTRS><CURDEF>USD<BANKACCTFROM>"
+            "<BANKID>121000248<ACCTID>12345678<ACCTTYPE>CHECKING</BANKACCTFROM><BANKTRANLIST><DTSTART>20000101"
+            "<DTEND>20301231")
+    sep = "" if one_line else "\n"
+    body = []
+    for n, ((day, desc, amount), (name_style, memo_style, close, checknum)) in enumerate(zip(txs, shapes)):
+        parts = [f"<STMTTRN><TRNTYPE>{'DEBIT' if amount < 0 else 'CREDIT'}", f"<DTPOSTED>{day:%Y%m%d}120000",
+                 f"<TRNAMT>{amount}", f"<FITID>ID{n}", f"<NAME>{_ofx_value(desc, name_style)}"]
+        if checknum:
+            parts.append("<CHECKNUM>" + ("0" if n % 2 else ""))
+        parts.append(f"<MEMO>{_ofx_value(desc, memo_style)}")
+        if close:
+            parts.append("</STMTTRN>")
+        body.append(sep.join(parts))
+    tail = "</BANKTRANLIST><LEDGERBAL><BALAMT>0.00<DTASOF>20240101</LEDGERBAL></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>"
+    text = head + sep + sep.join(body) + sep + tail
+    data = text.encode("utf-8" if charset == "UTF-8" else "cp1252", errors="replace")
+    report = analyse(data, "gen.qfx")
+    assert report.ok, [p.message for p in report.errors]
+    _checked(report)
+    got = read_converted(report)
+    assert Counter((d, a) for d, _, a in got) == Counter((d, a) for d, _, a in txs)
+    assert not any("Check 0" in s for _, s, _ in got)
+    for (_, desc, _), (name_style, memo_style, _, _), (_, got_desc, _) in zip(txs, shapes, got):
+        if name_style or memo_style:  # the payee survives CDATA and escaping
+            assert desc.encode("cp1252", errors="replace").decode("cp1252") in got_desc or desc in got_desc
+
+
+def crdr_column(txs):
+    rows = [["Date", "Description", "Amount", ""]]
+    rows += [[dmy(d), s, f"£{abs(a):,.2f}" if a < 0 else f"+ £{a:,.2f}", "DR" if a < 0 else "CR"] for d, s, a in txs]
+    return _csv(rows).encode(), "card.csv", "DMY"
+
+
+def af_bij(txs):
+    rows = [["Datum", "Naam / Omschrijving", "Rekening", "Af Bij", "Bedrag (EUR)"]]
+    rows += [[dmy(d, "-"), s, "NL91INGB0001234567", "Af" if a < 0 else "Bij", european(abs(a))] for d, s, a in txs]
+    return _csv(rows, delimiter=";").encode("utf-8-sig"), "ing.csv", "DMY"
+
+
+def sgd_columns(txs):
+    text = "Account details for:,360 Account 123-45678-9\n\nTransaction History\n"
+    rows = [["Transaction date", "Value date", "Description", "Withdrawals (SGD)", "Deposits (SGD)"]]
+    rows += [[dmy(d), dmy(d), s, grouped(-a) if a < 0 else "", grouped(a) if a > 0 else ""] for d, s, a in txs]
+    return (text + _csv(rows)).encode(), "ocbc.csv", "DMY"
+
+
+def two_line(txs):
+    rows = [["Date", "Description", "Amount"]]
+    for d, s, a in txs:
+        rows.append([mdy(d), "CARD PURCHASE", plain(a)])
+        rows.append(["", s, ""])
+    return _csv(rows).encode(), "wrapped.csv", "MDY"
+
+
+CONVENTIONS = {f.__name__: f for f in (crdr_column, af_bij, sgd_columns, two_line)}
+
+
+def expected_descriptions(layout: str, desc: str) -> str:
+    return f"CARD PURCHASE {desc}" if layout == "two_line" else desc
+
+
+@settings(PROFILE, max_examples=120)
+@given(txs=transactions, layout=st.sampled_from(sorted(CONVENTIONS)))
+def test_sign_conventions_and_layouts_round_trip(txs, layout):
+    data, name, order = CONVENTIONS[layout](txs)
+    report = analyse(data, name, date_order=order)
+    assert report.needs_date_order is None
+    assert report.summary["rows"] == len(txs), [p.message for p in report.errors]
+    _checked(report)
+    assert Counter(read_converted(report)) == Counter((d, expected_descriptions(layout, s), a) for d, s, a in txs)
+
+
+@settings(PROFILE, max_examples=100)
+@given(txs=transactions, payment_at=st.integers(0, 24))
+def test_card_exports_with_positive_purchases_come_out_as_money_out(txs, payment_at):
+    purchases = [(d, s, -abs(a)) for d, s, a in txs]
+    day = txs[0][0]
+    payment = (day, "PAYMENT - THANK YOU", Decimal("500.00"))
+    purchases.insert(payment_at % (len(purchases) + 1), payment)
+    rows = [["Date", "Description", "Card Member", "Amount"]]
+    rows += [[mdy(d), s, "J SMITH", plain(-a)] for d, s, a in purchases]  # purchases positive, payment negative
+    report = analyse(_csv(rows).encode(), "amex.csv", date_order="MDY")
+    assert report.summary["sign_convention"]["code"] == "card_positive"
+    _checked(report)
+    assert Counter(read_converted(report)) == Counter(purchases)
+
+
+@settings(PROFILE, max_examples=150)
+@given(txs=transactions, layout=st.sampled_from(sorted(LAYOUTS)))
+def test_every_conversion_passes_the_independent_check(txs, layout):
+    data, name, order = LAYOUTS[layout](txs)
+    report = analyse(data, name, date_order=order)
+    _checked(report)

@@ -11,7 +11,8 @@ import logging
 from decimal import Decimal
 from typing import List, Optional, Sequence
 
-from actions.upload import convert, duplicates, validate
+from actions.upload import columns as cols
+from actions.upload import convert, duplicates, validate, verify
 from actions.upload.csv_reader import read_table
 from actions.upload.dates import ORDERS
 from actions.upload.encoding import decode, is_binary, label
@@ -182,6 +183,52 @@ def _converted(transactions: List[Transaction], stem: str, order: str, last_book
     return files, problems
 
 
+# ---------------------------------------------------------------------------- the check before anything is offered
+def _check(report: UploadReport, problems: List[Problem], source, out_order: str, left_out, last_booked,
+           noun: str):
+    """Every converted copy against the independent read of the source; on any difference the copies are
+    withdrawn and the report says what differs and what to do."""
+    main = [c for c in report.converted if c.kind == "all"]
+    verdict = verify.compare(source, main, out_order, left_out=left_out, noun=noun)
+    fresh = [c for c in report.converted if c.kind == "new_only"]
+    if verdict.passed and fresh:
+        again = verify.compare(source, fresh, out_order, left_out=left_out, after=last_booked, noun=noun)
+        if not again.passed:
+            verdict.passed = False
+            verdict.differences += [f"in the copy without the rows already in QuickBooks, {d}"
+                                    for d in again.differences]
+    if verdict.passed:
+        if verdict.left_out:
+            rows = duplicates.ranges(verdict.left_out)
+            word = "Rows" if noun == "rows" else "Transactions"
+            problems.append(Problem(None, WARNING, f"The copy has {verdict.copy_rows} of the {verdict.copy_rows + len(verdict.left_out)} "
+                                    f"{noun} in your file: {word.lower()} {rows} are left out (see why above); add "
+                                    "them in QuickBooks by hand if they are real transactions.", "left_out"))
+        return verdict
+    report.converted = []
+    n, money_in, money_out = source.totals()
+    what = "; ".join(verdict.differences)
+    problems.append(Problem(None, ERROR, f"I didn't make a converted copy: checking it against your file, {what}. "
+                            f"Your file has {n} {noun} (money in {money(money_in)}, money out {money(money_out)}) and I "
+                            "won't hand you a copy that loses or changes any of them. Upload the original file to "
+                            "QuickBooks if it accepts it, or download the same dates from your bank in the other "
+                            "format (CSV or Web Connect .QBO) and send me that.", "check_failed"))
+    return verdict
+
+
+def _csv_source(text: str, table, ex, order):
+    layout = ex.layout
+    conv = ex.convention
+    return verify.read_csv(
+        text, delimiter=table.delimiter, header_row=layout.header_row, date_col=layout.date,
+        amount_col=layout.amount, debit_col=layout.debit, credit_col=layout.credit, marker_col=layout.direction,
+        text_cols=[i for i in (layout.description, *layout.fold) if i is not None], order=order,
+        decimal_sep=ex.decimal_sep, flip=bool(conv and conv.flip), plus_in=bool(conv and conv.plus_in),
+        marker_out=cols.DIRECTION_OUT if layout.direction is not None else (),
+        marker_in=cols.DIRECTION_IN if layout.direction is not None else (), amount_alt=layout.amount_alt,
+    )
+
+
 # ---------------------------------------------------------------------------- CSV
 def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) -> UploadReport:
     report = UploadReport(ok=False, file_type="csv", encoding=encoding, filename=name.display)
@@ -210,7 +257,7 @@ def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) ->
         report.problems = problems
         return _finish(report)
 
-    ex = extract(table, hint)
+    ex = extract(table, hint, filename=name.display, region=region)
     if not ex.fatal:
         problems += validate.check(table, ex, encoding)
     problems += ex.problems
@@ -220,6 +267,9 @@ def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) ->
     out_order = _output_order(region)
     txs = ex.transactions
     usable = [i for i in ex.rows if i.usable and i.amount is not None]
+    source = None
+    if not ex.fatal:
+        source = _csv_source(text, table, ex, order)
     if txs:
         problems += duplicates.exact_copies(txs)
         files, more = _converted(txs, name.stem, out_order, last_booked, "rows")
@@ -229,6 +279,11 @@ def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) ->
         problems.append(Problem(None, ERROR, "I couldn't read any transactions from this file, so there is nothing "
                                 "to convert.", "no_transactions"))
     layout = ex.layout
+    check = None
+    if source is not None and order is not None:
+        left_out = {p.row for p in problems if p.row is not None and p.code in verify.LEFT_OUT_CODES}
+        left_out |= {second for _, second in ex.joined}
+        check = _check(report, problems, source, out_order, left_out, last_booked, "rows")
     report.summary = {
         "rows": len(txs) if order is not None else len(usable),
         **_date_span(txs),
@@ -245,6 +300,12 @@ def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) ->
         },
         "size": len(data),
         "encoding": label(encoding),
+        "sign_convention": ex.convention.to_dict() if ex.convention else None,
+        "date_order_reason": ex.date_reason or None,
+        "description_column": layout.name(layout.description) if layout.description is not None else None,
+        "description_extra_columns": [layout.name(i) for i in layout.fold],
+        "source": source.to_dict() if source is not None else None,
+        "check": check.to_dict() if check is not None else None,
     }
     report.problems = problems
     return _finish(report)
@@ -288,6 +349,12 @@ def _ofx_report(name, data, notes, last_booked, region) -> UploadReport:
             files, more = _converted(st.transactions, name.stem + safe_suffix, out_order, last_booked, "transactions")
             report.converted += files
             problems += more
+    check = None
+    source = None
+    if res.readable and not any(p.code == "investment" for p in problems):
+        source = verify.read_ofx(data)
+        if source.items or report.converted:
+            check = _check(report, problems, source, out_order, set(res.left_out), last_booked, "transactions")
     if res.readable and res.statements and not all_txs and not any(p.severity == ERROR for p in problems):
         problems.append(Problem(None, WARNING, "The statement has no transactions in it.", "no_transactions"))
     if report.converted:
@@ -303,6 +370,11 @@ def _ofx_report(name, data, notes, last_booked, region) -> UploadReport:
         "intu_bid": res.intu_bid,
         "output_date_format": "dd/MM/yyyy" if out_order == "DMY" else "MM/dd/yyyy",
         "size": len(data),
+        "sign_convention": {"code": "signed", "description": "OFX amounts are signed: negative is money out."},
+        "date_order_reason": "OFX dates are written year, month, day (20240314).",
+        "description_column": "NAME (with MEMO when it adds something)",
+        "source": source.to_dict() if source is not None else None,
+        "check": check.to_dict() if check is not None else None,
     }
     report.problems = problems
     return _finish(report)

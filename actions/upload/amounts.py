@@ -29,6 +29,7 @@ _CURRENCY_END = re.compile(
     re.IGNORECASE,
 )
 _CRDR = re.compile(r"(?:\s*)(CR|DR|Cr|Dr|cr|dr)\.?$")
+_CRDR_START = re.compile(r"^(CR|DR|Cr|Dr|cr|dr)\.?(?=[\s\d$£€(+-])\s*")
 _CORE = re.compile(r"^(?:\d[\d.,' ]*|[.,]\d+)$")
 
 #: Flags a parse can carry (QuickBooks-rule checks turn them into problems).
@@ -61,6 +62,11 @@ def _strip_decorations(s: str):
     if m and len(s) > len(m.group(0)):
         flags.add(CR if m.group(1).lower() == "cr" else DR)
         s = s[: m.start()]
+    else:
+        m = _CRDR_START.match(s)
+        if m and len(s) > m.end():
+            flags.add(CR if m.group(1).lower() == "cr" else DR)
+            s = s[m.end():]
     for _ in range(8):
         before = s
         s = s.strip()

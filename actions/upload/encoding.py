@@ -17,7 +17,7 @@ LABELS = {
 }
 
 
-def _looks_utf16(data: bytes) -> str | None:
+def looks_utf16(data: bytes) -> str | None:
     head = data[:2000]
     if len(head) < 8:
         return None
@@ -39,7 +39,7 @@ def decode(data: bytes) -> Tuple[str, str]:
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         attempts.append("utf-16")
     else:
-        guess = _looks_utf16(data)
+        guess = looks_utf16(data)
         if guess:
             attempts.append(guess)
         attempts.append("utf-8")

@@ -1,5 +1,6 @@
-"""OFX 1.x (SGML) / 2.x (XML) files, including Quicken's .QFX and QuickBooks' Web Connect .QBO,
-parsed with ofxtools (the parsing is the library's; this module only checks and summarises).
+"""OFX 1.x (SGML) / 2.x (XML) files, including Quicken's .QFX and QuickBooks' Web Connect .QBO, read by
+:mod:`actions.upload.ofx_reader` (tolerant of the empty and unclosed elements banks send) and checked against
+the specification with ofxtools' models.
 
 Checks: every transaction has a FITID and no FITID repeats (QuickBooks de-duplicates on it),
 dates and amounts are valid, the statement says which account it is for, and a .QBO carries the
@@ -7,9 +8,8 @@ INTU.BID tag QuickBooks uses to recognise the bank.
 """
 from __future__ import annotations
 
+import codecs
 import datetime as dt
-import html
-import io
 import logging
 import re
 import warnings
@@ -18,7 +18,9 @@ from decimal import Decimal
 from typing import Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
+from actions.upload import ofx_reader
 from actions.upload.amounts import MAX_ABS
+from actions.upload.encoding import looks_utf16
 from actions.upload.extract import clean_text
 from actions.upload.model import ERROR, INFO, WARNING, Problem, Transaction
 
@@ -26,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 40
 MAX_VALUE_CHARS = 2_000
-_WHITESPACE_RUN = re.compile(rb"[ \t\r\n\f\v]{2,}")
 _OFX_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
 
 
@@ -52,14 +53,7 @@ class OfxResult:
     intu_bid: Optional[str] = None
     encoding: Optional[str] = None
     readable: bool = False
-
-
-def _squeeze(data: bytes) -> bytes:
-    """Bound every run of whitespace to one character so no pattern can backtrack over a long run,
-    and give CDATA sections their own lines (the library matches them line by line)."""
-    if b"<![CDATA[" in data:
-        data = data.replace(b"<", b"\n<")
-    return _WHITESPACE_RUN.sub(lambda m: b"\n" if b"\n" in m.group(0) or b"\r" in m.group(0) else b" ", data)
+    left_out: List[int] = field(default_factory=list)  # transaction numbers that could not be converted
 
 
 def _depth(root: ET.Element) -> int:
@@ -82,53 +76,45 @@ def _text(node: Optional[ET.Element], tag: str) -> str:
     return child.text.strip()[:MAX_VALUE_CHARS]
 
 
-def _parse(data: bytes):
-    from ofxtools.Parser import OFXTree
-
-    tree = OFXTree()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tree.parse(io.BytesIO(_squeeze(data)))
-    return tree
-
-
-def _why(exc: Exception) -> str:
-    from ofxtools.header import OFXHeaderError
-    from ofxtools.Parser import ParseError
-
-    if isinstance(exc, OFXHeaderError):
-        return "the OFX header at the top of the file is missing or malformed"
-    if isinstance(exc, UnicodeError):
-        return "its characters don't match the character set it declares"
-    if isinstance(exc, ParseError):
-        return "the tags inside it are broken"
-    return "it can't be read as OFX"
+CHARSET_HELP = ("Open it in a text editor (Notepad, TextEdit), check that it starts with OFXHEADER or <?xml and "
+                "contains <OFX>, or download the CSV format for the same dates instead.")
 
 
 def analyse_ofx(data: bytes, ext: str) -> OfxResult:
     res = OfxResult()
     label = f".{ext.upper()}" if ext else "OFX"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or looks_utf16(data):
+        data = data.decode("utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+                           else looks_utf16(data), errors="replace").encode("utf-8")
     try:
-        tree = _parse(data)
-        root = tree.getroot()
-    except Exception as exc:  # the library's own errors, and anything hostile input provokes
-        logger.debug("OFX parse failed: %r", exc)
-        res.problems.append(Problem(None, ERROR, f"This {label} file is damaged: {_why(exc)}. Download it again from "
-                                    "your bank (choose QuickBooks Web Connect / .QBO).", "unreadable"))
+        header, root, _ = ofx_reader.read(data)
+    except ofx_reader.OfxReadError as exc:
+        res.problems.append(Problem(None, ERROR, f"I can't read this {label} file: {exc}. {CHARSET_HELP}",
+                                    "unreadable"))
         return res
-    if root is None or _depth(root) > MAX_DEPTH:
-        res.problems.append(Problem(None, ERROR, f"This {label} file is damaged: its tags are nested far too deep. "
-                                    "Download it again from your bank.", "unreadable"))
+    except Exception as exc:  # anything hostile input provokes
+        logger.debug("OFX read failed: %r", exc)
+        res.problems.append(Problem(None, ERROR, f"I can't read this {label} file: its tags are broken. "
+                                    + CHARSET_HELP, "unreadable"))
+        return res
+    if _depth(root) > MAX_DEPTH:
+        res.problems.append(Problem(None, ERROR, f"I can't read this {label} file: its tags are nested far too "
+                                    "deep.", "unreadable"))
         return res
     if not data.rstrip(b" \t\r\n\x00\x1a")[-6:].upper() == b"</OFX>":
         res.problems.append(Problem(None, ERROR, f"This {label} file is cut off (it doesn't end with </OFX>), so some "
                                     "transactions may be missing. Download it again from your bank.", "truncated"))
         return res
     res.readable = True
-    header = tree.header
-    res.version = getattr(header, "version", None)
-    charset = getattr(header, "charset", None)
-    res.encoding = {"1252": "cp1252", "ISO-8859-1": "latin-1", "NONE": "utf-8"}.get(charset, "utf-8") if charset else "utf-8"
+    res.version = header.version
+    res.encoding = header.codec
+    if "unknown_charset" in header.notes:
+        res.problems.append(Problem(None, INFO, f"The file says its characters are '{header.declared[:20]}', a name I "
+                                    f"don't know; I read them as {header.codec}. Check accented letters in the "
+                                    "descriptions.", "charset"))
+    if "utf8_not_declared" in header.notes:
+        res.problems.append(Problem(None, INFO, f"The file says its characters are '{header.declared[:20]}' but they "
+                                    "are UTF-8; I read them as UTF-8.", "charset"))
     bid = root.find(".//INTU.BID")
     res.intu_bid = (bid.text or "").strip()[:40] if bid is not None else None
     if ext == "qbo":
@@ -149,7 +135,7 @@ def analyse_ofx(data: bytes, ext: str) -> OfxResult:
         if node.tag not in ("STMTRS", "CCSTMTRS"):
             continue
         st = Statement(kind="bank" if node.tag == "STMTRS" else "credit card")
-        acct = node.find("BANKACCTFROM") if node.tag == "STMTRS" else node.find("CCACCTFROM")
+        acct = node.find(".//BANKACCTFROM") if node.tag == "STMTRS" else node.find(".//CCACCTFROM")
         st.account_id = clean_text(_text(acct, "ACCTID"))
         st.bank_id = clean_text(_text(acct, "BANKID"))
         st.account_type = clean_text(_text(acct, "ACCTTYPE")) or ("CREDITCARD" if node.tag == "CCSTMTRS" else "")
@@ -161,18 +147,19 @@ def analyse_ofx(data: bytes, ext: str) -> OfxResult:
         elif node.tag == "STMTRS" and not st.bank_id:
             res.problems.append(Problem(None, WARNING, "The bank statement has no bank routing number (BANKID).",
                                         "account_info"))
-        tranlist = node.find("BANKTRANLIST")
-        for trn in (tranlist.findall("STMTTRN") if tranlist is not None else []):
+        for trn in node.iter("STMTTRN"):
             number += 1
             tx = _transaction(res, trn, number, st, fitids)
-            if tx is not None:
+            if tx is None:
+                res.left_out.append(number)
+            else:
                 st.transactions.append(tx)
         res.statements.append(st)
     if not res.statements and not any(p.code == "investment" for p in res.problems):
         res.problems.append(Problem(None, ERROR, "There are no bank or credit-card transactions in this file.",
                                     "no_statement"))
     if not any(p.severity == ERROR for p in res.problems):
-        _strict_check(res, tree)
+        _strict_check(res, root)
     return res
 
 
@@ -184,7 +171,7 @@ def _transaction(res: OfxResult, trn: ET.Element, number: int, st: Statement, fi
     posted = _text(trn, "DTPOSTED")
     amount_text = _text(trn, "TRNAMT")
     name = _text(trn, "NAME") or _text(trn.find("PAYEE"), "NAME")
-    where_long = f"{where} ({clean_text(html.unescape(name))[:40] or 'no name'}, {posted or 'no date'})"
+    where_long = f"{where} ({clean_text(name)[:40] or 'no name'}, {posted or 'no date'})"
     ok = True
     if not fitid:
         res.problems.append(Problem(None, ERROR, f"{where_long} has no FITID, the ID QuickBooks uses to spot duplicates.",
@@ -223,24 +210,34 @@ def _transaction(res: OfxResult, trn: ET.Element, number: int, st: Statement, fi
                                     "QuickBooks may misread it.", "decimal_comma"))
     if not ok:
         return None
-    memo = clean_text(html.unescape(_text(trn, "MEMO")))
-    desc = clean_text(html.unescape(name))
-    if memo and memo.lower() not in desc.lower():
-        desc = f"{desc} - {memo}" if desc else memo
-    check = clean_text(_text(trn, "CHECKNUM"))
-    if check and check.lower() not in desc.lower():
-        desc = f"{desc} - Check {check}" if desc else f"Check {check}"
-    desc = desc.lstrip("=+-@ ")[:1000]
+    desc = describe(name, _text(trn, "MEMO"), _text(trn, "CHECKNUM"))
     return Transaction(row=number, date=day, description=desc, amount=value, key=("fitid", st.account_id, fitid))
 
 
-def _strict_check(res: OfxResult, tree) -> None:
+def describe(name: str, memo: str, check: str) -> str:
+    """What QuickBooks shows: the payee, with the memo when it adds something (banks cut NAME at 32 characters
+    and repeat it whole in MEMO), and the cheque number when there is one (never "Check 0")."""
+    name, memo, check = clean_text(name), clean_text(memo), clean_text(check)
+    if memo and name and memo.lower().startswith(name.lower()):
+        desc = memo
+    elif memo and memo.lower() not in name.lower():
+        desc = f"{name} - {memo}" if name else memo
+    else:
+        desc = name
+    if check.isdigit() and int(check) and not re.search(rf"(?<!\d)0*{int(check)}(?!\d)", desc):
+        desc = f"{desc} - Check {int(check)}" if desc else f"Check {int(check)}"
+    return desc.lstrip("=+-@ ")[:1000]
+
+
+def _strict_check(res: OfxResult, root: ET.Element) -> None:
     """The library's full validation against the OFX specification; a failure is a warning since
     QuickBooks is more lenient than the specification."""
+    from ofxtools.models.base import Aggregate
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree.convert()
+            Aggregate.from_etree(root)
     except Exception as exc:
         detail = clean_text(str(exc))[:160]
         res.problems.append(Problem(None, WARNING, "The file doesn't follow the OFX standard strictly "

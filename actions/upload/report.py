@@ -9,7 +9,7 @@ from actions.upload.model import ERROR, INFO, WARNING, ConvertedFile, Problem
 
 #: Problem codes shown before others of the same severity (the ones users trip over most).
 PRIORITY = (
-    "too_large", "empty", "binary", "rejected_type", "unreadable", "extension", "qbo_size",
+    "check_failed", "too_large", "empty", "binary", "rejected_type", "unreadable", "extension", "qbo_size",
     "no_date_column", "no_amount_column", "columns", "preamble", "delimiter", "header_names",
 )
 _SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
@@ -77,12 +77,22 @@ class UploadReport:
         if self.summary.get("date_from") and self.summary.get("date_to"):
             span = f" from {self.summary['date_from']} to {self.summary['date_to']}"
         errors = self.errors
-        if self.ok:
-            lines.append(f"{name} looks ready for QuickBooks: {rows or 0} transactions{span}.")
+        money_read = ""
+        if rows and self.summary.get("money_in") is not None:
+            money_read = f" (money in {self.summary['money_in']}, money out {self.summary['money_out']})"
+        check = self.summary.get("check") or {}
+        source = self.summary.get("source") or {}
+        if check and not check.get("passed") and source:
+            lines.append(
+                f"I read {source.get('rows')} transactions in {name} (money in {source.get('money_in')}, money out "
+                f"{source.get('money_out')}), but the copy I made didn't match them, so I'm not giving you one."
+            )
+        elif self.ok:
+            lines.append(f"{name} looks ready for QuickBooks: {rows or 0} transactions{span}{money_read}.")
         elif rows:
             lines.append(
                 f"QuickBooks would reject {name} as it is ({len(errors)} problem"
-                f"{'s' if len(errors) != 1 else ''} to fix). It has {rows} transactions{span}."
+                f"{'s' if len(errors) != 1 else ''} to fix). It has {rows} transactions{span}{money_read}."
             )
         elif errors:
             lines.append(errors[0].message if errors[0].row is None else f"I couldn't use {name}.")
@@ -110,6 +120,9 @@ class UploadReport:
                     "There is also a copy without the rows that may already be in QuickBooks: "
                     + ", ".join(c.filename for c in fresh) + "."
                 )
+            how = self.how_read()
+            if how:
+                lines.append(how)
             order = self.summary.get("output_date_format", "MM/dd/yyyy")
             lines.append(
                 f"When QuickBooks asks: the first row is a header, the date format is {order}, and "
@@ -117,9 +130,28 @@ class UploadReport:
             )
         return "\n".join(line for line in lines if line)
 
+    def how_read(self) -> str:
+        """One line: the sign convention, why the dates were read in this order, the description column."""
+        if self.file_type != "csv":
+            return ""
+        parts = []
+        said = {p.code for p in self.problems}
+        sign = (self.summary.get("sign_convention") or {}).get("description")
+        if sign and not said & {"direction", "sign_convention"}:
+            parts.append(sign)
+        reason = self.summary.get("date_order_reason")
+        if reason and "date_order" not in said:
+            parts.append(reason)
+        column = self.summary.get("description_column")
+        if column:
+            extra = self.summary.get("description_extra_columns") or []
+            parts.append(f"Descriptions come from '{column}'" + (f" (with {', '.join(extra)})" if extra else "") + ".")
+        return ("How I read it: " + " ".join(parts)) if parts else ""
+
     def _grouped_lines(self, skip_first: bool):
         """One line per kind of problem (first row shown, others counted); how many are not shown."""
-        ordered = [p for p in self.ordered_problems() if p.severity != INFO or p.code in ("date_order", "direction")]
+        ordered = [p for p in self.ordered_problems() if p.severity != INFO or p.code in (
+            "date_order", "direction", "sign_convention")]
         if skip_first and ordered:
             ordered = ordered[1:]
         groups: Dict[str, List[Problem]] = {}

@@ -100,7 +100,8 @@ def _columns(ex: Extraction) -> List[Problem]:
         out.append(Problem(None, INFO, f"I took '{out_name}' as money out (made negative) and '{in_name}' as money in"
                            f"{guess}. Sources disagree on which of Credit/Debit is which: check the direction "
                            "when you map the columns in QuickBooks.", "direction"))
-    if any("card" in normalize_header(h) for h in layout.header):
+    card_convention = ex.convention is not None and ex.convention.code == "card_positive"
+    if any("card" in normalize_header(h) for h in layout.header) and not card_convention:
         out.append(Problem(None, INFO, "This looks like a credit-card export. Card files often show purchases as "
                            "positive numbers; after uploading, check that purchases come in as charges, not payments.",
                            "card_sign"))

@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import ipaddress
 import logging
-import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -110,40 +108,6 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
         if len(body) > limit:
             raise FileTooLarge(limit)
     return bytes(body)
-
-
-def _is_public(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local)
-
-
-async def check_public_url(url: str, allow_private: bool = False) -> None:
-    """FileRefused unless ``url`` is http(s) to a host whose every address is public (no loopback,
-    private, link-local ... addresses), or ``allow_private`` (tests) is set."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise FileRefused(NOT_A_FILE)
-    if parts.scheme not in ("http", "https") or not host or parts.username or parts.password:
-        raise FileRefused(NOT_A_FILE)
-    if allow_private:
-        return
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=5)
-    except Exception:
-        raise FileRefused(UNREACHABLE)
-    addresses = {info[4][0] for info in infos}
-    if not addresses or not all(_is_public(a) for a in addresses):
-        logger.warning("Refused to download a shared file from a non-public address (host %s).", host)
-        raise FileRefused(NOT_A_FILE)
 
 
 def same_origin(a: str, b: str) -> bool:

@@ -1,11 +1,11 @@
 """Server-wide HTTP rules, put on the Rasa app when it starts (by the agent console's channel, which
 every deployment mounts): the chat CORS allow-list (``bot.channels.cors``), the API token in the
-``Authorization`` header (``bot.api_token``) and token-free logs (``bot.logscrub``)."""
+``Authorization`` header (``bot.api_token``) and token-free logs (``bot.log_masking``)."""
 from __future__ import annotations
 
 from typing import Any
 
-from bot import api_token, logscrub
+from bot import api_token, log_masking
 from bot.channels import cors
 
 
@@ -14,7 +14,7 @@ def install(app: Any) -> None:
     if getattr(app.ctx, "http_policy_installed", False):
         return
     app.ctx.http_policy_installed = True
-    logscrub.install()
-    logscrub.apply_access_log_setting()
+    log_masking.install()
+    log_masking.apply_access_log_setting()
     cors.install(app)
     api_token.install_bearer_header(app)

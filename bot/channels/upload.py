@@ -44,6 +44,7 @@ from sanic.request import Request, parse_multipart_form
 from actions.upload import analyse
 from bot import client_address, ratelimit
 from actions.upload.limits import human_size, max_input_bytes
+from bot import sessions
 from bot.channels.routes import RoutesChannel
 from bot.handoff.models import UploadFile
 
@@ -224,6 +225,11 @@ def parse_options(get: Callable[[str], Any]) -> Dict[str, Any]:
     if sender is not None:
         if not SENDER.match(sender):
             raise BadRequest("sender may only use letters, digits and _ . : @ + -")
+        ids = sessions.default_ids()
+        if not (ids.verify(sender, sessions.REST) or ids.verify(sender, sessions.WEB)):
+            # the converted files are filed under this conversation: only its owner may name it
+            raise BadRequest("sender must be the conversation id the chat server issued (POST /webhooks/rest/session, "
+                             "or the widget's session id); leave it out to upload without a conversation", status=403)
         out["sender"] = sender
     return out
 

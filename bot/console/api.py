@@ -34,6 +34,7 @@ from bot.console.pool import BoundedPool, PoolBusy
 from bot.redaction import ROUTING_METADATA_KEYS, redact_value
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffError, TicketConflict, TicketNotFound
+from bot.handoff.unknown_banks import UnknownBanks
 
 logger = logging.getLogger(__name__)
 
@@ -349,6 +350,33 @@ def console_blueprint() -> Blueprint:
         """Current and recent suspected bank outages, counts and a 24-hour timeline."""
         svc = service(request)
         return ok(await svc.run(svc.notifier.radar.status))
+
+    # --------------------------------------------------------------- banks the directory lacks
+    @bp.route("/api/unknown-banks", methods=["GET"])
+    @requires_agent
+    async def unknown_banks(request: Request, agent: Any) -> Any:
+        """Bank names customers gave that data/banks.yml lacks, most frequent first (``?limit=``, 1 to 1000)."""
+        raw = request.args.get("limit", "100")
+        try:
+            limit = int(raw)
+        except ValueError:
+            return error("'limit' must be a whole number.", 400)
+        if not 1 <= limit <= 1000:
+            return error("'limit' must be between 1 and 1000.", 400)
+        svc = service(request)
+        names = await svc.run(UnknownBanks(svc.store).counts, limit)
+        return ok({"unknown_banks": [n.to_dict() for n in names]})
+
+    @bp.route("/api/unknown-banks/dismiss", methods=["POST"])
+    @requires_agent
+    async def dismiss_unknown_bank(request: Request, agent: Any) -> Any:
+        """Forgets a name (once it is added to data/banks.yml); 404 if it is not in the list."""
+        name = text_field(body(request), "name")
+        svc = service(request)
+        if not await svc.run(UnknownBanks(svc.store).dismiss, name):
+            return error("No such name in the list.", 404)
+        logger.info("Agent %s dismissed an unknown bank name.", agent.username)
+        return ok({"dismissed": name})
 
     # --------------------------------------------------------------- live updates (server-sent events)
     @bp.route("/api/events", methods=["GET"])

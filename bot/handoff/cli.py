@@ -6,6 +6,8 @@
     deactivate USERNAME / activate USERNAME stop / allow an agent's sign-in
     list-agents                             the agents, their state and when they were last seen
     stats                                   queue and outcome figures, as JSON
+    unknown-banks [--limit N] [--json]      bank names customers gave that data/banks.yml lacks, most frequent first
+    unknown-banks --dismiss NAME            forget a name (once it is added to data/banks.yml)
 
 The database is ``--db-url``, else ``HANDOFF_DB_URL``, else SQLite under var/. Passwords are read
 with a hidden prompt, or from the ``AGENT_PASSWORD`` environment variable when standard input is not
@@ -98,6 +100,29 @@ def cmd_stats(args: argparse.Namespace) -> None:
     print(json.dumps(_store(args).stats(), indent=2, sort_keys=True))
 
 
+def cmd_unknown_banks(args: argparse.Namespace) -> None:
+    from bot.handoff.unknown_banks import UnknownBanks
+
+    registry = UnknownBanks(_store(args))
+    if args.dismiss is not None:
+        if not registry.dismiss(args.dismiss):
+            raise CliError(f"No such name in the list: {args.dismiss!r}.")
+        print(f"Dismissed {args.dismiss.strip()!r}.")
+        return
+    names = registry.counts(args.limit)
+    if args.json:
+        print(json.dumps([n.to_dict() for n in names], indent=2, ensure_ascii=False))
+        return
+    if not names:
+        print("No unknown bank names recorded.")
+        return
+    rows = [("COUNT", "NAME", "FIRST SEEN", "LAST SEEN")]
+    rows += [(str(n.count), n.name, n.first_seen.isoformat(), n.last_seen.isoformat()) for n in names]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.rjust(width) if i == 0 else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot.handoff.cli", description="Administer the hand-off store (agents, schema, figures)."
@@ -126,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list-agents", help="list the agents").set_defaults(func=cmd_list_agents)
     sub.add_parser("stats", help="queue and outcome figures as JSON").set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("unknown-banks", help="bank names customers gave that the bank directory lacks")
+    p.add_argument("--limit", type=int, default=100, help="at most this many names (default 100)")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.add_argument("--dismiss", metavar="NAME", help="forget NAME (after adding it to data/banks.yml)")
+    p.set_defaults(func=cmd_unknown_banks)
     return parser
 
 

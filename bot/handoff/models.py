@@ -305,6 +305,23 @@ class SeenEvent(Base):
     __table_args__ = (sa.CheckConstraint(_in("state", SEEN_EVENT_STATES), name="state"),)
 
 
+# --------------------------------------------------------------------------- banks not in the directory
+class UnknownBankName(Base):
+    """A bank name customers gave that the bank directory does not know (bot/handoff/unknown_banks.py):
+    only how often it was given and on which days it was first and last seen. Nothing about who gave
+    it (no conversation, no time of day)."""
+
+    __tablename__ = "unknown_banks"
+
+    key = sa.Column(sa.String(80), primary_key=True)     # the normalised, casefolded name
+    name = sa.Column(sa.String(80), nullable=False)      # how it was first written (trimmed)
+    count = sa.Column(sa.Integer, nullable=False)
+    first_seen = sa.Column(sa.Date, nullable=False)      # UTC days
+    last_seen = sa.Column(sa.Date, nullable=False)
+
+    __table_args__ = (sa.Index("ix_unknown_banks_count", "count"),)
+
+
 # --------------------------------------------------------------------------- checking back with a customer
 class WaitReminder(Base):
     """A customer told to "wait a day" who asked to be checked on: due at ``due_at``, delivered once on

@@ -322,6 +322,28 @@
     });
   }
 
+  // ------------------------------------------------------------------ banks not in the directory
+  async function loadUnknownBanks() {
+    const data = await api('GET', '/unknown-banks?limit=10');
+    const names = data.unknown_banks || [];
+    const list = clear($('list-unknown-banks'));
+    $('count-unknown-banks').textContent = String(names.length);
+    if (!names.length) list.append(h('li', { className: 'muted', text: 'None so far.' }));
+    for (const n of names) {
+      const added = h('button', { className: 'btn btn-quiet btn-small', text: 'Mark added', attrs: { type: 'button', 'aria-label': `Mark ${n.name} as added to the directory` } });
+      added.addEventListener('click', () => dismissUnknownBank(n.name).catch(showError));
+      list.append(h('li', { className: 'unknown-bank' },
+        h('div', {}, h('strong', { text: n.name }), ' ', added),
+        h('div', { className: 'muted', text: `${n.count} ${n.count === 1 ? 'customer' : 'customers'} · last ${n.last_seen} · first ${n.first_seen}` })));
+    }
+  }
+
+  async function dismissUnknownBank(name) {
+    await api('POST', '/unknown-banks/dismiss', { name });
+    toast(`${name} marked as added.`);
+    await loadUnknownBanks();
+  }
+
   // ------------------------------------------------------------------ ticket
   function openTicket(id) {
     if (state.openId != null && state.openId !== id) state.drafts.set(state.openId, $('reply-text').value);
@@ -642,6 +664,7 @@
     loadQueue().catch(showError);
     loadStats().catch(showError);
     loadOutages().catch(showError);
+    loadUnknownBanks().catch(showError);
   }
 
   // ------------------------------------------------------------------ start-up
@@ -662,7 +685,7 @@
     log.addEventListener('scroll', () => { state.stick = log.scrollHeight - log.scrollTop - log.clientHeight < 80; });
     new ResizeObserver(() => { if (state.stick !== false) log.scrollTop = log.scrollHeight; }).observe(log);
     setInterval(tick, 500);
-    setInterval(() => { if (state.me) loadOutages().catch(showError); }, 60_000);
+    setInterval(() => { if (state.me) { loadOutages().catch(showError); loadUnknownBanks().catch(showError); } }, 60_000);
   }
 
   async function start() {
