@@ -100,6 +100,12 @@ NOT_SURE_MEANS_NO = {cc.SAME_USER_ID, cc.THIRD_PARTY_ACCESS}
 #: Questions that are not "did it work?": "I don't know" to them is answered by asking again in other words.
 NOT_STEP_QUESTIONS = {"utter_offer_outage_notice", "utter_offer_human", "utter_welcome_back", "utter_ask_browser",
                       "utter_clarify", "utter_clarify_topic", "utter_ask_what_now", "utter_wait_too_soon", BANK_QUESTION}
+#: "Skip" and "check back tomorrow" typed at a step (their buttons send /skip_step and /remind_me; the
+#: classifier has no examples of them, which keeps its out-of-scope recall).
+TYPED_SKIP = re.compile(r"^\s*(please\s+)?(skip|skip (it|this|that)( one| step)?|next( one| fix| step)?( please)?|"
+                        r"move on|pass|skip to the next (fix|step))\s*[.!]*\s*$", re.I)
+TYPED_REMIND = re.compile(r"\b(remind|check (back|in|on)|follow up|message|ping|get back to)\b.*\b(tomorrow|later|in a day)\b", re.I)
+
 #: The questions about what the problem is (no step yet): asked again with other options, then a person.
 CLARIFY_QUESTIONS = ("utter_clarify", "utter_clarify_topic", "utter_ask_what_now")
 #: After this many re-asks of "which bank?", the bot goes on without the automatic site check.
@@ -274,11 +280,14 @@ class Troubleshooter:
         return reply
 
     async def _dispatch(self, turn: Turn) -> None:
-        intent = turn.intent
+        intent = self._typed_shortcut(turn)
         codes = turn.entities.get("error_code", [])
         if intent in CODE_OVERRIDABLE_INTENTS and any(c in dx.CODE_DIAGNOSIS for c in codes):
             # "error 105 td canada trust" read as a mere detail: a QuickBooks code makes it a report
             await self._on_problem_report(turn)
+            return
+        if turn.first("bank_url") and self._awaits_sign_in_address(intent):
+            await self._on_sign_in_address(turn)
             return
         if self._answer_adjacent_or_unsure(turn):
             return
@@ -290,6 +299,17 @@ class Troubleshooter:
             self._reply.say(CHITCHAT_RESPONSES[intent])
         else:
             await self._on_problem_report(turn)
+
+    def _typed_shortcut(self, turn: Turn) -> Optional[str]:
+        """The intent to act on: "skip" typed at a step is ``skip_step``, "check back tomorrow" typed at
+        the wait-a-day question is ``remind_me`` (whatever the classifier said); else the turn's own."""
+        text = turn.text or ""
+        if turn.intent not in ("ask_human", "fixed_it", "stop") and not text.startswith("/"):
+            if self._state.current_step and TYPED_SKIP.match(text):
+                turn.intent = "skip_step"
+            elif self._state.current_step == ts.WAIT_A_DAY and TYPED_REMIND.search(text):
+                turn.intent = "remind_me"
+        return turn.intent
 
     # ------------------------------------------------------------------ the dialogue's bookkeeping
     def _remember_question(self) -> None:
@@ -944,6 +964,20 @@ class Troubleshooter:
             self._reply.ask("utter_reminder_unavailable")
 
     # ------------------------------------------------------------------ bank site check
+    def _awaits_sign_in_address(self, intent: Optional[str]) -> bool:
+        """A web address while the site check waits for one (an unlisted or skipped bank): it is the
+        sign-in address asked for, whatever the classifier made of a bare URL."""
+        s = self._state
+        return (s.current_step == ts.SITE_CHECK and s.diagnosis not in (None, dx.OUT_OF_SCOPE)
+                and not self._site_checked() and intent not in ("fixed_it", "ask_human", "stop"))
+
+    async def _on_sign_in_address(self, turn: Turn) -> None:
+        known = self.directory.from_url(turn.first("bank_url") or "")
+        if known and known.name != self._state.bank:
+            self._set("bank", known.name)
+        self._set("question", {})
+        await self._present(ts.SITE_CHECK)
+
     async def _present_site_check(self) -> None:
         state = self._state
         login_url = self._bank_login_url()

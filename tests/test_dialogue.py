@@ -464,3 +464,25 @@ def test_a_conversation_state_from_old_slots_still_loads():
     state = State.from_slots({"diagnosis": "bank_unavailable", "steps_tried": ["site_check"], "unknown_slot": 1})
     assert state.question == {} and state.recent_replies == [] and state.returning is False
     assert Turn(intent="deny").text is None
+
+
+async def test_a_sign_in_address_for_an_unlisted_bank_is_checked_whatever_its_intent(convo, bank_site):
+    await convo.say("report_bank_unavailable", error_code="102")
+    convo.slots.update({"bank": "Farmers State Bank", "bank_site": "Farmers State Bank"})
+    assert await convo.say("nlu_fallback") == ["utter_site_unlisted", "utter_ask_bank_login"]
+    url = bank_site.url("/farmers/error500")
+    replies = await convo.say("out_of_scope", text=url, bank_url=url)  # a bare URL may read as anything
+    assert replies == ["utter_site_down", "utter_ask_bank_login"]
+    assert convo.slots["diagnosis"] == "bank_unavailable" and convo.slots["check_results"][url]["status"] == "down"
+
+
+async def test_skip_and_check_back_tomorrow_typed_are_read_whatever_the_classifier_said(convo):
+    convo.bot.reminders = FakeReminders()
+    await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
+    await convo.say("deny")
+    assert await convo.say("nlu_fallback", text="skip this step") == ["utter_step_skipped_on_request", "utter_cred_login_works"]
+    await _at_wait_a_day(convo)
+    assert await convo.say("out_of_scope", text="ok check back tomorrow") == ["utter_reminder_scheduled"]
+    # "tomorrow" elsewhere is not a reminder request
+    convo.slots["reminder_status"] = None
+    assert await convo.say("out_of_scope", text="is it going to rain tomorrow") == ["utter_out_of_scope"]
