@@ -10,10 +10,11 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, Follo
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import bank_question as bq
 from actions import escalation, handoff
-from actions import troubleshooting as ts
 from actions.bank_directory import BankDirectory
-from actions.conversation import SKIP_BANK, State, Troubleshooter, Turn, topic_key, topic_title
+from actions.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn
+from actions.reminders import ReminderDesk
 from actions.settings import probe_settings
 from actions.outage_desk import OutageDesk, record_probe
 from actions.site_prober import ProbeResult, SiteProber
@@ -23,10 +24,6 @@ from bot.sessions import channel_of
 logger = logging.getLogger(__name__)
 
 FALLBACK_THRESHOLD = 0.5  # same as the FallbackClassifier in config.yml
-# Said instead of a bank name, these end the bank form; a bank name is never taken for them.
-FORM_EXIT_INTENTS = {"fixed_it", "ask_human", "stop"}
-FORM_EXIT_CONFIDENCE = 0.8
-SKIP_WORDS = {"skip", "dont know", "don't know", "no idea", "not sure", "pass", "none", "n/a", "idk"}
 
 _prober: Optional[SiteProber] = None
 
@@ -76,6 +73,7 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
         user_agent=user_agent if isinstance(user_agent, str) else None,
         text=text if isinstance(text, str) else None,
         ranking=ranking,
+        message_id=message.get("message_id") if isinstance(message.get("message_id"), str) else None,
     )
 
 
@@ -106,7 +104,8 @@ class ActionTroubleshoot(Action):
         metadata = (tracker.latest_message or {}).get("metadata") or {}
         desk = OutageDesk(tracker.sender_id, conversation_channel(tracker),
                           metadata.get("client_key") if isinstance(metadata, dict) else None)
-        troubleshooter = Troubleshooter(BankDirectory.default(), checked_site, outages=desk)
+        reminders = ReminderDesk(tracker.sender_id, conversation_channel(tracker))
+        troubleshooter = Troubleshooter(BankDirectory.default(), checked_site, outages=desk, reminders=reminders)
         reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
         dispatch(dispatcher, reply.messages)
         if reply.slots.get("resolved") is True:
@@ -156,28 +155,51 @@ class ActionEscalate(Action):
 
 
 class ActionSessionStart(Action):
-    """Starts a session, carrying the slots over and welcoming a returning user back where they were."""
+    """Starts a session, carrying the slots over. A customer who comes back (a later session with a
+    problem in progress) is marked ``returning``: their first message is answered with a welcome back
+    and, when it doesn't say already, the question whether it is the same problem (see
+    ``Troubleshooter._welcome_back``), so the session start itself sends nothing."""
 
     def name(self) -> Text:
         return "action_session_start"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         events: List[EventType] = [SessionStarted()]
-        carried = {k: v for k, v in tracker.slots.items() if v is not None and k not in ("requested_slot", "session_started_metadata")}
+        carried = {k: v for k, v in tracker.slots.items()
+                   if v is not None and k not in ("requested_slot", "session_started_metadata", "recent_replies")}
+        if carried.get("diagnosis") and not carried.get("resolved") and carried.get("handoff_status") not in ("waiting", "assigned"):
+            carried["returning"] = True
         events.extend(SlotSet(k, v) for k, v in carried.items())
-        current = carried.get("current_step")
-        if current and not carried.get("resolved"):
-            dispatcher.utter_message(
-                response="utter_welcome_back",
-                topic=topic_title(topic_key(carried.get("diagnosis"), carried.get("bank"))),
-                last_step=ts.STEP_TITLES.get(current, current),
-            )
         events.append(ActionExecuted("action_listen"))
         return events
 
 
+#: Where unknown bank names are counted for the team (bot/handoff/unknown_banks.py); a
+#: factory so tests can pass their own registry. It must have ``record(name) -> None`` (blocking).
+def default_unknown_banks() -> Any:
+    from bot.handoff.unknown_banks import UnknownBanks  # an import failure is logged: see record_unknown_bank
+
+    return UnknownBanks(handoff.store())
+
+
+async def record_unknown_bank(name: str, registry: Optional[Any] = None) -> None:
+    """Counts a bank name the directory lacks, so the team can add it. The conversation never waits
+    on it failing: a missing module or table, or a storage error, is logged and the form goes on."""
+    try:
+        registry = registry if registry is not None else default_unknown_banks()
+        await asyncio.to_thread(registry.record, name)
+    except Exception:
+        logger.warning("Could not record the unknown bank name for the directory team.", exc_info=True)
+
+
 class ValidateBankForm(FormValidationAction):
-    """Turns what the user typed into a directory bank, a web address, or an explicit skip."""
+    """Reads the answer to "which bank?": a directory bank, a web address, a skip, a bank the
+    directory doesn't know (taken as given, counted for the team), or no answer at all, which ends
+    the form so the troubleshooter handles the message as what it is (actions/bank_question.py)."""
+
+    def __init__(self, unknown_banks: Optional[Any] = None) -> None:
+        super().__init__()
+        self.unknown_banks = unknown_banks
 
     def name(self) -> Text:
         return "validate_bank_form"
@@ -185,25 +207,47 @@ class ValidateBankForm(FormValidationAction):
     async def validate_bank_site(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        intent = (tracker.latest_message or {}).get("intent") or {}
-        if intent.get("name") in FORM_EXIT_INTENTS and (intent.get("confidence") or 0) >= FORM_EXIT_CONFIDENCE:
-            return {"bank_site": SKIP_BANK}  # the troubleshooter handles what the user said instead
-        text = str(value or "").strip()
+        message = tracker.latest_message or {}
+        question = tracker.get_slot("question") or {}
+        if isinstance(question, dict) and question.get("after") and question["after"] == message.get("message_id"):
+            # the form asks again in the turn of a message the troubleshooter already handled: not an answer
+            return {"bank_site": None}
+        intent = message.get("intent") or {}
+        entities = {}
+        for e in message.get("entities") or []:
+            entities.setdefault(e.get("entity"), e.get("value"))
+        text = message.get("text") if isinstance(message.get("text"), str) else str(value or "")
         directory = BankDirectory.default()
-        entities = {e.get("entity"): e.get("value") for e in (tracker.latest_message or {}).get("entities") or []}
-        bank = directory.get(entities.get("bank") or text)
-        if bank:
-            return {"bank_site": bank.name, "bank": bank.name}
-        url = entities.get("bank_url")
-        if url:
-            known = directory.from_url(url)
-            return {"bank_site": url, "bank_url": url, **({"bank": known.name} if known else {})}
-        if text.lower().strip(" .!") in SKIP_WORDS:
+        answer = bq.classify(text, _effective_intent(tracker), float(intent.get("confidence") or 0), entities, directory)
+        if answer.kind == bq.BANK:
+            return {"bank_site": answer.bank, "bank": answer.bank}
+        if answer.kind == bq.URL:
+            return {"bank_site": answer.url, "bank_url": answer.url, **({"bank": answer.bank} if answer.bank else {})}
+        if answer.kind == bq.SKIP:
             return {"bank_site": SKIP_BANK}
-        kinds = sensitive_kinds(text)
-        if kinds:
+        if answer.kind == bq.UNLISTED:
+            if answer.name is None:
+                return {"bank_site": SKIP_BANK}  # "a credit union": nothing to check or count, go on
+            await record_unknown_bank(answer.name, self.unknown_banks)
+            return {"bank_site": answer.name, "bank": answer.name}
+        if answer.kind == bq.SECRET:
             # never quote it back: say what was removed and why; the form then asks for the bank again
-            dispatcher.utter_message(response="utter_sensitive_warning", removed=describe(kinds))
-        else:
-            dispatcher.utter_message(response="utter_bank_not_in_directory", given=text[:80])
-        return {"bank_site": None}
+            question = tracker.get_slot("question") or {}
+            count = question.get("count", 0) + 1 if isinstance(question, dict) else 1
+            dispatcher.utter_message(response="utter_sensitive_warning", removed=describe(sensitive_kinds(text)) or "a secret")
+            return {"bank_site": None, "question": {"key": BANK_QUESTION, "count": count}}
+        return {"bank_site": NOT_A_BANK}  # the troubleshooter answers it, then asks for the bank again
+
+
+class ActionAskBankSite(Action):
+    """The bank form's question, worded after how often it was asked already (never the same three
+    times in a row; from the second re-ask on with buttons to skip the check or talk to a person)."""
+
+    def name(self) -> Text:
+        return "action_ask_bank_site"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        question = tracker.get_slot("question") or {}
+        count = question.get("count", 0) if isinstance(question, dict) and question.get("key") == BANK_QUESTION else 0
+        dispatcher.utter_message(response=bq.ask_response(count))
+        return []

@@ -25,3 +25,8 @@ def browser_from_user_agent(user_agent: Optional[str]) -> Optional[str]:
 
 def cache_response(browser: Optional[str]) -> str:
     return f"utter_clear_cache_{browser if browser in SUPPORTED else 'other'}"
+
+
+def display_name(browser: Optional[str]) -> str:
+    """How a browser is named to the user ("Chrome"), "your browser" for any other."""
+    return {"chrome": "Chrome", "edge": "Edge", "firefox": "Firefox", "safari": "Safari"}.get(browser or "", "your browser")

@@ -1,12 +1,31 @@
 """The troubleshooting conversation as plain Python: one user turn in, replies and slot changes out.
 
 ``Troubleshooter.handle`` holds every decision of the dialogue (diagnose, pick the next fix, run the
-bank-site check, the credential check, topic changes, escalation). The Rasa action in
+bank-site check, the credential check, topic changes, relapses, escalation). The Rasa action in
 ``actions/actions.py`` only turns the tracker into a ``State`` and a ``Turn`` and the ``Reply`` back
 into messages and ``SlotSet`` events, so the whole flow is testable without Rasa.
+
+The dialogue design, in four rules:
+
+* **One question per turn.** A reply asks at most one question (``Reply.ask``), and the ``question``
+  slot remembers which one is pending (``{"key": <the response that asked it>, "count": n}``).
+  Answers are read against that question ("yes" to "notify me?" is not "yes, it's fixed").
+* **Re-ask in other words, then offer a way out.** A message that does not answer the pending
+  question is handled as what it is (a browser name is noted, a question is answered, a new error
+  code is a new report); the question is then asked again, the first time in other words
+  (``REASK``), the second time with the offer to skip the step or talk to a person, alternating
+  after that. ``count`` is the number of re-asks.
+* **Never the same reply three times in a row.** ``recent_replies`` keeps a fingerprint of the
+  last two replies; a third identical one is replaced by ``utter_going_in_circles``.
+* **An honest record.** ``steps_tried`` is only the bot's progress through the plan; each step's
+  ``step_outcomes`` entry says whether it was walked through, already tried by the customer, or
+  skipped and why (``troubleshooting.record``). Summaries, tickets and the console read that.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Tuple
@@ -20,6 +39,11 @@ from actions.site_prober import ProbeResult
 from bot.redaction import describe, without_userinfo
 
 SKIP_BANK = "skip"
+#: ``bank_site`` when the customer answered the bank question with something else (a question, a
+#: button of an earlier message, another request): the troubleshooter handles the message as what it
+#: is, then asks for the bank again.
+NOT_A_BANK = "not_an_answer"
+BANK_QUESTION = "utter_ask_bank_site"
 HANDOFF_OPEN = ("requested", "waiting", "assigned")
 
 # Intents that answer "did it work?" and the like; everything else is a new message about the problem.
@@ -31,7 +55,15 @@ CHITCHAT_RESPONSES = {
 }
 
 # Intents that a known QuickBooks error code in the same message turns into a problem report.
-CODE_OVERRIDABLE_INTENTS = {"inform", "nlu_fallback", "greet", "thank", "goodbye", "bot_challenge", "ask_capabilities"}
+CODE_OVERRIDABLE_INTENTS = {"inform", "nlu_fallback", "greet", "thank", "goodbye", "bot_challenge", "ask_capabilities",
+                            "dont_know", "explain_step", "relapse"}
+
+#: How long "wait a day" must have lasted before "still failing" means it did not help (the nightly
+#: update has run by then); sooner, the customer is offered a reminder or a person instead.
+WAIT_ENOUGH_SECONDS = 18 * 3600
+
+#: Words that say a message is about another bank than the one in the conversation ("my other bank").
+OTHER_BANK = re.compile(r"\b(other|another|second|different|2nd)\s+(bank|card|account|one)\b", re.I)
 
 SiteCheck = Callable[[str, str], Awaitable[ProbeResult]]
 
@@ -39,6 +71,45 @@ SiteCheck = Callable[[str, str], Awaitable[ProbeResult]]
 #: refused it: not a public web address, an unusual port or scheme). It says nothing about the target.
 CANNOT_CHECK_ADDRESS = ("I can't check that address, so I haven't tested it. I can only check a bank's public "
                         "website, such as the page where you sign in to online banking.")
+
+#: The question asked again in other words (short numbered steps), by the key of the question.
+REASK: Dict[str, str] = {
+    "utter_ask_bank_login": "utter_reask_site_check",
+    "utter_bank_site_problem": "utter_reask_fixed_yet",
+    "utter_step_refresh": "utter_reask_refresh",
+    **{cc.QUESTION_RESPONSES[q]: f"utter_reask_cred_{q}" for q in cc.QUESTIONS},
+    "utter_cred_edit_sign_in": "utter_reask_edit_sign_in",
+    "utter_ask_browser": "utter_reask_browser",
+    **{browsers.cache_response(b): "utter_reask_clear_cache" for b in browsers.SUPPORTED + ("other",)},
+    "utter_step_private_window": "utter_reask_private_window",
+    "utter_ask_manual_upload_result": "utter_reask_manual_upload",
+    "utter_step_wait_a_day": "utter_reask_wait_a_day",
+    "utter_wait_too_soon": "utter_reask_wait_a_day",
+    "utter_step_answer_security_check": "utter_reask_answer_security_check",
+    "utter_step_fix_account_mapping": "utter_reask_fix_account_mapping",
+    "utter_step_renew_consent": "utter_reask_renew_consent",
+    "utter_offer_outage_notice": "utter_reask_outage_notice",
+    "utter_offer_human": "utter_reask_offer_human",
+    "utter_welcome_back": "utter_reask_welcome_back",
+    "utter_clarify": "utter_clarify_again",
+    "utter_clarify_topic": "utter_clarify_again",
+    "utter_ask_what_now": "utter_clarify_again",
+}
+#: Credential questions whose "No" button reads "No / not sure": "I don't know" answers them.
+NOT_SURE_MEANS_NO = {cc.SAME_USER_ID, cc.THIRD_PARTY_ACCESS}
+#: Questions that are not "did it work?": "I don't know" to them is answered by asking again in other words.
+NOT_STEP_QUESTIONS = {"utter_offer_outage_notice", "utter_offer_human", "utter_welcome_back", "utter_ask_browser",
+                      "utter_clarify", "utter_clarify_topic", "utter_ask_what_now", "utter_wait_too_soon", BANK_QUESTION}
+#: "Skip" and "check back tomorrow" typed at a step (their buttons send /skip_step and /remind_me; the
+#: classifier has no examples of them, which keeps its out-of-scope recall).
+TYPED_SKIP = re.compile(r"^\s*(please\s+)?(skip|skip (it|this|that)( one| step)?|next( one| fix| step)?( please)?|"
+                        r"move on|pass|skip to the next (fix|step))\s*[.!]*\s*$", re.I)
+TYPED_REMIND = re.compile(r"\b(remind|check (back|in|on)|follow up|message|ping|get back to)\b.*\b(tomorrow|later|in a day)\b", re.I)
+
+#: The questions about what the problem is (no step yet): asked again with other options, then a person.
+CLARIFY_QUESTIONS = ("utter_clarify", "utter_clarify_topic", "utter_ask_what_now")
+#: After this many re-asks of "which bank?", the bot goes on without the automatic site check.
+MAX_BANK_ASKS = 4
 
 
 @dataclass
@@ -61,7 +132,13 @@ class State:
     resolved: bool = False
     needs_bank: bool = False
     escalation_due: bool = False
+    escalation_reason: Optional[str] = None
     handoff_status: Optional[str] = None
+    question: Dict[str, Any] = field(default_factory=dict)
+    recent_replies: List[str] = field(default_factory=list)
+    wait_day: Dict[str, Any] = field(default_factory=dict)
+    reminder_status: Optional[str] = None
+    returning: bool = False
 
     @classmethod
     def from_slots(cls, slots: Dict[str, Any]) -> "State":
@@ -82,6 +159,7 @@ class Turn:
     # the bank-problem gate and the clarifying question read them
     text: Optional[str] = None
     ranking: List[Tuple[str, float]] = field(default_factory=list)
+    message_id: Optional[str] = None  # Rasa's id of the message (the bank form must not read it twice)
 
     @property
     def sensitive_kinds(self) -> List[str]:
@@ -97,13 +175,25 @@ class Turn:
 class Reply:
     messages: List[Dict[str, Any]] = field(default_factory=list)
     slots: Dict[str, Any] = field(default_factory=dict)
+    #: the key of the question this reply asks (at most one), and whether it is asked again
+    question: Optional[str] = None
+    reasked: bool = False
 
     def say(self, response: str, **variables: Any) -> None:
         self.messages.append({"response": response, **variables})
 
+    def ask(self, response: str, **variables: Any) -> None:
+        """Says ``response`` as this turn's one question (its key is the response's name)."""
+        self.say(response, **variables)
+        self.question = response
+
     def say_text(self, text: str) -> None:
         """A message worded in code, not a domain response."""
         self.messages.append({"text": text})
+
+    def fingerprint(self) -> str:
+        """Identifies what the customer reads, to notice the same reply coming again."""
+        return hashlib.sha256(json.dumps(self.messages, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class Outages(Protocol):
@@ -114,6 +204,12 @@ class Outages(Protocol):
     async def record_report(self, bank: str, diagnosis: str) -> None: ...
 
     async def subscribe(self, bank: str, probe_url: str) -> bool: ...
+
+
+class Reminders(Protocol):
+    """What the conversation needs to check back with the customer later (see actions/reminders.py)."""
+
+    async def schedule(self, topic: str) -> bool: ...
 
 
 # Steps that cannot help while the bank itself is down.
@@ -128,11 +224,13 @@ class Troubleshooter:
         check_site: SiteCheck,
         clock: Callable[[], float] = time.time,
         outages: Optional[Outages] = None,
+        reminders: Optional[Reminders] = None,
     ):
         self.directory = directory
         self.check_site = check_site
         self.clock = clock
         self.outages = outages
+        self.reminders = reminders
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, state: State, turn: Turn) -> Reply:
@@ -140,11 +238,16 @@ class Troubleshooter:
         # needs_bank and escalation_due (data/rules.yml). Both start false (domain initial_value)
         # and are only written when they change: writing them every turn made every tracker ~20 %
         # longer, and Rasa loads, replays and featurizes the whole tracker on every message.
-        return await self._handle(state, turn)
+        reply = await self._handle(state, turn)
+        self._remember_question()
+        self._no_third_repeat()
+        return reply
 
     async def _handle(self, state: State, turn: Turn) -> Reply:
         reply = Reply()
-        self._state, self._reply = state, reply
+        self._state, self._reply, self._turn = state, reply, turn
+        self._old_bank_url: Optional[str] = None
+        self._other_bank = False  # this message is about another bank than the conversation's
         if turn.sensitive:
             reply.say("utter_sensitive_warning", removed=describe(turn.sensitive_kinds))
         intent = turn.intent
@@ -158,30 +261,154 @@ class Troubleshooter:
             return reply
 
         if state.needs_bank:
-            # the bank form just finished: run the site check unless the user changed course
+            # the bank form just finished: run the site check unless the customer said something else
             self._set("needs_bank", False)
+            if state.bank_site == NOT_A_BANK:
+                self._set("bank_site", None)
+                await self._dispatch(turn)
+                self._ask_bank_again_if_needed()
+                return reply
             if intent not in ("fixed_it", "ask_human", "stop"):
                 await self._present(ts.SITE_CHECK)
                 return reply
 
+        if state.returning:
+            self._set("returning", False)
+            if await self._welcome_back(turn):
+                return reply
+        await self._dispatch(turn)
+        return reply
+
+    async def _dispatch(self, turn: Turn) -> None:
+        intent = self._typed_shortcut(turn)
         codes = turn.entities.get("error_code", [])
         if intent in CODE_OVERRIDABLE_INTENTS and any(c in dx.CODE_DIAGNOSIS for c in codes):
             # "error 105 td canada trust" read as a mere detail: a QuickBooks code makes it a report
             await self._on_problem_report(turn)
-            return reply
-
+            return
+        if turn.first("bank_url") and self._awaits_sign_in_address(intent):
+            await self._on_sign_in_address(turn)
+            return
         if self._answer_adjacent_or_unsure(turn):
-            return reply
-
+            return
         handler = getattr(self, f"_on_{intent}", None) if intent else None
         if handler is not None:
             await handler(turn)
         elif intent in CHITCHAT_RESPONSES:
             self._diagnose(turn)
-            reply.say(CHITCHAT_RESPONSES[intent])
+            self._reply.say(CHITCHAT_RESPONSES[intent])
         else:
             await self._on_problem_report(turn)
-        return reply
+
+    def _typed_shortcut(self, turn: Turn) -> Optional[str]:
+        """The intent to act on: "skip" typed at a step is ``skip_step``, "check back tomorrow" typed at
+        the wait-a-day question is ``remind_me`` (whatever the classifier said); else the turn's own."""
+        text = turn.text or ""
+        if turn.intent not in ("ask_human", "fixed_it", "stop") and not text.startswith("/"):
+            if self._state.current_step and TYPED_SKIP.match(text):
+                turn.intent = "skip_step"
+            elif self._state.current_step == ts.WAIT_A_DAY and TYPED_REMIND.search(text):
+                turn.intent = "remind_me"
+        return turn.intent
+
+    # ------------------------------------------------------------------ the dialogue's bookkeeping
+    def _remember_question(self) -> None:
+        """The ``question`` slot follows what this reply asked; a reply asking nothing leaves the
+        pending question as it was (e.g. a "thanks" in between), unless the conversation moved on."""
+        reply, state = self._reply, self._state
+        if reply.reasked:
+            return
+        if reply.question:
+            new = {"key": reply.question, "count": 0}
+        elif state.needs_bank:  # the bank form asks next
+            new = {"key": BANK_QUESTION, "count": state.question.get("count", 0) if state.question.get("key") == BANK_QUESTION else 0,
+                   **self._answered_message()}
+        elif state.escalation_due or state.resolved:
+            new = {}
+        else:
+            return
+        if new != state.question:
+            self._set("question", new)
+
+    def _no_third_repeat(self) -> None:
+        """Replaces a reply identical to the two before it: the customer is stuck, and saying the same
+        thing a third time would not help. Every reply of this action goes through here."""
+        reply, state = self._reply, self._state
+        if not reply.messages:
+            return
+        fingerprint = reply.fingerprint()
+        recent = list(state.recent_replies)[-2:]
+        if len(recent) == 2 and recent[0] == recent[1] == fingerprint:
+            reply.messages = [m for m in reply.messages if m.get("response") == "utter_sensitive_warning"]
+            reply.ask("utter_going_in_circles")
+            fingerprint = reply.fingerprint()
+        recent = (recent + [fingerprint])[-2:]
+        if recent != state.recent_replies:
+            self._set("recent_replies", recent)
+
+    def _question_key(self) -> Optional[str]:
+        """The pending question: what the last question was, else the pending step's own question."""
+        key = self._state.question.get("key")
+        if key:
+            return key
+        step = self._state.current_step
+        if step == ts.SITE_CHECK:
+            return "utter_ask_bank_login"
+        if step == ts.CREDENTIAL_CHECK:
+            q = cc.next_question(self._state.credential_answers)
+            return cc.QUESTION_RESPONSES[q] if q and not self._state.credential_answers.get(cc.ADVICE_GIVEN) else "utter_cred_edit_sign_in"
+        if step == ts.CLEAR_CACHE:
+            return browsers.cache_response(self._state.browser) if self._state.browser else "utter_ask_browser"
+        if step == ts.MANUAL_UPLOAD:
+            return "utter_ask_manual_upload_result"
+        if step:
+            return f"utter_step_{step}"
+        return None
+
+    def _reask(self, first: Optional[str] = None) -> None:
+        """The pending question again: the first time in other words (or as ``first``), the second time
+        with the offer to skip the step or talk to a person, then alternating with a shorter wording,
+        so no reply repeats three times in a row."""
+        key = self._question_key()
+        if key is None:
+            self._clarify()
+            return
+        count = (self._state.question.get("count", 0) if self._state.question.get("key") == key else 0) + 1
+        self._set("question", {"key": key, "count": count, **(self._answered_message() if key == BANK_QUESTION else {})})
+        self._reply.reasked, self._reply.question = True, key
+        if key == BANK_QUESTION:
+            if count > MAX_BANK_ASKS:
+                # no bank after all that: go on without the automatic check (the customer looks themselves)
+                self._set("bank_site", SKIP_BANK)
+                self._reply.reasked = False
+                self._reply.say("utter_site_skipped")
+                self._reply.ask("utter_ask_bank_login", bank_login="your bank's own website")
+                return
+            self._set("needs_bank", True)  # the bank form asks again, worded after ``count``
+            return
+        step_title = ts.STEP_TITLES.get(self._state.current_step or "", "this step")
+        if count == 1 or (first and count == 2):  # an understood "I don't know" gets its answer first
+            self._reply.say(first or REASK.get(key, "utter_reask_fixed_yet"), bank_login=self._bank_login_url() or "your bank's own website",
+                            bank_name=self._state.bank or "your bank")
+        elif key in CLARIFY_QUESTIONS:
+            self._reply.say("utter_clarify_person" if count % 2 == 0 else "utter_clarify_again")
+        elif count % 2 == 0:
+            self._reply.say("utter_offer_skip_or_person", step_title=step_title)
+        else:
+            self._reply.say("utter_still_unclear", step_title=step_title)
+
+    def _answered_message(self) -> Dict[str, str]:
+        """``{"after": <this message's id>}``: the bank form, activated again in this same turn, must not
+        take this message (already handled) as the answer to its question."""
+        return {"after": self._turn.message_id} if self._turn.message_id else {}
+
+    def _ask_bank_again_if_needed(self) -> None:
+        """After a message that was not the bank asked for: ask for it again if nothing else was asked
+        (one question per turn) and the site check still waits for it."""
+        s = self._state
+        if (s.current_step == ts.SITE_CHECK and self._bank_login_url() is None and not s.bank_site
+                and not self._reply.question and not s.escalation_due and not s.resolved and not s.needs_bank):
+            self._reask()
 
     # ------------------------------------------------------------------ helpers
     def _set(self, slot: str, value: Any) -> None:
@@ -206,6 +433,9 @@ class Troubleshooter:
         parsed = urlsplit(url if "://" in url else f"https://{url}")
         return (parsed.hostname or url).lower()
 
+    def _listed_bank(self) -> bool:
+        return bool(self._state.bank) and self.directory.get(self._state.bank) is not None
+
     def _bank_login_url(self) -> Optional[str]:
         if self._state.bank:
             bank = self.directory.get(self._state.bank)
@@ -218,6 +448,9 @@ class Troubleshooter:
 
     def _topic_key(self, diagnosis: Optional[str] = None) -> str:
         return topic_key(diagnosis or self._state.diagnosis, self._state.bank)
+
+    def _record(self) -> ts.Record:
+        return ts.record(self._state.steps_tried, self._state.step_outcomes)
 
     # ------------------------------------------------------------------ problem reports
     async def _on_problem_report(self, turn: Turn) -> None:
@@ -244,24 +477,36 @@ class Troubleshooter:
         if turn.first("error_code") and turn.first("error_code") != state.error_code:
             self._set("error_code", turn.first("error_code"))
 
+        bank_named = turn.first("bank") is not None
+        if previous_key and previous not in (None, dx.OUT_OF_SCOPE) and state.bank and not bank_named \
+                and OTHER_BANK.search(turn.text or ""):
+            # "also my other bank shows 103": a new topic, and not with the bank of the old one
+            self._other_bank = True
+            self._old_bank_url = state.bank_url
+            self._set("bank", None)
+            self._set("bank_url", None)
         new_key = self._topic_key(diagnosis)
         if previous_key and previous_key != new_key and not self._same_topic_with_bank_added(previous_key, new_key):
-            await self._switch_topic(previous_key, new_key, bank_named=turn.first("bank") is not None)
+            await self._switch_topic(previous_key, new_key, bank_named=bank_named)
             return
         self._set_current_topic(new_key)
 
         if state.resolved:
-            self._restart_round()
-        if state.bank and self.outages is not None:
+            await self._relapse()  # the same problem again after "it's fixed": carry on, don't start over
+            return
+        if state.bank and self._listed_bank() and self.outages is not None:
             await self.outages.record_report(state.bank, diagnosis)
             if await self._known_outage():
                 return
         if state.current_step and previous == diagnosis:
-            if state.current_step == ts.SITE_CHECK and turn.first("bank") and not self._site_checked():
+            if state.current_step == ts.SITE_CHECK and (turn.first("bank") or turn.first("bank_url")) and not self._site_checked():
                 await self._present(ts.SITE_CHECK)
                 return
             # the same problem reported again while a fix is pending: that fix didn't help
             await self._step_failed(ts.OUTCOME_FAILED)
+            return
+        if previous == diagnosis and state.steps_tried:
+            await self._present_next()  # the same problem, between steps: go on, don't introduce it again
             return
         self._introduce(diagnosis)
         await self._present_next()
@@ -286,17 +531,17 @@ class Troubleshooter:
             with_code=f" (Error {code})" if code and not dx.is_desktop_code(code) else "",
         )
 
+    PROGRESS_SLOTS = {"steps_tried": list, "step_outcomes": dict, "current_step": lambda: None,
+                      "credential_answers": dict, "resolved": bool, "wait_day": dict, "reminder_status": lambda: None,
+                      "human_offered": bool}
+
     def _progress(self) -> Dict[str, Any]:
         s = self._state
-        return {
-            "diagnosis": s.diagnosis,
-            "bank": s.bank,
-            "error_code": s.error_code,
-            "steps_tried": list(s.steps_tried),
-            "step_outcomes": dict(s.step_outcomes),
-            "current_step": s.current_step,
-            "credential_answers": dict(s.credential_answers),
-        }
+        progress = {"diagnosis": s.diagnosis, "bank": s.bank, "error_code": s.error_code}
+        for slot in self.PROGRESS_SLOTS:
+            value = getattr(s, slot)
+            progress[slot] = list(value) if isinstance(value, list) else (dict(value) if isinstance(value, dict) else value)
+        return progress
 
     async def _switch_topic(self, old_key: str, new_key: str, bank_named: bool) -> None:
         saved = dict(self._state.topics.get("saved", {}))
@@ -305,10 +550,11 @@ class Troubleshooter:
             **self._progress(),
             "diagnosis": old_key.partition("|")[0],
             "bank": old_key.partition("|")[2] or None,
+            "bank_url": self._old_bank_url if self._old_bank_url is not None else self._state.bank_url,
             "error_code": self._state.topics.get("current_code"),
         }
         resume = saved.pop(new_key, None)
-        if resume is None and not bank_named:
+        if resume is None and not bank_named and not self._other_bank:
             # "back to the 102": the user named the problem but not the bank; find it among saved topics
             diagnosis = new_key.partition("|")[0]
             match = next((k for k in reversed(list(saved)) if k.partition("|")[0] == diagnosis), None)
@@ -316,46 +562,105 @@ class Troubleshooter:
                 new_key, resume = match, saved.pop(match)
         self._set("topics", {"current": new_key, "current_code": self._state.error_code, "saved": saved})
         if resume:
-            for slot in ("diagnosis", "bank", "error_code", "steps_tried", "step_outcomes", "current_step", "credential_answers"):
-                self._set(slot, resume.get(slot) if resume.get(slot) is not None else ([] if slot == "steps_tried" else ({} if slot in ("step_outcomes", "credential_answers") else None)))
-            self._set("resolved", False)
-            self._reply.say(
-                "utter_topic_resumed",
-                topic=topic_title(new_key),
-                steps_done=ts.describe_steps(self._state.steps_tried),
-            )
+            for slot in ("diagnosis", "bank", "error_code", "bank_url"):
+                if resume.get(slot) != getattr(self._state, slot):
+                    self._set(slot, resume.get(slot))
+            for slot, empty in self.PROGRESS_SLOTS.items():
+                value = resume.get(slot)
+                self._set(slot, value if value is not None else empty())
+            self._set("question", {})
+            record = self._record()
+            self._reply.say("utter_topic_resumed", topic=topic_title(new_key), steps_done=record.sentence())
+            if self._state.resolved:
+                self._reply.say("utter_topic_was_fixed")
+                return
             await self._present(self._state.current_step or ts.next_step(self._state.diagnosis, self._state.steps_tried))
             return
-        self._set("steps_tried", [])
-        self._set("step_outcomes", {})
-        self._set("current_step", None)
-        self._set("credential_answers", {})
-        self._set("resolved", False)
+        self._clear_progress()
         self._reply.say("utter_topic_switched", topic=topic_title(new_key), previous_topic=topic_title(old_key))
         self._introduce(self._state.diagnosis)
         await self._present_next()
 
-    def _restart_round(self) -> None:
+    def _clear_progress(self) -> None:
+        for slot, empty in self.PROGRESS_SLOTS.items():
+            if getattr(self._state, slot) != empty():
+                self._set(slot, empty())
+        if self._state.question:
+            self._set("question", {})
+
+    # ------------------------------------------------------------------ relapses and returns
+    async def _relapse(self) -> None:
+        """"It broke again" after "it's fixed": the fix that seemed to work is marked as not holding,
+        and the conversation goes on with the remaining steps (or a specialist when none are left)."""
+        state = self._state
+        outcomes = dict(state.step_outcomes)
+        for step, outcome in outcomes.items():
+            if outcome == ts.OUTCOME_FIXED:
+                outcomes[step] = ts.OUTCOME_RELAPSED
+        self._set("step_outcomes", outcomes)
         self._set("resolved", False)
-        self._set("steps_tried", [])
-        self._set("step_outcomes", {})
-        self._set("current_step", None)
-        self._set("credential_answers", {})
         self._set("human_offered", False)
+        remaining = ts.remaining_steps(state.diagnosis, state.steps_tried)
+        self._reply.say("utter_relapse", topic=topic_title(self._topic_key()), steps_done=self._record().sentence())
+        if not remaining:
+            self._reply.say("utter_escalating")
+            self._escalate("relapsed_after_every_step")
+            return
+        await self._present(remaining[0])
+
+    async def _welcome_back(self, turn: Turn) -> bool:
+        """The first message of a returning customer (a new session with the old progress). A greeting
+        or an unclear message gets "welcome back, same problem?"; anything else is handled as usual
+        after a short welcome. True when the turn is complete."""
+        state = self._state
+        if state.diagnosis in (None, dx.OUT_OF_SCOPE) or state.resolved:
+            return False
+        pending = state.current_step or ts.next_step(state.diagnosis, state.steps_tried)
+        if pending is None:
+            return False
+        if turn.intent in ("greet", "nlu_fallback", "thank", "inform") and not turn.entities.get("error_code") \
+                and not turn.first("bank"):
+            self._reply.ask("utter_welcome_back", topic=topic_title(self._topic_key()),
+                            last_step=ts.STEP_TITLES.get(pending, pending))
+            return True
+        self._reply.say("utter_welcome_back_short", topic=topic_title(self._topic_key()))
+        return False
 
     # ------------------------------------------------------------------ answers to "did it work?"
     async def _on_deny(self, turn: Turn) -> None:
+        key = self._question_key()
         if await self._answer_credential_question(False):
+            return
+        if key == "utter_welcome_back":
+            self._reply.ask("utter_ask_what_now")  # not the same problem: hear what it is
+            return
+        if key == "utter_offer_outage_notice":
+            self._reply.ask("utter_ask_manual_upload_result")  # no notice, thanks: on with the upload
+            return
+        if key in ("utter_offer_human", BANK_QUESTION) or (key == "utter_wait_too_soon" and not self._waited_long_enough()):
+            self._reask()  # "no" doesn't answer "keep going or a person?" / "which bank?" / "check back?"
             return
         if self._state.current_step:
             await self._step_failed(ts.OUTCOME_FAILED)
-        elif self._state.diagnosis not in (None, dx.OUT_OF_SCOPE) and not self._state.resolved:
+        elif self._state.resolved and self._state.diagnosis not in (None, dx.OUT_OF_SCOPE):
+            await self._relapse()  # "no, it's failing again" after "fixed"
+        elif self._state.diagnosis not in (None, dx.OUT_OF_SCOPE):
             await self._present_next()  # e.g. back from a specialist and still failing
         else:
             self._nothing_pending()
 
     async def _on_affirm(self, turn: Turn) -> None:
+        key = self._question_key()
         if await self._answer_credential_question(True):
+            return
+        if key == "utter_welcome_back":
+            await self._on_continue_troubleshooting(turn)
+            return
+        if key == "utter_offer_outage_notice":
+            await self._on_notify_when_back(turn)
+            return
+        if key in ("utter_offer_human", "utter_wait_too_soon", BANK_QUESTION):
+            self._reask()  # "yes" to an either-or question: ask which
             return
         if self._state.current_step:
             await self._on_fixed_it(turn)
@@ -369,11 +674,46 @@ class Troubleshooter:
         else:
             self._nothing_pending()
 
+    async def _on_skip_step(self, turn: Turn) -> None:
+        key = self._question_key()
+        if key == "utter_offer_outage_notice":
+            self._reply.ask("utter_ask_manual_upload_result")
+            return
+        if key == "utter_welcome_back" and self._state.current_step:
+            await self._on_continue_troubleshooting(turn)
+            return
+        step = self._state.current_step
+        if not step:
+            self._nothing_pending()
+            return
+        self._reply.say("utter_step_skipped_on_request", step_title=ts.STEP_TITLES.get(step, step))
+        await self._step_failed(ts.OUTCOME_SKIPPED_BY_CUSTOMER)
+
+    async def _on_dont_know(self, turn: Turn) -> None:
+        state = self._state
+        if state.current_step == ts.CREDENTIAL_CHECK and not state.credential_answers.get(cc.ADVICE_GIVEN):
+            question = cc.next_question(state.credential_answers)
+            if question in NOT_SURE_MEANS_NO:
+                await self._answer_credential_question(False)
+                return
+        if not state.current_step and self._question_key() is None:
+            self._nothing_pending()
+            return
+        key = self._question_key() or ""
+        did_it_work = key == "utter_cred_edit_sign_in" or not (key in NOT_STEP_QUESTIONS or key.startswith("utter_cred_"))
+        self._reask(first="utter_how_to_tell" if did_it_work else None)
+
+    async def _on_explain_step(self, turn: Turn) -> None:
+        if self._question_key() is None:
+            self._reply.say("utter_capabilities")
+            return
+        self._reask()
+
     async def _on_bank_site_problem(self, turn: Turn) -> None:
         step = self._state.current_step or ts.SITE_CHECK
         self._set("step_outcomes", {**self._state.step_outcomes, step: ts.OUTCOME_BANK_PROBLEM})
         self._set("current_step", step)
-        self._reply.say("utter_bank_site_problem")
+        self._reply.ask("utter_bank_site_problem")
 
     async def _on_fixed_it(self, turn: Turn) -> None:
         state = self._state
@@ -386,37 +726,52 @@ class Troubleshooter:
         if state.handoff_status in HANDOFF_OPEN:
             self._set("handoff_status", "closed")
         self._set("current_step", None)
-        self._set("credential_answers", {})
         self._set("resolved", True)
+        record = self._record()
+        topic = topic_title(self._topic_key())
         if fixed_by:
-            summary = f"{topic_title(self._topic_key())} was fixed by {ts.STEP_TITLES[fixed_by]}"
-            earlier = [s for s in steps if s != fixed_by]
-            if earlier:
-                summary += f", after {ts.describe_steps(earlier)}"
+            summary = f"{topic} was fixed by {ts.STEP_TITLES[fixed_by]}"
+            earlier = ts.Record([s for s in record.walked if s != fixed_by], record.already_tried, record.skipped)
+            if earlier.walked or earlier.already_tried or earlier.skipped:
+                summary += f". Before that, {earlier.sentence()}"
         else:
-            summary = f"{topic_title(self._topic_key())} is working again"
+            summary = f"{topic} is working again"
             if steps:
-                summary += f" (we'd covered {ts.describe_steps(steps)})"
+                summary += f". Along the way, {record.sentence()}"
         self._reply.say("utter_resolved", summary=summary + ".")
         self._reply.say("utter_prevention_tips")
+
+    async def _on_relapse(self, turn: Turn) -> None:
+        state = self._state
+        if state.resolved and state.diagnosis not in (None, dx.OUT_OF_SCOPE):
+            self._set_current_topic(self._topic_key())
+            await self._relapse()
+        elif state.current_step:
+            await self._on_deny(turn)
+        else:
+            await self._on_problem_report(turn)
 
     async def _on_continue_troubleshooting(self, turn: Turn) -> None:
         if self._state.diagnosis in (None, dx.OUT_OF_SCOPE):
             self._nothing_pending()
             return
+        if self._state.resolved:
+            self._nothing_pending()
+            return
+        self._set("question", {})  # the step's own question is asked afresh
         await self._present(self._state.current_step or ts.next_step(self._state.diagnosis, self._state.steps_tried))
 
     async def _on_stop(self, turn: Turn) -> None:
         if self._state.handoff_status in HANDOFF_OPEN:
             self._set("handoff_status", "closed")
         self._set("current_step", None)
-        self._set("credential_answers", {})
+        self._set("question", {})
         self._reply.say("utter_stopped")
 
     async def _on_greet(self, turn: Turn) -> None:
         self._diagnose(turn)
         if self._state.current_step and not self._state.resolved:
-            self._reply.say(
+            self._reply.ask(
                 "utter_welcome_back",
                 topic=topic_title(self._topic_key()),
                 last_step=ts.STEP_TITLES.get(self._state.current_step, self._state.current_step),
@@ -430,16 +785,28 @@ class Troubleshooter:
         bank = turn.first("bank")
         if browser and state.current_step == ts.CLEAR_CACHE:
             self._set("browser", browser)
+            self._set("question", {})
             await self._present(ts.CLEAR_CACHE)
             return
-        if browser:
-            self._set("browser", browser)
         if (bank or turn.first("bank_url")) and state.diagnosis not in (None, dx.OUT_OF_SCOPE):
+            if browser:
+                self._set("browser", browser)
             # a bank (or its address) on its own: another bank, a saved topic, or the missing detail
             await self._on_problem_report(turn)
             return
-        if state.current_step:
-            await self._present(state.current_step)
+        if browser:
+            self._set("browser", browser)
+            if state.current_step:
+                # "chrome" at "did the feed update?": noted for the cache step, then the question again
+                self._reply.say("utter_noted_browser", browser=browsers.display_name(browser))
+                self._reask()
+            else:
+                self._reply.say("utter_noted_browser", browser=browsers.display_name(browser))
+                if state.diagnosis in (None, dx.OUT_OF_SCOPE):
+                    self._nothing_pending()
+            return
+        if state.current_step or self._question_key():
+            self._reask()
         else:
             self._nothing_pending()  # noted (e.g. the browser), but nothing to apply it to yet
 
@@ -450,6 +817,10 @@ class Troubleshooter:
         if any(turn.first(e) for e in ("bank", "bank_url", "browser")) and self._state.diagnosis not in (None, dx.OUT_OF_SCOPE):
             await self._on_inform(turn)  # just a bank or browser name: treat it as the detail asked for
             return
+        key = self._question_key()
+        if self._state.current_step or (key and key not in CLARIFY_QUESTIONS):
+            self._reask()
+            return
         self._clarify()
 
     async def _on_ask_human(self, turn: Turn) -> None:
@@ -458,12 +829,20 @@ class Troubleshooter:
         if state.current_step in remaining:
             remaining.remove(state.current_step)
             remaining.insert(0, state.current_step)
+        if state.current_step == ts.WAIT_A_DAY or remaining == [ts.WAIT_A_DAY]:
+            # a person now instead of waiting a day: recorded as the customer's choice
+            self._set("steps_tried", ts.record_step(state.steps_tried, ts.WAIT_A_DAY))
+            self._set("step_outcomes", {**state.step_outcomes, ts.WAIT_A_DAY: ts.OUTCOME_SKIPPED_FOR_PERSON})
+            self._set("wait_day", {**state.wait_day, "choice": "person"})
+            self._reply.say("utter_escalated_on_request")
+            self._escalate("user_request")
+            return
         if state.human_offered or not remaining:
             self._reply.say("utter_escalated_on_request")
-            self._escalate()
+            self._escalate("user_request")
             return
         self._set("human_offered", True)
-        self._reply.say("utter_offer_human", remaining_steps=ts.describe_steps(remaining))
+        self._reply.ask("utter_offer_human", remaining_steps=ts.describe_steps(remaining))
 
     # ------------------------------------------------------------------ adjacent topics, the bank-problem gate
     def _answer_adjacent_or_unsure(self, turn: Turn) -> bool:
@@ -488,39 +867,53 @@ class Troubleshooter:
         if self._state.current_step:
             self._clarify()  # a fix is pending: ask about it, as for any unclear answer
         else:
-            self._reply.say("utter_clarify_topic", buttons=clarifying_buttons(turn.ranking))
+            self._reply.ask("utter_clarify_topic", buttons=clarifying_buttons(turn.ranking))
         return True
 
     # ------------------------------------------------------------------ steps
     def _clarify(self) -> None:
         if self._state.current_step:
-            self._reply.say("utter_clarify_step", step_title=ts.STEP_TITLES.get(self._state.current_step, "the last step"))
+            self._reask()
+        elif self._state.question.get("key") in ("utter_clarify", "utter_ask_what_now"):
+            self._reask()
         else:
-            self._reply.say("utter_clarify")
+            self._reply.ask("utter_clarify")
 
     def _nothing_pending(self) -> None:
         self._reply.say("utter_nothing_pending")
 
     def _site_checked(self) -> bool:
-        key = self._state.bank or self._bank_login_url()
+        key = self._state.bank if self._listed_bank() else self._bank_login_url()
         return bool(key) and key in self._state.check_results
 
     async def _step_failed(self, outcome: str) -> None:
         state = self._state
         step = state.current_step
+        if step == ts.WAIT_A_DAY and outcome == ts.OUTCOME_FAILED and not self._waited_long_enough():
+            # "still failing" a minute after "give it a day" says nothing yet: check back, or a person
+            self._reply.ask("utter_wait_too_soon", bank_name=state.bank or "your bank")
+            return
         if step:
             self._set("steps_tried", ts.record_step(state.steps_tried, step))
-            if state.step_outcomes.get(step) != ts.OUTCOME_BANK_PROBLEM or outcome == ts.OUTCOME_ALREADY_TRIED:
+            if state.step_outcomes.get(step) != ts.OUTCOME_BANK_PROBLEM or outcome != ts.OUTCOME_FAILED:
                 self._set("step_outcomes", {**state.step_outcomes, step: outcome})
         self._set("current_step", None)
-        self._set("credential_answers", {})
         await self._present_next()
+
+    def _waited_long_enough(self) -> bool:
+        since = self._state.wait_day.get("since")
+        return self._state.reminder_status == "sent" or (since is not None and self.clock() - float(since) >= WAIT_ENOUGH_SECONDS)
 
     async def _present_next(self) -> None:
         step = ts.next_step(self._state.diagnosis, self._state.steps_tried)
         if step is None:
             self._reply.say("utter_escalating")
-            self._escalate()
+            record = self._record()
+            if self._state.wait_day.get("choice") == "reminder" and self._state.reminder_status == "sent":
+                reason = "still_failing_after_a_day"
+            else:
+                reason = "all_steps_tried" if not record.skipped else "no_fix_left"
+            self._escalate(reason)
             return
         await self._present(step)
 
@@ -536,50 +929,92 @@ class Troubleshooter:
         elif step == ts.CLEAR_CACHE:
             browser = self._state.browser
             if browser:
-                self._reply.say(browsers.cache_response(browser))
+                self._reply.ask(browsers.cache_response(browser))
             else:
-                self._reply.say("utter_ask_browser")
+                self._reply.ask("utter_ask_browser")
+        elif step == ts.MANUAL_UPLOAD:
+            self._reply.say("utter_step_manual_upload")
+            self._reply.ask("utter_ask_manual_upload_result")
         else:
-            self._reply.say(f"utter_step_{step}")
+            if step == ts.WAIT_A_DAY and not self._state.wait_day.get("since"):
+                self._set("wait_day", {"since": self.clock()})
+            self._reply.ask(f"utter_step_{step}")
 
-    def _escalate(self) -> None:
+    def _escalate(self, reason: str) -> None:
         """Raises the flag a rule turns into ``action_escalate`` (which opens the hand-off)."""
         self._set("escalation_due", True)
+        self._set("escalation_reason", reason)
         self._set("current_step", None)
 
+    # ------------------------------------------------------------------ wait a day: check back
+    async def _on_remind_me(self, turn: Turn) -> None:
+        state = self._state
+        if state.current_step != ts.WAIT_A_DAY:
+            if state.current_step or self._question_key():
+                self._reask()
+            else:
+                self._nothing_pending()
+            return
+        scheduled = self.reminders is not None and await self.reminders.schedule(topic_title(self._topic_key()))
+        if scheduled:
+            self._set("wait_day", {**state.wait_day, "choice": "reminder"})
+            self._set("reminder_status", "scheduled")
+            self._reply.say("utter_reminder_scheduled")
+        else:
+            self._reply.ask("utter_reminder_unavailable")
+
     # ------------------------------------------------------------------ bank site check
+    def _awaits_sign_in_address(self, intent: Optional[str]) -> bool:
+        """A web address while the site check waits for one (an unlisted or skipped bank): it is the
+        sign-in address asked for, whatever the classifier made of a bare URL."""
+        s = self._state
+        return (s.current_step == ts.SITE_CHECK and s.diagnosis not in (None, dx.OUT_OF_SCOPE)
+                and not self._site_checked() and intent not in ("fixed_it", "ask_human", "stop"))
+
+    async def _on_sign_in_address(self, turn: Turn) -> None:
+        known = self.directory.from_url(turn.first("bank_url") or "")
+        if known and known.name != self._state.bank:
+            self._set("bank", known.name)
+        self._set("question", {})
+        await self._present(ts.SITE_CHECK)
+
     async def _present_site_check(self) -> None:
         state = self._state
         login_url = self._bank_login_url()
         if login_url is None:
             if state.bank_site == SKIP_BANK:
                 self._reply.say("utter_site_skipped")
-                self._reply.say("utter_ask_bank_login", bank_login="your bank's own website")
+                self._reply.ask("utter_ask_bank_login", bank_login="your bank's own website")
+                return
+            if state.bank and not self._listed_bank():
+                # a bank the directory doesn't know: go on without the automatic check
+                self._reply.say("utter_site_unlisted", bank_name=state.bank)
+                self._reply.ask("utter_ask_bank_login", bank_login="your bank's own website")
                 return
             self._set("needs_bank", True)  # a rule runs bank_form, then this action again
             return
         if await self._known_outage():
             return
-        key = state.bank or login_url  # an unlisted bank is cached by its own address
+        key = state.bank if self._listed_bank() else login_url  # an unlisted bank is cached by its own address
         result = await self.check_site(key, login_url)
         self._set("check_results", {**state.check_results, key: result.to_dict()})
         if result.reason == "not_allowed":
             # nothing was contacted: no up/down, status or timing, and the address is not repeated back
             self._reply.say_text(CANNOT_CHECK_ADDRESS)
-            self._reply.say("utter_ask_bank_login", bank_login="your bank's own website")
+            self._reply.ask("utter_ask_bank_login", bank_login="your bank's own website")
             return
         self._reply.say(f"utter_site_{result.status}", **site_wording(result, state.bank or self._host(login_url)))
-        self._reply.say("utter_ask_bank_login", bank_login=login_url)
+        self._reply.ask("utter_ask_bank_login", bank_login=login_url)
 
     # ------------------------------------------------------------------ known outages
     async def _known_outage(self) -> bool:
-        """If many users already report this bank down: say so, skip what can't help, offer upload
-        and a back-online notice. True when the outage path was taken."""
+        """If many users already report this bank down: say so, skip what can't help, give the manual
+        upload steps and ask one question: a back-online notice? True when the outage path was taken."""
         state = self._state
         if self.outages is None or not state.bank or state.diagnosis not in OUTAGE_DIAGNOSES:
             return False
-        if state.step_outcomes.get(ts.SITE_CHECK) == ts.OUTCOME_SKIPPED_OUTAGE:
-            return False  # already told, this round
+        if all(step in state.steps_tried for step in USELESS_DURING_OUTAGE):
+            return False  # already told (or past those steps anyway), this round
         outage = await self.outages.current(state.bank)
         if not outage:
             return False
@@ -592,8 +1027,13 @@ class Troubleshooter:
         self._set("steps_tried", steps)
         self._set("step_outcomes", outcomes)
         self._set("needs_bank", False)
-        await self._present(ts.next_step(state.diagnosis, steps))
-        self._reply.say("utter_offer_outage_notice", bank_name=state.bank)
+        step = ts.next_step(state.diagnosis, steps)
+        if step != ts.MANUAL_UPLOAD:
+            await self._present(step)
+            return True
+        self._set("current_step", ts.MANUAL_UPLOAD)
+        self._reply.say("utter_step_manual_upload")
+        self._reply.ask("utter_offer_outage_notice", bank_name=state.bank)
         return True
 
     async def _on_notify_when_back(self, turn: Turn) -> None:
@@ -606,17 +1046,22 @@ class Troubleshooter:
             self._reply.say("utter_outage_notice_confirmed", bank_name=state.bank)
         else:
             self._reply.say("utter_outage_notice_unavailable")
+        if state.current_step == ts.MANUAL_UPLOAD:
+            self._reply.ask("utter_ask_manual_upload_result")
 
     # ------------------------------------------------------------------ credential check
     def _present_credential_check(self) -> None:
         answers = self._state.credential_answers
         question = cc.next_question(answers)
         if question is not None and not answers.get(cc.ADVICE_GIVEN):
-            self._reply.say(cc.QUESTION_RESPONSES[question], bank_login=self._bank_login_url() or "your bank's own website")
+            self._reply.ask(cc.QUESTION_RESPONSES[question], bank_login=self._bank_login_url() or "your bank's own website")
             return
-        for response in cc.advice(answers):
+        responses = cc.advice(answers)
+        for response in responses[:-1]:
             self._reply.say(response)
-        self._set("credential_answers", {**answers, cc.ADVICE_GIVEN: True})
+        self._reply.ask(responses[-1])
+        if not answers.get(cc.ADVICE_GIVEN):
+            self._set("credential_answers", {**answers, cc.ADVICE_GIVEN: True})
 
     async def _answer_credential_question(self, yes: bool) -> bool:
         """Treats affirm/deny as the answer to a pending credential question; False if none is pending."""

@@ -40,18 +40,46 @@ class Queued:
         return {"queue_position": position, "expected_wait": wait}
 
 
+#: How a button payload typed or sent without its button is shown, when no earlier button explains it.
+PAYLOAD_WORDS = {
+    "affirm": "Yes", "deny": "No", "fixed_it": "It's fixed", "already_tried": "I already tried that",
+    "ask_human": "Talk to a person", "continue_troubleshooting": "Keep troubleshooting", "stop": "Stop",
+    "skip_step": "Skip this step", "notify_when_back": "Notify me when it's back", "remind_me": "Remind me tomorrow",
+    "bank_site_problem": "The bank site shows a problem",
+}
+
+
+def shown_text(text: str, buttons: Mapping[str, str]) -> str:
+    """What the customer saw themselves send: a clicked button's title ("No, still failing"), not its
+    payload ("/deny"). ``buttons`` maps the payloads of the bot's earlier buttons to their titles."""
+    stripped = text.strip()
+    if not stripped.startswith("/"):
+        return text
+    if stripped in buttons:
+        return buttons[stripped]
+    intent = stripped[1:].split("{", 1)[0]
+    return PAYLOAD_WORDS.get(intent, text)
+
+
 def transcript(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, str]]:
-    """User and bot messages of a Rasa SDK tracker's events, secrets masked in both."""
+    """User and bot messages of a Rasa SDK tracker's events, secrets masked in both; a button click
+    reads as the button's title."""
     lines = []
+    buttons: Dict[str, str] = {}
     for event in events:
         kind = event.get("event")
+        if kind == "bot":
+            for button in (event.get("data") or {}).get("buttons") or []:
+                if isinstance(button, dict) and isinstance(button.get("payload"), str) and button.get("title"):
+                    buttons[button["payload"].strip()] = str(button["title"])
         if kind not in ("user", "bot") or not event.get("text"):
             continue
         at = event.get("timestamp")
+        text = shown_text(event["text"], buttons) if kind == "user" else event["text"]
         lines.append(
             {
                 "sender": kind,
-                "text": redact(event["text"]),  # the bot's words too: they may quote the user
+                "text": redact(text),  # the bot's words too: they may quote the user
                 "at": datetime.fromtimestamp(at, tz=timezone.utc).isoformat(timespec="seconds") if at else "",
             }
         )

@@ -61,3 +61,10 @@ def radar_settings() -> Any:
     from bot.outages.radar import RadarSettings
 
     return RadarSettings.from_mapping(load_settings().get("outage_radar") or {})
+
+
+def reminder_settings() -> Any:
+    """When a "wait a day" reminder is due (``bot.outages.reminders.ReminderSettings``)."""
+    from bot.outages.reminders import ReminderSettings
+
+    return ReminderSettings.from_mapping(load_settings().get("reminders") or {})

@@ -1,7 +1,8 @@
 """The order of fixes for each diagnosis, and how far a conversation has got through them."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from actions import diagnosis as dx
 
@@ -57,7 +58,19 @@ OUTCOME_FAILED = "did_not_help"
 OUTCOME_ALREADY_TRIED = "already_tried"
 OUTCOME_BANK_PROBLEM = "bank_site_shows_problem"
 OUTCOME_FIXED = "fixed"
+OUTCOME_RELAPSED = "fixed_then_failed_again"
 OUTCOME_SKIPPED_OUTAGE = "skipped_known_outage"
+OUTCOME_SKIPPED_BY_CUSTOMER = "skipped_by_customer"
+OUTCOME_SKIPPED_FOR_PERSON = "skipped_for_a_person"
+
+# Outcomes of a step the bot walked the customer through (whatever came of it).
+WALKED_OUTCOMES = (OUTCOME_FAILED, OUTCOME_BANK_PROBLEM, OUTCOME_FIXED, OUTCOME_RELAPSED)
+# Outcomes of a step nobody did in this conversation, with the reason as the customer and the specialist read it.
+SKIP_REASONS: Dict[str, str] = {
+    OUTCOME_SKIPPED_OUTAGE: "the bank has a known outage, so it could not help",
+    OUTCOME_SKIPPED_BY_CUSTOMER: "the customer asked to skip it",
+    OUTCOME_SKIPPED_FOR_PERSON: "the customer chose to talk to a person instead",
+}
 
 
 def plan(diagnosis: Optional[str]) -> Tuple[str, ...]:
@@ -90,3 +103,55 @@ def describe_steps(steps: Sequence[str]) -> str:
     if len(titles) == 1:
         return titles[0]
     return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+@dataclass(frozen=True)
+class Record:
+    """What happened to each step, kept apart: walked through with the bot, already tried by the
+    customer before (their word), and skipped by the bot or at the customer's request (with why).
+
+    ``steps_tried`` (the slot) is only the bot's progress through the plan: every step in it is in
+    exactly one of these three."""
+
+    walked: List[str]
+    already_tried: List[str]
+    skipped: Dict[str, str]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"steps_walked": list(self.walked), "steps_already_tried": list(self.already_tried),
+                "steps_skipped": dict(self.skipped)}
+
+    @property
+    def tried(self) -> List[str]:
+        """Steps somebody actually did: walked through here, or tried by the customer before."""
+        return self.walked + self.already_tried
+
+    def sentence(self) -> str:
+        """The record in plain words, for the customer's closing summary and the specialist."""
+        parts = []
+        if self.walked:
+            parts.append(f"we went through {describe_steps(self.walked)}")
+        if self.already_tried:
+            parts.append(f"you had already tried {describe_steps(self.already_tried)}")
+        for reason in dict.fromkeys(self.skipped.values()):
+            steps = [s for s, r in self.skipped.items() if r == reason]
+            parts.append(f"we skipped {describe_steps(steps)} ({reason})")
+        if not parts:
+            return "no fixes were tried yet"
+        return "; ".join(parts)
+
+
+def record(steps_tried: Sequence[str], outcomes: Mapping[str, str]) -> Record:
+    """Splits the progress (``steps_tried`` + ``step_outcomes``) into the honest three-way record."""
+    walked: List[str] = []
+    already: List[str] = []
+    skipped: Dict[str, str] = {}
+    for step in steps_tried:
+        outcome = outcomes.get(step)
+        if outcome == OUTCOME_ALREADY_TRIED:
+            already.append(step)
+        elif outcome in SKIP_REASONS:
+            skipped[step] = SKIP_REASONS[outcome]
+        else:
+            walked.append(step)  # did_not_help, bank problem, fixed, relapsed (or an older tracker without outcome)
+    return Record(walked, already, skipped)

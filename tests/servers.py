@@ -67,6 +67,10 @@ def outbound_exceptions(bank_sites: Iterable[str]) -> Dict[str, object]:
     return {"bank_sites": {"allow": list(bank_sites)}, "slack": {"allow": ["127.0.0.1"]}, "teams": {"allow": ["127.0.0.1"]}}
 
 
+#: "Check back tomorrow" comes after two seconds in test stacks (tests poll for it).
+REMINDERS_SOON = {"delay_hours": 2 / 3600, "interval_seconds": 0.5}
+
+
 def write_test_settings(path: Path, canary_url: str, radar: Optional[Dict[str, object]] = None,
                         outbound: Optional[Dict[str, object]] = None, **probe: object) -> Path:
     """The product settings for a test stack. The fake bank site (whose canary is ``canary_url``) is allowed
@@ -75,6 +79,7 @@ def write_test_settings(path: Path, canary_url: str, radar: Optional[Dict[str, o
     settings["site_probe"].update({"canary_urls": [canary_url], "budget": 2.0, "connect_timeout": 1.0, "read_timeout": 1.5, **probe})
     settings["outage_radar"].update(RADAR_OFF if radar is None else radar)
     settings["outbound"].update(outbound_exceptions([local_allowance(canary_url)]) if outbound is None else outbound)
+    settings["reminders"].update(REMINDERS_SOON)
     path.write_text(yaml.safe_dump(settings))
     return path
 

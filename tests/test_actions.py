@@ -120,15 +120,16 @@ async def test_escalate_without_a_reachable_handoff_store_keeps_the_bot_answerin
     assert ConversationPaused() not in events
 
 
-async def test_session_start_carries_slots_and_welcomes_back_a_returning_user():
-    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "current_step": "refresh", "steps_tried": ["site_check"]}
+async def test_session_start_carries_slots_and_marks_a_returning_user():
+    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "current_step": "refresh", "steps_tried": ["site_check"],
+             "recent_replies": ["abc", "abc"]}
     msgs, events = await run(sdk_actions.ActionSessionStart(), tracker("session_start", slots))
     assert events[0] == SessionStarted()
     assert SlotSet("steps_tried", ["site_check"]) in events
+    assert SlotSet("returning", True) in events  # the first message gets the welcome back (one question)
+    assert not any(e.get("name") == "recent_replies" for e in events)
     assert events[-1] == ActionExecuted("action_listen")
-    assert msgs[0]["response"] == "utter_welcome_back"
-    assert msgs[0]["topic"] == "Error 102 with Chase"
-    assert msgs[0]["last_step"] == "refreshing the connection"
+    assert msgs == []  # nothing before the customer's own message: it would be a second question
 
 
 async def test_session_start_for_a_new_user_says_nothing():
@@ -136,30 +137,93 @@ async def test_session_start_for_a_new_user_says_nothing():
     assert msgs == [] and events == [SessionStarted(), ActionExecuted("action_listen")]
 
 
+class FakeUnknownBanks:
+    """Stands in for bot.handoff.unknown_banks.UnknownBanks: ``record(name)``, blocking."""
+
+    def __init__(self, fail: bool = False):
+        self.names, self.fail = [], fail
+
+    def record(self, name: str) -> None:
+        if self.fail:
+            raise RuntimeError("no such table: unknown_banks")
+        self.names.append(name)
+
+
 @pytest.mark.parametrize(
-    "value, entities, expected",
+    "value, intent, entities, expected",
     [
-        ("bofa", [("bank", "Bank of America")], {"bank_site": "Bank of America", "bank": "Bank of America"}),
-        ("Wells Fargo", [], {"bank_site": "Wells Fargo", "bank": "Wells Fargo"}),
-        ("https://online.smalltown.example/login", [("bank_url", "https://online.smalltown.example/login")],
+        ("bofa", "inform", [("bank", "Bank of America")], {"bank_site": "Bank of America", "bank": "Bank of America"}),
+        ("Wells Fargo", "inform", [], {"bank_site": "Wells Fargo", "bank": "Wells Fargo"}),
+        ("https://online.smalltown.example/login", "inform", [("bank_url", "https://online.smalltown.example/login")],
          {"bank_site": "https://online.smalltown.example/login", "bank_url": "https://online.smalltown.example/login"}),
-        ("skip", [], {"bank_site": "skip"}),
-        ("no idea", [], {"bank_site": "skip"}),
-        ("First Farmers Bank", [], {"bank_site": None}),
+        ("skip", "inform", [], {"bank_site": "skip"}),
+        ("no idea", "dont_know", [], {"bank_site": "skip"}),
+        ("First Farmers Bank", "inform", [], {"bank_site": "First Farmers Bank", "bank": "First Farmers Bank"}),
+        ("Comerica", "nlu_fallback", [], {"bank_site": "Comerica", "bank": "Comerica"}),
+        ("it's a credit union", "inform", [], {"bank_site": "skip"}),
+        ("/deny", "deny", [], {"bank_site": "not_an_answer"}),
+        ("what's the weather", "nlu_fallback", [], {"bank_site": "not_an_answer"}),
+        ("how do I record a refund", "out_of_scope", [], {"bank_site": "not_an_answer"}),
+        ("actually it works now", "fixed_it", [], {"bank_site": "not_an_answer"}),
     ],
 )
-async def test_bank_form_validation(value, entities, expected):
+async def test_bank_form_validation(value, intent, entities, expected):
     dispatcher = CollectingDispatcher()
-    t = tracker("inform", {"requested_slot": "bank_site"}, entities, text=value)
-    result = await sdk_actions.ValidateBankForm().validate_bank_site(value, dispatcher, t, {})
+    registry = FakeUnknownBanks()
+    t = tracker(intent, {"requested_slot": "bank_site"}, entities, text=value)
+    result = await sdk_actions.ValidateBankForm(unknown_banks=registry).validate_bank_site(value, dispatcher, t, {})
     assert result == expected
-    if expected["bank_site"] is None:
-        assert dispatcher.messages[0]["response"] == "utter_bank_not_in_directory"
+    assert dispatcher.messages == []  # nothing is quoted back; a non-answer is answered by the troubleshooter
+    # only names of banks the directory lacks are counted, never payloads, questions or directory banks
+    assert registry.names == ([expected["bank"]] if expected.get("bank") in ("First Farmers Bank", "Comerica") else [])
 
 
-async def test_bank_form_lets_the_user_say_it_is_fixed_instead():
-    t = tracker("fixed_it", {"requested_slot": "bank_site"}, text="actually it works now", confidence=0.97)
-    assert await sdk_actions.ValidateBankForm().validate_bank_site("actually it works now", CollectingDispatcher(), t, {}) == {"bank_site": "skip"}
+async def test_bank_form_goes_on_when_the_unknown_bank_registry_fails():
+    t = tracker("inform", {"requested_slot": "bank_site"}, text="Farmers State Bank")
+    result = await sdk_actions.ValidateBankForm(unknown_banks=FakeUnknownBanks(fail=True)).validate_bank_site(
+        "Farmers State Bank", CollectingDispatcher(), t, {})
+    assert result == {"bank_site": "Farmers State Bank", "bank": "Farmers State Bank"}
+
+
+async def test_bank_form_goes_on_without_the_registry_module(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bot.handoff.unknown_banks", None)  # the module is missing: import fails
+    t = tracker("inform", {"requested_slot": "bank_site"}, text="Comerica")
+    result = await sdk_actions.ValidateBankForm().validate_bank_site("Comerica", CollectingDispatcher(), t, {})
+    assert result == {"bank_site": "Comerica", "bank": "Comerica"}
+
+
+async def test_bank_form_never_quotes_a_secret_and_asks_again_in_other_words():
+    dispatcher = CollectingDispatcher()
+    t = tracker("nlu_fallback", {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 0}},
+                text="my password is Hunter2Secret!")
+    result = await sdk_actions.ValidateBankForm(unknown_banks=FakeUnknownBanks()).validate_bank_site(
+        "my password is Hunter2Secret!", dispatcher, t, {})
+    assert result == {"bank_site": None, "question": {"key": "utter_ask_bank_site", "count": 1}}
+    assert dispatcher.messages[0]["response"] == "utter_sensitive_warning"
+    assert "Hunter2" not in str(dispatcher.messages)
+    msgs, _ = await run(sdk_actions.ActionAskBankSite(), tracker("nlu_fallback", {"question": result["question"]}))
+    assert [m["response"] for m in msgs] == ["utter_reask_bank_site"]
+
+
+async def test_the_bank_form_asked_again_in_the_same_turn_does_not_reread_the_message():
+    t = tracker("deny", {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 1, "after": "m1"}},
+                text="/deny")
+    t.latest_message["message_id"] = "m1"  # the troubleshooter already handled this message
+    result = await sdk_actions.ValidateBankForm(unknown_banks=FakeUnknownBanks()).validate_bank_site(
+        "/deny", CollectingDispatcher(), t, {})
+    assert result == {"bank_site": None}  # so the form asks
+
+
+async def test_the_bank_question_is_worded_differently_each_time():
+    asked = []
+    for count in range(6):
+        msgs, _ = await run(sdk_actions.ActionAskBankSite(),
+                            tracker("inform", {"question": {"key": "utter_ask_bank_site", "count": count}}))
+        asked.append(msgs[0]["response"])
+    assert asked[0] == "utter_ask_bank_site" and "utter_bank_site_offer_skip" in asked[2:4]
+    assert all(a != b for a, b in zip(asked, asked[1:]))
 
 
 def test_troubleshooter_lets_rasa_skip_the_policy_run_only_when_the_rules_would_listen():

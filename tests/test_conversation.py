@@ -41,21 +41,25 @@ class Conversation:
         allow = (f"{urlsplit(canary).hostname}:{urlsplit(canary).port}",)
         settings = ProbeSettings(budget=2.0, slow_threshold=1.0, canary_urls=(canary,), outbound=OutboundPolicy(allow=allow))
         self.prober = SiteProber(settings)
-        self.bot = Troubleshooter(directory, self.prober.check)
+        self.now = 1_800_000_000.0  # a clock the test moves (``later``)
+        self.bot = Troubleshooter(directory, self.prober.check, clock=lambda: self.now)
         self.slots: Dict[str, object] = {}
         self.responses: List[str] = []
         self.messages: List[dict] = []
 
-    async def say(self, intent: str, **entities: str) -> List[str]:
+    async def say(self, intent: str, text: str = None, **entities: str) -> List[str]:
         for name, value in entities.items():  # what Rasa's from_entity slot mappings do before the action runs
             if name in ("bank", "error_code", "browser", "bank_url"):
                 self.slots[name] = value
-        turn = Turn(intent=intent, entities={k: [v] for k, v in entities.items()})
+        turn = Turn(intent=intent, entities={k: [v] for k, v in entities.items()}, text=text)
         reply = await self.bot.handle(State.from_slots(self.slots), turn)
         self.slots.update(reply.slots)
         self.messages = reply.messages
         self.responses = [m.get("response") or m["text"] for m in reply.messages]
         return self.responses
+
+    def later(self, hours: float) -> None:
+        self.now += hours * 3600
 
     def variables(self, response: str) -> dict:
         return next(m for m in self.messages if m.get("response") == response)
@@ -95,9 +99,11 @@ async def test_the_full_102_path_runs_every_fix_in_order_then_escalates(convo):
     assert await convo.say("deny") == ["utter_ask_browser"]
     assert await convo.say("inform", browser="firefox") == ["utter_clear_cache_firefox"]
     assert await convo.say("deny") == ["utter_step_private_window"]
-    assert await convo.say("deny") == ["utter_step_manual_upload"]
+    assert await convo.say("deny") == ["utter_step_manual_upload", "utter_ask_manual_upload_result"]
     assert await convo.say("deny") == ["utter_step_wait_a_day"]
     assert convo.slots.get("escalation_due") is not True
+    assert await convo.say("deny") == ["utter_wait_too_soon"]  # "still failing" a second after "wait a day"
+    convo.later(hours=25)
     assert await convo.say("deny") == ["utter_escalating"]
     assert convo.slots["escalation_due"] is True
     assert convo.steps_tried == list(ts.COMMON_STEPS)
@@ -259,7 +265,7 @@ async def test_low_confidence_asks_instead_of_guessing(convo):
     assert await convo.say("nlu_fallback") == ["utter_clarify"]
     assert convo.slots.get("current_step") is None
     await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
-    assert await convo.say("nlu_fallback") == ["utter_clarify_step"]
+    assert await convo.say("nlu_fallback") == ["utter_reask_site_check"]  # the question again, in other words
     assert convo.slots["current_step"] == ts.SITE_CHECK  # nothing was skipped
 
 
@@ -388,7 +394,7 @@ async def test_a_known_outage_shortens_the_conversation(convo, product_db, bank_
     assert convo.steps_tried == [ts.SITE_CHECK, ts.REFRESH, ts.CREDENTIAL_CHECK, ts.CLEAR_CACHE, ts.PRIVATE_WINDOW]
     assert convo.slots["step_outcomes"][ts.REFRESH] == ts.OUTCOME_SKIPPED_OUTAGE
     assert convo.slots["current_step"] == ts.MANUAL_UPLOAD
-    assert await convo.say("notify_when_back") == ["utter_outage_notice_confirmed"]
+    assert await convo.say("notify_when_back") == ["utter_outage_notice_confirmed", "utter_ask_manual_upload_result"]
     assert desk.book.pending("c1", "Chase") is not None
     assert await convo.say("deny") == ["utter_step_wait_a_day"]
 

@@ -70,7 +70,7 @@ async def test_an_adjacent_question_mid_flow_keeps_the_pending_step(convo):
 async def test_a_sign_free_bank_error_reading_mid_flow_asks_about_the_pending_step(convo):
     await typed(convo, "report_bank_unavailable", "error 102 chase", error_code="102", bank="Chase")
     replies = await typed(convo, "report_credentials", "how do i record a refund from chase", bank="Chase")
-    assert replies == ["utter_clarify_step"]
+    assert replies == ["utter_reask_site_check"]  # the pending question again, in other words
     assert convo.slots["diagnosis"] == dx.BANK_UNAVAILABLE and convo.slots["current_step"] == ts.SITE_CHECK
     assert convo.steps_tried == []  # nothing was counted as tried
 

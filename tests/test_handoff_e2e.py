@@ -9,6 +9,8 @@ import uuid
 
 import httpx
 
+from bot.handoff.service import RECEIVED
+
 
 def texts(replies):
     return " ".join(r.get("text", "") for r in replies)
@@ -41,8 +43,10 @@ def test_escalate_claim_reply_silence_and_hand_back(rasa_stack, make_agent):
     assert detail["summary"]["diagnosis"] == "bank_unavailable"
     assert any("error 102 with chase" in line["text"] for line in detail["transcript"]), detail["transcript"][:3]
 
-    # the user writes while waiting: stored for the agent, and the bot stays silent
-    assert rasa_stack.send(sender, "hello? anyone there") == []
+    # the user writes while waiting: stored for the agent; the first message gets one short
+    # acknowledgement, the next ones the silence of a waiting chat
+    assert texts(rasa_stack.send(sender, "hello? anyone there")) == RECEIVED
+    assert rasa_stack.send(sender, "/deny") == []
 
     r = dana.post(f"/tickets/{ticket['id']}/claim")
     assert r.status_code == 200 and r.json()["ticket"]["status"] == "assigned"
@@ -57,7 +61,7 @@ def test_escalate_claim_reply_silence_and_hand_back(rasa_stack, make_agent):
     assert rasa_stack.send(sender, "ok what should i do") == []  # still the specialist's turn
     messages = dana.get(f"/tickets/{ticket['id']}").json()["messages"]
     user_lines = [m["text"] for m in messages if m["sender"] == "user"]
-    assert user_lines == ["hello? anyone there", "ok what should i do"]
+    assert user_lines == ["hello? anyone there", "No, still failing", "ok what should i do"]  # the click, not "/deny"
 
     # the tracker holds the whole conversation, agent lines included
     events = rasa_stack.tracker(sender)["events"]
@@ -159,7 +163,7 @@ def test_a_cookie_alone_cannot_change_anything(rasa_stack, make_agent):
 
 def test_tickets_and_messages_survive_restarts_and_wait_for_an_agent(rasa_stack, action_server, make_agent):
     sender = escalate(rasa_stack)  # no agent is online: the ticket waits
-    assert rasa_stack.send(sender, "still there? my books are due friday") == []
+    assert texts(rasa_stack.send(sender, "still there? my books are due friday")) == RECEIVED
     rasa_stack.stop()
     action_server.restart()
     rasa_stack.start()

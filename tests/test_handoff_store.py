@@ -137,7 +137,7 @@ def table_dump(store: HandoffStore) -> str:
 def test_migrate_twice_is_fine_and_matches_the_models(store):
     store.migrate()
     store.migrate()
-    assert store.schema_revision() == store.head_revision() == "0007"
+    assert store.schema_revision() == store.head_revision() == "0008"
     names = set(sa.inspect(store.engine).get_table_names())
     assert set(TABLES) <= names
 
@@ -161,7 +161,7 @@ def test_concurrent_migrations_of_a_fresh_database(kind, tmp_path):
         try:
             results = run_together(3, lambda i: stores[i].migrate())
             assert results == [None, None, None], results
-            assert stores[0].schema_revision() == "0007"
+            assert stores[0].schema_revision() == "0008"
         finally:
             for s in stores:
                 s.dispose()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 
 
@@ -18,7 +19,7 @@ def new_sender() -> str:
     return f"user-{uuid.uuid4().hex[:10]}"
 
 
-def test_error_102_full_path_to_escalation(rasa_stack, fake_banks):
+def test_error_102_full_path_to_escalation(rasa_stack, fake_banks, handoff_db):
     s = new_sender()
     replies = rasa_stack.send(s, "getting erorr 102 on my chase account")
     assert "answering normally" in texts(replies)
@@ -37,7 +38,19 @@ def test_error_102_full_path_to_escalation(rasa_stack, fake_banks):
     assert "Safari" in texts(replies)
     assert "private window" in texts(rasa_stack.send(s, "/deny"))
     assert "350 KB" in texts(rasa_stack.send(s, "/deny"))
-    assert "48 hours" in texts(rasa_stack.send(s, "/deny"))
+    replies = rasa_stack.send(s, "/deny")
+    assert "give the bank a day" in texts(replies)
+    assert "/deny" not in payloads(replies)  # "waited, still failing" can't be said a second later
+    assert "too early to tell" in texts(rasa_stack.send(s, "still failing"))
+    replies = rasa_stack.send(s, "/remind_me")
+    assert "message you here tomorrow" in texts(replies)
+    # the reminder comes on the customer's channel (REST: collected by polling)
+    deadline = time.monotonic() + 20
+    while not rasa_stack.messages(s)["reminders"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    reminders = rasa_stack.messages(s)["reminders"]
+    assert len(reminders) == 1 and "Is your bank feed updating now?" in reminders[0]["text"]
+    assert [b["payload"] for b in reminders[0]["buttons"]] == ["/fixed_it", "/deny"]
     replies = rasa_stack.send(s, "/deny")
     assert "specialist" in texts(replies)
     tracker = rasa_stack.tracker(s)
@@ -49,6 +62,12 @@ def test_error_102_full_path_to_escalation(rasa_stack, fake_banks):
     summary = slots["escalation_summary"]
     assert summary["bank"] == "Chase" and summary["error_code"] == "102" and summary["diagnosis"] == "bank_unavailable"
     assert summary["check_results"]["Chase"]["status"] == "up"
+    assert summary["reason"] == "still_failing_after_a_day" and summary["wait_choice"] == "reminder"
+    assert summary["steps_walked"] == slots["steps_tried"] and summary["steps_skipped"] == {}
+    assert summary["credential_findings"][0] == "can sign in on the bank's site"
+    ticket = handoff_db.open_ticket_for(rasa_stack.conversation_id(s))
+    said = [line["text"] for line in ticket.transcript if line["sender"] == "user"]
+    assert "/deny" not in said and "Bank site works, QuickBooks still fails" in said and "Check back tomorrow" in said
 
 
 def test_unknown_bank_is_asked_for_and_a_maintenance_page_is_reported(rasa_stack):
@@ -66,7 +85,7 @@ def test_an_unlisted_bank_by_url(rasa_stack, fake_banks):
     s = new_sender()
     rasa_stack.send(s, "error 102")
     replies = rasa_stack.send(s, "First Farmers Bank of Smalltown")
-    assert "don't have" in texts(replies)
+    assert "First Farmers Bank of Smalltown isn't in my bank list yet" in texts(replies)  # taken as given
     replies = rasa_stack.send(s, fake_banks.url("/first-farmers/error500"))
     assert "isn't working from here" in texts(replies) and "HTTP 500" in texts(replies)
 

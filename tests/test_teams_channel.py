@@ -29,6 +29,7 @@ from bot.channels.teams import (
     card_action,
     hero_cards,
 )
+from bot.handoff.service import RECEIVED
 from tests import servers
 from tests.fake_botframework import FakeConnector, FakeFileHost, FakeOpenId, FakeTokenService, new_rsa_key
 
@@ -403,7 +404,9 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     assert "in the queue" in texts(replies)
     assert teams.tracker(conv.sender)["slots"]["handoff_status"] == "waiting"
 
-    assert teams.say(conv, "hello? anyone there") == []  # waiting: the bot stays silent
+    # waiting: one short acknowledgement of the first message, then the bot stays silent
+    assert texts(teams.say(conv, "hello? anyone there")) == RECEIVED
+    assert teams.say(conv, "are you there?") == []
 
     username = f"teams-{uuid.uuid4().hex[:6]}"
     handoff_db.create_agent(username, AGENT_PASSWORD, "Tess")

@@ -297,3 +297,28 @@ def test_customer_chats_reloads_loses_network_and_gets_a_specialist(rasa_stack, 
 
     assert page_errors == []
     context.close()
+
+
+def test_a_long_paste_is_never_cut_without_a_word(rasa_stack, browser):
+    """A paste over one message's 2,000 characters: the first part is sent, the rest stays in the box,
+    and the customer is told so (the widget used to cut it silently)."""
+    context = browser.new_context(viewport={"width": 375, "height": 667}, locale="en-US")
+    page = context.new_page()
+    widget = Widget(page)
+    page.goto(f"{rasa_stack.url}/chat/")
+    widget.launcher.click()
+    expect(widget.status).to_be_hidden(timeout=15_000)
+    paste = ("Error 102 on our chase account. " + "Update failed again, no new transactions since Monday. " * 60)[:2500]
+    widget.input.fill(paste)
+    widget.input.press("Enter")
+    note = page.locator(".bfc-limit")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("One message holds at most 2,000 characters")
+    rest = widget.input.input_value()
+    sent = next(text for kind, text in widget.rows() if kind == "user")
+    assert len(sent) <= 2000 and 0 < len(rest) and (sent + " " + rest).split() == paste.split()  # nothing lost
+    expect(widget.log).to_contain_text("Chase", timeout=REPLY_TIMEOUT)
+    widget.input.press("Enter")  # the rest, as the next message
+    expect(note).to_be_hidden()
+    shot(page, "long-paste-phone")
+    context.close()

@@ -7,8 +7,9 @@ conversation they did not start, nor one of another channel. A message is always
 channel (a body's ``input_channel`` is ignored) and only allow-listed metadata is kept
 (``inbound.CLIENT_METADATA``).
 
-REST is request/response, so what arrives later (a specialist's messages, a back-online notice)
-is collected by polling ``GET /webhooks/rest/messages?sender=<id>&after=<last message id>&after_notice=<last notice id>``.
+REST is request/response, so what arrives later (a specialist's messages, a back-online notice, a
+"wait a day" reminder) is collected by polling ``GET /webhooks/rest/messages?sender=<id>&after=<last
+message id>&after_notice=<last notice id>&after_reminder=<last reminder id>``.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from sanic.request import Request
 from bot import client_address, ratelimit, sessions
 from bot.channels import inbound
 from bot.channels.routing import HandoffRouter
+from bot.outages.reminders import REMINDER_BUTTONS
 
 NOT_A_SESSION = ("Unknown or invalid 'sender': start a conversation with POST /webhooks/rest/session "
                  "and send the 'sender' it returns with every message.")
@@ -104,21 +106,26 @@ class RestInput(RasaRestInput):
             try:
                 after = int(request.args.get("after", "0"))
                 after_notice = int(request.args.get("after_notice", "0"))
+                after_reminder = int(request.args.get("after_reminder", "0"))
             except ValueError:
-                return response.json({"error": "'after' and 'after_notice' must be ids (integers)"}, status=400)
+                return response.json({"error": "'after', 'after_notice' and 'after_reminder' must be ids (integers)"},
+                                     status=400)
             if not sender:
                 return response.json({"error": "'sender' is required"}, status=400)
             if not sessions.default_ids().verify(sender, sessions.REST):
                 return _refused()
             service = getattr(request.app.ctx, "handoff", None)
             if service is None:
-                return response.json({"messages": [], "notices": []})
+                return response.json({"messages": [], "notices": [], "reminders": []})
             messages = await service.run(service.store.conversation_messages, sender, after, ("agent", "system"))
             notices = await service.run(service.notifier.book.sent_to, sender, after_notice)
+            reminders = await service.run(service.notifier.reminders.book.sent_to, sender, after_reminder)
             return response.json(
                 {
                     "messages": [m.to_dict() for m in messages],
                     "notices": [{"id": n.id, "bank": n.bank, "outcome": n.outcome, "text": n.text} for n in notices],
+                    # "wait a day" check-backs: the text asks whether the feed works; answer with the buttons
+                    "reminders": [{"id": r.id, "text": r.text, "buttons": REMINDER_BUTTONS} for r in reminders],
                 }
             )
 

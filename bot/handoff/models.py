@@ -320,3 +320,26 @@ class UnknownBankName(Base):
     last_seen = sa.Column(sa.Date, nullable=False)
 
     __table_args__ = (sa.Index("ix_unknown_banks_count", "count"),)
+
+
+# --------------------------------------------------------------------------- checking back with a customer
+class WaitReminder(Base):
+    """A customer told to "wait a day" who asked to be checked on: due at ``due_at``, delivered once on
+    the conversation's channel (the id's prefix decides it), asking whether the feed works now. See
+    bot/outages/reminders.py; one pending reminder per conversation."""
+
+    __tablename__ = "wait_reminders"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    channel = sa.Column(sa.String(40), nullable=False)
+    topic = sa.Column(sa.String(200), nullable=False)
+    created_at = sa.Column(UTCDateTime(), nullable=False)
+    due_at = sa.Column(UTCDateTime(), nullable=False, index=True)
+    sent_at = sa.Column(UTCDateTime(), nullable=True)
+    text = sa.Column(sa.Text, nullable=True)
+
+    __table_args__ = (
+        sa.Index("uq_wait_reminders_pending", "conversation_id", unique=True,
+                 sqlite_where=sa.text("sent_at IS NULL"), postgresql_where=sa.text("sent_at IS NULL")),
+    )

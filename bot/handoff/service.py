@@ -43,6 +43,8 @@ END_CONFIDENCE = 0.8
 JOINED = "{agent} from our bank-feed team has joined the chat and can see everything so far."
 HANDED_BACK = "{agent} has handed you back to the assistant. Is your bank feed working now?"
 CLOSED = "{agent} has closed this conversation. If the bank feed acts up again, just write here."
+#: Said once, to the customer's first message while their ticket waits (then the bot stays silent).
+RECEIVED = "Thanks: that has reached the specialist, who will reply here."
 HANDED_BACK_BUTTONS = [
     {"title": "Yes, it's fixed", "payload": "/fixed_it"},
     {"title": "No, still failing", "payload": "/deny"},
@@ -130,13 +132,32 @@ class HandoffService:
             return await on_new_message(message), False
 
         text = message.text or ""
-        await self.run(self.store.add_message, ticket.id, "user", redact(text)[:10_000] or "(empty message)")
+        from actions.handoff import shown_text  # a clicked button reads as its title, not its payload
+
+        stored = redact(shown_text(text, {b["payload"]: b["title"] for b in HANDED_BACK_BUTTONS}))[:10_000]
+        await self.run(self.store.add_message, ticket.id, "user", stored or "(empty message)")
         ended = await self._ends_handoff(text)
         if ended:
             await self.run(self.store.close, ticket.id, "user", "The user said it is fixed or cancelled.")
             await self._update_tracker(message.sender_id, resumed("closed"))
         # paused trackers log the message and the bot stays silent; a resumed one answers it
-        return await on_new_message(message), not ended
+        result = await on_new_message(message)
+        if not ended and ticket.status == "waiting":
+            await self._acknowledge_first(ticket, message)
+        return result, not ended
+
+    async def _acknowledge_first(self, ticket: TicketView, message: UserMessage) -> None:
+        """One short acknowledgement, for the customer's first message while the ticket waits for a
+        specialist: they know it arrived; every later message gets the silence of a waiting chat."""
+        try:
+            earlier = await self.run(self.store.messages, ticket.id)
+            if sum(1 for m in earlier if m.sender == "user") != 1:
+                return
+            await self._update_tracker(message.sender_id, [BotUttered(RECEIVED, data={}, metadata={"handoff": {"handoff_event": "received"}})])
+            if message.output_channel is not None:
+                await message.output_channel.send_text_message(message.sender_id, RECEIVED)
+        except Exception:
+            logger.exception("Could not acknowledge a message to a waiting ticket.")
 
     async def _ends_handoff(self, text: str) -> bool:
         stripped = text.strip()

@@ -18,7 +18,10 @@
     connection_failure: 'General connection failure',
     out_of_scope: 'Not a bank-feed problem',
   };
-  const REASONS = { all_steps_tried: 'Tried every fix', user_request: 'Asked for a person' };
+  const REASONS = {
+    all_steps_tried: 'Tried every fix', user_request: 'Asked for a person', no_fix_left: 'No fix left that could help',
+    still_failing_after_a_day: 'Still failing after a day', relapsed_after_every_step: 'Broke again after every fix',
+  };
   const STEPS = {
     site_check: "Check the bank's website", refresh: 'Refresh the connection',
     credential_check: 'Check sign-in details', clear_cache: 'Clear the browser cache',
@@ -28,7 +31,7 @@
   };
   const OUTCOMES = {
     did_not_help: "didn't help", already_tried: 'already tried before',
-    bank_site_shows_problem: 'bank site shows a problem', fixed: 'fixed it',
+    bank_site_shows_problem: 'bank site shows a problem', fixed: 'fixed it', fixed_then_failed_again: 'fixed it, then failed again',
   };
   const CHANNELS = { socketio: 'Web chat', rest: 'API', slack: 'Slack', msteams: 'Teams', botframework: 'Teams' };
   const SITE_STATUS = { up: 'Up', maintenance: 'Maintenance', down: 'Down', slow: 'Slow', unknown: 'Unknown' };
@@ -183,7 +186,7 @@
     state.queueSeq++; // answers still on their way are dropped
     state.drafts.clear();
     closeTicketView();
-    ['list-waiting', 'list-mine', 'list-others', 'summary-facts', 'steps-tried', 'steps-remaining'].forEach((id) => clear($(id)));
+    ['list-waiting', 'list-mine', 'list-others', 'summary-facts', 'steps-tried', 'steps-skipped', 'steps-remaining'].forEach((id) => clear($(id)));
     $('reply-text').value = '';
     document.title = BASE_TITLE;
   }
@@ -425,14 +428,20 @@
       ['Error code', s.error_code || t.error_code || 'None given'],
       ['Bank-site check', checkNodes],
       ['Why escalated', reasonText(s.reason || t.reason) || '—'],
+      ...(s.credential_findings && s.credential_findings.length ? [['Sign-in check', s.credential_findings.join('; ')]] : []),
       ['Channel', channelText(t.channel)],
     ];
     const dl = clear($('summary-facts'));
     facts.forEach(([k, v]) => dl.append(h('div', { className: 'fact' }, h('dt', { text: k }), h('dd', {}, v))));
     const outcomes = s.step_outcomes || {};
+    // steps_tried: what somebody did (walked through with the bot, or tried by the customer before);
+    // skipped steps are listed apart with the reason, so nothing skipped reads as tried
     const tried = s.steps_tried || t.steps_tried || [];
+    const skipped = s.steps_skipped || {};
     fillSteps($('steps-tried'), tried, (step) => (outcomes[step] ? OUTCOMES[outcomes[step]] || humanize(outcomes[step]) : ''), 'Nothing yet');
-    fillSteps($('steps-remaining'), s.steps_remaining || [], () => '', tried.length ? 'Every fix has been tried' : 'Nothing listed');
+    fillSteps($('steps-skipped'), Object.keys(skipped), (step) => skipped[step], 'Nothing skipped');
+    const left = s.steps_remaining || [];
+    fillSteps($('steps-remaining'), left, () => '', tried.length && !Object.keys(skipped).length ? 'Every fix has been tried' : 'Nothing left');
   }
 
   function fillSteps(ol, steps, note, emptyText) {

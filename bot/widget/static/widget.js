@@ -925,7 +925,6 @@
       id: "bfc-input",
       class: "bfc-input",
       rows: "1",
-      maxlength: String(MAX_MESSAGE_LENGTH),
       placeholder: "Type your message…",
       autocomplete: "off",
       enterkeyhint: "send",
@@ -963,6 +962,8 @@
       el("p", { id: "bfc-hint", class: "bfc-sr", text: "Press Enter to send, Shift+Enter for a new line. Never type passwords here." }),
     );
     const notice = el("p", { class: "bfc-notice", text: "Never share passwords or full card numbers in this chat." });
+    // said when a message was longer than one message can hold (nothing is cut silently: the rest stays in the box)
+    ui.limitNote = el("p", { class: "bfc-notice bfc-limit", role: "status", "aria-live": "polite", hidden: true });
 
     ui.panel = el(
       "section",
@@ -971,6 +972,7 @@
       ui.status,
       ui.scroller,
       ui.form,
+      ui.limitNote,
       notice,
     );
 
@@ -1055,9 +1057,23 @@
   function submitInput() {
     const text = ui.input.value.trim();
     if (!text) return;
-    ui.input.value = "";
+    const [send, rest] = splitAtLimit(text);
+    ui.input.value = rest;
     autoGrow();
-    sendUserMessage(text, null, null);
+    sendUserMessage(send, null, null);
+    ui.limitNote.hidden = !rest;
+    ui.limitNote.textContent = rest
+      ? `One message holds at most ${MAX_MESSAGE_LENGTH.toLocaleString("en-US")} characters, so I sent the first ` +
+        `${send.length.toLocaleString("en-US")} and kept the other ${rest.length.toLocaleString("en-US")} in the box: send them next, or shorten them.`
+      : "";
+  }
+
+  /** [what fits in one message, the rest]: cut at the last space before the limit when there is one near it. */
+  function splitAtLimit(text) {
+    if (text.length <= MAX_MESSAGE_LENGTH) return [text, ""];
+    const space = text.lastIndexOf(" ", MAX_MESSAGE_LENGTH);
+    const at = space > MAX_MESSAGE_LENGTH * 0.8 ? space : MAX_MESSAGE_LENGTH;
+    return [text.slice(0, at).trimEnd(), text.slice(at).trimStart()];
   }
 
   function autoGrow() {
