@@ -797,8 +797,12 @@ class Troubleshooter:
         if browser:
             self._set("browser", browser)
             if state.current_step:
-                # "chrome" at "did the feed update?": noted for the cache step, then the question again
-                self._reply.say("utter_noted_browser", browser=browsers.display_name(browser))
+                # "chrome" at "did the feed update?": noted for the cache step, then the question again.
+                # Noted only at the first unclear answer to this question: a browser named again is no
+                # news, and the note must not repeat turn after turn.
+                key = self._question_key()
+                if not (state.question.get("key") == key and state.question.get("count", 0) >= 1):
+                    self._reply.say("utter_noted_browser", browser=browsers.display_name(browser))
                 self._reask()
             else:
                 self._reply.say("utter_noted_browser", browser=browsers.display_name(browser))
