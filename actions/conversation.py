@@ -36,7 +36,7 @@ from actions import diagnosis as dx
 from actions import troubleshooting as ts
 from actions.bank_directory import BankDirectory
 from actions.site_prober import ProbeResult
-from bot.redaction import describe, without_userinfo
+from bot.redaction import describe, only_secrets, without_userinfo
 
 SKIP_BANK = "skip"
 #: ``bank_site`` when the customer answered the bank question with something else (a question, a
@@ -250,6 +250,8 @@ class Troubleshooter:
         self._other_bank = False  # this message is about another bank than the conversation's
         if turn.sensitive:
             reply.say("utter_sensitive_warning", removed=describe(turn.sensitive_kinds))
+            if only_secrets(turn.text or ""):
+                turn.intent = "nlu_fallback"  # nothing but the secret: no answer to any question, so ask again
         intent = turn.intent
         if state.browser is None and turn.user_agent:
             ua_browser = browsers.browser_from_user_agent(turn.user_agent)

@@ -593,6 +593,27 @@ def sensitive_kinds(text: str) -> List[str]:
     return sorted({f.kind for f in find_sensitive(text)})
 
 
+# Words that only say what kind of secret follows ("my card number is ..."), plus the little words
+# around them: a message made of these and masks carries nothing but the secret.
+_SECRET_LABEL_WORDS = frozenset("""
+    my our the a an is was are its it's it’s here here's here’s heres this that these those and also plus or
+    with for of to in on as at new old current now just please ok okay so
+    password passwords passcode passphrase pwd pw pass pin card credit debit number numbers no num acct account
+    routing sort code codes cvv cvc csc security secret otp one-time one time verification login log-in sign-in
+    user username userid id ssn sin social insurance national tax token key api bank banking online
+""".split())
+_LABEL_WORD = re.compile(r"[\w'’-]+")
+
+
+def only_secrets(text: str) -> bool:
+    """True for a message that holds a secret and nothing else: "my password is hunter2", "card 4111 ...
+    and pin 1234". Such a message answers no question, so the dialogue asks its question again."""
+    if not isinstance(text, str) or not (_MASK.search(text) or find_sensitive(text)):
+        return False  # (the text may come already masked, as the tracker stores it)
+    rest = _MASK.sub(" ", redact(text))
+    return all(w.lower() in _SECRET_LABEL_WORDS or w.isdigit() for w in _LABEL_WORD.findall(rest))
+
+
 def describe(kinds: Iterable[str]) -> str:
     """How the bot names what it removed: "a password and a card number"."""
     names = [DESCRIPTIONS.get(k, "something private") for k in dict.fromkeys(kinds)]
@@ -624,6 +645,6 @@ def contains_secret(value: Any) -> bool:
 
 __all__ = [
     "Finding", "MASKS", "DESCRIPTIONS", "find_sensitive", "redact", "redact_value", "sensitive_kinds", "describe",
-    "without_userinfo", "contains_secret", "ROUTING_METADATA_KEYS",
+    "without_userinfo", "contains_secret", "only_secrets", "ROUTING_METADATA_KEYS",
     "PASSWORD", "CARD_NUMBER", "CARD_CODE", "ACCOUNT_NUMBER", "BANK_CODE", "SECRET_TOKEN", "ONE_TIME_CODE", "GOVERNMENT_ID",
 ]

@@ -405,3 +405,17 @@ async def test_without_an_outage_reports_are_recorded_and_the_site_is_checked(co
     replies = await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
     assert replies == ["utter_diagnosis_bank_unavailable", "utter_site_up", "utter_ask_bank_login"]
     assert desk.radar.timeline()["banks"]["Chase"]["reports"][-1] == 1
+
+
+async def test_nothing_but_a_secret_at_a_step_asks_the_step_again(convo):
+    """A secret pasted at "Did the feed update?" (ranked as deny by the classifier) answers nothing:
+    the warning, then the question again; the step stays where it was."""
+    await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
+    await convo.say("deny")  # the bank's site works -> the refresh step
+    assert convo.slots["current_step"] == ts.REFRESH
+    text = "my password is Hunter2!x and card 4111 1111 1111 1111"
+    turn = Turn(intent="deny", entities={"sensitive_data": ["password", "card_number"]}, sensitive=True, text=text)
+    reply = await convo.bot.handle(State.from_slots(convo.slots), turn)
+    assert [m["response"] for m in reply.messages] == ["utter_sensitive_warning", "utter_reask_refresh"]
+    assert reply.slots.get("current_step", ts.REFRESH) == ts.REFRESH
+    assert not reply.slots.get("steps_tried")

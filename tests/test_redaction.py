@@ -1,3 +1,4 @@
+from bot import redaction
 from bot.redaction import ACCOUNT_NUMBER, CARD_NUMBER, PASSWORD, SECRET_TOKEN, redact, sensitive_kinds
 
 import pytest
@@ -208,3 +209,24 @@ def test_log_records_are_masked(caplog):
     assert "4111" not in text and "hunter2" not in text and "123-45-6789" not in text and "xoxb-1234" not in text
     assert "[card number removed]" in text and "ValueError" in text
     assert log_masking.installed()
+
+
+@pytest.mark.parametrize("text", [
+    "my password is Hunter2!x",
+    "password: Tr0ub4dor&3 and card 4111 1111 1111 1111",
+    "here's my pin 4821",
+    "my password is [password removed]",  # as the tracker stores it
+])
+def test_a_message_of_nothing_but_secrets(text):
+    assert redaction.only_secrets(text), redact(text)
+
+
+@pytest.mark.parametrize("text", [
+    "no, still failing. my password is Hunter2!x",
+    "I changed my password to Hunter2!x and it works now",
+    "yes",
+    "my password is fine",  # no secret at all
+    "",
+])
+def test_a_message_with_an_answer_beside_the_secret(text):
+    assert not redaction.only_secrets(text)

@@ -167,3 +167,19 @@ def test_a_customer_returning_the_next_day(rasa_stack):
     replies = rasa_stack.send(s, "yes")
     assert "Did the feed update?" in texts(replies)
     assert rasa_stack.tracker(s)["slots"]["steps_tried"] == ["site_check"]
+
+
+def test_nothing_but_secrets_at_a_step_question_asks_it_again(rasa_stack):
+    """Seen: "my password is ... and card ..." at "Did the feed update?" moved on to the next step.
+    It answers nothing: the bot warns, asks the same question again and the step stays."""
+    s = new_sender()
+    rasa_stack.send(s, "error 102 with chase")
+    assert "Did the feed update?" in texts(rasa_stack.send(s, "bank site is fine, quickbooks still fails"))
+    replies = rasa_stack.send(s, "my password is Hunter2!x and card 4111 1111 1111 1111")
+    said = texts(replies)
+    assert "I've removed what looked like a password and a card number" in said
+    assert "press the Update button" in said and questions(replies) == 1
+    assert "Hunter2" not in said and "4111" not in said
+    slots = rasa_stack.tracker(s)["slots"]
+    assert slots["current_step"] == "refresh" and "refresh" not in (slots.get("step_outcomes") or {})
+    assert "Can you sign in" in texts(rasa_stack.send(s, "no, still failing"))  # a real answer moves on
