@@ -13,7 +13,7 @@ MODEL       := models/bankfeed.tar.gz
 NLU_HOLDOUT := tests/nlu/holdout.yml
 # What the trained model depends on: config, domain, training data, the spaCy pipeline, our NLU components.
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) $(SPACY_DIR)/meta.json \
-                   bot/nlu/entity_extractor.py bot/nlu/sensitive_data_guard.py bot/redaction.py
+                   bot/server/nlu/entity_extractor.py bot/server/nlu/sensitive_data_guard.py bot/redaction.py
 
 # Quiet, offline, reproducible Rasa/TensorFlow.
 export RASA_TELEMETRY_ENABLED := false
@@ -40,7 +40,7 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 
 install: $(VENV)/.installed
 
-$(SPACY_DIR)/meta.json: $(VENV)/.installed data/banks.yml bot/nlu/spacy_pipeline.py actions/bank_directory.py
+$(SPACY_DIR)/meta.json: $(VENV)/.installed data/banks.yml bot/nlu/spacy_pipeline.py bot/banks/directory.py
 	$(PY) -m bot.nlu.spacy_pipeline $(SPACY_DIR)
 
 spacy: $(SPACY_DIR)/meta.json
@@ -70,7 +70,7 @@ test: $(MODEL)
 	$(MAKE) --no-print-directory test-stories
 
 eval: $(MODEL)
-	$(PY) -m bot.nlu.evaluate --model $(MODEL) --holdout $(NLU_HOLDOUT) --out reports
+	$(PY) -m bot.server.nlu.evaluate --model $(MODEL) --holdout $(NLU_HOLDOUT) --out reports
 
 # The production topology on this machine (docs/production.md): 2 replicas + 2 action servers behind nginx :8080,
 # PostgreSQL trackers and hand-off store, Redis locks, RabbitMQ events.

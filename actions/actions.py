@@ -10,14 +10,15 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, Follo
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import bank_question as bq
-from actions import escalation, handoff
-from actions.bank_directory import BankDirectory
-from actions.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn
-from actions.reminders import ReminderDesk
-from actions.settings import probe_settings
-from actions.outage_desk import OutageDesk, record_probe
-from actions.site_prober import ProbeResult, SiteProber
+from bot.troubleshooting import bank_question as bq
+from bot.handoff import escalation
+from bot.handoff import desk as handoff
+from bot.banks.directory import BankDirectory
+from bot.troubleshooting.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn
+from bot.outages.reminder_desk import ReminderDesk
+from bot.settings import probe_settings
+from bot.outages.desk import OutageDesk, record_probe
+from bot.banks.site_prober import ProbeResult, SiteProber
 from bot.redaction import describe, sensitive_kinds
 from bot.sessions import channel_of
 
@@ -195,7 +196,7 @@ async def record_unknown_bank(name: str, registry: Optional[Any] = None) -> None
 class ValidateBankForm(FormValidationAction):
     """Reads the answer to "which bank?": a directory bank, a web address, a skip, a bank the
     directory doesn't know (taken as given, counted for the team), or no answer at all, which ends
-    the form so the troubleshooter handles the message as what it is (actions/bank_question.py)."""
+    the form so the troubleshooter handles the message as what it is (bot/troubleshooting/bank_question.py)."""
 
     def __init__(self, unknown_banks: Optional[Any] = None) -> None:
         super().__init__()

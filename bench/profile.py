@@ -39,7 +39,7 @@ IDLE_LEAVES = ("_worker (concurrent/futures/thread.py:81)", "serve (sanic/server
 # (area, markers): a sample belongs to the first area with a marker somewhere on its stack.
 RASA_AREAS: List[Tuple[str, Sequence[str]]] = [
     ("logging", ["(logging/__init__.py"]),
-    ("our tracker-store redaction (bot.storage / bot.redaction)", ["redact_tracker (bot/storage", "(bot/redaction.py"]),
+    ("our tracker-store redaction (bot.server.stores / bot.redaction)", ["redact_tracker (bot/server/stores", "(bot/redaction.py"]),
     ("action response validation: jsonschema.validate() in RemoteAction._validate_action_result",
      ["_validate_action_result (rasa/core/actions/action.py"]),
     ("tracker store save: SQLite COMMIT", ["do_commit (sqlalchemy/engine/default.py"]),
@@ -51,7 +51,7 @@ RASA_AREAS: List[Tuple[str, Sequence[str]]] = [
                                                           "predict_next_with_tracker_if_should (rasa/core/processor.py"]),
     ("action call: request, HTTP client, response events", ["run (rasa/core/actions/action.py"]),
     ("other dialogue processing (Rasa processor)", ["handle_message (rasa/core/processor.py"]),
-    ("hand-off router: route() itself, on the loop", ["route (bot/handoff/service.py"]),
+    ("hand-off router: route() itself, on the loop", ["route (bot/server/handoff.py"]),
     ("hand-off router: open_ticket_for() DB lookup (worker thread)", ["open_ticket_for (bot/handoff/store.py"]),
     ("outage notifier (background task)", ["(bot/outages/"]),
     ("HTTP server, REST channel, CORS", ["(sanic", "(rasa/core/channels/", "(httptools", "(sanic_cors"]),
@@ -59,7 +59,7 @@ RASA_AREAS: List[Tuple[str, Sequence[str]]] = [
 ACTION_AREAS: List[Tuple[str, Sequence[str]]] = [
     ("logging", ["(logging/__init__.py"]),
     ("outage radar / hand-off DB (bot.outages, bot.handoff; worker threads)", ["(bot/outages/", "(bot/handoff/"]),
-    ("bank-site probe", ["(actions/site_prober.py"]),
+    ("bank-site probe", ["(bot/banks/site_prober.py"]),
     ("our actions (actions/)", ["(actions/"]),
     ("rasa_sdk: request parsing, Tracker.from_dict, dispatch", ["(rasa_sdk/"]),
     ("Sanic, JSON", ["(sanic", "(json/", "(ujson"]),

@@ -26,7 +26,7 @@ from typing import Callable, List
 
 from sqlalchemy import func, select
 
-from bot.handoff.models import BankSignal
+from bot.db.models import BankSignal
 from bot.handoff.store import HandoffStore
 from bot.outages.radar import OutageRadar, RadarSettings
 from tests.radar_streams import simulate

@@ -35,7 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import yaml
 
 from bench import load, report, starter
-from bot.storage import worker_endpoints
+from bot.server.stores import worker_endpoints
 from tests import servers
 from tests.bank_sites import FakeBankSite
 

@@ -2,7 +2,7 @@
 arrived in a URL, never reaches a log file.
 
 ``install()`` is called at start-up of both servers: the Rasa server when it creates its tracker store
-(``bot.storage.tracker_store``) and when it loads our input channels (``bot.channels``), the action server
+(``bot.server.stores.tracker_store``) and when it loads our input channels (``bot.server.channels``), the action server
 when it imports the ``actions`` package (``actions/__init__.py``). It is idempotent.
 
 It works at the source: the log-record factory is wrapped, so every record any logger creates (Rasa's,

@@ -211,7 +211,7 @@ class RateLimiter:
 
 def _settings_file_section() -> Dict[str, Any]:
     try:
-        from actions.settings import load_settings
+        from bot.settings import load_settings
 
         return dict(load_settings().get("rate_limits") or {})
     except FileNotFoundError:

@@ -3,7 +3,7 @@
 The bot never asks for any of these, but customers of a bank-feed bot paste them anyway ("my password is
 Summer2024!", the code their bank texted for Error 185, a card number, a routing and account number).
 Whatever matches here is masked before anything is stored, streamed, logged or quoted (see
-``bot.storage.tracker_store``, ``bot.log_masking``, ``actions/handoff.py``), and makes the bot say that it
+``bot.server.stores.tracker_store``, ``bot.log_masking``, ``bot/handoff/desk.py``), and makes the bot say that it
 removed it and why.
 
 The rules cover families, not examples (docs: /work/notes/secrets.md has the list and the deliberate limits):

@@ -42,6 +42,6 @@ stop() { # name marker
 
 # nginx first (no new requests), then the replicas, then the action servers
 stop nginx nginx
-for f in "$PROD_DIR"/rasa-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" "bot.serve run"; done
-for f in "$PROD_DIR"/actions-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" "bot.action_server"; done
+for f in "$PROD_DIR"/rasa-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" "bot.server.serve run"; done
+for f in "$PROD_DIR"/actions-*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)" "bot.server.action_server"; done
 say "done (logs kept in $PROD_DIR/logs; PostgreSQL, Redis and RabbitMQ keep running)"

@@ -130,7 +130,7 @@ if [ -z "$NGINX" ]; then
 fi
 
 # ---------------------------------------------------------------- API token
-# Given to the replicas through the environment or a file, never their command line (bot.serve).
+# Given to the replicas through the environment or a file, never their command line (bot.server.serve).
 if [ -z "${RASA_API_TOKEN:-}" ] && [ -z "${RASA_API_TOKEN_FILE:-}" ]; then
   if [ ! -s "$PROD_DIR/api-token" ]; then
     (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$PROD_DIR/api-token")
@@ -153,7 +153,7 @@ export CHAT_SESSION_SECRET
 
 # ---------------------------------------------------------------- action server secret
 # Rasa sends it (endpoints.prod.yml action_endpoint.headers); the action servers refuse requests
-# without it (bot/action_server.py).
+# without it (bot/server/action_server.py).
 if [ -z "${ACTION_SERVER_TOKEN:-}" ]; then
   if [ ! -s "$PROD_DIR/action-token" ]; then
     (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$PROD_DIR/action-token")
@@ -212,8 +212,8 @@ for i in $(seq 1 "$REPLICAS"); do
   action_ports+=($((ACTIONS_PORT_BASE + i - 1)))
 done
 for i in $(seq 1 "$REPLICAS"); do
-  check_free "${action_ports[$((i-1))]}" "actions-$i" "bot.action_server"
-  check_free "${rasa_ports[$((i-1))]}" "rasa-$i" "bot.serve run"
+  check_free "${action_ports[$((i-1))]}" "actions-$i" "bot.server.action_server"
+  check_free "${rasa_ports[$((i-1))]}" "rasa-$i" "bot.server.serve run"
 done
 check_free "$NGINX_PORT" nginx nginx
 check_free "$ACTIONS_LB_PORT" nginx nginx
@@ -229,11 +229,11 @@ for p in "${action_ports[@]}"; do action_upstreams+=("127.0.0.1:$p"); done
 nginx_check="$("$NGINX" -t -q -c "$PROD_DIR/nginx.conf" -p "$PROD_DIR/" 2>&1)" \
   || { printf '%s\n' "$nginx_check" >&2; die "the generated $PROD_DIR/nginx.conf is invalid (nginx -t)."; }
 for i in $(seq 1 "$REPLICAS"); do
-  start "actions-$i" "bot.action_server" "$PY" -m bot.action_server --actions actions --interface 127.0.0.1 \
+  start "actions-$i" "bot.server.action_server" "$PY" -m bot.server.action_server --actions actions --interface 127.0.0.1 \
     --port "${action_ports[$((i-1))]}"
 done
 for i in $(seq 1 "$REPLICAS"); do
-  start "rasa-$i" "bot.serve run" "$PY" -m bot.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials "$CREDENTIALS" \
+  start "rasa-$i" "bot.server.serve run" "$PY" -m bot.server.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials "$CREDENTIALS" \
     --interface "$RASA_INTERFACE" --port "${rasa_ports[$((i-1))]}" --enable-api
 done
 
@@ -246,10 +246,10 @@ fi
 
 # ---------------------------------------------------------------- wait until everything answers
 for i in $(seq 1 "$REPLICAS"); do
-  wait_http "actions-$i" "http://127.0.0.1:${action_ports[$((i-1))]}/health" 120 "bot.action_server"
+  wait_http "actions-$i" "http://127.0.0.1:${action_ports[$((i-1))]}/health" 120 "bot.server.action_server"
 done
 for i in $(seq 1 "$REPLICAS"); do
-  wait_http "rasa-$i" "http://127.0.0.1:${rasa_ports[$((i-1))]}/" "$START_TIMEOUT" "bot.serve run"
+  wait_http "rasa-$i" "http://127.0.0.1:${rasa_ports[$((i-1))]}/" "$START_TIMEOUT" "bot.server.serve run"
 done
 wait_http nginx "http://127.0.0.1:${NGINX_PORT}/nginx-health" 30 nginx
 

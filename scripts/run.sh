@@ -10,7 +10,7 @@ MODEL="${MODEL:-models/bankfeed.tar.gz}"
 mkdir -p var
 
 # The HTTP API token reaches Rasa through the environment (RASA_API_TOKEN) or a file
-# (RASA_API_TOKEN_FILE), never the command line: bot.serve reads it (see bot/api_token.py).
+# (RASA_API_TOKEN_FILE), never the command line: bot.server.serve reads it (see bot/server/api_token.py).
 if [ -z "${RASA_API_TOKEN:-}" ] && [ -z "${RASA_API_TOKEN_FILE:-}" ]; then
   if [ ! -s var/api-token ]; then
     (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' > var/api-token)
@@ -43,19 +43,19 @@ ENDPOINTS=endpoints.yml
 WORKERS="${WORKERS:-1}"
 if [ "$WORKERS" != "1" ]; then
   ENDPOINTS=var/endpoints.workers.yml
-  .venv/bin/python -m bot.storage.worker_endpoints endpoints.yml "$ENDPOINTS"
+  .venv/bin/python -m bot.server.stores.worker_endpoints endpoints.yml "$ENDPOINTS"
   export SANIC_WORKERS="$WORKERS"
   export SOCKETIO_REDIS_URL="${SOCKETIO_REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
   # the workers share the per-client rate-limit and sign-in counts (bot/ratelimit.py,
-  # bot/console/login_guard.py) through Redis too
+  # bot/server/console/login_guard.py) through Redis too
   export RATE_LIMIT_STORAGE_URL="${RATE_LIMIT_STORAGE_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/1}"
 fi
 
 # the action server listens on 127.0.0.1 only (ACTION_SERVER_INTERFACE to change it; then set
-# ACTION_SERVER_TOKEN too, and send it from endpoints: see bot/action_server.py)
-.venv/bin/python -m bot.action_server --actions actions --port "$ACTIONS_PORT" &
+# ACTION_SERVER_TOKEN too, and send it from endpoints: see bot/server/action_server.py)
+.venv/bin/python -m bot.server.action_server --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
-.venv/bin/python -m bot.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
+.venv/bin/python -m bot.server.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
   --port "$RASA_PORT" --enable-api &
 pids+=($!)
 

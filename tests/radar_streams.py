@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 from sqlalchemy import insert
 
-from bot.handoff.models import BankSignal
+from bot.db.models import BankSignal
 from bot.handoff.store import HandoffStore
 
 BATCH = 5000

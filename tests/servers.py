@@ -144,9 +144,9 @@ class Process:
 
 
 def start_action_server(port: int, log: Path, env: Dict[str, str]) -> Process:
-    """The action server as the scripts start it (``python -m bot.action_server``: loopback, and the shared
+    """The action server as the scripts start it (``python -m bot.server.action_server``: loopback, and the shared
     secret when ``ACTION_SERVER_TOKEN`` is in ``env``)."""
-    proc = Process([str(VENV_BIN / "python"), "-m", "bot.action_server", "--actions", "actions", "--port", str(port)],
+    proc = Process([str(VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions", "--port", str(port)],
                    log, env)
     proc.wait_http(f"http://127.0.0.1:{port}/health")
     return proc
@@ -159,7 +159,7 @@ def write_endpoints(
     endpoints: Dict[str, object] = {
         "action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"},
         "tracker_store": tracker_store or {
-            "type": "bot.storage.tracker_store.RedactingSQLTrackerStore",
+            "type": "bot.server.stores.tracker_store.RedactingSQLTrackerStore",
             "dialect": "sqlite",
             "db": str(tracker_db),
         },
@@ -173,10 +173,10 @@ def write_endpoints(
 def start_rasa_server(
     port: int, endpoints: Path, token: str, log: Path, env: Dict[str, str], credentials: Path = ROOT / "credentials.yml"
 ) -> Process:
-    """``python -m bot.serve run ...`` as the scripts start it: the API token in the environment
+    """``python -m bot.server.serve run ...`` as the scripts start it: the API token in the environment
     (RASA_API_TOKEN), never on the command line."""
     args = [
-        str(VENV_BIN / "python"), "-m", "bot.serve", "run", "--model", str(MODEL), "--endpoints", str(endpoints),
+        str(VENV_BIN / "python"), "-m", "bot.server.serve", "run", "--model", str(MODEL), "--endpoints", str(endpoints),
         "--credentials", str(credentials), "--port", str(port), "--enable-api",
     ]
     env = {**env, "RASA_API_TOKEN": token}

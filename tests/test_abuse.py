@@ -32,7 +32,7 @@ CSV = b"Date,Description,Amount\n" + b"".join(b"01/%02d/2026,Coffee shop %04d,-4
 
 
 def start_action_server(port: int, log: Path, env: dict, *args: str) -> servers.Process:
-    proc = servers.Process([str(servers.VENV_BIN / "python"), "-m", "bot.action_server", "--actions", "actions",
+    proc = servers.Process([str(servers.VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions",
                             "--port", str(port), *args], log, env)
     proc.wait_http(f"http://127.0.0.1:{port}/health")
     return proc
@@ -129,7 +129,7 @@ def test_the_default_start_listens_on_loopback_only_and_an_open_one_needs_a_toke
     finally:
         proc.stop()
 
-    refused = servers.Process([str(servers.VENV_BIN / "python"), "-m", "bot.action_server", "--actions", "actions",
+    refused = servers.Process([str(servers.VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions",
                                "--port", str(servers.free_port()), "--interface", "0.0.0.0"], tmp_path / "open.log", env)
     assert refused.proc.wait(timeout=60) == 2
     assert "without ACTION_SERVER_TOKEN" in refused.tail()
@@ -251,7 +251,7 @@ def test_the_same_reports_with_failing_probes_do(abuse_stack, fake_banks):
 def test_a_rest_client_cannot_claim_a_verified_channel(abuse_stack):
     from sqlalchemy import select
 
-    from bot.handoff.models import BankSignal
+    from bot.db.models import BankSignal
     from bot.handoff.store import HandoffStore
 
     sender = unique("claims-slack")

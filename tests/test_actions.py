@@ -7,8 +7,9 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, 
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as sdk_actions
-from actions import handoff, outage_desk
-from actions.bank_directory import BankDirectory
+from bot.handoff import desk as handoff
+from bot.outages import desk as outage_desk
+from bot.banks.directory import BankDirectory
 from tests import servers
 
 

@@ -1,4 +1,4 @@
-"""Tests for actions.bank_directory and the real data/banks.yml."""
+"""Tests for bot.banks.directory and the real data/banks.yml."""
 from __future__ import annotations
 
 import textwrap
@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from actions.bank_directory import (
+from bot.banks.directory import (
     DEFAULT_PATH,
     ENV_VAR,
     Bank,

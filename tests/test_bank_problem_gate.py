@@ -1,11 +1,11 @@
-"""The bank-problem gate (actions/diagnosis.py): no bank-error flow for a message with no sign of a
+"""The bank-problem gate (bot/troubleshooting/diagnosis.py): no bank-error flow for a message with no sign of a
 bank-connection problem, whatever the classifier said. Plain Python, no model."""
 from __future__ import annotations
 
 import pytest
 
-from actions import diagnosis as dx
-from actions.conversation import CLARIFY_OPTIONS, clarifying_buttons
+from bot.troubleshooting import diagnosis as dx
+from bot.troubleshooting.conversation import CLARIFY_OPTIONS, clarifying_buttons
 
 # (text, error codes, banks the entity extractor found): real problems, worded as users write them
 REAL_PROBLEMS = [

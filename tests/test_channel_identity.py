@@ -60,11 +60,11 @@ def world(fake_banks, tmp_path_factory, trained_model):
     slack = FakeSlack(SLACK_TOKEN).start()
     base = tmp_path_factory.mktemp("identity")
     credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
-    credentials["bot.channels.teams.BotFrameworkInput"] = {
+    credentials["bot.server.channels.teams.BotFrameworkInput"] = {
         "app_id": APP_ID, "openid_metadata_url": openid.metadata_url, "token_url": tokens.token_url(),
         "http_timeout": 2, "allow_private_downloads": True,
     }
-    credentials["bot.channels.slack.SlackInput"] = {
+    credentials["bot.server.channels.slack.SlackInput"] = {
         "slack_token": SLACK_TOKEN, "slack_signing_secret": SLACK_SECRET, "slack_api_url": slack.api_url,
         "conversation_granularity": "thread",
     }
@@ -240,7 +240,7 @@ def test_a_notice_row_naming_another_channel_is_delivered_by_the_id_only(world, 
     book = NoticeBook(world.store)
     conversation = stack.conversation_id(name)
     with world.store.writing() as s:  # a row written as the old code did: the body's channel
-        from bot.handoff.models import OutageNotice
+        from bot.db.models import OutageNotice
 
         now = world.store.now()
         s.add(OutageNotice(conversation_id=conversation, channel="botframework", bank="Chase",

@@ -12,11 +12,14 @@ import time
 
 import pytest
 
-from bot import api_token, client_address, log_masking, serve
-from bot.channels import cors, proxies
-from bot.console import csrf
-from bot.console.login_guard import GuardSettings, LoginGuard, storage_url
-from bot.console.pool import BoundedPool, PoolBusy
+from bot import client_address, log_masking
+from bot.server import api_token
+from bot.server import serve
+from bot.server.channels import cors
+from bot.server.channels import proxies
+from bot.server.console import csrf
+from bot.server.console.login_guard import GuardSettings, LoginGuard, storage_url
+from bot.server.console.pool import BoundedPool, PoolBusy
 from tests.servers import ROOT
 
 TRUSTED = client_address.parse_networks("127.0.0.1, 10.0.0.0/8")
@@ -190,7 +193,7 @@ def test_launcher_keeps_the_token_out_of_argv():
 
 def test_launcher_refuses_an_open_api():
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "bot.serve", "run", "--enable-api"], env=env, cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "bot.server.serve", "run", "--enable-api"], env=env, cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "RASA_API_TOKEN" in r.stderr
 

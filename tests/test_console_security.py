@@ -318,7 +318,7 @@ def test_session_cookie_flags(rasa_stack, handoff_db, peer, forwarded_proto, sec
 def test_api_token_is_not_on_the_command_line(rasa_stack):
     pid = rasa_stack.proc.proc.pid
     cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-    assert "bot.serve" in cmdline and "--enable-api" in cmdline
+    assert "bot.server.serve" in cmdline and "--enable-api" in cmdline
     assert rasa_stack.token not in cmdline and "--auth-token" not in cmdline
     children = open(f"/proc/{pid}/task/{pid}/children").read().split()
     for child in children:

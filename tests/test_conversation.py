@@ -1,4 +1,4 @@
-"""The troubleshooting conversation (actions/conversation.py) turn by turn, against a real local bank site."""
+"""The troubleshooting conversation (bot/troubleshooting/conversation.py) turn by turn, against a real local bank site."""
 from __future__ import annotations
 
 from typing import Dict, List
@@ -6,12 +6,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from actions import diagnosis as dx
-from actions import troubleshooting as ts
-from actions.bank_directory import Bank, BankDirectory
-from actions.conversation import CANNOT_CHECK_ADDRESS, State, Troubleshooter, Turn
-from actions.escalation import build_summary, handoff_slots, summary_text
-from actions.site_prober import ProbeSettings, SiteProber
+from bot.troubleshooting import diagnosis as dx
+from bot.troubleshooting import steps as ts
+from bot.banks.directory import Bank, BankDirectory
+from bot.troubleshooting.conversation import CANNOT_CHECK_ADDRESS, State, Troubleshooter, Turn
+from bot.handoff.escalation import build_summary, handoff_slots, summary_text
+from bot.banks.site_prober import ProbeSettings, SiteProber
 from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite
 

@@ -1,13 +1,13 @@
-"""Off-topic and adjacent bank-feed questions in the troubleshooting conversation (actions/conversation.py),
+"""Off-topic and adjacent bank-feed questions in the troubleshooting conversation (bot/troubleshooting/conversation.py),
 turn by turn and in-process: short answers, the bank-problem gate's clarifying question, and a real
 problem report still starting its flow afterwards."""
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from actions import diagnosis as dx
-from actions import troubleshooting as ts
-from actions.conversation import State, Turn
+from bot.troubleshooting import diagnosis as dx
+from bot.troubleshooting import steps as ts
+from bot.troubleshooting.conversation import State, Turn
 from tests.test_conversation import Conversation, bank_site, convo, directory  # noqa: F401 (fixtures)
 
 

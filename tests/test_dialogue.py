@@ -1,4 +1,4 @@
-"""The dialogue design (actions/conversation.py) turn by turn, in-process: free text where buttons were
+"""The dialogue design (bot/troubleshooting/conversation.py) turn by turn, in-process: free text where buttons were
 offered, no reply three times in a row, one question per turn, the honest record, relapses, returns and
 the "wait a day" reminder. What the customer reads is rendered from domain.yml."""
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actions import bank_question as bq
-from actions import troubleshooting as ts
-from actions.bank_directory import BankDirectory
-from actions.conversation import State, Turn
-from actions.escalation import handoff_slots, summary_text
-from actions.handoff import transcript
+from bot.troubleshooting import bank_question as bq
+from bot.troubleshooting import steps as ts
+from bot.banks.directory import BankDirectory
+from bot.troubleshooting.conversation import State, Turn
+from bot.handoff.escalation import handoff_slots, summary_text
+from bot.handoff.desk import transcript
 from tests.test_conversation import Conversation, RadarDesk  # noqa: F401  (fixtures below reuse them)
 from tests.test_conversation import bank_site, convo, directory, product_db  # noqa: F401
 
@@ -341,7 +341,7 @@ async def test_check_back_tomorrow_then_still_failing_opens_the_ticket(convo):
     assert await convo.say("remind_me") == ["utter_reminder_scheduled"]
     assert reminders.topics == ["Error 102 with Chase"]
     assert convo.slots["wait_day"]["choice"] == "reminder" and convo.slots["reminder_status"] == "scheduled"
-    convo.slots["reminder_status"] = "sent"  # the reminder reached the customer (bot/outages/runtime.py)
+    convo.slots["reminder_status"] = "sent"  # the reminder reached the customer (bot/server/outages.py)
     assert await convo.say("deny") == ["utter_escalating"]
     summary = handoff_slots(convo.slots, now=0)["escalation_summary"]
     assert summary["reason"] == "still_failing_after_a_day"

@@ -9,14 +9,19 @@ from pathlib import Path
 
 import yaml
 
-from actions import conversation, credential_check, troubleshooting
-from actions.browsers import SUPPORTED, cache_response
-from actions.diagnosis import DIAGNOSES, OUT_OF_SCOPE
+from bot.troubleshooting import conversation
+from bot.troubleshooting import credential_check
+from bot.troubleshooting import steps as troubleshooting
+from bot.troubleshooting.browsers import SUPPORTED, cache_response
+from bot.troubleshooting.diagnosis import DIAGNOSES, OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 RESPONSES = set(DOMAIN["responses"])
-SOURCES = "\n".join(p.read_text() for p in (ROOT / "actions").glob("*.py")) + (ROOT / "data" / "rules.yml").read_text()
+# the actions and the conversation logic they call (bot/troubleshooting/, bot/handoff/, bot/outages/)
+CODE = [*(ROOT / "actions").glob("*.py"), *(ROOT / "bot" / "troubleshooting").glob("*.py"),
+        *(ROOT / "bot" / "handoff").glob("*.py"), *(ROOT / "bot" / "outages").glob("*.py")]
+SOURCES = "\n".join(p.read_text() for p in CODE) + (ROOT / "data" / "rules.yml").read_text()
 
 
 def dynamic_responses() -> set:

@@ -53,7 +53,7 @@ def _stack_with(product_env, directory, action_port, **endpoints):
 
 def test_redis_unavailable_the_bot_keeps_answering(product_env, stack_dir, action_server, trained_model):
     closed = servers.free_port()  # nothing listens there: Redis is "down"
-    lock = {"type": "bot.storage.lock_store.ResilientRedisLockStore", "url": "127.0.0.1", "port": closed, "db": 3}
+    lock = {"type": "bot.server.stores.lock_store.ResilientRedisLockStore", "url": "127.0.0.1", "port": closed, "db": 3}
     stack = _stack_with(product_env, stack_dir / "no-redis", action_server.port, lock_store=lock)
     try:
         s = f"fault-{uuid.uuid4().hex[:8]}"
@@ -70,7 +70,7 @@ def test_postgresql_restart_loses_nothing(product_env, stack_dir, action_server,
         from sqlalchemy.engine import make_url
 
         u = make_url(url)
-        tracker = {"type": "bot.storage.tracker_store.RedactingSQLTrackerStore", "dialect": "postgresql",
+        tracker = {"type": "bot.server.stores.tracker_store.RedactingSQLTrackerStore", "dialect": "postgresql",
                    "url": u.host, "port": u.port, "db": u.database, "username": u.username}
         stack = _stack_with(product_env, stack_dir / "pg-restart", action_server.port, tracker_store=tracker)
         try:

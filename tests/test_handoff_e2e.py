@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 
-from bot.handoff.service import RECEIVED
+from bot.server.handoff import RECEIVED
 
 
 def texts(replies):

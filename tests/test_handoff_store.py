@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.handoff import passwords
 from bot.handoff import store as store_module
-from bot.handoff.models import metadata
+from bot.db.models import metadata
 from bot.handoff.store import (
     HandoffError,
     HandoffStore,

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from actions import diagnosis as dx
+from bot.troubleshooting import diagnosis as dx
 
 FIRST_MESSAGES = [
     # (message, diagnosis, error_code, bank)
@@ -73,7 +73,7 @@ async def test_held_out_set_meets_the_diagnosis_targets(agent):
     out-of-scope recall >= evaluate.OOS_RECALL_TARGET with no bank-error flow started on an out-of-scope question."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    from bot.nlu import evaluate
+    from bot.server.nlu import evaluate
     from tests.servers import ROOT
 
     holdout = ROOT / "tests" / "nlu" / "holdout.yml"
@@ -100,13 +100,13 @@ PAYLOADS_AND_TEXTS = [
 @pytest.mark.parametrize("text", PAYLOADS_AND_TEXTS)
 @pytest.mark.parametrize("only_output_properties", [True, False])
 def test_payloads_skip_the_nlu_pipeline_with_the_same_result(agent, text, only_output_properties):
-    """bot.speedups unpacks button payloads without running spaCy/DIET: the parse data must be exactly
+    """bot.server.rasa_patches unpacks button payloads without running spaCy/DIET: the parse data must be exactly
     what the whole NLU graph returns for them (and anything else still goes through the graph)."""
     from rasa.core.channels.channel import UserMessage
     from rasa.core.processor import MessageProcessor
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot import speedups
+    from bot.server import rasa_patches as speedups
 
     assert speedups.apply()
     processor = agent.processor

@@ -518,11 +518,11 @@ def test_endpoints_prod_substitutes_the_environment_and_names_what_is_missing(mo
         monkeypatch.setenv(name, value)
     endpoints = read_endpoints_from_path(ROOT / "endpoints.prod.yml")
     assert endpoints.action.url == values["ACTION_SERVER_URL"]
-    assert endpoints.tracker_store.type == "bot.storage.tracker_store.RedactingSQLTrackerStore"
+    assert endpoints.tracker_store.type == "bot.server.stores.tracker_store.RedactingSQLTrackerStore"
     assert endpoints.tracker_store.url == values["TRACKER_DB_HOST"]
     assert endpoints.tracker_store.kwargs["dialect"] == "postgresql"
     assert endpoints.tracker_store.kwargs["password"] == ""
-    assert (endpoints.lock_store.type, endpoints.lock_store.url, endpoints.lock_store.kwargs["db"]) == ("bot.storage.lock_store.ResilientRedisLockStore", values["REDIS_HOST"], "3")
+    assert (endpoints.lock_store.type, endpoints.lock_store.url, endpoints.lock_store.kwargs["db"]) == ("bot.server.stores.lock_store.ResilientRedisLockStore", values["REDIS_HOST"], "3")
     assert endpoints.event_broker.type == "pika"
     assert endpoints.event_broker.kwargs["queues"] == [values["RABBITMQ_QUEUE"]]
 

@@ -94,7 +94,7 @@ def test_no_held_out_example_is_a_near_copy_of_a_training_example():
 
 
 def test_the_held_out_set_covers_every_diagnosis_and_adjacent_topic():
-    from actions import diagnosis as dx
+    from bot.troubleshooting import diagnosis as dx
 
     intents = {intent for intent, _ in examples(HOLDOUT)}
     assert set(dx.REPORT_INTENTS) | set(dx.ADJACENT_INTENTS) <= intents

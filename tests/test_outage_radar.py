@@ -7,7 +7,7 @@ from typing import List
 
 import pytest
 
-from actions.site_prober import ProbeSettings, SiteProber
+from bot.banks.site_prober import ProbeSettings, SiteProber
 from bot.outbound import OutboundPolicy
 from bot.handoff.store import HandoffStore
 from bot.outages.notices import Notice, NoticeBook, Notifier
@@ -114,7 +114,7 @@ def test_verified_reports_are_enough_on_their_own(radar):
 
 
 def test_a_conversation_reporting_again_is_stored_once_per_window(radar, store, clock):
-    from bot.handoff.models import BankSignal
+    from bot.db.models import BankSignal
     from sqlalchemy import func, select
 
     for _ in range(20):
@@ -308,7 +308,7 @@ def test_a_small_bank_needs_confirmation_of_anonymous_reports(store, clock):
 
 
 def test_past_outages_do_not_raise_the_baseline(store, clock):
-    from bot.handoff.models import Outage
+    from bot.db.models import Outage
 
     radar = OutageRadar(store, REAL)
     big_bank_history(store, clock)

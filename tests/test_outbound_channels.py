@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
-from bot.channels.file_replies import FileRefused
-from bot.channels.slack import SlackInput
-from bot.channels.teams import DEFAULT_SERVICE_URL_HOSTS, BotFrameworkInput, BotFrameworkSettings
+from bot.server.channels.file_replies import FileRefused
+from bot.server.channels.slack import SlackInput
+from bot.server.channels.teams import DEFAULT_SERVICE_URL_HOSTS, BotFrameworkInput, BotFrameworkSettings
 from bot.outbound import OutboundPolicy
 from tests.fake_botframework import FakeConnector, FakeFileHost, FakeTokenService
 from tests.fake_slack import FakeSlack
@@ -103,7 +103,7 @@ async def test_teams_service_url_must_be_an_allowed_bot_framework_host(teams_fak
     tokens, connector, _ = teams_fakes
     before = received(tokens, connector)
     channel = teams_channel(tokens, OutboundPolicy())
-    with caplog.at_level(logging.ERROR, logger="bot.channels.teams"):
+    with caplog.at_level(logging.ERROR, logger="bot.server.channels.teams"):
         assert await channel.connector.post_activity(service_url, "a:1", {"type": "message", "text": "hi"}) is None
     assert "Nothing was sent" in caplog.text or "bad serviceUrl" in caplog.text
     assert received(tokens, connector) == before  # not even a token was requested
@@ -146,7 +146,7 @@ async def test_teams_token_url_goes_through_the_policy(teams_fakes, caplog):
     before = len(tokens.token_requests())
     channel = teams_channel(tokens, OutboundPolicy(allow=(f"127.0.0.1:{connector.base_url.rsplit(':', 1)[1]}",)),
                             service_url_hosts="127.0.0.1")
-    with caplog.at_level(logging.ERROR, logger="bot.channels.teams"):
+    with caplog.at_level(logging.ERROR, logger="bot.server.channels.teams"):
         assert await channel.connector.post_activity(connector.base_url + "/amer/", "a:t", {"type": "message"}) is None
     assert "Could not get BotFramework token" in caplog.text and "outbound policy refuses" in caplog.text
     assert len(tokens.token_requests()) == before and connector.activities("a:t") == []

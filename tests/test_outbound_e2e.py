@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from actions.conversation import CANNOT_CHECK_ADDRESS
+from bot.troubleshooting.conversation import CANNOT_CHECK_ADDRESS
 from tests.bank_sites import FakeBankSite
 
 

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actions import diagnosis as dx
-from actions import troubleshooting as ts
-from actions.bank_directory import Bank, BankDirectory
-from actions.conversation import State, Troubleshooter, Turn
-from actions.site_prober import ProbeResult
-from bot.channels import inbound
+from bot.troubleshooting import diagnosis as dx
+from bot.troubleshooting import steps as ts
+from bot.banks.directory import Bank, BankDirectory
+from bot.troubleshooting.conversation import State, Troubleshooter, Turn
+from bot.banks.site_prober import ProbeResult
+from bot.server.channels import inbound
 from bot.nlu import spacy_pipeline as sp
-from bot.nlu.entity_extractor import entities_from_doc, normalise_error_code
+from bot.server.nlu.entity_extractor import entities_from_doc, normalise_error_code
 from bot.redaction import find_sensitive, redact
 
 PROFILE = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

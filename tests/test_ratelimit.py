@@ -40,7 +40,7 @@ def test_defaults_settings_file_and_environment():
 
 
 def test_the_settings_file_section_is_valid():
-    from actions.settings import load_settings
+    from bot.settings import load_settings
 
     section = load_settings()["rate_limits"]
     assert configured_limits(section, {}) == configured_limits({}, {})  # the file states the defaults
@@ -148,7 +148,7 @@ def test_client_key_is_a_stable_pseudonym():
 
 # ------------------------------------------------------------------ outage reports per client
 def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
-    from actions import outage_desk
+    from bot.outages import desk as outage_desk
     from bot.handoff.store import HandoffStore
 
     store = HandoffStore(f"sqlite:///{tmp_path / 'p.db'}")
@@ -164,7 +164,7 @@ def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
 
     try:
         asyncio.run(scenario())
-        from bot.handoff.models import BankSignal
+        from bot.db.models import BankSignal
         from sqlalchemy import select
 
         with store.reading() as s:

@@ -169,7 +169,7 @@ def test_every_stored_field_of_every_event_is_masked():
     from rasa.shared.core.events import BotUttered, EntitiesAdded, SlotSet, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot.storage.tracker_store import redact_tracker
+    from bot.server.stores.tracker_store import redact_tracker
 
     secret = "my password is Hunter2Secret!"
     parse = {"text": secret, "intent": {"name": "share_sensitive", "confidence": 1.0},

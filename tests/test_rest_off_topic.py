@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from actions import diagnosis as dx
+from bot.troubleshooting import diagnosis as dx
 
 
 def texts(replies):

@@ -133,11 +133,11 @@ def battery_stack(fake_banks, fakes, tmp_path_factory, trained_model):
     for name in ("MICROSOFT_APP_ID", "MICROSOFT_APP_TENANT_ID", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL"):
         env.pop(name, None)
     credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
-    credentials["bot.channels.slack.SlackInput"] = {
+    credentials["bot.server.channels.slack.SlackInput"] = {
         "slack_token": SLACK_TOKEN, "slack_signing_secret": SLACK_SECRET, "slack_api_url": fakes.slack.api_url,
         "slack_channel": "CSUPPORT01",
     }
-    credentials["bot.channels.teams.BotFrameworkInput"] = {
+    credentials["bot.server.channels.teams.BotFrameworkInput"] = {
         "app_id": APP_ID, "openid_metadata_url": fakes.openid.metadata_url, "token_url": fakes.tokens.token_url(),
         "http_timeout": 2, "jwks_retry_seconds": 0, "jwks_refresh_min_seconds": 0, "token_retry_seconds": 1,
         "service_url_hosts": ["127.0.0.1"],  # the local fake connector stands in for the Bot Framework hosts

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from bot import sessions
-from bot.channels import inbound
+from bot.server.channels import inbound
 from bot.sessions import SecretError, SessionIds, channel_of, load_secret
 
 SECRET = b"k" * 32

@@ -1,4 +1,4 @@
-"""Tests for actions.site_prober against real HTTP(S) servers on 127.0.0.1 (no mocks)."""
+"""Tests for bot.banks.site_prober against real HTTP(S) servers on 127.0.0.1 (no mocks)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 import pytest_asyncio
 
-from actions.site_prober import ProbeResult, ProbeSettings, SiteProber, has_maintenance_wording
+from bot.banks.site_prober import ProbeResult, ProbeSettings, SiteProber, has_maintenance_wording
 from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite, refused_url
 
@@ -432,10 +432,10 @@ async def test_aclose_during_probe_gives_result_not_exception(site, make_prober)
 
 @pytest.mark.asyncio
 async def test_logs_key_status_reason_but_no_query_string(site, make_prober, caplog):
-    caplog.set_level(logging.DEBUG, logger="actions.site_prober")
+    caplog.set_level(logging.DEBUG, logger="bot.banks.site_prober")
     path = unique("/healthy")
     await make_prober().check("chase", site.url(path) + "?session=SECRET123")
-    records = [r for r in caplog.records if r.name == "actions.site_prober"]
+    records = [r for r in caplog.records if r.name == "bot.banks.site_prober"]
     text = "\n".join(r.getMessage() for r in records)
     assert "key=chase" in text and "status=up" in text and "reason=ok" in text and "elapsed_ms=" in text
     assert "SECRET123" not in text and "session=" not in text

@@ -54,7 +54,7 @@ def fake_slack():
 def slack_stack(product_env, action_server, trained_model, fake_slack, tmp_path_factory):
     directory = tmp_path_factory.mktemp("slack")
     credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
-    credentials["bot.channels.slack.SlackInput"] = {
+    credentials["bot.server.channels.slack.SlackInput"] = {
         "slack_token": TOKEN,
         "slack_signing_secret": SECRET,
         "slack_api_url": fake_slack.api_url,
@@ -434,7 +434,7 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
 def test_push_without_metadata_finds_the_thread_or_opens_the_dm(fake_slack, monkeypatch):
     import asyncio
 
-    from bot.channels.slack import SlackInput
+    from bot.server.channels.slack import SlackInput
 
     channel = SlackInput.from_credentials(
         {"slack_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
@@ -452,7 +452,7 @@ def test_push_without_metadata_finds_the_thread_or_opens_the_dm(fake_slack, monk
 def test_not_configured_channel_starts_and_refuses(monkeypatch):
     import asyncio
 
-    from bot.channels.slack import DEFAULT_API_URL, SlackInput, verify_signature
+    from bot.server.channels.slack import DEFAULT_API_URL, SlackInput, verify_signature
 
     for name in SLACK_ENV:
         monkeypatch.delenv(name, raising=False)

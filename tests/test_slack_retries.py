@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.handoff.models import SeenEvent
+from bot.db.models import SeenEvent
 from bot.handoff.store import HandoffStore
 from tests import servers
 from tests.conftest import ActionServer
@@ -61,7 +61,7 @@ def retry_stack(product_env, fake_slack, trained_model, tmp_path_factory):
     env = {k: v for k, v in product_env.items() if k not in SLACK_ENV}
     env.update(HANDOFF_DB_URL=f"sqlite:///{directory / 'product.db'}", SLACK_EVENT_CLAIM_SECONDS=str(CLAIM_SECONDS))
     credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
-    credentials["bot.channels.slack.SlackInput"] = {"slack_token": TOKEN, "slack_signing_secret": SECRET,
+    credentials["bot.server.channels.slack.SlackInput"] = {"slack_token": TOKEN, "slack_signing_secret": SECRET,
                                                     "slack_api_url": fake_slack.api_url, "slack_channel": SUPPORT}
     credentials_path = directory / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))

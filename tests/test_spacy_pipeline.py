@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import spacy
 
-from actions.bank_directory import BankDirectory
+from bot.banks.directory import BankDirectory
 from bot.nlu import spacy_pipeline as sp
-from bot.nlu.entity_extractor import entities_from_doc, normalise_error_code
+from bot.server.nlu.entity_extractor import entities_from_doc, normalise_error_code
 
 
 @pytest.fixture(scope="module")

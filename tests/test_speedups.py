@@ -4,7 +4,7 @@ from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 
-from bot import speedups
+from bot.server import rasa_patches as speedups
 
 
 def test_applied_for_this_rasa():

@@ -1,6 +1,6 @@
 """Microsoft Teams (Bot Framework) channel end to end.
 
-The real Rasa server (with the product's usual channels plus ``bot.channels.teams.BotFrameworkInput``)
+The real Rasa server (with the product's usual channels plus ``bot.server.channels.teams.BotFrameworkInput``)
 and the real action server talk to local fakes of Microsoft's services (tests/fake_botframework.py):
 OpenID metadata + signing keys, the client-credentials token endpoint and the Bot Connector API that
 replies are posted to. Activities are signed like the Bot Framework signs them (RS256 JWT).
@@ -22,21 +22,21 @@ import httpx
 import pytest
 import yaml
 
-from bot.channels.teams import (
+from bot.server.channels.teams import (
     MULTI_TENANT_TOKEN_URL,
     BotFrameworkInput,
     BotFrameworkSettings,
     card_action,
     hero_cards,
 )
-from bot.handoff.service import RECEIVED
+from bot.server.handoff import RECEIVED
 from tests import servers
 from tests.fake_botframework import FakeConnector, FakeFileHost, FakeOpenId, FakeTokenService, new_rsa_key
 
 APP_ID = "7c1b5d8e-0000-4a6b-9c1d-bank5feed0001"
 APP_PASSWORD = "test-secret-" + secrets.token_urlsafe(12)
 BOT = {"id": f"28:{APP_ID}", "name": "Bank Feed Helper"}
-SECTION = "bot.channels.teams.BotFrameworkInput"
+SECTION = "bot.server.channels.teams.BotFrameworkInput"
 AGENT_PASSWORD = "correct horse battery staple"
 MAX_FILE = 200_000  # the channel's cap on shared files in these tests
 EXPORTS = servers.ROOT / "tests" / "fixtures" / "bank_exports"
@@ -533,7 +533,7 @@ def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(teams, fakes):
 
 
 async def test_attachment_urls_are_restricted_without_the_test_flag(fakes):
-    from bot.channels.file_replies import FileRefused
+    from bot.server.channels.file_replies import FileRefused
     from bot.outbound import OutboundPolicy
 
     settings = BotFrameworkSettings.from_credentials({"app_id": APP_ID, "app_password": "pw"})
@@ -602,6 +602,6 @@ async def test_unreachable_token_endpoint_is_logged_not_raised(caplog):
     channel = BotFrameworkInput(settings=settings)
     metadata = {"botframework": {"serviceUrl": f"http://127.0.0.1:{servers.free_port()}",
                                  "conversation": {"id": "a:1"}, "bot": BOT, "user": {"id": "29:u"}}}
-    with caplog.at_level(logging.ERROR, logger="bot.channels.teams"):
+    with caplog.at_level(logging.ERROR, logger="bot.server.channels.teams"):
         await channel.push_to_conversation("29:u", metadata, "hello", [{"title": "Yes", "payload": "/affirm"}])
     assert "Could not get BotFramework token" in caplog.text

@@ -15,7 +15,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.storage.tracker_store import RedactingSQLTrackerStore
+from bot.server.stores.tracker_store import RedactingSQLTrackerStore
 from tests.pg import fresh_pg_database
 
 ROOT = Path(__file__).resolve().parents[1]

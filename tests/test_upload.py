@@ -1,4 +1,4 @@
-"""Manual upload assistant (``actions.upload``) on a corpus of realistic bank exports, good and broken.
+"""Manual upload assistant (``bot.upload``) on a corpus of realistic bank exports, good and broken.
 
 Each corpus file's expectations: whether QuickBooks would take it as it is (``ok``), the detected
 type, how many transactions were read, which problems (by code, with their spreadsheet rows) must
@@ -17,9 +17,9 @@ from typing import Dict, List
 
 import pytest
 
-from actions.upload import analyse
-from actions.upload.limits import MAX_PROBLEMS, QBO_MAX_FILE_BYTES
-from actions.upload.report import UploadReport
+from bot.upload import analyse
+from bot.upload.limits import MAX_PROBLEMS, QBO_MAX_FILE_BYTES
+from bot.upload.report import UploadReport
 
 CORPUS = Path(__file__).parent / "fixtures" / "bank_exports"
 

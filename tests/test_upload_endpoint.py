@@ -1,4 +1,4 @@
-"""The upload channel's HTTP endpoint (``bot.channels.upload``), served by a small Sanic app on
+"""The upload channel's HTTP endpoint (``bot.server.channels.upload``), served by a small Sanic app on
 127.0.0.1 in a background thread (no Rasa server needed) and called with httpx.
 
 Converted files go to the product database (a HandoffStore on a temp SQLite file, installed as
@@ -25,8 +25,8 @@ from rasa.core.channels.channel import InputChannel
 from sanic import Sanic
 
 from bot import sessions
-from bot.channels.upload import DatabaseFileStore, FileStore, UploadInput
-from bot.handoff.models import UploadFile
+from bot.server.channels.upload import DatabaseFileStore, FileStore, UploadInput
+from bot.db.models import UploadFile
 from bot.handoff.store import HandoffStore
 
 CORPUS = Path(__file__).parent / "fixtures" / "bank_exports"

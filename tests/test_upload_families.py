@@ -12,10 +12,11 @@ from typing import List, Optional, Sequence
 
 import pytest
 
-from actions.upload import analyse, ofx_reader
-from actions.upload import columns as cols
-from actions.upload import signs
-from actions.upload.report import UploadReport
+from bot.upload import analyse
+from bot.upload import ofx_reader
+from bot.upload import columns as cols
+from bot.upload import signs
+from bot.upload.report import UploadReport
 
 
 def rows_of(report: UploadReport) -> List[List[str]]:

@@ -18,9 +18,9 @@ from typing import Callable, Dict, List, Tuple
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actions.upload import analyse
-from actions.upload.amounts import parse_amount
-from actions.upload.report import UploadReport
+from bot.upload import analyse
+from bot.upload.amounts import parse_amount
+from bot.upload.report import UploadReport
 
 settings.register_profile(
     "upload",

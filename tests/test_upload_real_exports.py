@@ -18,8 +18,8 @@ from typing import List, Tuple
 
 import pytest
 
-from actions.upload import analyse
-from actions.upload.report import UploadReport
+from bot.upload import analyse
+from bot.upload.report import UploadReport
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "bank-exports"
 EXPECTED = SHARED / "expected.json"

@@ -20,14 +20,14 @@ import httpx
 import pytest
 import yaml
 
-from actions import troubleshooting as ts
+from bot.troubleshooting import steps as ts
+from bot.paths import REPO_ROOT
 from tests.browser import ARTIFACTS, chromium
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is needed for the browser test")
 expect = sync_api.expect
 
 PHONE = {"width": 375, "height": 667}
-ROOT = ts.__file__.rsplit("/actions/", 1)[0]
 
 # The longest value each placeholder takes in a real conversation.
 LONG_BANK = "First Community Federal Credit Union of Northern Pennsylvania"
@@ -73,7 +73,7 @@ def fill(text: str) -> str:
 
 def bot_events():
     """One ``bot`` event per response: its longest variant (text and buttons)."""
-    domain = yaml.safe_load(open(f"{ROOT}/domain.yml"))
+    domain = yaml.safe_load(open(REPO_ROOT / "domain.yml"))
     events = []
     for name, variants in domain["responses"].items():
         with_text = [v for v in variants if v.get("text")]

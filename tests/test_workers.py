@@ -13,7 +13,7 @@ import httpx
 import sqlalchemy as sa
 import yaml
 
-from bot.storage import worker_endpoints
+from bot.server.stores import worker_endpoints
 from tests import servers
 from tests.test_multi_replica import SCRIPT, _check_conversation, message_tag, new_sender
 

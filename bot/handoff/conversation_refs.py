@@ -21,7 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
-from bot.handoff.models import ConversationRef
+from bot.db.models import ConversationRef
 from bot.handoff.store import HandoffStore
 
 #: Channels that deliver through a stored reference (the web channels push by their issued id).

@@ -26,7 +26,7 @@ from typing import Any, Optional
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.handoff.models import SeenEvent
+from bot.db.models import SeenEvent
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from bot.handoff.models import (
+from bot.db.models import (
     CLOSED_BY,
     MESSAGE_SENDERS,
     OPEN_STATUSES,
@@ -74,7 +74,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "db" / "migrations"
 VERSION_TABLE = "handoff_alembic_version"
 MAX_TEXT = 10_000
 LAST_SEEN_EVERY = timedelta(seconds=60)

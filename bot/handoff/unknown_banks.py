@@ -36,7 +36,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.handoff.models import UnknownBankName
+from bot.db.models import UnknownBankName
 from bot.handoff.store import HandoffStore
 from bot.redaction import find_sensitive
 

@@ -19,12 +19,12 @@ from typing import Any, Dict, List
 import spacy
 from spacy.language import Language
 
-from actions.bank_directory import BankDirectory
+from bot.banks.directory import BankDirectory
 from bot.paths import spacy_pipeline_dir
 
 PIPELINE_NAME = "bankfeed"
 
-# Entity-ruler labels and the Rasa entity each one becomes (see bot.nlu.entity_extractor).
+# Entity-ruler labels and the Rasa entity each one becomes (see bot.server.nlu.entity_extractor).
 LABEL_BANK = "BANK"
 LABEL_ERROR_CODE = "ERROR_CODE"
 LABEL_BROWSER = "BROWSER"

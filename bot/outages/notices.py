@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
-from bot.handoff.models import OutageNotice
+from bot.db.models import OutageNotice
 from bot.handoff.store import HandoffStore
 from bot.outages.radar import HEALTHY_PROBES, OutageRadar, RadarSettings
 

@@ -53,7 +53,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import sqlalchemy as sa
 from sqlalchemy import case, func, select
 
-from bot.handoff.models import BankSignal, Outage
+from bot.db.models import BankSignal, Outage
 from bot.handoff.store import HandoffStore
 
 REPORTING_DIAGNOSES = ("bank_unavailable", "connection_failure")

@@ -4,7 +4,7 @@ The customer asks for it at the "wait a day" step; the reminder is stored in the
 survives restarts) and, when due, delivered once on the conversation's channel by the same
 machinery as the back-online notices (``HandoffService.tell``: the channel comes from the
 conversation id). It asks whether the feed works now; "still failing" then opens a ticket with the
-whole record (see ``actions/conversation.py``, ``reminder_status``). With several replicas, a
+whole record (see ``bot/troubleshooting/conversation.py``, ``reminder_status``). With several replicas, a
 replica must win the ``sent_at IS NULL`` update to deliver it.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
-from bot.handoff.models import WaitReminder
+from bot.db.models import WaitReminder
 from bot.handoff.store import HandoffStore
 
 logger = logging.getLogger(__name__)
