@@ -1,1 +1,2 @@
-"""NLU pieces that run inside the Rasa server: the spaCy pipeline builder and our entity extractor."""
+"""The spaCy pipeline the NLU runs on, built from code (``spacy_pipeline``: blank English plus an
+EntityRuler fed by the bank directory, error codes, browsers and URLs); no model is downloaded."""
