@@ -22,6 +22,10 @@ REAL_PROBLEMS = [
     ("consent expired for monzo", [], ["Monzo"]),
     ("(9999)", ["9999"], []),
     ("error 155", ["155"], []),
+    # the bank's sign-in, even where QuickBooks is named too
+    ("quickbooks cant log in to my bank", [], []),
+    ("cant sign in to quickbooks bank feed, chase wants a code", [], ["Chase"]),
+    ("sign in to qbo then the bank asks for a security code", [], []),
 ]
 
 # off-topic questions, some naming a bank: nothing here is a bank-connection problem
@@ -38,6 +42,10 @@ NO_SIGN = [
     ("signing off", [], []),
     ("invoice emails going to spam", [], []),
     ("amex annual fee which account", [], ["American Express"]),
+    # QuickBooks' / Intuit's own sign-in is not the bank's
+    ("cant log into qbo, 2fa code never arrives", [], []),
+    ("signing into quickbooks asks for a code", [], []),
+    ("forgot my quickbooks password", [], []),
 ]
 
 

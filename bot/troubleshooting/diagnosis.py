@@ -171,6 +171,15 @@ _SIGNS = [
         _CONSENT,
     )
 ]
+# Signing in to QuickBooks / Intuit itself (their own account, its password or its sign-in code) is not the
+# bank's sign-in: such a message shows no bank-connection problem unless something else in it does.
+_OWN_SIGN_IN_RE = re.compile(
+    r"(?:sign(?:ing)?[\s-]?(?:in|on)|log(?:ging)?[\s-]?(?:in|on)|login|get)(?:\s+in)?\s*to\s+(?:my\s+|our\s+|the\s+)?"
+    r"(?:quickbooks|qbo|qb|intuit)\b|\b(?:intuit|quickbooks|qbo)(?:\s+online)?\s+(?:account\s+)?"
+    r"(?:login|log[\s-]?in|sign[\s-]?in|password|account\s+password)\b"
+)
+_BANK_WORD_RE = re.compile(r"\bbanks?\b|\bbanking\b")
+_SIGN_IN_PATTERNS = {_SIGNS[-3].pattern, _SIGNS[-2].pattern}  # _SIGN_IN, _VERIFICATION
 _ACCOUNT_MISSING_RE = re.compile(_ACCOUNT_MISSING)
 _ACCOUNT_WORD_RE = re.compile(_ACCOUNT_WORD)
 _PROBLEM_WORD_RE = re.compile(_PROBLEM_WORD)
@@ -186,11 +195,14 @@ def bank_problem_signs(text: Optional[str], error_codes: Iterable[str] = (), ban
     """
     signs = [f"code {c}" for c in error_codes if c and not is_desktop_code(c)]
     lowered = " ".join((text or "").lower().replace("\u2019", "'").split())
-    signs += [m.group(0) for m in (p.search(lowered) for p in _SIGNS) if m]
+    found = [(p.pattern, m.group(0)) for p, m in ((p, p.search(lowered)) for p in _SIGNS) if m]
+    named = [b for b in banks if b]
+    if _OWN_SIGN_IN_RE.search(lowered) and not named and not _BANK_WORD_RE.search(lowered):
+        found = [(p, sign) for p, sign in found if p not in _SIGN_IN_PATTERNS]  # QuickBooks' own sign-in
+    signs += [sign for _, sign in found]
     account = _ACCOUNT_MISSING_RE.search(lowered)
     if account and _ACCOUNT_WORD_RE.search(lowered):
         signs.append(account.group(0))
-    named = [b for b in banks if b]
     problem = _PROBLEM_WORD_RE.search(lowered)
     if named and problem:
         signs.append(f"{named[0]} + {problem.group(0)}")
