@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -372,8 +373,12 @@ async def test_thousand_concurrent_checks_share_one_request(site, make_prober):
     results = await asyncio.gather(*(prober.check("bank", url) for _ in range(1000)))
     assert site.hits(path) == 1
     assert len(results) == 1000
-    assert all(r == results[0] for r in results)
-    assert results[0].status == "up" and results[0].from_cache is False
+    # callers that joined while the request ran share its result; on a loaded machine the last of the
+    # thousand may only start once it has ended, and get the same result from the cache
+    fresh = [r for r in results if not r.from_cache]
+    assert fresh and fresh[0] is results[0] and all(r == fresh[0] for r in fresh)
+    assert all(dataclasses.replace(r, from_cache=False) == fresh[0] for r in results)
+    assert results[0].status == "up"
     again = await prober.check("bank", url)
     assert again.from_cache is True and site.hits(path) == 1
 
