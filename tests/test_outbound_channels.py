@@ -85,7 +85,7 @@ async def test_teams_sends_nothing_at_the_default_policy(teams_fakes):
     file_url = files.add("x.csv", b"Date,Description,Amount\n")
     for url in (attachment, file_url):
         with pytest.raises(FileRefused):
-            await channel._download(url, service_url)
+            await channel.downloads.download(url, service_url)
     assert received(tokens, connector) == before and files.requests_for(file_url) == []
 
 
@@ -130,12 +130,12 @@ async def test_teams_with_the_test_allowance_posts_and_downloads(teams_fakes):
     answer = await channel.connector.post_activity(service_url, "a:ok", {"type": "message", "text": "hi"})
     assert answer and answer["id"] and connector.activities("a:ok")[-1]["text"] == "hi"
     attachment = connector.add_attachment(b"Date,Description,Amount\n")
-    assert await channel._download(attachment, service_url) == b"Date,Description,Amount\n"
+    assert await channel.downloads.download(attachment, service_url) == b"Date,Description,Amount\n"
     assert connector.attachment_gets[-1]["authorized"] is True
     # the service host not allow-listed: no token goes with the download, nothing is posted
     other = teams_channel(tokens, LOCAL, service_url_hosts="smba.trafficmanager.net")
     with pytest.raises(FileRefused):
-        await other._download(connector.add_attachment(b"x"), service_url)
+        await other.downloads.download(connector.add_attachment(b"x"), service_url)
     assert connector.attachment_gets[-1]["authorized"] is False
     assert await other.connector.post_activity(service_url, "a:no", {"type": "message", "text": "hi"}) is None
     assert connector.activities("a:no") == []
