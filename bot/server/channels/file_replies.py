@@ -125,7 +125,7 @@ async def download(fetch: Callable[[], Awaitable[bytes]], what: str) -> bytes:
         raise
     except Exception as error:
         logger.warning("Downloading %s failed: %s.", what, type(error).__name__)
-        raise FileRefused(UNREACHABLE)
+        raise FileRefused(UNREACHABLE) from None
 
 
 async def get_capped(client: OutboundClient, url: str, limit: int, what: str, **stream_options: Any) -> bytes:

@@ -239,7 +239,7 @@ class SlackInput(RasaSlackInput):
             try:
                 data = json.loads(request.body or b"")
             except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, absurd nesting
-                raise BadRequest("The body is not valid JSON.")
+                raise BadRequest("The body is not valid JSON.") from None
             if not isinstance(data, dict):
                 raise BadRequest("The body must be a JSON object.")
             return "event", data
@@ -247,14 +247,14 @@ class SlackInput(RasaSlackInput):
             try:
                 form = parse_qs((request.body or b"").decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
-                raise BadRequest("The form body is not valid UTF-8.")
+                raise BadRequest("The form body is not valid UTF-8.") from None
             raw = form.get("payload")
             if not raw:
                 raise BadRequest("The form has no 'payload' field.")
             try:
                 payload = json.loads(raw[0])
             except (ValueError, RecursionError):
-                raise BadRequest("The 'payload' field is not valid JSON.")
+                raise BadRequest("The 'payload' field is not valid JSON.") from None
             if not isinstance(payload, dict):
                 raise BadRequest("The 'payload' field must be a JSON object.")
             return "interaction", payload
@@ -393,7 +393,7 @@ class SlackInput(RasaSlackInput):
         try:
             text = self._get_interactive_response(actions[0])
         except (AttributeError, IndexError, KeyError, TypeError):
-            raise BadRequest("The interaction's action is malformed.")
+            raise BadRequest("The interaction's action is malformed.") from None
         if text is None or not isinstance(text, str):
             return response.text("")  # a link button: nothing for the bot
         location = self._interaction_location(payload)

@@ -188,7 +188,7 @@ class BotFrameworkInput(InputChannel):
         try:
             activity = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise RequestRejected(400, "the body is not JSON")
+            raise RequestRejected(400, "the body is not JSON") from None
         if not isinstance(activity, dict):
             raise RequestRejected(400, "the body is not a JSON object (an activity)")
         if not isinstance(activity.get("type"), str) or not activity["type"]:

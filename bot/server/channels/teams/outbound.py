@@ -305,6 +305,6 @@ class TeamsDownloads:
                 return await file_replies.get_capped(client, url, limit, "a Teams attachment", auth_for=auth_for)
             except OutboundRedirectLimit:
                 logger.warning("Downloading a Teams attachment failed: too many redirects.")
-                raise FileRefused(file_replies.UNREACHABLE)
+                raise FileRefused(file_replies.UNREACHABLE) from None
             except OutboundRefused:  # logged by bot.outbound (host and reason)
-                raise FileRefused(file_replies.NOT_A_FILE)
+                raise FileRefused(file_replies.NOT_A_FILE) from None

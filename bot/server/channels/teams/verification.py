@@ -173,7 +173,7 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
-            raise RequestRejected(401, f"malformed token ({describe(error)})", "invalid token")
+            raise RequestRejected(401, f"malformed token ({describe(error)})", "invalid token") from None
         if header.get("alg") != "RS256":
             raise RequestRejected(401, f"token algorithm {header.get('alg')!r} is not RS256", "invalid token")
         kid = header.get("kid")
@@ -183,7 +183,7 @@ class TokenVerifier:
             key = await self.keys.get(kid)
         except SigningKeysUnavailable as error:
             raise RequestRejected(503, f"cannot verify tokens: signing keys unavailable ({error})",
-                                  "cannot verify the token right now, try again later")
+                                  "cannot verify the token right now, try again later") from None
         if key is None:
             raise RequestRejected(401, f"token signed with an unknown key ({kid})", "invalid token")
         s = self.settings
@@ -199,11 +199,11 @@ class TokenVerifier:
                          "verify_nbf": True, "verify_aud": True, "verify_iss": True},
             )
         except jwt.ExpiredSignatureError:
-            raise RequestRejected(401, "token expired", "token expired")
+            raise RequestRejected(401, "token expired", "token expired") from None
         except jwt.PyJWTError as error:
-            raise RequestRejected(401, f"token rejected ({describe(error)})", "invalid token")
+            raise RequestRejected(401, f"token rejected ({describe(error)})", "invalid token") from None
         except Exception as error:  # e.g. a key/crypto error: still the client's problem, never a 500
-            raise RequestRejected(401, f"token could not be verified ({describe(error)})", "invalid token")
+            raise RequestRejected(401, f"token could not be verified ({describe(error)})", "invalid token") from None
         return claims, key
 
     @staticmethod
