@@ -284,13 +284,15 @@ def test_importing_our_server_modules_patches_nothing_and_masks_nothing():
         from rasa.core.processor import MessageProcessor
         from rasa.shared.core.events import Event
         from bot import log_masking
-        from bot.server import rasa_patches
+        from bot.server import quiet_start, rasa_patches
+        ours = {{pattern for _, _, pattern in quiet_start.THIRD_PARTY_WARNINGS}}
         print(json.dumps({{
             "in_place": rasa_patches.in_place(),
             "defined_in": [RemoteAction._validate_action_result.__module__, Event.resolve_by_type.__module__,
                            MessageProcessor._parse_message_with_graph.__module__],
             "masked": log_masking.installed() or logging.getLogRecordFactory() is not factory
                       or warnings.showwarning is not show,
+            "quiet_filters": [f[1].pattern for f in warnings.filters if f[1] is not None and f[1].pattern in ours],
         }}))
     """)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -299,6 +301,7 @@ def test_importing_our_server_modules_patches_nothing_and_masks_nothing():
         "in_place": {p.name: False for p in rasa_patches.PATCHES},
         "defined_in": ["rasa.core.actions.action", "rasa.shared.core.events", "rasa.core.processor"],
         "masked": False,
+        "quiet_filters": [],
     }
 
 
