@@ -79,7 +79,8 @@ pids+=($!)
 
 # The banner, once both answer (nothing if one of them stops first: its output says why).
 if "$PY" - "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/" "${pids[@]}" <<'PYEOF'; then
-import os, sys, time, urllib.request
+import os, signal, sys, time, urllib.request
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C while waiting: run.sh stops both, quietly
 urls, pids = sys.argv[1:3], [int(p) for p in sys.argv[3:]]
 def answers(url):
     try:
