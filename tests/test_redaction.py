@@ -1,5 +1,5 @@
 from bot import redaction
-from bot.redaction import ACCOUNT_NUMBER, CARD_NUMBER, PASSWORD, SECRET_TOKEN, redact, sensitive_kinds
+from bot.redaction import ACCOUNT_NUMBER, CARD_NUMBER, PASSWORD, SECRET_TOKEN, find_sensitive, redact, sensitive_kinds
 
 import pytest
 
@@ -230,3 +230,29 @@ def test_a_message_of_nothing_but_secrets(text):
 ])
 def test_a_message_with_an_answer_beside_the_secret(text):
     assert not redaction.only_secrets(text)
+
+
+def test_ids_this_server_issued_are_never_masked():
+    """1 in ~3,000 random ids used to look like an IBAN, an API key or "pw-3" (a password after its
+    keyword) and was masked inside message ids: the ids stay whole, a secret beside them does not."""
+    from bot.sessions import SessionIds
+
+    ids = SessionIds(b"s" * 40)
+    for n in range(20_000):
+        sid = ids.issue("web" if n % 2 else "rest")
+        for text in (sid, f"{sid}-{n}", f"{sid}:{n}"):
+            assert find_sensitive(text) == [], text
+    sid = ids.issue("web")
+    assert redact(f"{sid}-1 my password is Hunter2!x") == f"{sid}-1 my password is [password removed]"
+    # these ids are what they were: a real IBAN, a real key
+    assert redact("sk-proj-abcdefghijklmnop1234") == "[secret removed]"
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("iban GB82 WEST 1234 5698 7654 32", True),
+    ("DE89370400440532013000", True),
+    ("order XD06TOVI6GYDHXXGHVA", False),   # mod-97 happens to hold, but XD is no IBAN country
+    ("GB82WEST123456987654", False),         # a British IBAN has 22 characters, not 20
+])
+def test_an_iban_needs_its_country_and_its_length(text, masked):
+    assert (find_sensitive(text) != []) is masked, text
