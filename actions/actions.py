@@ -180,7 +180,7 @@ class ActionSessionStart(Action):
 def default_unknown_banks() -> Any:
     from bot.handoff.unknown_banks import UnknownBanks  # an import failure is logged: see record_unknown_bank
 
-    return UnknownBanks(handoff.store())
+    return UnknownBanks(handoff.database())
 
 
 async def record_unknown_bank(name: str, registry: Optional[Any] = None) -> None:

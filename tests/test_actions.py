@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as sdk_actions
 from bot.handoff import desk as handoff
+from bot.handoff.tickets import TicketStore
 from bot.outages import desk as outage_desk
 from bot.banks.directory import BankDirectory
 from tests import servers
@@ -29,7 +30,7 @@ def local_banks(fake_banks, tmp_path, monkeypatch):
 
 def clear_caches():
     BankDirectory.default.cache_clear()
-    for cached in (handoff.store, outage_desk.radar, outage_desk.notices):
+    for cached in (handoff.database, outage_desk.radar, outage_desk.notices):
         cached.cache_clear()
 
 
@@ -94,7 +95,7 @@ ESCALATION_SLOTS = {"diagnosis": "bank_unavailable", "bank": "Chase", "error_cod
 
 
 async def test_escalate_records_the_summary_queues_a_ticket_and_pauses():
-    handoff.store().migrate()
+    handoff.database().migrate()
     t = tracker("ask_human", ESCALATION_SLOTS)
     t.events = [{"event": "user", "text": "error 102 chase, my pw: Hunter2!x", "timestamp": 1.0},
                 {"event": "bot", "text": "Let's check Chase.", "timestamp": 2.0}]
@@ -107,7 +108,7 @@ async def test_escalate_records_the_summary_queues_a_ticket_and_pauses():
     assert summary["steps_tried"] == ["site_check", "refresh"]
     assert summary["steps_remaining"][0] == "credential_check"
     assert msgs[0]["response"] == "utter_handoff_waiting" and msgs[0]["queue_position"] == "You're number 1 in the queue"
-    ticket = handoff.store().open_ticket_for("u1")
+    ticket = TicketStore(handoff.database()).open_ticket_for("u1")
     assert ticket.status == "waiting" and ticket.bank == "Chase" and ticket.error_code == "102"
     assert [line["text"] for line in ticket.transcript] == ["error 102 chase, my pw: [password removed]", "Let's check Chase."]
 

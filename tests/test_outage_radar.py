@@ -9,7 +9,7 @@ import pytest
 
 from bot.banks.site_prober import ProbeSettings, SiteProber
 from bot.outbound import OutboundPolicy
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
 from bot.outages.notices import Notice, NoticeBook, Notifier
 from bot.outages.radar import OutageRadar, RadarSettings
 from tests.bank_sites import FakeBankSite
@@ -40,7 +40,7 @@ def clock():
 @pytest.fixture(scope="module")
 def pg_url():
     with fresh_pg_database() as url:
-        first = HandoffStore(url)
+        first = Database(url)
         first.migrate()
         first.dispose()
         yield url
@@ -49,10 +49,10 @@ def pg_url():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path, clock):
     if request.param == "sqlite":
-        s = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
+        s = Database(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
         s.migrate()
     else:
-        s = HandoffStore(request.getfixturevalue("pg_url"), clock=clock)
+        s = Database(request.getfixturevalue("pg_url"), clock=clock)
         with s.engine.begin() as conn:  # each test starts empty
             conn.exec_driver_sql("TRUNCATE bank_signals, outages, outage_notices RESTART IDENTITY")
     yield s
@@ -427,12 +427,12 @@ async def test_after_a_day_the_user_is_told_it_is_still_down(store, clock, bank_
 
 async def test_a_notice_survives_a_restart(tmp_path, clock, bank_site):
     url = f"sqlite:///{tmp_path / 'restart.db'}"
-    before = HandoffStore(url, clock=clock)
+    before = Database(url, clock=clock)
     before.migrate()
     NoticeBook(before, SETTINGS).subscribe("conv-4", "rest", "Chase", bank_site.url("/chase/healthy"))
     before.dispose()  # the process goes away
 
-    after = HandoffStore(url, clock=clock)  # a new process, same database
+    after = Database(url, clock=clock)  # a new process, same database
     clock.advance(minutes=6)
     sent: List[Notice] = []
     notifier, prober = make_notifier(after, clock, bank_site, sent)

@@ -149,11 +149,11 @@ def test_client_key_is_a_stable_pseudonym():
 # ------------------------------------------------------------------ outage reports per client
 def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
     from bot.outages import desk as outage_desk
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
 
-    store = HandoffStore(f"sqlite:///{tmp_path / 'p.db'}")
+    store = Database(f"sqlite:///{tmp_path / 'p.db'}")
     store.migrate()
-    monkeypatch.setattr(outage_desk, "store", lambda: store)
+    monkeypatch.setattr(outage_desk, "database", lambda: store)
     outage_desk.radar.cache_clear()
     monkeypatch.setattr(ratelimit, "_default", RateLimiter({"outage_reports_per_address": parse_limits("2/hour")}))
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.handoff import unknown_banks as module
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
 from bot.handoff.unknown_banks import UnknownBanks, normalise
 from bot.redaction import find_sensitive
 from tests.pg import fresh_pg_database
@@ -40,7 +40,7 @@ def clock():
 @pytest.fixture(scope="module")
 def pg_url():
     with fresh_pg_database() as url:
-        first = HandoffStore(url)
+        first = Database(url)
         first.migrate()
         first.dispose()
         yield url
@@ -49,10 +49,10 @@ def pg_url():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path, clock):
     if request.param == "sqlite":
-        s = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
+        s = Database(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
         s.migrate()
     else:
-        s = HandoffStore(request.getfixturevalue("pg_url"), clock=clock)
+        s = Database(request.getfixturevalue("pg_url"), clock=clock)
         with s.engine.begin() as conn:
             conn.exec_driver_sql("TRUNCATE unknown_banks")
     yield s
@@ -178,7 +178,7 @@ def test_a_full_registry_makes_room_from_stale_single_names(registry, clock, mon
 
 
 def test_storage_errors_are_logged_never_raised(tmp_path, caplog):
-    unmigrated = HandoffStore(f"sqlite:///{tmp_path / 'empty.db'}")  # no unknown_banks table
+    unmigrated = Database(f"sqlite:///{tmp_path / 'empty.db'}")  # no unknown_banks table
     with caplog.at_level(logging.WARNING, logger=module.__name__):
         UnknownBanks(unmigrated).record("Comerica")
     assert "Could not record an unknown bank name" in caplog.text
@@ -188,7 +188,7 @@ def test_storage_errors_are_logged_never_raised(tmp_path, caplog):
 # --------------------------------------------------------------------------- the CLI
 def test_cli_lists_and_dismisses(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    store = HandoffStore(url)
+    store = Database(url)
     store.migrate()
     for name in ("Comerica", "Comerica", "Vermont Federal Credit Union"):
         UnknownBanks(store).record(name)
@@ -213,10 +213,10 @@ def test_cli_lists_and_dismisses(tmp_path):
 
 # --------------------------------------------------------------------------- the console's endpoints
 def test_console_lists_unknown_banks_to_signed_in_agents_only(rasa_stack, handoff_db, make_agent):
-    UnknownBanks(handoff_db).dismiss("Comerica")
+    UnknownBanks(handoff_db.database).dismiss("Comerica")
     for _ in range(3):
-        UnknownBanks(handoff_db).record("Comerica")
-    UnknownBanks(handoff_db).record("Tiny Town Credit Union")
+        UnknownBanks(handoff_db.database).record("Comerica")
+    UnknownBanks(handoff_db.database).record("Tiny Town Credit Union")
 
     anonymous = httpx.get(f"{rasa_stack.url}/agent/api/unknown-banks", timeout=10)
     assert anonymous.status_code == 401

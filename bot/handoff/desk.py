@@ -1,7 +1,7 @@
 """The action server's side of the hand-off: queue a ticket, record how conversations ended.
 
 Talks to the same hand-off database as the agent console (``HANDOFF_DB_URL``, SQLite under var/ by
-default) through ``bot.handoff.store``.
+default) through ``bot.handoff.tickets``.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
+from bot.handoff.tickets import TicketStore
 from bot.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ TRANSCRIPT_LIMIT = 200  # the latest messages of the conversation, for the speci
 
 
 @functools.lru_cache(maxsize=1)
-def store() -> HandoffStore:
-    return HandoffStore()
+def database() -> Database:
+    return Database()
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, str]]:
 
 def queue(conversation_id: str, channel: str, summary: Dict[str, Any], lines: List[Dict[str, str]]) -> Queued:
     """Opens (or finds) the conversation's ticket; blocking, run it in a thread."""
-    s = store()
+    s = TicketStore(database())
     ticket = s.open_ticket(conversation_id, channel, summary, lines)
     return Queued(ticket.id, s.queue_position(ticket.id), s.stats().get("median_wait_seconds"))
 
@@ -101,6 +102,6 @@ async def record_resolution(conversation_id: str, handoff_status: Optional[str])
         return  # the hand-off store counted it when the ticket closed
     resolved_by = "human" if handoff_status == "returned_to_bot" else "bot"
     try:
-        await asyncio.to_thread(store().record_outcome, conversation_id, resolved_by)
+        await asyncio.to_thread(TicketStore(database()).record_outcome, conversation_id, resolved_by)
     except Exception:
         logger.warning("Could not record the bot's resolution of %s", conversation_id, exc_info=True)

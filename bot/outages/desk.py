@@ -6,7 +6,7 @@ import functools
 import logging
 from typing import Any, Dict, Optional
 
-from bot.handoff.desk import store
+from bot.handoff.desk import database
 from bot.settings import radar_settings
 from bot import ratelimit
 from bot.outages.notices import NoticeBook
@@ -17,12 +17,12 @@ logger = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=1)
 def radar() -> OutageRadar:
-    return OutageRadar(store(), radar_settings())
+    return OutageRadar(database(), radar_settings())
 
 
 @functools.lru_cache(maxsize=1)
 def notices() -> NoticeBook:
-    return NoticeBook(store(), radar_settings())
+    return NoticeBook(database(), radar_settings())
 
 
 async def record_probe(bank: str, status: str) -> None:

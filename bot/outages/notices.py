@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
 from bot.db.models import OutageNotice
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
 from bot.outages.radar import HEALTHY_PROBES, OutageRadar, RadarSettings
 
 logger = logging.getLogger(__name__)
@@ -44,17 +44,17 @@ def _notice(n: OutageNotice) -> Notice:
 class NoticeBook:
     """Stores and schedules notices (blocking calls; run them in a thread from async code)."""
 
-    def __init__(self, store: HandoffStore, settings: Optional[RadarSettings] = None):
-        self.store = store
+    def __init__(self, db: Database, settings: Optional[RadarSettings] = None):
+        self.db = db
         self.settings = settings or RadarSettings()
 
     def subscribe(self, conversation_id: str, channel: str, bank: str, probe_url: str) -> Notice:
         """Asks for a notice (idempotent: one pending notice per conversation and bank). The channel
         recorded is the one the conversation id names, when it names one (delivery goes by the id)."""
         channel = sessions.channel_of(conversation_id) or channel
-        now = self.store.now()
+        now = self.db.now()
         try:
-            with self.store.writing() as s:
+            with self.db.writing() as s:
                 notice = OutageNotice(
                     conversation_id=conversation_id, channel=channel, bank=bank, probe_url=probe_url, created_at=now,
                     next_check_at=now + timedelta(minutes=self.settings.recheck_minutes),
@@ -67,42 +67,42 @@ class NoticeBook:
             return self.pending(conversation_id, bank)  # already asked
 
     def pending(self, conversation_id: str, bank: str) -> Optional[Notice]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             row = s.execute(select(OutageNotice).where(
                 OutageNotice.conversation_id == conversation_id, OutageNotice.bank == bank, OutageNotice.sent_at.is_(None)
             )).scalar_one_or_none()
             return _notice(row) if row else None
 
     def due(self, limit: int = 100) -> List[Notice]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(
-                select(OutageNotice).where(OutageNotice.sent_at.is_(None), OutageNotice.next_check_at <= self.store.now())
+                select(OutageNotice).where(OutageNotice.sent_at.is_(None), OutageNotice.next_check_at <= self.db.now())
                 .order_by(OutageNotice.next_check_at).limit(limit)
             ).scalars()
             return [_notice(n) for n in rows]
 
     def postpone(self, notice_id: int) -> None:
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             s.execute(update(OutageNotice).where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
-                      .values(next_check_at=self.store.now() + timedelta(minutes=self.settings.recheck_minutes)))
+                      .values(next_check_at=self.db.now() + timedelta(minutes=self.settings.recheck_minutes)))
 
     def expired(self, notice_id: int) -> bool:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             row = s.get(OutageNotice, notice_id)
-            return row is not None and row.expires_at <= self.store.now()
+            return row is not None and row.expires_at <= self.db.now()
 
     def claim(self, notice_id: int, outcome: str, text: str) -> bool:
         """Marks the notice sent; True only for the one caller that should deliver it."""
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             result = s.execute(
                 update(OutageNotice).where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
-                .values(sent_at=self.store.now(), outcome=outcome, text=text)
+                .values(sent_at=self.db.now(), outcome=outcome, text=text)
             )
             return result.rowcount == 1
 
     def sent_to(self, conversation_id: str, after_id: int = 0) -> List[Notice]:
         """Notices already sent to a conversation (REST clients collect them by polling)."""
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(
                 select(OutageNotice).where(OutageNotice.conversation_id == conversation_id,
                                            OutageNotice.sent_at.is_not(None), OutageNotice.id > after_id)

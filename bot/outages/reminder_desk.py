@@ -6,7 +6,7 @@ import functools
 import logging
 from typing import Optional
 
-from bot.handoff.desk import store
+from bot.handoff.desk import database
 from bot.settings import reminder_settings
 from bot.outages.reminders import ReminderBook
 
@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=1)
 def book() -> ReminderBook:
-    return ReminderBook(store(), reminder_settings())
+    return ReminderBook(database(), reminder_settings())
 
 
 class ReminderDesk:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
 from bot.db.models import WaitReminder
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +64,17 @@ def _reminder(r: WaitReminder) -> Reminder:
 class ReminderBook:
     """Stores and schedules reminders (blocking calls; run them in a thread from async code)."""
 
-    def __init__(self, store: HandoffStore, settings: Optional[ReminderSettings] = None):
-        self.store = store
+    def __init__(self, db: Database, settings: Optional[ReminderSettings] = None):
+        self.db = db
         self.settings = settings or ReminderSettings()
 
     def schedule(self, conversation_id: str, channel: str, topic: str) -> Reminder:
         """Asks for a reminder (idempotent: one pending per conversation). The channel recorded is the
         one the conversation id names, when it names one (delivery goes by the id anyway)."""
         channel = sessions.channel_of(conversation_id) or channel
-        now = self.store.now()
+        now = self.db.now()
         try:
-            with self.store.writing() as s:
+            with self.db.writing() as s:
                 row = WaitReminder(conversation_id=conversation_id, channel=channel, topic=topic[:200], created_at=now,
                                    due_at=now + timedelta(hours=self.settings.delay_hours))
                 s.add(row)
@@ -86,27 +86,27 @@ class ReminderBook:
             return pending
 
     def pending(self, conversation_id: str) -> Optional[Reminder]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             row = s.execute(select(WaitReminder).where(WaitReminder.conversation_id == conversation_id,
                                                        WaitReminder.sent_at.is_(None))).scalar_one_or_none()
             return _reminder(row) if row else None
 
     def due(self, limit: int = 100) -> List[Reminder]:
-        with self.store.reading() as s:
-            rows = s.execute(select(WaitReminder).where(WaitReminder.sent_at.is_(None), WaitReminder.due_at <= self.store.now())
+        with self.db.reading() as s:
+            rows = s.execute(select(WaitReminder).where(WaitReminder.sent_at.is_(None), WaitReminder.due_at <= self.db.now())
                              .order_by(WaitReminder.due_at).limit(limit)).scalars()
             return [_reminder(r) for r in rows]
 
     def claim(self, reminder_id: int, text: str) -> bool:
         """Marks the reminder sent; True only for the one caller that should deliver it."""
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             result = s.execute(update(WaitReminder).where(WaitReminder.id == reminder_id, WaitReminder.sent_at.is_(None))
-                               .values(sent_at=self.store.now(), text=text))
+                               .values(sent_at=self.db.now(), text=text))
             return result.rowcount == 1
 
     def sent_to(self, conversation_id: str, after_id: int = 0) -> List[Reminder]:
         """Reminders already sent to a conversation (REST clients collect them by polling)."""
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(select(WaitReminder).where(WaitReminder.conversation_id == conversation_id,
                                                         WaitReminder.sent_at.is_not(None), WaitReminder.id > after_id)
                              .order_by(WaitReminder.id)).scalars()

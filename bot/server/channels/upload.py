@@ -7,10 +7,10 @@ files (``GET /upload/files/<token>``).
 ``{"filename", "content_base64", "date_order", "last_booked", "region", "sender"}``.
 Answers: 200 with the report, 400 malformed request, 413 too large, 415 other content types.
 Never 5xx. Converted files are kept behind a random token, for one download and at most an hour, in
-the product database (table ``upload_files`` of the hand-off store, so any server replica can serve
-the link; only the token's sha256 is stored, expired rows are deleted as new files come in). When
-the server has no product database (``app.ctx.handoff`` missing, e.g. the blueprint mounted on its
-own) they are kept in this process's memory instead. The uploaded file itself is never stored.
+the product database (table ``upload_files``, so any server replica can serve the link; only the
+token's sha256 is stored, expired rows are deleted as new files come in). When the server has no
+product database (no ``app.ctx.services``, e.g. the blueprint mounted on its own) they are kept in
+this process's memory instead. The uploaded file itself is never stored.
 
 Enable it in ``credentials.yml``::
 
@@ -130,7 +130,7 @@ class DatabaseFileStore:
     expired rows are deleted whenever a new file is stored. Blocking: call from a worker thread."""
 
     def __init__(self, store: Any, ttl: float = DEFAULT_TTL):
-        self.store = store  # bot.handoff.store.HandoffStore (writing(), reading(), now())
+        self.store = store  # bot.db.engine.Database (writing(), reading(), now())
         self.ttl = ttl
 
     def purge(self) -> int:
@@ -298,13 +298,13 @@ class UploadInput(RoutesChannel):
         return cls(ttl=ttl, allow_origin=str(credentials.get("cors_origin") or "*"))
 
     def __init__(self, store: Optional[Any] = None, ttl: float = DEFAULT_TTL, allow_origin: str = "*",
-                 max_file_bytes: Optional[int] = None, install_handoff: bool = True):
+                 max_file_bytes: Optional[int] = None, install_services: bool = True):
         self.ttl = min(max(float(ttl), 1.0), DEFAULT_TTL)
         # ``store``: a fixed file store (tests). Otherwise the product database of the running
-        # server (app.ctx.handoff.store), or this in-memory fallback when it has none.
+        # server (app.ctx.services.database), or this in-memory fallback when it has none.
         self.fixed_store = store
         self.memory_store = FileStore(ttl=self.ttl)
-        self.install_handoff = install_handoff
+        self.install_services = install_services
         self._db_stores: Dict[int, DatabaseFileStore] = {}
         self.allow_origin = allow_origin
         self.max_file = max_file_bytes or max_input_bytes()
@@ -321,8 +321,8 @@ class UploadInput(RoutesChannel):
         has one, else this process's memory."""
         if self.fixed_store is not None:
             return self.fixed_store
-        handoff = getattr(getattr(app, "ctx", None), "handoff", None) if app is not None else None
-        product_db = getattr(handoff, "store", None)
+        services = getattr(getattr(app, "ctx", None), "services", None) if app is not None else None
+        product_db = getattr(services, "database", None)
         if product_db is None:
             return self.memory_store
         found = self._db_stores.get(id(product_db))
@@ -354,15 +354,15 @@ class UploadInput(RoutesChannel):
         bp = Blueprint("file_upload")
         channel = self
 
-        if self.install_handoff:
+        if self.install_services:
             @bp.listener("before_server_start")
             async def install(app: Any, _loop: Any) -> None:
-                if getattr(app.ctx, "handoff", None) is not None:
+                if getattr(app.ctx, "services", None) is not None:
                     return  # already there (another channel, or a test, installed it)
                 try:
-                    from bot.server.handoff import HandoffService
+                    from bot.server.services import Services
 
-                    await HandoffService.install(app)
+                    await Services.install(app)
                 except Exception:
                     logger.exception("No product database: converted files are kept in this process's memory.")
 
