@@ -25,7 +25,8 @@ from rasa.core.channels.channel import InputChannel
 from sanic import Sanic
 
 from bot import sessions
-from bot.server.channels.upload import DatabaseFileStore, FileStore, UploadInput
+from bot.server.channels.upload import FileStore, UploadInput
+from bot.upload.files import UploadFiles
 from bot.db.models import UploadFile
 from bot.db.engine import Database
 
@@ -293,7 +294,7 @@ def test_expired_rows_are_deleted_when_new_files_come_in(client, product_db, clo
 
 
 def test_database_store_directly(product_db, clock):
-    files = DatabaseFileStore(product_db, ttl=60)
+    files = UploadFiles(product_db, ttl=60)
     before = len(files)
     token = files.put("x.csv", b"Date,Description,Amount\r\n", "text/csv", None)
     assert len(token) >= 43 and len(files) == before + 1
