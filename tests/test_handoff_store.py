@@ -17,7 +17,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import sqlalchemy as sa
@@ -50,16 +50,7 @@ TRANSCRIPT = [
 ]
 
 
-from tests.pg import fresh_pg_database  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with fresh_pg_database() as url:
-        first = Database(url)
-        first.migrate()
-        first.dispose()
-        yield url
+from tests.pg import db, fresh_pg_database, pg_url  # noqa: E402,F401 (fixtures)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -78,20 +69,6 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path, clock) -> Iterator[Database]:
-    if request.param == "sqlite":
-        d = Database(f"sqlite:///{tmp_path / 'handoff.db'}", clock=clock)
-        d.migrate()
-    else:
-        d = Database(request.getfixturevalue("pg_url"), clock=clock)
-        d.migrate()
-        with d.engine.begin() as conn:  # each test starts empty, ids from 1
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    yield d
-    d.dispose()
 
 
 @pytest.fixture
