@@ -21,8 +21,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
-from bot.db.models import ConversationRef
 from bot.db.engine import Database
+from bot.db.models import ConversationRef
 
 #: Channels that deliver through a stored reference (the web channels push by their issued id).
 REFERENCE_CHANNELS = ("slack", "botframework")

@@ -36,8 +36,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.db.models import UnknownBankName
 from bot.db.engine import Database
+from bot.db.models import UnknownBankName
 from bot.redaction import find_sensitive
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ even with several server replicas: a replica must win the ``sent_at IS NULL`` up
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable, List, Optional
@@ -15,11 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
-from bot.db.models import OutageNotice
 from bot.db.engine import Database
+from bot.db.models import OutageNotice
 from bot.outages.radar import HEALTHY_PROBES, OutageRadar, RadarSettings
-
-logger = logging.getLogger(__name__)
+from bot.outages.rounds import claim_then_deliver, every
 
 BACK_TEXT = "Good news: {bank}'s online banking is answering again. Press Update in QuickBooks Banking to refresh your feed; if it still fails, tell me here and we'll carry on."
 EXPIRED_TEXT = "{bank}'s site still wasn't answering normally after a day of checks. If your feed still fails, tell me here and I'll bring in a specialist; meanwhile you can keep uploading transactions manually."
@@ -137,21 +136,11 @@ class Notifier:
             else:
                 await asyncio.to_thread(self.book.postpone, notice.id)
                 continue
-            if await asyncio.to_thread(self.book.claim, notice.id, outcome, text):
-                try:
-                    await self.deliver(Notice(notice.id, notice.conversation_id, notice.channel, notice.bank,
-                                              notice.probe_url, outcome, text))
-                    sent += 1
-                except Exception:
-                    logger.exception("Could not deliver outage notice %s (kept for the user's next poll).", notice.id)
+            ready = Notice(notice.id, notice.conversation_id, notice.channel, notice.bank, notice.probe_url, outcome, text)
+            if await claim_then_deliver(functools.partial(self.book.claim, notice.id, outcome, text),
+                                        functools.partial(self.deliver, ready), f"outage notice {notice.id}"):
+                sent += 1
         return sent
 
     async def run_forever(self, interval: float) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Outage notice round failed; trying again later.")
-            await asyncio.sleep(interval)
+        await every(interval, self.run_once, "Outage notice")

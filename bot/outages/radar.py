@@ -53,8 +53,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import sqlalchemy as sa
 from sqlalchemy import case, func, select
 
-from bot.db.models import BankSignal, Outage
 from bot.db.engine import Database
+from bot.db.models import BankSignal, Outage
 
 REPORTING_DIAGNOSES = ("bank_unavailable", "connection_failure")
 FAILED_PROBES = ("down", "maintenance")

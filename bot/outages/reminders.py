@@ -10,7 +10,7 @@ replica must win the ``sent_at IS NULL`` update to deliver it.
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable, List, Optional
@@ -19,10 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
-from bot.db.models import WaitReminder
 from bot.db.engine import Database
-
-logger = logging.getLogger(__name__)
+from bot.db.models import WaitReminder
+from bot.outages.rounds import claim_then_deliver, every
 
 REMINDER_TEXT = ("Checking in as promised: it's been a day since we paused on {topic}. Is your bank feed "
                  "updating now?")
@@ -126,22 +125,12 @@ class ReminderSender:
         sent = 0
         for reminder in await asyncio.to_thread(self.book.due):
             text = REMINDER_TEXT.format(topic=reminder.topic)
-            if not await asyncio.to_thread(self.book.claim, reminder.id, text):
-                continue  # another replica has it
-            try:
-                await self.deliver(Reminder(reminder.id, reminder.conversation_id, reminder.channel, reminder.topic,
-                                            reminder.due_at, None, text))
+            ready = Reminder(reminder.id, reminder.conversation_id, reminder.channel, reminder.topic, reminder.due_at,
+                             None, text)
+            if await claim_then_deliver(functools.partial(self.book.claim, reminder.id, text),
+                                        functools.partial(self.deliver, ready), f"reminder {reminder.id}"):
                 sent += 1
-            except Exception:
-                logger.exception("Could not deliver reminder %s (kept for the customer's next poll).", reminder.id)
         return sent
 
     async def run_forever(self, interval: float) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Reminder round failed; trying again later.")
-            await asyncio.sleep(interval)
+        await every(interval, self.run_once, "Reminder")
