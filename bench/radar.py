@@ -26,8 +26,8 @@ from typing import Callable, List
 
 from sqlalchemy import func, select
 
-from bot.db.models import BankSignal
 from bot.db.engine import Database
+from bot.db.models import BankSignal
 from bot.outages.radar import OutageRadar, RadarSettings
 from tests.radar_streams import simulate
 

@@ -9,8 +9,8 @@ from typing import Any, Dict, List
 
 from sqlalchemy import insert
 
-from bot.db.models import BankSignal
 from bot.db.engine import Database
+from bot.db.models import BankSignal
 
 BATCH = 5000
 

@@ -253,8 +253,8 @@ def test_the_same_reports_with_failing_probes_do(abuse_stack, fake_banks):
 def test_a_rest_client_cannot_claim_a_verified_channel(abuse_stack):
     from sqlalchemy import select
 
-    from bot.db.models import BankSignal
     from bot.db.engine import Database
+    from bot.db.models import BankSignal
 
     sender = unique("claims-slack")
     abuse_stack.send(sender, "getting error 102 with barclays", input_channel="slack",

@@ -109,8 +109,8 @@ def test_rest_payload_drops_the_channel_and_foreign_metadata():
 # ---------------------------------------------------------------------------- conversation references
 @pytest.fixture
 def refs(tmp_path):
-    from bot.handoff.conversation_refs import ConversationRefs
     from bot.db.engine import Database
+    from bot.handoff.conversation_refs import ConversationRefs
 
     db = Database(f"sqlite:///{tmp_path / 'refs.db'}")
     db.migrate()
@@ -140,8 +140,8 @@ def test_a_reference_must_be_of_the_channel_its_id_names(refs):
 
 
 def test_a_second_store_process_sees_the_reference(refs, tmp_path):
-    from bot.handoff.conversation_refs import ConversationRefs
     from bot.db.engine import Database
+    from bot.handoff.conversation_refs import ConversationRefs
 
     refs.remember("slack-U2_C2_1.2", "slack", {"out_channel": "C2", "thread_id": "1.2"})
     other = Database(f"sqlite:///{tmp_path / 'refs.db'}")

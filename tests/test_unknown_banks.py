@@ -13,8 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.handoff import unknown_banks as module
 from bot.db.engine import Database
+from bot.handoff import unknown_banks as module
 from bot.handoff.unknown_banks import UnknownBanks, normalise
 from bot.redaction import find_sensitive
 from tests.pg import db, pg_url  # noqa: F401 (fixtures)
