@@ -29,7 +29,7 @@ def slack():
 
 def slack_channel(fake: FakeSlack, policy: OutboundPolicy) -> SlackInput:
     channel = SlackInput.from_credentials({"slack_token": TOKEN, "slack_signing_secret": "s", "slack_api_url": fake.api_url})
-    channel._outbound = policy.replace(max_bytes=channel.max_file_bytes)
+    channel.downloads.policy = policy.replace(max_bytes=channel.max_file_bytes)
     return channel
 
 
@@ -37,10 +37,10 @@ async def test_slack_downloads_send_nothing_at_the_default_policy(slack):
     shared = slack.add_file("x.csv", b"Date,Description,Amount\n01/02/2024,x,1.00\n")
     channel = slack_channel(slack, OutboundPolicy())
     with pytest.raises(FileRefused):
-        await channel._download(shared["url_private_download"])
+        await channel.downloads.download(shared["url_private_download"])
     assert slack.downloads_of(shared["id"]) == []
     # the same file with the test stack's explicit allowance: fetched, with the token
-    assert await slack_channel(slack, LOCAL)._download(shared["url_private_download"]) == b"Date,Description,Amount\n01/02/2024,x,1.00\n"
+    assert await slack_channel(slack, LOCAL).downloads.download(shared["url_private_download"]) == b"Date,Description,Amount\n01/02/2024,x,1.00\n"
     assert [d.authorized for d in slack.downloads_of(shared["id"])] == [True]
 
 
@@ -48,10 +48,10 @@ async def test_slack_token_never_goes_to_a_non_public_files_host(slack):
     channel = slack_channel(slack, OutboundPolicy())
     for url in ("https://files.slack.com.evil.example/x", "http://files.slack.com/x", "https://files.slack.com:8443/x",
                 "https://user@files.slack.com/x", "https://10.0.0.1/x"):
-        assert not channel._may_send_token_to(url), url
-    assert channel._may_send_token_to("https://files.slack.com/files-pri/T1-F1/download/x.csv")
-    assert not channel._may_send_token_to(slack.api_url + "files/x")  # the local API host: not at this policy
-    assert slack_channel(slack, LOCAL)._may_send_token_to(slack.api_url + "files/x")
+        assert not channel.downloads.may_send_token_to(url), url
+    assert channel.downloads.may_send_token_to("https://files.slack.com/files-pri/T1-F1/download/x.csv")
+    assert not channel.downloads.may_send_token_to(slack.api_url + "files/x")  # the local API host: not at this policy
+    assert slack_channel(slack, LOCAL).downloads.may_send_token_to(slack.api_url + "files/x")
 
 
 # ---------------------------------------------------------------------------------------------------- Teams
@@ -85,7 +85,7 @@ async def test_teams_sends_nothing_at_the_default_policy(teams_fakes):
     file_url = files.add("x.csv", b"Date,Description,Amount\n")
     for url in (attachment, file_url):
         with pytest.raises(FileRefused):
-            await channel._download(url, service_url)
+            await channel.downloads.download(url, service_url)
     assert received(tokens, connector) == before and files.requests_for(file_url) == []
 
 
@@ -130,12 +130,12 @@ async def test_teams_with_the_test_allowance_posts_and_downloads(teams_fakes):
     answer = await channel.connector.post_activity(service_url, "a:ok", {"type": "message", "text": "hi"})
     assert answer and answer["id"] and connector.activities("a:ok")[-1]["text"] == "hi"
     attachment = connector.add_attachment(b"Date,Description,Amount\n")
-    assert await channel._download(attachment, service_url) == b"Date,Description,Amount\n"
+    assert await channel.downloads.download(attachment, service_url) == b"Date,Description,Amount\n"
     assert connector.attachment_gets[-1]["authorized"] is True
     # the service host not allow-listed: no token goes with the download, nothing is posted
     other = teams_channel(tokens, LOCAL, service_url_hosts="smba.trafficmanager.net")
     with pytest.raises(FileRefused):
-        await other._download(connector.add_attachment(b"x"), service_url)
+        await other.downloads.download(connector.add_attachment(b"x"), service_url)
     assert connector.attachment_gets[-1]["authorized"] is False
     assert await other.connector.post_activity(service_url, "a:no", {"type": "message", "text": "hi"}) is None
     assert connector.activities("a:no") == []

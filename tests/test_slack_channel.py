@@ -375,6 +375,13 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
     says("error 102 with chase", first=True)
     fake_slack.wait_for_posts(1, channel, root, until=with_buttons)
     n = settle(fake_slack, channel, root)
+    # a file whose dates could be either order: its question waits for an answer
+    ambiguous = fake_slack.add_file("ambiguous_dates.csv", (EXPORTS / "ambiguous_dates.csv").read_bytes())
+    send(slack_stack, file_share(user, SUPPORT, [ambiguous], thread_ts=root, channel_type="channel") if root
+         else file_share(user, channel, [ambiguous]))
+    (question,) = fake_slack.wait_for_posts(1, channel, root, after=n, until=with_buttons)
+    assert "/upload_date_order DMY" in [v for _, v in question.buttons]
+    n = settle(fake_slack, channel, root)
     says("I want to talk to a person")
     offer = fake_slack.wait_for_posts(1, channel, root, after=n, until=lambda ps: any(
         v == "/ask_human" for p in ps for _, v in p.buttons) or "queue" in everything(ps))
@@ -382,7 +389,7 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
     if "queue" not in everything(offer):
         step = next(p for p in offer if any(v == "/ask_human" for _, v in p.buttons))
         click(slack_stack, user, step, "/ask_human")
-        queued = fake_slack.wait_for_posts(1, channel, root, after=n, until=lambda ps: "queue" in everything(ps))
+        fake_slack.wait_for_posts(1, channel, root, after=n, until=lambda ps: "queue" in everything(ps))
         n = settle(fake_slack, channel, root)
     assert slack_stack.tracker(conversation)["slots"]["handoff_status"] == "waiting"
 
@@ -414,6 +421,13 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
         wait_for_user_message(console, ticket["id"], "(shared a file: during_handoff.csv)", "the shared file did not reach the specialist")
         assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
         assert fake_slack.downloads_of(shared["id"]) == []
+
+        # nor is the answer to the earlier date-order question: the click goes to the specialist
+        uploads = len(fake_slack.uploads)
+        click(slack_stack, user, question, "/upload_date_order DMY")
+        wait_for_user_message(console, ticket["id"], "/upload_date_order DMY", "the click did not reach the specialist")
+        assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
+        assert len(fake_slack.uploads) == uploads and len(fake_slack.downloads_of(ambiguous["id"])) == 1
 
         reply = "Hi, I'm Robin. Chase had an outage this morning & it's fixed <now>."
         r = console.post(f"/tickets/{ticket['id']}/messages", json={"text": reply})

@@ -399,6 +399,10 @@ class Console:
 def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     conv = teams.new_conversation()
     teams.say(conv, "error 102 with chase")
+    # a file whose dates could be either order: its question waits for an answer
+    ambiguous = fakes.files.add("ambiguous_dates.csv", (EXPORTS / "ambiguous_dates.csv").read_bytes())
+    assert "/upload_date_order DMY" in payloads(teams.say(conv, None, attachments=[
+        download_info("ambiguous_dates.csv", ambiguous)]))
     teams.say(conv, "I want to talk to a person")
     replies = teams.say(conv, "/ask_human")
     assert "in the queue" in texts(replies)
@@ -435,9 +439,13 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     url = fakes.files.add("during_handoff.csv", (EXPORTS / "parentheses_negatives.csv").read_bytes())
     assert teams.say(conv, None, attachments=[download_info("during_handoff.csv", url)]) == []
     assert fakes.files.requests_for(url) == []
+    # nor is the answer to the earlier date-order question: it goes to the specialist
+    assert teams.say(conv, None, value={"payload": "/upload_date_order DMY"}) == []
+    assert len(fakes.files.requests_for(ambiguous)) == 1
     messages = console.http.get(f"/tickets/{ticket['id']}").json()["messages"]
     assert any(m["text"] == "ok what should i do" for m in messages)
     assert any(m["text"] == "(shared a file: during_handoff.csv)" for m in messages)
+    assert any(m["text"] == "/upload_date_order DMY" for m in messages)
 
     # hand back: the notice comes with the bot's buttons as a card
     r = console.http.post(f"/tickets/{ticket['id']}/return", json={"note": "outage over"})
@@ -543,7 +551,7 @@ async def test_attachment_urls_are_restricted_without_the_test_flag(fakes):
     for bad in (url, "http://10.0.0.5/x.csv", "http://[::1]/x.csv", "file:///etc/passwd", "ftp://example.com/x",
                 "http://user:pw@example.com/x.csv"):
         with pytest.raises(FileRefused):
-            await channel._download(bad, "https://smba.trafficmanager.net/amer/")
+            await channel.downloads.download(bad, "https://smba.trafficmanager.net/amer/")
     assert fakes.files.requests_for(url) == []
 
 
@@ -581,6 +589,35 @@ def test_settings_env_fallbacks_and_single_tenant(monkeypatch):
     assert s.app_id == "from-yaml" and s.token_url == MULTI_TENANT_TOKEN_URL
     assert s.allowed_issuers == ("https://a", "https://b")
     assert s.openid_metadata_url == "https://login.botframework.com/v1/.well-known/openidconfiguration"
+
+
+async def test_the_output_channel_sends_every_kind_of_bot_message(fakes):
+    """TeamsOutput is a Rasa OutputChannel of its own: text, buttons, quick replies, images, elements
+    and custom JSON all reach the conversation, from the bot to the user."""
+    from bot.outbound import OutboundPolicy
+    from bot.server.channels.teams import TeamsOutput
+
+    settings = BotFrameworkSettings.from_credentials(
+        {"app_id": APP_ID, "app_password": APP_PASSWORD, "token_url": fakes.tokens.token_url(), "http_timeout": 2,
+         "service_url_hosts": "127.0.0.1"})
+    connector = BotFrameworkInput(settings=dataclasses.replace(settings, outbound=OutboundPolicy(allow=("127.0.0.1",)))).connector
+    conversation = f"a:output-{uuid.uuid4().hex[:8]}"
+    output = TeamsOutput(connector, {"id": conversation}, BOT, fakes.connector.base_url + "/amer/", reply_to_id="act-1")
+    user = "teams-29:user-output"
+    await output.send_response(user, {"text": "hello"})
+    await output.send_response(user, {"text": "pick", "buttons": [{"title": "Yes", "payload": "/affirm"}]})
+    await output.send_response(user, {"text": "or", "quick_replies": [{"title": "No", "payload": "/deny"}]})
+    await output.send_response(user, {"image": "https://example.com/steps.png"})
+    await output.send_elements(user, [{"text": "an element"}])
+    await output.send_response(user, {"custom": {"text": "custom", "value": {"k": 1}}})
+    sent = fakes.connector.activities(conversation)
+    assert [a.get("text") for a in sent] == ["hello", "", "", "", "an element", "custom"]
+    assert all(a["type"] == "message" and a["from"] == BOT and a["recipient"]["id"] == "29:user-output"
+               and a["replyToId"] == "act-1" for a in sent)
+    assert payloads(sent[1:3]) == ["/affirm", "/deny"] and texts(sent[1:3]) == "pick or"
+    assert sent[3]["attachments"] == [{"contentType": "application/vnd.microsoft.card.hero",
+                                       "content": {"images": [{"url": "https://example.com/steps.png"}]}}]
+    assert sent[5]["value"] == {"k": 1}
 
 
 def test_buttons_render_as_hero_card_actions():

@@ -1,8 +1,11 @@
-"""Files shared in a chat channel (Slack file share, Teams attachment): fetch them safely, run the
-manual upload assistant (:func:`bot.upload.analyse`) and word the reply.
+"""The pieces of the file-share flow (``bot.server.channels.file_share``): fetching a shared file
+safely, running the manual upload assistant (:func:`bot.upload.analyse`) and wording the reply.
 
-Shared by ``bot.server.channels.slack`` and ``bot.server.channels.teams``; each channel does its own transport
-(who may be contacted with which credentials) and posts the :class:`FileReply` its own way.
+``download`` is the common shape of a channel's download (through the outbound policy's client,
+capped, within ``DOWNLOAD_TIMEOUT``, every failure told to the user as ``UNREACHABLE``); which URLs a
+channel fetches, and with which credentials, is the channel's own (``slack.outbound``,
+``teams.outbound``). ``check_file`` runs the assistant and words a :class:`FileReply`; each channel
+posts it its own way. ``PendingFiles`` keeps a file waiting for the date-order answer.
 
 Nothing here logs a message's text, a file's name or its content: only sizes, hosts and outcomes.
 Converted files are not hosted by the bot: the channels send them back in the conversation.
@@ -17,11 +20,12 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import httpx
 
+from bot.outbound import OutboundClient
 from bot.upload import ConvertedFile, UploadReport, analyse
 from bot.upload.limits import human_size, max_input_bytes
 
@@ -108,6 +112,37 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
         if len(body) > limit:
             raise FileTooLarge(limit)
     return bytes(body)
+
+
+async def download(fetch: Callable[[], Awaitable[bytes]], what: str) -> bytes:
+    """``await fetch()`` with httpx's URL logging off (``quiet_download``); any failure other than a
+    :class:`FileRefused` is logged by its type only (``what``: "a shared Slack file") and becomes
+    ``FileRefused(UNREACHABLE)``."""
+    try:
+        with quiet_download():
+            return await fetch()
+    except FileRefused:
+        raise
+    except Exception as error:
+        logger.warning("Downloading %s failed: %s.", what, type(error).__name__)
+        raise FileRefused(UNREACHABLE) from None
+
+
+async def get_capped(client: OutboundClient, url: str, limit: int, what: str, **stream_options: Any) -> bytes:
+    """GET ``url`` through ``client`` (the outbound policy), at most ``limit`` bytes, within
+    ``DOWNLOAD_TIMEOUT``. Any status but 200 (a redirect that is not followed included) is logged with
+    the host and becomes ``FileRefused(UNREACHABLE)``; too many bytes, :class:`FileTooLarge`."""
+
+    async def get() -> bytes:
+        async with client.stream("GET", url, **stream_options) as streamed:
+            r = streamed.response
+            if r.status_code != 200:
+                logger.warning("Downloading %s from %s failed: HTTP %s.", what, urlsplit(streamed.url).hostname,
+                               r.status_code)
+                raise FileRefused(UNREACHABLE)
+            return await read_capped(r, limit)
+
+    return await asyncio.wait_for(get(), timeout=DOWNLOAD_TIMEOUT)
 
 
 def same_origin(a: str, b: str) -> bool:

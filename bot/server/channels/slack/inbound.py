@@ -1,115 +1,85 @@
-"""The Slack channel (``POST /webhooks/slack/webhook``) with hand-off routing.
+"""The Slack channel's webhook (``POST /webhooks/slack/webhook``): Events API and interactivity, with
+hand-off routing in front of the bot.
 
 Rasa's ``SlackInput`` with what a production Slack app needs and Rasa 3.6.21 does not do (read in
 ``rasa/core/channels/slack.py``):
 
-* **signatures**: every request must carry a valid ``X-Slack-Signature`` for its raw body and an
-  ``X-Slack-Request-Timestamp`` within 5 minutes of now (either direction); anything else is answered
-  401 before the body is even parsed. Rasa's check answers 400 and accepts lax timestamps
-  (``int(" +1_700_000_000 ")``); ours takes ASCII digits only and compares in constant time.
-* **retries**: Rasa ignores a retry only when its reason is ``http_timeout`` (other reasons are
-  answered a second time), so a first delivery lost while the server restarted was never answered.
-  Here every delivery (a message: channel + ``ts``, which a retry and the ``message`` / ``app_mention``
-  twin share; a button click) is claimed in the product database before it is handled
-  (bot/handoff/seen_events.py): a retry of a delivery that was answered, or is being answered, is
-  dropped; one whose handling never finished (the process died: the claim is older than
-  ``SLACK_EVENT_CLAIM_SECONDS``, default 45) or could not answer (the action server was down) is
-  answered now. Several replicas sharing the database answer each delivery once. Without the
-  database, this process remembers what it saw (as before).
+* **verified first**: without a token and signing secret the channel stays mounted but answers 503
+  (the server still starts); a request without a valid signature gets 401 before its body is even
+  parsed (``verification.verify_signature``; Rasa answers 400).
 * **3 seconds**: the request is answered as soon as it is verified and parsed; the bot (NLU, actions,
-  the bank-site check) runs in a background task, as Rasa's own ``process_message`` does.
+  the bank-site check) runs in a background task, as Rasa's own ``process_message`` does. Each
+  delivery is handled once, retries and the ``message`` / ``app_mention`` twins included
+  (``verification.Deliveries``).
 * **content types**: Rasa compares the whole ``Content-Type`` header, so
   ``application/json; charset=utf-8`` is silently dropped with a 200. We compare the media type only.
 * **malformed requests** get a 4xx (400 bad JSON / missing fields, 415 other content types), never
   Rasa's 500s (a non-object JSON body, a form without ``payload``, an unsupported interaction).
+* **which messages**: a person's messages (plain, thread broadcasts, file shares) in a DM, in the
+  support channel (``slack_channel``: answered without a mention) or mentioning the bot elsewhere;
+  edits, deletions, joins, bot messages (ours included) are ignored.
 * **conversations**: ``conversation_granularity: thread`` (the default here) makes each thread of the
   support channel its own conversation, and the bot answers in that thread. A direct message is one
   conversation per user and DM (Rasa would make every top-level DM message a new "thread"
-  conversation, since its thread id falls back to the message's own ``ts``).
-* **buttons** render as Block Kit ``actions`` blocks of up to 25 buttons (Rasa drops *all* buttons
-  when a message has more than 5, e.g. our "which of these is closest?" question); a click reaches
-  the bot as the button's payload, and the clicked message's buttons are replaced by the choice.
-* **Web API base URL** (``slack_api_url``, env ``SLACK_API_URL``) is used by every client the channel
-  makes, so tests and proxies can stand in for ``https://slack.com/api/``.
-* **conversation ids** are namespaced: ``slack-<user>_<channel>[_<thread>]`` (``slack-<user>`` with
-  ``conversation_granularity: sender``), so no id of another channel can name a Slack conversation.
+  conversation, since its thread id falls back to the message's own ``ts``). Ids are namespaced:
+  ``slack-<user>_<channel>[_<thread>]`` (``slack-<user>`` with ``conversation_granularity: sender``),
+  so no id of another channel can name a Slack conversation.
+* **buttons**: a click reaches the bot as the button's payload, and the clicked message's buttons are
+  replaced by the choice (``cards.chosen_blocks``).
 * **hand-off**: after a request's signature is verified, where its conversation is answered (channel
   and thread) is stored server-side (``bot.handoff.conversation_refs``); ``push_to_conversation``
   posts a specialist's messages (and back-online notices) there, never where a tracker's metadata says.
-* **shared files** (``file_share``): each file (up to 3 per message) is checked by the manual upload
-  assistant. Its declared ``size`` is checked against ``max_file_bytes`` (default: the assistant's
-  limit) before anything is fetched, and the download is capped while streaming. It is fetched from
-  ``url_private_download`` with the bot token only when that URL is on ``files.slack.com`` (https) or on
-  the ``slack_api_url`` host; redirects are not followed. The download goes through the outbound policy
-  (``bot/outbound.py``, settings ``outbound.slack`` in bankfeed.yml): public addresses on ports 80/443
-  only, resolved once and connected to as checked, no proxy. The report is posted in the DM / thread and
-  the converted CSV(s) uploaded there with ``files_upload_v2`` (scopes ``files:read``, ``files:write``).
-  When the dates could be either order, the question comes with two buttons; the file is kept in memory
-  for 15 minutes for the answer. While a specialist holds the conversation, files are not checked: the
-  message (or "(shared a file: ...)") goes to the specialist. File names, contents and message text
-  are never logged.
+* **shared files** (``file_share``): up to 3 files per message go through the file-share flow
+  (``bot.server.channels.file_share``): downloaded by ``outbound.SlackDownloads`` (declared ``size``
+  checked against ``max_file_bytes`` first), the report posted in the DM / thread and the converted
+  CSV(s) uploaded there; a date-order question's buttons come back as clicks. While a specialist
+  holds the conversation, files are not checked: the message (or "(shared a file: ...)") goes to the
+  specialist. File names, contents and message text are never logged.
 
 Configuration (credentials.yml, each key falling back to an environment variable): ``slack_token``
 (``SLACK_BOT_TOKEN``), ``slack_signing_secret`` (``SLACK_SIGNING_SECRET``), ``slack_api_url``
-(``SLACK_API_URL``), ``slack_channel`` (``SLACK_SUPPORT_CHANNEL``: the support channel's id, whose
-messages are answered without a mention), ``conversation_granularity`` (``thread``), ``proxy``.
-Without a token and signing secret the channel stays mounted but answers 503: the server still starts.
+(``SLACK_API_URL``), ``slack_channel`` (``SLACK_SUPPORT_CHANNEL``: the support channel's id),
+``conversation_granularity`` (``thread``), ``max_file_bytes`` (``BANKFEED_UPLOAD_MAX_BYTES``), ``proxy``.
+Set-up: docs/slack.md.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import os
-import re
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Dict, Hashable, Iterable, List, Optional, Set, Text, Tuple
-from urllib.parse import parse_qs, urlparse, urlsplit
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Text, Tuple
+from urllib.parse import parse_qs, urlparse
 
 from rasa.core.channels.channel import UserMessage
-from rasa.core.channels.slack import SlackBot as RasaSlackBot
 from rasa.core.channels.slack import SlackInput as RasaSlackInput
 from rasa.shared.exceptions import InvalidConfigException
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.server.channels import file_replies
-from bot.server.channels.file_replies import FileRefused
-from bot.server.channels.routing import NO_ANSWER, HandoffRouter, RecordingOutput
-from bot.handoff.seen_events import ALREADY_DONE, HANDLE, SeenEvents, claim_seconds_from_env
-from bot.outbound import OutboundClient, OutboundPolicy, OutboundRefused
+from bot.server.channels.file_share import FileChat, FileShare, SharedFile
+from bot.server.channels.routing import HandoffRouter
+from bot.server.channels.slack.cards import chosen_blocks
+from bot.server.channels.slack.outbound import DEFAULT_API_URL, SlackBot, SlackDownloads, make_client
+from bot.server.channels.slack.verification import (
+    RETRY_NUM_HEADER,
+    RETRY_REASON_HEADER,
+    AnswerWatch,
+    Claim,
+    Deliveries,
+    verify_signature,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://slack.com/api/"
-#: Where Slack serves ``url_private_download``; the bot token is sent there and to the API host only.
-SLACK_FILES_HOST = "files.slack.com"
-SIGNATURE_MAX_AGE = 5 * 60  # seconds either side of now, as Slack recommends
 CONVERSATION_PREFIX = "slack-"
-RETRY_NUM_HEADER = "X-Slack-Retry-Num"
-RETRY_REASON_HEADER = "X-Slack-Retry-Reason"
 GRANULARITIES = ("sender", "channel", "thread")
-
-# Block Kit limits
-MAX_BUTTONS_PER_BLOCK = 25
-MAX_BLOCKS = 50
-MAX_SECTION_TEXT = 3000
-MAX_BUTTON_TEXT = 75
-MAX_BUTTON_VALUE = 2000
-MAX_MESSAGE_TEXT = 39_000
-
 # message subtypes that are still a person writing to us; every other subtype (edits, deletions,
 # joins, bot messages, ...) is not a user message
 USER_SUBTYPES = {None, "thread_broadcast", "file_share"}
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 class BadRequest(Exception):
@@ -118,181 +88,15 @@ class BadRequest(Exception):
         self.status = status
 
 
-def verify_signature(
-    secret: str, timestamp: Optional[str], signature: Optional[str], body: bytes, now: Optional[float] = None
-) -> bool:
-    """Slack's v0 request signature: ``v0=hex(HMAC-SHA256(secret, "v0:<timestamp>:<raw body>"))``.
-
-    False for a missing secret, header or signature, a timestamp that is not plain digits or is more
-    than 5 minutes away from ``now`` (a replay, or a clock far off), or a signature that differs.
-    """
-    if not secret or not timestamp or not signature:
-        return False
-    if not _TIMESTAMP.fullmatch(timestamp):
-        return False
-    if abs((time.time() if now is None else now) - int(timestamp)) > SIGNATURE_MAX_AGE:
-        return False
-    digest = hmac.new(secret.encode("utf-8"), b"v0:" + timestamp.encode("ascii") + b":" + (body or b""), hashlib.sha256)
-    expected = ("v0=" + digest.hexdigest()).encode("ascii")
-    return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
-
-
-def escape(text: str) -> str:
-    """Slack's three control characters in message text (``<`` starts links and mentions)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class _Seen:
-    """Keys seen in the last ``ttl`` seconds (bounded), to drop duplicate deliveries."""
-
-    def __init__(self, ttl: float = 15 * 60, size: int = 20_000):
-        self.ttl, self.size = ttl, size
-        self._keys: "OrderedDict[Hashable, float]" = OrderedDict()
-
-    def check_and_add(self, keys: Iterable[Hashable]) -> bool:
-        """True if any of ``keys`` was seen already; records them all either way."""
-        now = time.monotonic()
-        while self._keys:
-            oldest, at = next(iter(self._keys.items()))
-            if now - at <= self.ttl and len(self._keys) <= self.size:
-                break
-            self._keys.popitem(last=False)
-        keys = list(keys)
-        seen = any(k in self._keys for k in keys)
-        for k in keys:
-            self._keys[k] = now
-            self._keys.move_to_end(k)
-        return seen
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What identifies one delivery: the message (channel + ts: a retry and the app_mention twin
-    share it) or the click; Slack's ``event_id`` is kept with it."""
-
-    key: str
-    event_id: Optional[str] = None
-
-
-class AnswerWatch(RecordingOutput):
-    """The bot's output for one message, noting whether all it could say was an apology: the hand-off
-    router's ``NO_ANSWER``, or Rasa's ``utter_default`` ("say that again", when an action failed, e.g.
-    the action server was down). Nothing at all (a specialist holds the chat) is not an apology."""
-
-    APOLOGIES = ("utter_default",)
-    answers = 0
-    apologies = 0
-
-    @property
-    def no_answer(self) -> bool:
-        return self.apologies > 0 and self.answers == 0
-
-    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
-        if message.get("utter_action") in self.APOLOGIES:
-            self.apologies += 1
-        else:
-            self.answers += 1
-        await super().send_response(recipient_id, message)
-
-    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        if text == NO_ANSWER:
-            self.apologies += 1
-        else:
-            self.answers += 1
-        await super().send_text_message(recipient_id, text, **kwargs)
-
-
-class SlackBot(RasaSlackBot):
-    """Rasa's Slack output with our Web API base URL, Block Kit buttons and no legacy ``as_user``.
-
-    Failures of the Web API are logged and swallowed while the bot answers (an exception here would
-    abort the turn and lose the tracker update); ``raise_errors=True`` (hand-off pushes) re-raises.
-    """
-
-    def __init__(
-        self,
-        token: Text,
-        slack_channel: Optional[Text] = None,
-        thread_id: Optional[Text] = None,
-        proxy: Optional[Text] = None,
-        api_url: Text = DEFAULT_API_URL,
-        raise_errors: bool = False,
-    ) -> None:
-        super().__init__(token, slack_channel, thread_id, proxy)
-        self.client = make_client(token, api_url, proxy)
-        self.raise_errors = raise_errors
-
-    async def _post_message(self, channel: Text, **kwargs: Any) -> None:
-        kwargs.pop("as_user", None)  # legacy; refused or ignored for apps with granular bot scopes
-        kwargs.pop("type", None)  # not a chat.postMessage argument
-        if self.thread_id:
-            kwargs["thread_ts"] = self.thread_id
-        try:
-            await self.client.chat_postMessage(channel=channel, **kwargs)
-        except Exception:
-            if self.raise_errors:
-                raise
-            logger.exception("Slack chat.postMessage to %s failed; the message is only in the tracker.", channel)
-
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        await self._post_message(
-            channel=self.slack_channel or recipient_id, text=_truncate(escape(text.strip()), MAX_MESSAGE_TEXT)
-        )
-
-    async def send_text_with_buttons(
-        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
-    ) -> None:
-        recipient = self.slack_channel or recipient_id
-        usable = [b for b in buttons if b.get("payload") and b.get("title")]
-        if not usable:
-            return await self.send_text_message(recipient, text)
-        await self._post_message(
-            channel=recipient, text=_truncate(escape(text.strip()), MAX_MESSAGE_TEXT), blocks=button_blocks(text, usable)
-        )
-
-    async def send_quick_replies(
-        self, recipient_id: Text, text: Text, quick_replies: List[Dict[Text, Any]], **kwargs: Any
-    ) -> None:
-        await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
-
-    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
-        message = dict(json_message)
-        channel = message.pop("channel", None) or self.slack_channel or recipient_id
-        await self._post_message(channel=channel, **message)
-
-
-def button_blocks(text: str, buttons: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """A section with the text, then ``actions`` blocks of at most 25 buttons each."""
-    blocks: List[Dict[str, Any]] = [
-        {"type": "section", "text": {"type": "plain_text", "text": _truncate(text.strip() or " ", MAX_SECTION_TEXT)}}
-    ]
-    for start in range(0, min(len(buttons), MAX_BUTTONS_PER_BLOCK * (MAX_BLOCKS - 1)), MAX_BUTTONS_PER_BLOCK):
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": f"rasa_button_{start + i}",
-                        "text": {"type": "plain_text", "text": _truncate(str(b["title"]), MAX_BUTTON_TEXT)},
-                        "value": str(b["payload"])[:MAX_BUTTON_VALUE],
-                    }
-                    for i, b in enumerate(buttons[start : start + MAX_BUTTONS_PER_BLOCK])
-                ],
-            }
-        )
-    return blocks
-
-
-def make_client(token: Optional[str], api_url: str, proxy: Optional[str] = None) -> AsyncWebClient:
-    """Every Web API client of the channel: our base URL, one retry when Slack rate-limits."""
-    client = AsyncWebClient(token=token, base_url=api_url, proxy=proxy, timeout=15)
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
-    return client
+def shared_file(file: Dict[str, Any]) -> SharedFile:
+    """A file object of a ``file_share`` message, for the file-share flow: no URL for files that are
+    not in Slack (``external``), deleted (``tombstone``) or hidden by the workspace's plan."""
+    url = file.get("url_private_download") or file.get("url_private")
+    if file.get("mode") in ("external", "tombstone", "hidden_by_limit") or not isinstance(url, str):
+        url = None
+    size = file.get("size")
+    return SharedFile(name=str(file.get("name") or file.get("title") or "upload"), url=url,
+                      size=size if isinstance(size, int) and not isinstance(size, bool) else None)
 
 
 class SlackInput(RasaSlackInput):
@@ -352,11 +156,11 @@ class SlackInput(RasaSlackInput):
             slack_signing_secret=slack_signing_secret or "",
             conversation_granularity=conversation_granularity,
         )
-        self._seen = _Seen()  # only while the product database is unreachable: see _once
-        self._claims: Optional[SeenEvents] = None
+        self.deliveries = Deliveries()
         self._background_tasks: Set[asyncio.Task] = set()
         self.max_file_bytes = file_replies.max_file_bytes(max_file_bytes)
-        self._pending_files = file_replies.PendingFiles()
+        self.downloads = SlackDownloads(self.slack_token, self.slack_api_url, self.max_file_bytes)
+        self.file_share = FileShare("Slack", self.max_file_bytes)
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -435,7 +239,7 @@ class SlackInput(RasaSlackInput):
             try:
                 data = json.loads(request.body or b"")
             except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, absurd nesting
-                raise BadRequest("The body is not valid JSON.")
+                raise BadRequest("The body is not valid JSON.") from None
             if not isinstance(data, dict):
                 raise BadRequest("The body must be a JSON object.")
             return "event", data
@@ -443,14 +247,14 @@ class SlackInput(RasaSlackInput):
             try:
                 form = parse_qs((request.body or b"").decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
-                raise BadRequest("The form body is not valid UTF-8.")
+                raise BadRequest("The form body is not valid UTF-8.") from None
             raw = form.get("payload")
             if not raw:
                 raise BadRequest("The form has no 'payload' field.")
             try:
                 payload = json.loads(raw[0])
             except (ValueError, RecursionError):
-                raise BadRequest("The 'payload' field is not valid JSON.")
+                raise BadRequest("The 'payload' field is not valid JSON.") from None
             if not isinstance(payload, dict):
                 raise BadRequest("The 'payload' field must be a JSON object.")
             return "interaction", payload
@@ -504,7 +308,7 @@ class SlackInput(RasaSlackInput):
 
         text = self._sanitize_user_message(text, bot_users) if text else ""
         if files:
-            self._spawn(self._once(router, claim, lambda: self._handle_files(
+            self._spawn(self.deliveries.once(router, claim, lambda: self._handle_files(
                 router, files, text, self._conversation(user, metadata), metadata)))
             return response.text("")
         if not text:
@@ -589,7 +393,7 @@ class SlackInput(RasaSlackInput):
         try:
             text = self._get_interactive_response(actions[0])
         except (AttributeError, IndexError, KeyError, TypeError):
-            raise BadRequest("The interaction's action is malformed.")
+            raise BadRequest("The interaction's action is malformed.") from None
         if text is None or not isinstance(text, str):
             return response.text("")  # a link button: nothing for the bot
         location = self._interaction_location(payload)
@@ -600,8 +404,8 @@ class SlackInput(RasaSlackInput):
         metadata = self._interaction_metadata(payload, *location)
         order = file_replies.parse_date_order_payload(text)
         if order:  # one of our "which date order?" buttons: re-check the kept file, not a bot turn
-            self._spawn(self._once(router, claim, lambda: self._recheck_with_date_order(
-                order, self._conversation(user["id"], metadata), metadata)))
+            self._spawn(self.deliveries.once(router, claim, lambda: self._answer_date_order(
+                router, order, text.strip(), self._conversation(user["id"], metadata), metadata)))
         else:
             self._dispatch(router, text.strip(), self._conversation(user["id"], metadata), metadata, claim)
         message = payload.get("message")
@@ -646,10 +450,8 @@ class SlackInput(RasaSlackInput):
             return
         title = (action.get("text") or {}).get("text") if isinstance(action.get("text"), dict) else None
         chosen = str(title or action.get("value") or "")
-        kept = [b for b in blocks if isinstance(b, dict) and b.get("type") != "actions"]
-        kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<@{user}> chose *{escape(chosen)}*"}]})
         await make_client(self.slack_token, self.slack_api_url, self.proxy).chat_update(
-            channel=channel, ts=message["ts"], text=message.get("text") or chosen, blocks=kept
+            channel=channel, ts=message["ts"], text=message.get("text") or chosen, blocks=chosen_blocks(blocks, user, chosen)
         )
 
     # ------------------------------------------------------------------ shared files (manual upload assistant)
@@ -669,140 +471,43 @@ class SlackInput(RasaSlackInput):
             return []
         return [f for f in files if isinstance(f, dict)]
 
-    def _may_send_token_to(self, url: str) -> bool:
-        """The bot token goes to Slack's file host (https) and to our configured API host only, and only
-        where the outbound policy lets a request go (checked again, after resolving, when fetching)."""
-        try:
-            parts = urlsplit(url)
-            host, port = parts.hostname, parts.port
-            self._outbound_policy().check_url(url)
-        except (ValueError, OutboundRefused):
-            return False
-        if parts.username or parts.password or not host:
-            return False
-        if parts.scheme == "https" and host == SLACK_FILES_HOST and port in (None, 443):
-            return True
-        return file_replies.same_origin(url, self.slack_api_url)
+    def _file_chat(self, conversation_id: str, metadata: Dict[str, Any]) -> FileChat:
+        """The file-share flow's view of this DM / thread: answers posted there, files fetched with
+        the bot token (``outbound.SlackDownloads``), the converted CSV(s) uploaded there."""
+        channel = metadata["out_channel"]
+        output = self.get_output_channel(channel, metadata.get("thread_id"))
 
-    def _outbound_policy(self) -> OutboundPolicy:
-        """bankfeed.yml's ``outbound.slack`` policy (read once per channel), with the download's limits."""
-        policy = self.__dict__.get("_outbound")
-        if policy is None:
-            from bot.settings import outbound_policy
+        async def send_report(reply: file_replies.FileReply) -> None:
+            await output.send_text_message(channel, reply.text)
+            if reply.converted:
+                await output.send_files(channel, reply.converted)
 
-            policy = self._outbound = outbound_policy("slack").replace(
-                max_bytes=self.max_file_bytes, read_timeout=file_replies.DOWNLOAD_TIMEOUT,
-                total_timeout=file_replies.DOWNLOAD_TIMEOUT)
-        return policy
-
-    async def _download(self, url: str) -> bytes:
-        if not isinstance(url, str) or not self._may_send_token_to(url):
-            logger.warning("Not downloading a shared Slack file from an unexpected host.")
-            raise FileRefused(file_replies.UNREACHABLE)
-        try:
-            with file_replies.quiet_download():
-                return await self._fetch(url)
-        except FileRefused:
-            raise
-        except Exception as error:
-            logger.warning("Downloading a shared Slack file failed: %s.", type(error).__name__)
-            raise FileRefused(file_replies.UNREACHABLE)
-
-    async def _fetch(self, url: str) -> bytes:
-        # no proxy: the outbound policy connects to the address it checked (a proxy would resolve the name)
-        async with OutboundClient(self._outbound_policy(), use="slack") as client:
-
-            async def download() -> bytes:
-                async with client.stream("GET", url, headers={"Authorization": f"Bearer {self.slack_token}"},
-                                         follow_redirects=False) as streamed:
-                    r = streamed.response
-                    if r.status_code != 200:
-                        # a redirect is not followed: it would leave the hosts the token may go to
-                        logger.warning("Downloading a shared Slack file failed: HTTP %s.", r.status_code)
-                        raise FileRefused(file_replies.UNREACHABLE)
-                    return await file_replies.read_capped(r, self.max_file_bytes)
-
-            return await asyncio.wait_for(download(), timeout=file_replies.DOWNLOAD_TIMEOUT)
+        return FileChat(
+            key=conversation_id,
+            send_text=lambda text: output.send_text_message(channel, text),
+            send_question=lambda text, buttons: output.send_text_with_buttons(channel, text, buttons),
+            send_report=send_report,
+            download=lambda shared: self.downloads.download(shared.url),
+        )
 
     async def _handle_files(self, router: Callable[[UserMessage], Awaitable[Any]], files: List[Dict[str, Any]],
                             text: str, conversation_id: str, metadata: Dict[str, Any]) -> None:
         """Checks each shared file and answers in the DM / thread; while a specialist holds the
         conversation the message goes to them instead (files are not checked)."""
-        names = [str(f.get("name") or f.get("title") or "file") for f in files]
+        shared = [shared_file(f) for f in files]
         await self._remember(router, conversation_id, metadata)
-        if await file_replies.handed_off(router, conversation_id):
-            self._dispatch(router, text or file_replies.shared_note(names), conversation_id, metadata)
-            return
-        output = self.get_output_channel(metadata["out_channel"], metadata.get("thread_id"))
-        for shared in files[: file_replies.MAX_FILES_PER_MESSAGE]:
-            try:
-                await self._answer_file(shared, output, conversation_id, metadata)
-            except Exception:
-                logger.exception("Checking a shared Slack file failed.")
-                await output.send_text_message(metadata["out_channel"], file_replies.UNREACHABLE)
-        if len(files) > file_replies.MAX_FILES_PER_MESSAGE:
-            await output.send_text_message(
-                metadata["out_channel"], file_replies.more_files_text(len(files) - file_replies.MAX_FILES_PER_MESSAGE))
+        if not await self.file_share.handle(router, conversation_id, self._file_chat(conversation_id, metadata),
+                                            files=shared):
+            self._dispatch(router, text or file_replies.shared_note([f.name for f in shared]), conversation_id, metadata)
 
-    async def _answer_file(self, shared: Dict[str, Any], output: "SlackBot", conversation_id: str,
-                           metadata: Dict[str, Any]) -> None:
-        channel = metadata["out_channel"]
-        name = str(shared.get("name") or shared.get("title") or "upload")
-        url = shared.get("url_private_download") or shared.get("url_private")
-        size = shared.get("size")
-        if isinstance(size, int) and not isinstance(size, bool) and size > self.max_file_bytes:
-            await output.send_text_message(channel, file_replies.too_large_text(self.max_file_bytes, size))
-            return
-        if shared.get("mode") in ("external", "tombstone", "hidden_by_limit") or not isinstance(url, str):
-            await output.send_text_message(channel, file_replies.NOT_A_FILE)
-            return
-        try:
-            data = await self._download(url)
-        except FileRefused as refused:
-            await output.send_text_message(channel, str(refused))
-            return
-        await self._reply_with_check(data, name, None, output, conversation_id, metadata)
-
-    async def _reply_with_check(self, data: bytes, name: str, order: Optional[str], output: "SlackBot",
-                                conversation_id: str, metadata: Dict[str, Any]) -> None:
-        channel, thread = metadata["out_channel"], metadata.get("thread_id")
-        reply = await file_replies.check_file(data, name, date_order=order)
-        if reply.buttons:
-            self._pending_files.put(conversation_id, name, data)
-            await output.send_text_with_buttons(channel, reply.text, reply.buttons)
-            return
-        await output.send_text_message(channel, reply.text)
-        if reply.converted:
-            await self._upload_converted(reply.converted, channel, thread, output)
-
-    async def _upload_converted(self, converted: List[Any], channel: str, thread: Optional[str],
-                                output: "SlackBot") -> None:
-        """The converted CSV(s) back into the same DM / thread (``files_upload_v2``: scope files:write)."""
-        client = make_client(self.slack_token, self.slack_api_url, self.proxy)
-        try:
-            await client.files_upload_v2(
-                file_uploads=[{"content": c.content, "filename": c.filename, "title": c.filename}
-                              for c in converted],
-                channel=channel,
-                thread_ts=thread,
-            )
-        except Exception as error:
-            logger.error("Uploading a converted file to Slack failed: %s.", type(error).__name__)
-            await output.send_text_message(
-                channel, "I couldn't attach the converted file here. You can convert it on our website's upload page.")
-
-    async def _recheck_with_date_order(self, order: str, conversation_id: str, metadata: Dict[str, Any]) -> None:
-        output = self.get_output_channel(metadata["out_channel"], metadata.get("thread_id"))
-        pending = self._pending_files.take(conversation_id)
-        if pending is None:
-            await output.send_text_message(metadata["out_channel"], file_replies.EXPIRED)
-            return
-        name, data, _ = pending
-        try:
-            await self._reply_with_check(data, name, order, output, conversation_id, metadata)
-        except Exception:
-            logger.exception("Re-checking a shared Slack file failed.")
-            await output.send_text_message(metadata["out_channel"], file_replies.UNREACHABLE)
+    async def _answer_date_order(self, router: Callable[[UserMessage], Awaitable[Any]], order: str, text: str,
+                                 conversation_id: str, metadata: Dict[str, Any]) -> None:
+        """A click on a date-order button: the kept file re-checked; while a specialist holds the
+        conversation the click goes to them like any other (the file is not checked)."""
+        await self._remember(router, conversation_id, metadata)
+        if not await self.file_share.handle(router, conversation_id, self._file_chat(conversation_id, metadata),
+                                            date_order=order):
+            self._dispatch(router, text, conversation_id, metadata)
 
     # ------------------------------------------------------------------ to the bot, in the background
     def _dispatch(
@@ -816,7 +521,7 @@ class SlackInput(RasaSlackInput):
             await self._remember(router, conversation_id, metadata)
             await router(message)
 
-        self._spawn(self._once(router, claim, remember_then_route, output))
+        self._spawn(self.deliveries.once(router, claim, remember_then_route, output))
 
     async def _remember(self, router: Any, conversation_id: str, metadata: Dict[str, Any]) -> None:
         """Stores the conversation's place; only ever called for a request whose signature was verified."""
@@ -824,49 +529,7 @@ class SlackInput(RasaSlackInput):
         if remember is not None:
             await remember(conversation_id, self.name(), self._reference(metadata))
 
-    # ------------------------------------------------------------------ each delivery once (retries)
-    def _seen_events(self, router: Any) -> Optional[SeenEvents]:
-        """The product database's claims (shared by every replica), or None without a database."""
-        store = getattr(getattr(router, "services", None), "database", None)
-        if store is None:
-            return None
-        if self._claims is None or self._claims.db is not store:
-            self._claims = SeenEvents(store, claim_seconds_from_env())
-        return self._claims
-
-    async def _once(self, router: Any, claim: Optional["Claim"], handle: Callable[[], Awaitable[Any]],
-                    watch: Optional["AnswerWatch"] = None) -> None:
-        """Handles a delivery unless it was (or is being) handled already. Marked done once the bot
-        answered; released when it could not answer (the action server down: the user was told to
-        send it again) or the handling failed, so a retry of it is handled."""
-        if claim is None:
-            await handle()
-            return
-        claims = self._seen_events(router)
-        if claims is None:
-            if not self._seen.check_and_add([claim.key]):  # no database: this process remembers
-                await handle()
-            return
-        try:
-            outcome = await asyncio.to_thread(claims.claim, claim.key, claim.event_id)
-        except Exception:
-            logger.exception("Could not claim a Slack event in the product database; remembering it in this process.")
-            outcome = HANDLE if not self._seen.check_and_add([claim.key]) else ALREADY_DONE
-            claims = None
-        if outcome != HANDLE:
-            logger.info("Dropping a repeated Slack delivery (%s).", outcome)
-            return
-        answered = False
-        try:
-            await handle()
-            answered = watch is None or not watch.no_answer
-        finally:
-            if claims is not None:
-                try:
-                    await asyncio.to_thread(claims.finish if answered else claims.release, claim.key)
-                except Exception:
-                    logger.exception("Could not record the outcome of a Slack event.")
-
+    # ------------------------------------------------------------------ in the background
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         """Runs after the response is sent (Slack wants its 200 within 3 s); errors are logged."""
         task = asyncio.ensure_future(coroutine)
