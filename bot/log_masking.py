@@ -1,9 +1,10 @@
 """Masks secrets in log records, so a password or card number a user pasted, or an API token that
 arrived in a URL, never reaches a log file.
 
-``install()`` is called at start-up of both servers: the Rasa server when it creates its tracker store
-(``bot.server.stores.tracker_store``) and when it loads our input channels (``bot.server.channels``), the action server
-when it imports the ``actions`` package (``actions/__init__.py``). It is idempotent.
+``install()`` is called by both servers' launchers before the server starts (``bot.server.serve``,
+``bot.server.action_server``), and again, in case a server was started some other way, when the Rasa
+server creates its tracker store (``bot.server.stores.tracker_store``) and sets up its HTTP rules
+(``bot.server.channels.policy``). Importing a module never installs it. It is idempotent.
 
 It works at the source: the log-record factory is wrapped, so every record any logger creates (Rasa's,
 structlog's JSON lines, Sanic's, ours, handlers added after start-up) is masked before any handler sees it:

@@ -5,7 +5,6 @@ server); the tracker's slots must then hold the diagnosis, error code and canoni
 """
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -88,39 +87,3 @@ async def test_held_out_set_meets_the_diagnosis_targets(agent):
     assert evaluate.meets_targets(report), (report["diagnosis"]["macro_f1"], per_class, report["out_of_scope"]["recall"])
     assert len(per_class) == 8  # the seven diagnoses and the adjacent bank-feed topics
     assert report["out_of_scope"]["bank_error_flows_started"] == 0, report["out_of_scope"]["wrongly_started"]
-
-
-PAYLOADS_AND_TEXTS = [
-    "/deny", "/affirm", " /affirm ", "/fixed_it", '/inform{"bank": "Chase"}', '/inform{"bank": "Nonexistent Bank"}',
-    "/deny@0.4", "/deny{not json", "/no_such_intent", "/", "/ deny", "/DENY", '/inform{"unknown_entity": 1}',
-    "deny", "error 102 /deny", "/deny please", "/talk_to_human", '/share_sensitive_data{"sensitive_data": "x"}',
-]
-
-
-@pytest.mark.parametrize("text", PAYLOADS_AND_TEXTS)
-@pytest.mark.parametrize("only_output_properties", [True, False])
-def test_payloads_skip_the_nlu_pipeline_with_the_same_result(agent, text, only_output_properties):
-    """bot.server.rasa_patches unpacks button payloads without running spaCy/DIET: the parse data must be exactly
-    what the whole NLU graph returns for them (and anything else still goes through the graph)."""
-    from rasa.core.channels.channel import UserMessage
-    from rasa.core.processor import MessageProcessor
-    from rasa.shared.core.trackers import DialogueStateTracker
-
-    from bot.server import rasa_patches as speedups
-
-    assert speedups.apply()
-    processor = agent.processor
-    message = UserMessage(text, sender_id="parse-check")
-    tracker = DialogueStateTracker.from_events("parse-check", [])
-    graph = MessageProcessor._parse_message_with_graph.original(processor, message, tracker, only_output_properties)
-    fast = processor._parse_message_with_graph(message, tracker, only_output_properties)
-    # (the graph's full output holds spaCy docs and tokens, equal only by identity: compare their text)
-    def text_of(obj):
-        return [type(obj).__name__, getattr(obj, "text", None)]
-
-    assert json.dumps(fast, default=text_of, sort_keys=True) == json.dumps(graph, default=text_of, sort_keys=True)
-    skipped = speedups.unpack_payload(text, processor.domain) is not None
-    if text in ("/deny", "/affirm", " /affirm ", '/inform{"bank": "Chase"}', "/deny@0.4"):
-        assert skipped
-    if text in ("deny", "error 102 /deny", "/no_such_intent", "/", "/DENY", "/talk_to_human"):
-        assert not skipped  # not a payload of a known intent: the whole pipeline runs

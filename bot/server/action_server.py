@@ -14,6 +14,8 @@ differences:
   to accept it knowingly, e.g. behind a NetworkPolicy that already admits only the Rasa pods).
 
 The check is attached through rasa_sdk's own extension hook (``attach_sanic_app_extensions``).
+Before rasa_sdk is imported, the start-up warning filters (``bot.server.quiet_start``) and the log
+scrubbing (``bot.log_masking``) are installed: a secret a user pasted never reaches this server's logs.
 """
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ import sys
 from typing import Any, List, Mapping, Optional
 
 import pluggy
+
+from bot import log_masking
+from bot.server import quiet_start
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +85,8 @@ class SharedSecret:
 
 
 def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = None) -> None:
+    quiet_start.install()
+    log_masking.install()
     from rasa_sdk.__main__ import main_from_args
     from rasa_sdk.endpoint import create_argument_parser
     from rasa_sdk.plugin import plugin_manager

@@ -1,46 +1,59 @@
-"""Measured speed-ups for Rasa 3.6.21 internals in the Rasa server process (see bench/README.md).
+"""Every replacement of a Rasa internal, written for Rasa 3.6.21, in one place; each one measured (see
+bench/README.md) and each with its equivalence test (tests/test_rasa_patches.py).
 
-* Action-server responses are validated with a JSON-schema validator built once. Rasa calls
-  ``jsonschema.validate`` on every response, which first re-checks the schema itself against the
-  metaschema: about half of the server's time per message under load (profiled with py-spy). Each
-  event is then checked against its own type's branch of the schema instead of all twenty (another
-  11 % of the server's time). What is accepted and rejected is unchanged, and so are the errors.
-* Rasa looks up each stored event's class by name again every time a tracker is loaded; the
-  lookup is cached.
-* A button payload (``/deny``, ``/inform{"bank": "Chase"}``) is not run through the NLU pipeline.
-  Rasa 3.6 runs spaCy, the featurizers and DIET on it anyway, then its RegexMessageHandler (the last
-  component) throws all of that away and returns the intent and entities written in the payload. The
-  payload is now unpacked directly, with the same function: the same parse data, without the ~80 ms of
-  DIET per button press under load (9 of the bench's 10 turns are buttons). Text that is not a valid
-  payload (an unknown intent, a typo, plain text) still goes through the whole pipeline.
+Nothing happens on import: ``apply_all()`` puts them in place, called by the Rasa server's launcher
+(``python -m bot.server.serve``, see bot/server/serve.py) before Rasa starts. On any Rasa version but
+``RASA_VERSION`` it patches nothing and logs a warning: an internal written for 3.6.21 may have changed.
 
-Applied once, when the server's channels are imported (``bot/server/channels/__init__.py``). Guarded to the
-Rasa version it was written against: on another version nothing is patched.
+The patches (``PATCHES``), by name:
+
+* ``action_response_validation`` replaces ``RemoteAction._validate_action_result``
+  (rasa/core/actions/action.py). Rasa calls ``jsonschema.validate`` on every action-server response,
+  which first re-checks the schema itself against the metaschema: about half of the server's time per
+  message under load (py-spy). The validator is now built once, and each event is checked against its
+  own type's branch of the schema instead of all twenty (another 11 %). What is accepted and rejected is
+  unchanged, and so are the errors (``ActionResponseValidator``).
+* ``event_class_cache`` replaces ``Event.resolve_by_type`` (rasa/shared/core/events.py). Rasa walks every
+  Event subclass to find an event's class by its name, for every stored event, every time a tracker is
+  loaded; the answer for a name is now cached (names that are not strings take Rasa's own walk).
+* ``button_payloads_skip_nlu`` replaces ``MessageProcessor._parse_message_with_graph``
+  (rasa/core/processor.py). For a button payload (``/deny``, ``/inform{"bank": "Chase"}``) Rasa 3.6 runs
+  spaCy, the featurizers and DIET, then its RegexMessageHandler (the graph's last NLU component) throws
+  all of that away and returns the intent and entities written in the payload. The payload is now
+  unpacked directly, with the same Rasa function: the same parse data, without the ~80 ms of DIET per
+  button press under load. Text that is not a payload of a known intent still goes through the graph.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
-
-import rasa
+from dataclasses import dataclass
+from typing import Any, Callable, Dict
 
 logger = logging.getLogger(__name__)
-SUPPORTED_RASA = "3.6.21"
-_applied = False
+
+RASA_VERSION = "3.6.21"  # the version every patch below was written against and tested on
 
 
-def apply() -> bool:
-    global _applied
-    if _applied:
-        return True
-    if rasa.__version__ != SUPPORTED_RASA:
-        logger.warning("Speed-ups written for Rasa %s, not %s: not applied.", SUPPORTED_RASA, rasa.__version__)
-        return False
-    _cache_action_response_validator()
-    _cache_event_class_lookup()
-    _unpack_payloads_without_the_nlu_pipeline()
-    _applied = True
-    return True
+@dataclass(frozen=True)
+class Patch:
+    """One replaced attribute of a Rasa class: ``build(original)`` returns what goes in its place."""
+
+    name: str
+    owner: str  # the class, as "module:Class"
+    attribute: str
+    build: Callable[[Any], Any]
+
+    def owner_class(self) -> Any:
+        module, _, cls = self.owner.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def current(self) -> Any:
+        return self.owner_class().__dict__[self.attribute]
+
+
+# ---------------------------------------------------------------- action_response_validation
 
 
 class ActionResponseValidator:
@@ -93,14 +106,14 @@ class ActionResponseValidator:
                 raise error
 
 
-def _cache_action_response_validator() -> None:
+def _validate_with_one_validator(original: Any) -> Any:
     from jsonschema import ValidationError
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.constants import DOCS_BASE_URL
 
     validator = ActionResponseValidator(RemoteAction.action_response_format_spec())
 
-    def _validate_action_result(self, result):  # same contract as Rasa's method
+    def _validate_action_result(self, result):  # the contract of Rasa's method, and its error text
         try:
             validator.validate(result)
             return True
@@ -111,19 +124,28 @@ def _cache_action_response_validator() -> None:
             )
             raise e
 
-    RemoteAction._validate_action_result = _validate_action_result
+    return _validate_action_result
 
 
-def _cache_event_class_lookup() -> None:
-    from rasa.shared.core.events import Event
+# ---------------------------------------------------------------- event_class_cache
 
-    original = Event.resolve_by_type  # a staticmethod: (type_name, default=None) -> event class
+
+def _cached_event_class_lookup(original: Any) -> Any:
+    resolve = original.__func__ if isinstance(original, staticmethod) else original  # (type_name, default=None)
 
     @functools.lru_cache(maxsize=256)
-    def resolve_by_type(type_name, default=None):
-        return original(type_name, default)  # unknown names still raise (exceptions aren't cached)
+    def cached(type_name, default):
+        return resolve(type_name, default)  # unknown names still raise (exceptions aren't cached)
 
-    Event.resolve_by_type = staticmethod(resolve_by_type)
+    def resolve_by_type(type_name, default=None):
+        if isinstance(type_name, str):
+            return cached(type_name, default)
+        return resolve(type_name, default)  # an unhashable name (bad JSON): Rasa's walk and its error
+
+    return staticmethod(resolve_by_type)
+
+
+# ---------------------------------------------------------------- button_payloads_skip_nlu
 
 
 def unpack_payload(text, domain):
@@ -144,11 +166,8 @@ def unpack_payload(text, domain):
     return unpacked
 
 
-def _unpack_payloads_without_the_nlu_pipeline() -> None:
-    from rasa.core.processor import MessageProcessor
+def _payloads_without_the_graph(original: Any) -> Any:
     from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
-
-    original = MessageProcessor._parse_message_with_graph
 
     def _parse_message_with_graph(self, message, tracker, only_output_properties=True):
         unpacked = unpack_payload(message.text, self.domain)
@@ -158,5 +177,64 @@ def _unpack_payloads_without_the_nlu_pipeline() -> None:
         parse_data.update(unpacked.as_dict(only_output_properties=only_output_properties))  # as Rasa's method
         return parse_data
 
-    _parse_message_with_graph.original = original
-    MessageProcessor._parse_message_with_graph = _parse_message_with_graph
+    return _parse_message_with_graph
+
+
+# ---------------------------------------------------------------- applying them
+
+PATCHES = (
+    Patch("action_response_validation", "rasa.core.actions.action:RemoteAction", "_validate_action_result",
+          _validate_with_one_validator),
+    Patch("event_class_cache", "rasa.shared.core.events:Event", "resolve_by_type", _cached_event_class_lookup),
+    Patch("button_payloads_skip_nlu", "rasa.core.processor:MessageProcessor", "_parse_message_with_graph",
+          _payloads_without_the_graph),
+)
+
+_originals: Dict[str, Any] = {}  # name -> the class attribute Rasa defined
+_replacements: Dict[str, Any] = {}  # name -> ours
+
+
+def apply_all() -> bool:
+    """Puts every patch in place (once); False, with a logged warning, on a Rasa other than RASA_VERSION."""
+    import rasa
+
+    if rasa.__version__ != RASA_VERSION:
+        logger.warning("The Rasa patches were written for Rasa %s, not %s: none applied (bot/server/rasa_patches.py).",
+                       RASA_VERSION, rasa.__version__)
+        return False
+    for patch in PATCHES:
+        if patch.name in _replacements:
+            continue
+        original = patch.current()
+        replacement = patch.build(original)
+        setattr(patch.owner_class(), patch.attribute, replacement)
+        _originals[patch.name], _replacements[patch.name] = original, replacement
+    return True
+
+
+def in_place() -> Dict[str, bool]:
+    """For each patch, whether the Rasa attribute it replaces is ours right now."""
+    return {patch.name: patch.name in _replacements and patch.current() is _replacements[patch.name] for patch in PATCHES}
+
+
+def original(name: str) -> Any:
+    """The attribute as Rasa defines it (a function, or a staticmethod object), whether patched or not."""
+    if name in _originals:
+        return _originals[name]
+    patch = next(p for p in PATCHES if p.name == name)
+    return patch.current()
+
+
+def report() -> None:
+    """Logs which patches are in place: called in the Rasa server once it starts (bot.server.channels.policy)."""
+    import rasa
+
+    state = in_place()
+    if rasa.__version__ != RASA_VERSION:
+        logger.warning("Rasa %s: the Rasa patches, written for %s, are not applied.", rasa.__version__, RASA_VERSION)
+    elif all(state.values()):
+        logger.info("Rasa %s patches in place: %s.", RASA_VERSION, ", ".join(state))
+    else:
+        missing = [name for name, ok in state.items() if not ok]
+        logger.warning("Rasa patches not in place: %s. Start the server with `python -m bot.server.serve run ...` "
+                       "(bot/server/serve.py), which applies them.", ", ".join(missing))

@@ -5,7 +5,11 @@ user (``ps``) and to anything that records process lists. This launcher takes ev
 argument except the token, reads the token from ``RASA_API_TOKEN`` or the file ``RASA_API_TOKEN_FILE``
 (see ``bot.server.api_token``), and runs Rasa's own command-line entry point in this process with
 ``--auth-token`` added to ``sys.argv`` only (the kernel's copy of the command line is not changed).
-It also installs the log scrubbing of ``bot.log_masking`` before Rasa logs anything.
+
+Before Rasa starts, in this order: the start-up warning filters (``bot.server.quiet_start``), the log
+scrubbing (``bot.log_masking``) and the patches of Rasa internals (``bot.server.rasa_patches``). Every
+way this project starts a Rasa server goes through here (scripts/run.sh, scripts/prod-up.sh, the
+images in deploy/, the tests' servers): importing our channels or components changes nothing.
 
 ``--enable-api`` without a token is refused: Rasa's HTTP API would be open to anyone.
 """
@@ -15,7 +19,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from bot import log_masking
-from bot.server import api_token
+from bot.server import api_token, quiet_start, rasa_patches
 
 
 def rasa_argv(args: Sequence[str], token: Optional[str]) -> List[str]:
@@ -40,7 +44,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     api_token.set_current(token)
+    quiet_start.install()
     log_masking.install()
+    rasa_patches.apply_all()
+    quiet_start.keep_in_front_of_rasa()
     sys.argv = new_argv
     from rasa.__main__ import main as rasa_main
 

@@ -2,10 +2,7 @@
 
 Each one is Rasa's own connector with the hand-off router in front of the bot: while a specialist
 handles a conversation, the user's messages go to them and the bot stays silent.
+
+Importing them changes nothing else: the server's launcher (bot/server/serve.py) masks the logs and
+applies the Rasa patches before Rasa loads them.
 """
-
-from bot import log_masking
-from bot.server import rasa_patches as speedups
-
-speedups.apply()
-log_masking.install()  # the Rasa server loads these channels at start-up: mask secrets in its logs
