@@ -1,7 +1,12 @@
-"""Rasa SDK actions. Thin by design: they read the tracker and call plain modules in ``actions/``."""
+"""Rasa SDK actions. Thin by design: they read the tracker and call the core in ``bot/``.
+
+The actions that need the product's services (the database's stores, the bank directory, the site
+prober) take an ``ActionServices`` (``bot.desk``); the Rasa SDK builds them without arguments, and
+they then share this process's ``PROCESS_SERVICES``. Tests hand each action its own."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any, Dict, List, Optional, Text
 
@@ -12,13 +17,12 @@ from rasa_sdk.types import DomainDict
 
 from bot.troubleshooting import bank_question as bq
 from bot.handoff import escalation
+from bot.desk import ActionServices
 from bot.handoff import desk as handoff
-from bot.banks.directory import BankDirectory
 from bot.troubleshooting.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn
 from bot.outages.reminder_desk import ReminderDesk
-from bot.settings import probe_settings
 from bot.outages.desk import OutageDesk, record_probe
-from bot.banks.site_prober import ProbeResult, SiteProber
+from bot.banks.site_prober import ProbeResult
 from bot.redaction import describe, sensitive_kinds
 from bot.sessions import channel_of
 
@@ -26,22 +30,23 @@ logger = logging.getLogger(__name__)
 
 FALLBACK_THRESHOLD = 0.5  # same as the FallbackClassifier in config.yml
 
-_prober: Optional[SiteProber] = None
+#: The services of this action-server process (nothing is loaded or connected before first use).
+PROCESS_SERVICES = ActionServices()
 
 
-def site_prober() -> SiteProber:
-    """One prober per action-server process, so its cache and in-flight coalescing are shared."""
-    global _prober
-    if _prober is None:
-        _prober = SiteProber(probe_settings())
-    return _prober
+class UsesServices:
+    """An action that works with ``services`` (this process's unless it was given its own)."""
+
+    def __init__(self, services: Optional[ActionServices] = None) -> None:
+        super().__init__()
+        self.services = services if services is not None else PROCESS_SERVICES
 
 
-async def checked_site(key: str, url: str) -> ProbeResult:
+async def checked_site(services: ActionServices, key: str, url: str) -> ProbeResult:
     """Probes a bank's site; fresh results also feed the outage radar."""
-    result = await site_prober().check(key, url)
+    result = await services.prober.check(key, url)
     if not result.from_cache and result.status != "unknown":
-        await record_probe(key, result.status)
+        await record_probe(services, key, result.status)
     return result
 
 
@@ -95,7 +100,7 @@ def dispatch(dispatcher: CollectingDispatcher, messages: List[Dict[str, Any]]) -
             dispatcher.utter_message(**message)
 
 
-class ActionTroubleshoot(Action):
+class ActionTroubleshoot(UsesServices, Action):
     """Every user turn about the problem: diagnose, run checks, present the next fix."""
 
     def name(self) -> Text:
@@ -103,14 +108,16 @@ class ActionTroubleshoot(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         metadata = (tracker.latest_message or {}).get("metadata") or {}
-        desk = OutageDesk(tracker.sender_id, conversation_channel(tracker),
+        services = self.services
+        desk = OutageDesk(services, tracker.sender_id, conversation_channel(tracker),
                           metadata.get("client_key") if isinstance(metadata, dict) else None)
-        reminders = ReminderDesk(tracker.sender_id, conversation_channel(tracker))
-        troubleshooter = Troubleshooter(BankDirectory.default(), checked_site, outages=desk, reminders=reminders)
+        reminders = ReminderDesk(services, tracker.sender_id, conversation_channel(tracker))
+        troubleshooter = Troubleshooter(services.directory, functools.partial(checked_site, services),
+                                        outages=desk, reminders=reminders)
         reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
         dispatch(dispatcher, reply.messages)
         if reply.slots.get("resolved") is True:
-            await handoff.record_resolution(tracker.sender_id, tracker.slots.get("handoff_status"))
+            await handoff.record_resolution(services, tracker.sender_id, tracker.slots.get("handoff_status"))
         return [SlotSet(slot, value) for slot, value in reply.slots.items()] + listen_next(tracker, reply.slots)
 
 
@@ -124,7 +131,7 @@ def listen_next(tracker: Tracker, slots: Dict[Text, Any]) -> List[EventType]:
     return [FollowupAction("action_listen")]
 
 
-class ActionEscalate(Action):
+class ActionEscalate(UsesServices, Action):
     """Hands the conversation to a human specialist: a ticket in the hand-off queue, and the bot pauses.
 
     ``handoff_status`` goes ``requested`` (summary recorded) then ``waiting`` once the ticket is
@@ -142,6 +149,7 @@ class ActionEscalate(Action):
         try:
             queued = await asyncio.to_thread(
                 handoff.queue,
+                self.services.tickets,
                 tracker.sender_id,
                 conversation_channel(tracker),
                 summary,
@@ -175,31 +183,31 @@ class ActionSessionStart(Action):
         return events
 
 
-#: Where unknown bank names are counted for the team (bot/handoff/unknown_banks.py); a
-#: factory so tests can pass their own registry. It must have ``record(name) -> None`` (blocking).
-def default_unknown_banks() -> Any:
+#: Where unknown bank names are counted for the team (bot/handoff/unknown_banks.py), in the database of
+#: ``services``; tests can pass their own registry. It must have ``record(name) -> None`` (blocking).
+def default_unknown_banks(services: ActionServices) -> Any:
     from bot.handoff.unknown_banks import UnknownBanks  # an import failure is logged: see record_unknown_bank
 
-    return UnknownBanks(handoff.store())
+    return UnknownBanks(services.database)
 
 
-async def record_unknown_bank(name: str, registry: Optional[Any] = None) -> None:
+async def record_unknown_bank(services: ActionServices, name: str, registry: Optional[Any] = None) -> None:
     """Counts a bank name the directory lacks, so the team can add it. The conversation never waits
     on it failing: a missing module or table, or a storage error, is logged and the form goes on."""
     try:
-        registry = registry if registry is not None else default_unknown_banks()
+        registry = registry if registry is not None else default_unknown_banks(services)
         await asyncio.to_thread(registry.record, name)
     except Exception:
         logger.warning("Could not record the unknown bank name for the directory team.", exc_info=True)
 
 
-class ValidateBankForm(FormValidationAction):
+class ValidateBankForm(UsesServices, FormValidationAction):
     """Reads the answer to "which bank?": a directory bank, a web address, a skip, a bank the
     directory doesn't know (taken as given, counted for the team), or no answer at all, which ends
     the form so the troubleshooter handles the message as what it is (bot/troubleshooting/bank_question.py)."""
 
-    def __init__(self, unknown_banks: Optional[Any] = None) -> None:
-        super().__init__()
+    def __init__(self, services: Optional[ActionServices] = None, unknown_banks: Optional[Any] = None) -> None:
+        super().__init__(services)
         self.unknown_banks = unknown_banks
 
     def name(self) -> Text:
@@ -218,7 +226,7 @@ class ValidateBankForm(FormValidationAction):
         for e in message.get("entities") or []:
             entities.setdefault(e.get("entity"), e.get("value"))
         text = message.get("text") if isinstance(message.get("text"), str) else str(value or "")
-        directory = BankDirectory.default()
+        directory = self.services.directory
         answer = bq.classify(text, _effective_intent(tracker), float(intent.get("confidence") or 0), entities, directory)
         if answer.kind == bq.BANK:
             return {"bank_site": answer.bank, "bank": answer.bank}
@@ -229,7 +237,7 @@ class ValidateBankForm(FormValidationAction):
         if answer.kind == bq.UNLISTED:
             if answer.name is None:
                 return {"bank_site": SKIP_BANK}  # "a credit union": nothing to check or count, go on
-            await record_unknown_bank(answer.name, self.unknown_banks)
+            await record_unknown_bank(self.services, answer.name, self.unknown_banks)
             return {"bank_site": answer.name, "bank": answer.name}
         if answer.kind == bq.SECRET:
             # never quote it back: say what was removed and why; the form then asks for the bank again

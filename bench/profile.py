@@ -52,7 +52,7 @@ RASA_AREAS: List[Tuple[str, Sequence[str]]] = [
     ("action call: request, HTTP client, response events", ["run (rasa/core/actions/action.py"]),
     ("other dialogue processing (Rasa processor)", ["handle_message (rasa/core/processor.py"]),
     ("hand-off router: route() itself, on the loop", ["route (bot/server/handoff.py"]),
-    ("hand-off router: open_ticket_for() DB lookup (worker thread)", ["open_ticket_for (bot/handoff/store.py"]),
+    ("hand-off router: open_ticket_for() DB lookup (worker thread)", ["open_ticket_for (bot/handoff/tickets.py"]),
     ("outage notifier (background task)", ["(bot/outages/"]),
     ("HTTP server, REST channel, CORS", ["(sanic", "(rasa/core/channels/", "(httptools", "(sanic_cors"]),
 ]

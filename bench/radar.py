@@ -26,8 +26,8 @@ from typing import Callable, List
 
 from sqlalchemy import func, select
 
+from bot.db.engine import Database
 from bot.db.models import BankSignal
-from bot.handoff.store import HandoffStore
 from bot.outages.radar import OutageRadar, RadarSettings
 from tests.radar_streams import simulate
 
@@ -60,21 +60,21 @@ def main(argv: List[str]) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         clock = Clock()
-        store = HandoffStore(args.db_url or f"sqlite:///{Path(tmp) / 'radar.db'}", clock=clock)
-        store.migrate()
+        db = Database(args.db_url or f"sqlite:///{Path(tmp) / 'radar.db'}", clock=clock)
+        db.migrate()
         settings = RadarSettings()
-        radar = OutageRadar(store, settings)
+        radar = OutageRadar(db, settings)
         end = clock.now - timedelta(minutes=settings.window_minutes)
         start = time.perf_counter()
         banks = {}
         for size, count, reports, probes in SIZES:
             banks[size] = [f"{size.title()} Bank {i}" for i in range(count)]
             for name in banks[size]:
-                simulate(store, name, end - timedelta(days=args.days), end, reports_per_hour=reports,
+                simulate(db, name, end - timedelta(days=args.days), end, reports_per_hour=reports,
                          verified_share=0.1, probes_per_hour=probes, failure_share=0.01)
-        with store.reading() as s:
+        with db.reading() as s:
             total = s.execute(select(func.count()).select_from(BankSignal)).scalar_one()
-        print(f"{store.dialect}: {total:,} signals of 50 banks over {args.days:g} days "
+        print(f"{db.dialect}: {total:,} signals of 50 banks over {args.days:g} days "
               f"(written in {time.perf_counter() - start:.1f} s)")
 
         def cold(bank: str) -> Callable[[], object]:
@@ -107,7 +107,7 @@ def main(argv: List[str]) -> int:
         print(f"{'24-hour timeline of all banks':<40} {median_ms(radar.timeline, args.runs):>10.1f}")
         verdicts = [radar.assess(b)["suspected"] for names in banks.values() for b in names]
         print(f"banks flagged at their usual rates: {sum(verdicts)} of {len(verdicts)}")
-        store.dispose()
+        db.dispose()
     return 0
 
 

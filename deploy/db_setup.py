@@ -110,14 +110,14 @@ def create_database(url: URL) -> bool:
 
 
 def migrate_handoff(url: URL) -> str:
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
 
-    store = HandoffStore(url)
+    db = Database(url)
     try:
-        store.migrate()
-        return store.schema_revision() or "?"
+        db.migrate()
+        return db.schema_revision() or "?"
     finally:
-        store.dispose()
+        db.dispose()
 
 
 def create_tracker_tables(url: URL) -> None:

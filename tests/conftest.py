@@ -180,12 +180,17 @@ def rasa_stack(product_env, stack_dir, action_server, trained_model):
 
 @pytest.fixture(scope="session")
 def handoff_db(product_env):
-    """The hand-off store the running stack uses (migrated by the server at start)."""
-    from bot.handoff.store import HandoffStore
+    """The product database the running stack uses (migrated by the server at start), with the stores
+    tests set it up and look at it through: ``.database``, ``.tickets``, ``.agents``."""
+    from types import SimpleNamespace
 
-    store = HandoffStore(product_env["HANDOFF_DB_URL"])
-    store.migrate()
-    return store
+    from bot.db.engine import Database
+    from bot.handoff.agents import AgentStore
+    from bot.handoff.tickets import TicketStore
+
+    db = Database(product_env["HANDOFF_DB_URL"])
+    db.migrate()
+    return SimpleNamespace(database=db, tickets=TicketStore(db), agents=AgentStore(db))
 
 
 class ConsoleClient:
@@ -223,7 +228,7 @@ def make_agent(handoff_db, rasa_stack):
 
     def make(username: str, display_name: str) -> ConsoleClient:
         if username not in created:
-            handoff_db.create_agent(username, "correct horse battery", display_name)
+            handoff_db.agents.create_agent(username, "correct horse battery", display_name)
             created[username] = True
         return ConsoleClient(rasa_stack.url, username, "correct horse battery")
 

@@ -1,4 +1,9 @@
-"""Fresh PostgreSQL databases for tests, on the machine's local server (CI starts it)."""
+"""Fresh PostgreSQL databases for tests, on the machine's local server (CI starts it), and the
+product database fixtures the store tests share (import them: ``from tests.pg import db, pg_url``).
+
+``db`` runs a test once on each database the product supports: SQLite in a temporary file, and the
+test module's PostgreSQL database (``pg_url``, migrated once per module) with every table emptied
+first (ids from 1). It uses the test module's own ``clock`` fixture."""
 from __future__ import annotations
 
 import os
@@ -8,6 +13,9 @@ from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
+
+from bot.db.engine import Database
+from bot.db.models import metadata
 
 PG_ADMIN_URL = os.environ.get("HANDOFF_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -43,3 +51,31 @@ def fresh_pg_database() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+#: Every table of the product database (not the migrations' version table).
+PRODUCT_TABLES = [table.name for table in metadata.sorted_tables]
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the test module, migrated to the latest schema."""
+    with fresh_pg_database() as url:
+        first = Database(url)
+        first.migrate()
+        first.dispose()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path, clock) -> Iterator[Database]:
+    """An empty product database on the module's ``clock``: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
+        database.migrate()
+    else:
+        database = Database(request.getfixturevalue("pg_url"), clock=clock)
+        with database.engine.begin() as conn:  # each test starts empty, ids from 1
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(PRODUCT_TABLES)} RESTART IDENTITY CASCADE")
+    yield database
+    database.dispose()

@@ -9,8 +9,8 @@ from typing import Any, Dict, List
 
 from sqlalchemy import insert
 
+from bot.db.engine import Database
 from bot.db.models import BankSignal
-from bot.handoff.store import HandoffStore
 
 BATCH = 5000
 
@@ -27,7 +27,7 @@ def _arrivals(rng: random.Random, start: datetime, end: datetime, per_hour: floa
         times.append(t)
 
 
-def simulate(store: HandoffStore, bank: str, start: datetime, end: datetime, *, reports_per_hour: float = 0.0,
+def simulate(db: Database, bank: str, start: datetime, end: datetime, *, reports_per_hour: float = 0.0,
              verified_share: float = 0.0, probes_per_hour: float = 0.0, failure_share: float = 0.0,
              seed: int = 0) -> Dict[str, int]:
     """Writes a random stream of ``bank``'s signals between ``start`` and ``end``: reports of the bank
@@ -50,6 +50,6 @@ def simulate(store: HandoffStore, bank: str, start: datetime, end: datetime, *, 
         counts["probes"] += 1
         counts["failures"] += failed
     for i in range(0, len(rows), BATCH):
-        with store.writing() as s:
+        with db.writing() as s:
             s.execute(insert(BankSignal), rows[i:i + BATCH])
     return counts

@@ -84,10 +84,12 @@ def escalate_call(sender: str) -> dict:
 
 
 def test_the_action_server_runs_actions_only_with_the_secret_rasa_sends(abuse_stack):
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
+    from bot.handoff.tickets import TicketStore
 
-    store = HandoffStore(abuse_stack.env["HANDOFF_DB_URL"])
-    store.migrate()
+    db = Database(abuse_stack.env["HANDOFF_DB_URL"])
+    db.migrate()
+    store = TicketStore(db)
     intruder, legit = unique("intruder"), unique("legit")
     for headers in ({}, {"X-Action-Server-Token": "wrong" * 8}, {"X-Action-Server-Token": ""}):
         r = httpx.post(f"{abuse_stack.action_url}/webhook", json=escalate_call(intruder), headers=headers, timeout=10)
@@ -100,7 +102,7 @@ def test_the_action_server_runs_actions_only_with_the_secret_rasa_sends(abuse_st
                    headers={"X-Action-Server-Token": TOKEN}, timeout=30)
     assert r.status_code == 200, r.text
     assert store.open_ticket_for(legit) is not None
-    store.dispose()
+    db.dispose()
 
     # and Rasa sends it: a conversation that needs the action server is answered
     replies = abuse_stack.send(unique("via-rasa"), "getting error 102 on my chase account")
@@ -251,8 +253,8 @@ def test_the_same_reports_with_failing_probes_do(abuse_stack, fake_banks):
 def test_a_rest_client_cannot_claim_a_verified_channel(abuse_stack):
     from sqlalchemy import select
 
+    from bot.db.engine import Database
     from bot.db.models import BankSignal
-    from bot.handoff.store import HandoffStore
 
     sender = unique("claims-slack")
     abuse_stack.send(sender, "getting error 102 with barclays", input_channel="slack",
@@ -261,7 +263,7 @@ def test_a_rest_client_cannot_claim_a_verified_channel(abuse_stack):
     assert tracker["latest_input_channel"] == "rest"
     metadata = [e for e in tracker["events"] if e["event"] == "user"][-1]["metadata"]
     assert metadata["client_key"] != "forged"
-    store = HandoffStore(abuse_stack.env["HANDOFF_DB_URL"])
+    store = Database(abuse_stack.env["HANDOFF_DB_URL"])
     with store.reading() as s:
         rows = s.execute(select(BankSignal.verified, BankSignal.client_key)
                          .where(BankSignal.conversation_id == abuse_stack.conversation_id(sender),

@@ -7,30 +7,25 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, SessionStarted, 
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions as sdk_actions
-from bot.handoff import desk as handoff
-from bot.outages import desk as outage_desk
 from bot.banks.directory import BankDirectory
+from bot.desk import ActionServices
 from tests import servers
 
 
 @pytest.fixture(autouse=True)
-def local_banks(fake_banks, tmp_path, monkeypatch):
-    """Point the action server code at the test directory, settings and hand-off database."""
-    directory = servers.write_test_directory(tmp_path / "banks.yml", fake_banks.base_url)
+def local_settings(fake_banks, tmp_path, monkeypatch):
+    """The test settings (bank sites served locally) for the services the actions build."""
     settings = servers.write_test_settings(tmp_path / "bankfeed.yml", fake_banks.url("/canary/healthy"))
-    monkeypatch.setenv("BANK_DIRECTORY_PATH", str(directory))
     monkeypatch.setenv("BANKFEED_SETTINGS", str(settings))
-    monkeypatch.setenv("HANDOFF_DB_URL", f"sqlite:///{tmp_path / 'handoff.db'}")
-    clear_caches()
-    monkeypatch.setattr(sdk_actions, "_prober", None)
-    yield
-    clear_caches()
 
 
-def clear_caches():
-    BankDirectory.default.cache_clear()
-    for cached in (handoff.store, outage_desk.radar, outage_desk.notices):
-        cached.cache_clear()
+@pytest.fixture
+async def services(fake_banks, tmp_path):
+    """The action server's services of one test: the test directory, a hand-off database of its own."""
+    directory = servers.write_test_directory(tmp_path / "banks.yml", fake_banks.base_url)
+    built = ActionServices(f"sqlite:///{tmp_path / 'handoff.db'}", directory=BankDirectory.load(directory))
+    yield built
+    await built.aclose()
 
 
 def tracker(intent: str, slots=None, entities=(), text="", confidence=0.95, ranking=None, metadata=None) -> Tracker:
@@ -54,9 +49,9 @@ async def run(action, t):
     return dispatcher.messages, events
 
 
-async def test_troubleshoot_probes_the_bank_and_reports_what_it_saw(fake_banks):
+async def test_troubleshoot_probes_the_bank_and_reports_what_it_saw(fake_banks, services):
     msgs, events = await run(
-        sdk_actions.ActionTroubleshoot(),
+        sdk_actions.ActionTroubleshoot(services),
         tracker("report_bank_unavailable", {"bank": "American Express", "error_code": "102"},
                 [("bank", "American Express"), ("error_code", "102")]),
     )
@@ -68,10 +63,10 @@ async def test_troubleshoot_probes_the_bank_and_reports_what_it_saw(fake_banks):
     assert fake_banks.hits("/american-express/error500") >= 1
 
 
-async def test_troubleshoot_acts_on_what_a_masked_message_meant():
+async def test_troubleshoot_acts_on_what_a_masked_message_meant(services):
     ranking = [{"name": "report_credentials", "confidence": 0.9}, {"name": "deny", "confidence": 0.05}]
     msgs, events = await run(
-        sdk_actions.ActionTroubleshoot(),
+        sdk_actions.ActionTroubleshoot(services),
         tracker("share_sensitive", {"bank": "Chase"}, [("sensitive_data", "password"), ("bank", "Chase"), ("error_code", "103")],
                 confidence=1.0, ranking=[{"name": "share_sensitive", "confidence": 1.0}] + ranking),
     )
@@ -79,12 +74,12 @@ async def test_troubleshoot_acts_on_what_a_masked_message_meant():
     assert slot_events(events)["diagnosis"] == "credentials"
 
 
-async def test_troubleshoot_reads_the_browser_from_widget_metadata():
+async def test_troubleshoot_reads_the_browser_from_widget_metadata(services):
     ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
     slots = {"diagnosis": "bank_unavailable", "bank": "Chase",
              "steps_tried": ["site_check", "refresh", "credential_check"], "current_step": "credential_check",
              "credential_answers": {"advice_given": True}}
-    msgs, events = await run(sdk_actions.ActionTroubleshoot(), tracker("deny", slots, metadata={"user_agent": ua}))
+    msgs, events = await run(sdk_actions.ActionTroubleshoot(services), tracker("deny", slots, metadata={"user_agent": ua}))
     assert [m["response"] for m in msgs] == ["utter_clear_cache_safari"]
     assert slot_events(events)["browser"] == "safari"
 
@@ -93,12 +88,12 @@ ESCALATION_SLOTS = {"diagnosis": "bank_unavailable", "bank": "Chase", "error_cod
                     "steps_tried": ["site_check", "refresh"], "check_results": {"Chase": {"status": "up", "reason": "ok"}}}
 
 
-async def test_escalate_records_the_summary_queues_a_ticket_and_pauses():
-    handoff.store().migrate()
+async def test_escalate_records_the_summary_queues_a_ticket_and_pauses(services):
+    services.database.migrate()
     t = tracker("ask_human", ESCALATION_SLOTS)
     t.events = [{"event": "user", "text": "error 102 chase, my pw: Hunter2!x", "timestamp": 1.0},
                 {"event": "bot", "text": "Let's check Chase.", "timestamp": 2.0}]
-    msgs, events = await run(sdk_actions.ActionEscalate(), t)
+    msgs, events = await run(sdk_actions.ActionEscalate(services), t)
     statuses = [e["value"] for e in events if e.get("event") == "slot" and e["name"] == "handoff_status"]
     assert statuses == ["requested", "waiting"]
     assert events[-1] == ConversationPaused()
@@ -107,18 +102,18 @@ async def test_escalate_records_the_summary_queues_a_ticket_and_pauses():
     assert summary["steps_tried"] == ["site_check", "refresh"]
     assert summary["steps_remaining"][0] == "credential_check"
     assert msgs[0]["response"] == "utter_handoff_waiting" and msgs[0]["queue_position"] == "You're number 1 in the queue"
-    ticket = handoff.store().open_ticket_for("u1")
+    ticket = services.tickets.open_ticket_for("u1")
     assert ticket.status == "waiting" and ticket.bank == "Chase" and ticket.error_code == "102"
     assert [line["text"] for line in ticket.transcript] == ["error 102 chase, my pw: [password removed]", "Let's check Chase."]
 
 
-async def test_escalate_without_a_reachable_handoff_store_keeps_the_bot_answering(monkeypatch, tmp_path):
-    monkeypatch.setenv("HANDOFF_DB_URL", f"sqlite:///{tmp_path / 'missing-dir' / 'nothing' / 'x.db'}")
-    clear_caches()
-    msgs, events = await run(sdk_actions.ActionEscalate(), tracker("ask_human", ESCALATION_SLOTS))
+async def test_escalate_without_a_reachable_handoff_store_keeps_the_bot_answering(tmp_path):
+    unmigrated = ActionServices(f"sqlite:///{tmp_path / 'missing-dir' / 'nothing' / 'x.db'}")
+    msgs, events = await run(sdk_actions.ActionEscalate(unmigrated), tracker("ask_human", ESCALATION_SLOTS))
     assert msgs[0]["response"] == "utter_handoff_unavailable"
     assert slot_events(events)["handoff_status"] == "requested"
     assert ConversationPaused() not in events
+    await unmigrated.aclose()
 
 
 async def test_session_start_carries_slots_and_marks_a_returning_user():
@@ -168,38 +163,38 @@ class FakeUnknownBanks:
         ("actually it works now", "fixed_it", [], {"bank_site": "not_an_answer"}),
     ],
 )
-async def test_bank_form_validation(value, intent, entities, expected):
+async def test_bank_form_validation(value, intent, entities, expected, services):
     dispatcher = CollectingDispatcher()
     registry = FakeUnknownBanks()
     t = tracker(intent, {"requested_slot": "bank_site"}, entities, text=value)
-    result = await sdk_actions.ValidateBankForm(unknown_banks=registry).validate_bank_site(value, dispatcher, t, {})
+    result = await sdk_actions.ValidateBankForm(services, unknown_banks=registry).validate_bank_site(value, dispatcher, t, {})
     assert result == expected
     assert dispatcher.messages == []  # nothing is quoted back; a non-answer is answered by the troubleshooter
     # only names of banks the directory lacks are counted, never payloads, questions or directory banks
     assert registry.names == ([expected["bank"]] if expected.get("bank") in ("First Farmers Bank", "Comerica") else [])
 
 
-async def test_bank_form_goes_on_when_the_unknown_bank_registry_fails():
+async def test_bank_form_goes_on_when_the_unknown_bank_registry_fails(services):
     t = tracker("inform", {"requested_slot": "bank_site"}, text="Farmers State Bank")
-    result = await sdk_actions.ValidateBankForm(unknown_banks=FakeUnknownBanks(fail=True)).validate_bank_site(
+    result = await sdk_actions.ValidateBankForm(services, unknown_banks=FakeUnknownBanks(fail=True)).validate_bank_site(
         "Farmers State Bank", CollectingDispatcher(), t, {})
     assert result == {"bank_site": "Farmers State Bank", "bank": "Farmers State Bank"}
 
 
-async def test_bank_form_goes_on_without_the_registry_module(monkeypatch):
+async def test_bank_form_goes_on_without_the_registry_module(monkeypatch, services):
     import sys
 
     monkeypatch.setitem(sys.modules, "bot.handoff.unknown_banks", None)  # the module is missing: import fails
     t = tracker("inform", {"requested_slot": "bank_site"}, text="Comerica")
-    result = await sdk_actions.ValidateBankForm().validate_bank_site("Comerica", CollectingDispatcher(), t, {})
+    result = await sdk_actions.ValidateBankForm(services).validate_bank_site("Comerica", CollectingDispatcher(), t, {})
     assert result == {"bank_site": "Comerica", "bank": "Comerica"}
 
 
-async def test_bank_form_never_quotes_a_secret_and_asks_again_in_other_words():
+async def test_bank_form_never_quotes_a_secret_and_asks_again_in_other_words(services):
     dispatcher = CollectingDispatcher()
     t = tracker("nlu_fallback", {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 0}},
                 text="my password is Hunter2Secret!")
-    result = await sdk_actions.ValidateBankForm(unknown_banks=FakeUnknownBanks()).validate_bank_site(
+    result = await sdk_actions.ValidateBankForm(services, unknown_banks=FakeUnknownBanks()).validate_bank_site(
         "my password is Hunter2Secret!", dispatcher, t, {})
     assert result == {"bank_site": None, "question": {"key": "utter_ask_bank_site", "count": 1}}
     assert dispatcher.messages[0]["response"] == "utter_sensitive_warning"
@@ -208,11 +203,11 @@ async def test_bank_form_never_quotes_a_secret_and_asks_again_in_other_words():
     assert [m["response"] for m in msgs] == ["utter_reask_bank_site"]
 
 
-async def test_the_bank_form_asked_again_in_the_same_turn_does_not_reread_the_message():
+async def test_the_bank_form_asked_again_in_the_same_turn_does_not_reread_the_message(services):
     t = tracker("deny", {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 1, "after": "m1"}},
                 text="/deny")
     t.latest_message["message_id"] = "m1"  # the troubleshooter already handled this message
-    result = await sdk_actions.ValidateBankForm(unknown_banks=FakeUnknownBanks()).validate_bank_site(
+    result = await sdk_actions.ValidateBankForm(services, unknown_banks=FakeUnknownBanks()).validate_bank_site(
         "/deny", CollectingDispatcher(), t, {})
     assert result == {"bank_site": None}  # so the form asks
 

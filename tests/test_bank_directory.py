@@ -601,15 +601,8 @@ def test_without_env_var_the_repo_file_is_used(monkeypatch):
 def test_default_is_cached_and_honours_env_var(tmp_path, monkeypatch):
     path = write(tmp_path, "version: 1\nbank_directory:\n" + VALID_ENTRY)
     monkeypatch.setenv(ENV_VAR, str(path))
-    BankDirectory.default.cache_clear()
-    try:
-        first = BankDirectory.default()
-        assert first is BankDirectory.default()
-        assert [bank.name for bank in first] == ["Example Bank"]
-    finally:
-        BankDirectory.default.cache_clear()
+    first = BankDirectory.default()
+    assert first is BankDirectory.default()
+    assert [bank.name for bank in first] == ["Example Bank"]
     monkeypatch.delenv(ENV_VAR)
-    try:
-        assert BankDirectory.default().get("Chase") is not None
-    finally:
-        BankDirectory.default.cache_clear()
+    assert BankDirectory.default().get("Chase") is not None

@@ -82,13 +82,15 @@ def world(fake_banks, tmp_path_factory, trained_model):
         env.pop(name, None)
     actions = ActionServer(env, base).start()
     stack = RasaStack(env, base, actions.port, credentials=credentials_path).start()
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
+    from bot.handoff.agents import AgentStore
+    from bot.handoff.tickets import TicketStore
 
-    store = HandoffStore(env["HANDOFF_DB_URL"])
-    store.create_agent("ida", AGENT_PASSWORD, "Ida")
+    store = Database(env["HANDOFF_DB_URL"])
+    AgentStore(store).create_agent("ida", AGENT_PASSWORD, "Ida")
     world = type("World", (), {})()
     world.__dict__.update(stack=stack, attacker=attacker, tokens=tokens, connector=connector, slack=slack,
-                          store=store, agent=ConsoleClient(stack.url, "ida", AGENT_PASSWORD))
+                          store=store, tickets=TicketStore(store), agent=ConsoleClient(stack.url, "ida", AGENT_PASSWORD))
     yield world
     stack.stop()
     actions.stop()
@@ -304,7 +306,7 @@ def test_a_socket_asking_for_someone_elses_id_gets_a_new_one_and_none_of_their_m
         assert secret in [m["text"] for m in stack.messages(name)["messages"]]
         time.sleep(1.5)
         assert not any(secret in json.dumps(r) or "joined" in json.dumps(r) for r in received), received
-        assert world.store.get_ticket(ticket["id"]).status == "assigned"  # not closed by the intruder
+        assert world.tickets.get_ticket(ticket["id"]).status == "assigned"  # not closed by the intruder
     finally:
         client.disconnect()
 

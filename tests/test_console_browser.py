@@ -9,7 +9,7 @@ PAYLOAD = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</scrip
 
 
 def test_agent_signs_in_claims_and_replies_and_html_stays_text(rasa_stack, handoff_db):
-    handoff_db.create_agent("browser-agent", "correct horse battery", "Robin")
+    handoff_db.agents.create_agent("browser-agent", "correct horse battery", "Robin")
     sender = f"browser-{uuid.uuid4().hex[:10]}"
     rasa_stack.send(sender, "error 102 with chase")
     rasa_stack.send(sender, "i want to talk to a person")

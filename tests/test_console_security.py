@@ -27,7 +27,7 @@ LOCKOUT = 10  # LOGIN_LOCKOUT_SECONDS of the test stack (tests/conftest.py)
 
 def new_agent(handoff_db, prefix: str = "sec") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    handoff_db.create_agent(name, PASSWORD, name.title())
+    handoff_db.agents.create_agent(name, PASSWORD, name.title())
     return name
 
 
@@ -254,7 +254,7 @@ def test_event_stream_ends_when_the_agent_is_deactivated(rasa_stack, handoff_db)
     assert stream.status == 200
     time.sleep(1.5)
     assert not stream.ended.is_set()
-    handoff_db.set_active(name, False)
+    handoff_db.agents.set_active(name, False)
     assert stream.ended.wait(20), "the stream stayed open for a deactivated agent"
     assert "event: session_ended" in stream.lines
 
@@ -279,10 +279,10 @@ def test_at_most_three_streams_per_agent(rasa_stack, handoff_db):
     other = ConsoleClient(rasa_stack.url, new_agent(handoff_db, "sse-cap2"), PASSWORD)
     extra = EventStream(other)  # the cap is per agent
     assert extra.status == 200
-    handoff_db.set_active(name, False)  # ends the three streams, which frees their slots
+    handoff_db.agents.set_active(name, False)  # ends the three streams, which frees their slots
     for s in streams:
         assert s.ended.wait(20)
-    handoff_db.set_active(name, True)
+    handoff_db.agents.set_active(name, True)
     again = ConsoleClient(rasa_stack.url, name, PASSWORD)
     assert EventStream(again).status == 200
     other.post("/logout")

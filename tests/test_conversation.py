@@ -374,12 +374,12 @@ class RadarDesk:
 
 @pytest.fixture
 def product_db(tmp_path):
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
 
-    store = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}")
-    store.migrate()
-    yield store
-    store.dispose()
+    db = Database(f"sqlite:///{tmp_path / 'product.db'}")
+    db.migrate()
+    yield db
+    db.dispose()
 
 
 async def test_a_known_outage_shortens_the_conversation(convo, product_db, bank_site):

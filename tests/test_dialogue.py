@@ -430,13 +430,13 @@ class Clock:
 
 @pytest.fixture
 def reminder_store(tmp_path):
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
 
     clock = Clock()
-    store = HandoffStore(f"sqlite:///{tmp_path / 'reminders.db'}", clock=clock)
-    store.migrate()
-    yield store, clock
-    store.dispose()
+    db = Database(f"sqlite:///{tmp_path / 'reminders.db'}", clock=clock)
+    db.migrate()
+    yield db, clock
+    db.dispose()
 
 
 async def test_a_reminder_is_due_a_day_later_and_sent_once(reminder_store):

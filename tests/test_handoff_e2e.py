@@ -97,7 +97,7 @@ def test_user_saying_it_is_fixed_closes_the_ticket_and_the_bot_resumes(rasa_stac
     replies = rasa_stack.send(sender, "/fixed_it")
     assert "glad it's working" in texts(replies).lower()
     assert rasa_stack.tracker(sender)["slots"]["handoff_status"] == "closed"
-    assert handoff_db.get_ticket(ticket["id"]).status == "closed"
+    assert handoff_db.tickets.get_ticket(ticket["id"]).status == "closed"
 
 
 def test_agent_closes_with_a_note(rasa_stack, make_agent):
@@ -179,14 +179,16 @@ def test_tickets_and_messages_survive_restarts_and_wait_for_an_agent(rasa_stack,
 
 def test_handoff_on_postgresql(product_env, stack_dir, action_server, trained_model):
     """The same hand-off, with the store in the machine's real PostgreSQL (as in production)."""
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
+    from bot.handoff.agents import AgentStore
+    from bot.handoff.tickets import TicketStore
     from tests.conftest import ConsoleClient, RasaStack
     from tests.pg import fresh_pg_database
 
     with fresh_pg_database() as url:
-        store = HandoffStore(url)
-        store.migrate()
-        store.create_agent("pat", "correct horse battery", "Pat")
+        db = Database(url)
+        db.migrate()
+        AgentStore(db).create_agent("pat", "correct horse battery", "Pat")
         env = {**product_env, "HANDOFF_DB_URL": url}
         pg_dir = stack_dir / "pg"
         pg_dir.mkdir(exist_ok=True)
@@ -202,8 +204,8 @@ def test_handoff_on_postgresql(product_env, stack_dir, action_server, trained_mo
             assert stack.send(sender, "great") == []
             assert pat.post(f"/tickets/{ticket['id']}/return", json={}).status_code == 200
             assert stack.send(sender, "/deny"), "the bot answers after the hand-back"
-            assert store.get_ticket(ticket["id"]).status == "returned_to_bot"
+            assert TicketStore(db).get_ticket(ticket["id"]).status == "returned_to_bot"
         finally:
             stack.stop()
             actions.stop()
-            store.dispose()
+            db.dispose()

@@ -1,4 +1,5 @@
-"""The hand-off store against both databases it supports: SQLite (a temp file) and real PostgreSQL.
+"""The product database (``bot.db.engine``) and the hand-off stores on it (tickets, agents), against
+both databases it supports: SQLite (a temp file) and real PostgreSQL.
 
 PostgreSQL is required, not optional: CI starts it. Each test module gets a fresh database with a
 random name on ``postgresql://postgres@127.0.0.1:5432`` (override with HANDOFF_TEST_PG_ADMIN_URL),
@@ -16,22 +17,20 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from bot.handoff import passwords
-from bot.handoff import store as store_module
+from bot.db import engine as engine_module
+from bot.db.engine import Database, default_url
 from bot.db.models import metadata
-from bot.handoff.store import (
-    HandoffError,
-    HandoffStore,
-    TicketConflict,
-    TicketNotFound,
-    default_url,
-)
+from bot.handoff import agents as agents_module
+from bot.handoff import passwords
+from bot.handoff.agents import AgentStore
+from bot.handoff.tickets import TicketStore
+from bot.handoff.views import HandoffError, TicketConflict, TicketNotFound
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ["agents", "agent_sessions", "tickets", "messages", "events", "outcomes"]
@@ -51,16 +50,7 @@ TRANSCRIPT = [
 ]
 
 
-from tests.pg import fresh_pg_database  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with fresh_pg_database() as url:
-        first = HandoffStore(url)
-        first.migrate()
-        first.dispose()
-        yield url
+from tests.pg import db, fresh_pg_database, pg_url  # noqa: E402,F401 (fixtures)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -81,28 +71,24 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path, clock) -> Iterator[HandoffStore]:
-    if request.param == "sqlite":
-        s = HandoffStore(f"sqlite:///{tmp_path / 'handoff.db'}", clock=clock)
-        s.migrate()
-    else:
-        s = HandoffStore(request.getfixturevalue("pg_url"), clock=clock)
-        s.migrate()
-        with s.engine.begin() as conn:  # each test starts empty, ids from 1
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    yield s
-    s.dispose()
+@pytest.fixture
+def tickets(db) -> TicketStore:
+    return TicketStore(db)
 
 
 @pytest.fixture
-def agents(store):
+def agent_store(db) -> AgentStore:
+    return AgentStore(db)
+
+
+@pytest.fixture
+def agents(agent_store):
     """Two active agents."""
-    return store.create_agent("dana", PASSWORD, "Dana"), store.create_agent("eli", PASSWORD, "Eli")
+    return agent_store.create_agent("dana", PASSWORD, "Dana"), agent_store.create_agent("eli", PASSWORD, "Eli")
 
 
-def open_ticket(store: HandoffStore, conversation_id: str = None, channel: str = "rest", **summary: Any):
-    return store.open_ticket(conversation_id or f"conv-{secrets.token_hex(4)}", channel, {**SUMMARY, **summary}, TRANSCRIPT)
+def open_ticket(tickets: TicketStore, conversation_id: str = None, channel: str = "rest", **summary: Any):
+    return tickets.open_ticket(conversation_id or f"conv-{secrets.token_hex(4)}", channel, {**SUMMARY, **summary}, TRANSCRIPT)
 
 
 def run_together(n: int, fn: Callable[[int], Any]) -> List[Any]:
@@ -126,38 +112,38 @@ def run_together(n: int, fn: Callable[[int], Any]) -> List[Any]:
     return results
 
 
-def table_dump(store: HandoffStore) -> str:
-    with store.engine.connect() as conn:
+def table_dump(db: Database) -> str:
+    with db.engine.connect() as conn:
         return json.dumps(
             {table: [list(map(str, row)) for row in conn.exec_driver_sql(f"SELECT * FROM {table}")] for table in TABLES}
         )
 
 
 # --------------------------------------------------------------------------- schema
-def test_migrate_twice_is_fine_and_matches_the_models(store):
-    store.migrate()
-    store.migrate()
-    assert store.schema_revision() == store.head_revision() == "0008"
-    names = set(sa.inspect(store.engine).get_table_names())
+def test_migrate_twice_is_fine_and_matches_the_models(db):
+    db.migrate()
+    db.migrate()
+    assert db.schema_revision() == db.head_revision() == "0008"
+    names = set(sa.inspect(db.engine).get_table_names())
     assert set(TABLES) <= names
 
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    with store.engine.connect() as conn:
+    with db.engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"version_table": store_module.VERSION_TABLE, "compare_type": True}
+            conn, opts={"version_table": engine_module.VERSION_TABLE, "compare_type": True}
         )
         assert compare_metadata(context, metadata) == []
 
-    indexes = {ix["name"]: ix for ix in sa.inspect(store.engine).get_indexes("tickets")}
+    indexes = {ix["name"]: ix for ix in sa.inspect(db.engine).get_indexes("tickets")}
     assert indexes["uq_tickets_open_conversation"]["unique"]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_concurrent_migrations_of_a_fresh_database(kind, tmp_path):
     def migrate_all(url: str) -> None:
-        stores = [HandoffStore(url) for _ in range(3)]
+        stores = [Database(url) for _ in range(3)]
         try:
             results = run_together(3, lambda i: stores[i].migrate())
             assert results == [None, None, None], results
@@ -184,12 +170,12 @@ def test_default_url(monkeypatch, tmp_path):
 
 def test_in_memory_sqlite_is_refused():
     with pytest.raises(ValueError, match="In-memory"):
-        HandoffStore("sqlite://")
+        Database("sqlite://")
 
 
 # --------------------------------------------------------------------------- tickets
-def test_open_ticket_copies_the_summary_and_is_idempotent(store, clock):
-    ticket = store.open_ticket("conv-1", "socketio", SUMMARY, TRANSCRIPT)
+def test_open_ticket_copies_the_summary_and_is_idempotent(tickets, clock):
+    ticket = tickets.open_ticket("conv-1", "socketio", SUMMARY, TRANSCRIPT)
     assert ticket.status == "waiting" and ticket.channel == "socketio" and ticket.conversation_id == "conv-1"
     assert (ticket.diagnosis, ticket.bank, ticket.error_code, ticket.reason) == (
         "bank_connection_102", "Chase", "102", "all_steps_tried"
@@ -200,268 +186,268 @@ def test_open_ticket_copies_the_summary_and_is_idempotent(store, clock):
     assert ticket.created_at == clock.now and ticket.created_at.tzinfo is not None
 
     clock.advance(seconds=5)
-    again = store.open_ticket("conv-1", "socketio", {**SUMMARY, "bank": "Wells Fargo"}, [])
+    again = tickets.open_ticket("conv-1", "socketio", {**SUMMARY, "bank": "Wells Fargo"}, [])
     assert again.id == ticket.id and again.bank == "Chase"
-    assert store.open_ticket_for("conv-1").id == ticket.id
-    assert store.open_ticket_for("conv-2") is None
-    assert store.stats()["tickets_total"] == 1
-    assert [e.type for e in store.events_after(0)] == ["ticket_created"]
+    assert tickets.open_ticket_for("conv-1").id == ticket.id
+    assert tickets.open_ticket_for("conv-2") is None
+    assert tickets.stats()["tickets_total"] == 1
+    assert [e.type for e in tickets.events_after(0)] == ["ticket_created"]
 
-    fetched = store.get_ticket(ticket.id)
+    fetched = tickets.get_ticket(ticket.id)
     assert fetched == ticket
     data = json.loads(json.dumps(fetched.to_dict()))
     assert data["created_at"] == "2025-01-06T09:00:00+00:00" and data["assigned_at"] is None
     assert "transcript" not in fetched.to_dict(include_transcript=False)
     with pytest.raises(TicketNotFound):
-        store.get_ticket(ticket.id + 1000)
+        tickets.get_ticket(ticket.id + 1000)
 
 
-def test_views_are_snapshots(store):
-    ticket = open_ticket(store, "conv-snap")
+def test_views_are_snapshots(tickets):
+    ticket = open_ticket(tickets, "conv-snap")
     ticket.summary["bank"] = "changed by caller"
     ticket.to_dict()["check_results"]["Chase"]["status"] = "changed"
-    assert store.get_ticket(ticket.id).summary["bank"] == "Chase"
+    assert tickets.get_ticket(ticket.id).summary["bank"] == "Chase"
     with pytest.raises(Exception):
         ticket.status = "closed"  # frozen
 
 
-def test_open_ticket_validates_its_input(store):
+def test_open_ticket_validates_its_input(tickets):
     with pytest.raises(ValueError):
-        store.open_ticket("", "rest", SUMMARY, [])
+        tickets.open_ticket("", "rest", SUMMARY, [])
     with pytest.raises(ValueError):
-        store.open_ticket("conv", "rest", "not a dict", [])
+        tickets.open_ticket("conv", "rest", "not a dict", [])
     with pytest.raises(ValueError):
-        store.open_ticket("conv", "rest", SUMMARY, "not a list")
-    assert store.open_ticket_for("conv") is None
+        tickets.open_ticket("conv", "rest", SUMMARY, "not a list")
+    assert tickets.open_ticket_for("conv") is None
 
 
-def test_one_open_ticket_per_conversation_even_when_threads_race(store):
-    results = run_together(8, lambda i: store.open_ticket("conv-race", "rest", SUMMARY, TRANSCRIPT))
+def test_one_open_ticket_per_conversation_even_when_threads_race(tickets):
+    results = run_together(8, lambda i: tickets.open_ticket("conv-race", "rest", SUMMARY, TRANSCRIPT))
     errors = [r for r in results if isinstance(r, Exception)]
     assert not errors, errors
     assert len({t.id for t in results}) == 1
-    assert store.stats()["tickets_total"] == 1
-    assert [e.type for e in store.events_after(0)] == ["ticket_created"]
+    assert tickets.stats()["tickets_total"] == 1
+    assert [e.type for e in tickets.events_after(0)] == ["ticket_created"]
 
 
-def test_the_database_itself_allows_one_open_ticket_per_conversation(store):
-    ticket = open_ticket(store, "conv-ix")
+def test_the_database_itself_allows_one_open_ticket_per_conversation(db, tickets):
+    ticket = open_ticket(tickets, "conv-ix")
     insert = sa.text(
         "INSERT INTO tickets (conversation_id, channel, status, summary, check_results, steps_tried, transcript,"
         " created_at, updated_at) VALUES ('conv-ix', 'rest', :status, '{}', '{}', '[]', '[]', :now, :now)"
     )
-    now = "2025-01-06 09:00:00.000000" if store.dialect == "sqlite" else "2025-01-06 09:00:00+00"
+    now = "2025-01-06 09:00:00.000000" if db.dialect == "sqlite" else "2025-01-06 09:00:00+00"
     for status in ("waiting", "assigned"):
         with pytest.raises(IntegrityError):
-            with store.engine.begin() as conn:
+            with db.engine.begin() as conn:
                 conn.execute(insert, {"status": status, "now": now})
     for status in ("closed", "returned_to_bot"):  # finished tickets don't count
-        with store.engine.begin() as conn:
+        with db.engine.begin() as conn:
             conn.execute(insert, {"status": status, "now": now})
-    assert store.open_ticket_for("conv-ix").id == ticket.id
-    assert store.stats()["tickets_total"] == 3
+    assert tickets.open_ticket_for("conv-ix").id == ticket.id
+    assert tickets.stats()["tickets_total"] == 3
 
 
-def test_open_ticket_uses_the_winners_ticket_after_losing_a_race(store, monkeypatch):
+def test_open_ticket_uses_the_winners_ticket_after_losing_a_race(tickets, monkeypatch):
     """The pre-check misses the other process's ticket; the unique index catches it; theirs is returned."""
-    theirs = open_ticket(store, "conv-lost")
-    real = store._find_open
+    theirs = open_ticket(tickets, "conv-lost")
+    real = tickets._find_open
     calls = []
 
     def blind_first_time(session, conversation_id):
         calls.append(conversation_id)
         return None if len(calls) == 1 else real(session, conversation_id)
 
-    monkeypatch.setattr(store, "_find_open", blind_first_time)
-    mine = store.open_ticket("conv-lost", "rest", SUMMARY, [])
+    monkeypatch.setattr(tickets, "_find_open", blind_first_time)
+    mine = tickets.open_ticket("conv-lost", "rest", SUMMARY, [])
     assert mine.id == theirs.id and len(calls) == 2
-    assert store.stats()["tickets_total"] == 1
+    assert tickets.stats()["tickets_total"] == 1
 
 
-def test_queue_positions_and_listing(store, clock, agents):
+def test_queue_positions_and_listing(tickets, clock, agents):
     dana, _ = agents
-    first = open_ticket(store, "q1")
+    first = open_ticket(tickets, "q1")
     clock.advance(seconds=10)
-    second = open_ticket(store, "q2")
+    second = open_ticket(tickets, "q2")
     clock.advance(seconds=10)
-    third = open_ticket(store, "q3")
-    assert [store.queue_position(t.id) for t in (first, second, third)] == [1, 2, 3]
+    third = open_ticket(tickets, "q3")
+    assert [tickets.queue_position(t.id) for t in (first, second, third)] == [1, 2, 3]
 
-    store.claim(first.id, dana.id)
-    assert [store.queue_position(t.id) for t in (first, second, third)] == [None, 1, 2]
-    assert [t.id for t in store.list_tickets(["waiting"])] == [second.id, third.id]
-    assert [t.id for t in store.list_tickets(["waiting", "assigned"])] == [first.id, second.id, third.id]
-    assert [t.id for t in store.list_tickets()] == [third.id, second.id, first.id]  # history: newest first
-    assert [t.id for t in store.list_tickets(["waiting"], limit=1)] == [second.id]
-    assert store.list_tickets(["assigned"])[0].assigned_agent_name == "Dana"
-    assert store.list_tickets(["closed"]) == []
+    tickets.claim(first.id, dana.id)
+    assert [tickets.queue_position(t.id) for t in (first, second, third)] == [None, 1, 2]
+    assert [t.id for t in tickets.list_tickets(["waiting"])] == [second.id, third.id]
+    assert [t.id for t in tickets.list_tickets(["waiting", "assigned"])] == [first.id, second.id, third.id]
+    assert [t.id for t in tickets.list_tickets()] == [third.id, second.id, first.id]  # history: newest first
+    assert [t.id for t in tickets.list_tickets(["waiting"], limit=1)] == [second.id]
+    assert tickets.list_tickets(["assigned"])[0].assigned_agent_name == "Dana"
+    assert tickets.list_tickets(["closed"]) == []
     with pytest.raises(ValueError):
-        store.list_tickets(["pending"])
+        tickets.list_tickets(["pending"])
     with pytest.raises(TicketNotFound):
-        store.queue_position(9999)
+        tickets.queue_position(9999)
 
 
-def test_same_second_tickets_queue_by_id(store):
-    ids = [open_ticket(store, f"same-{i}").id for i in range(3)]  # the fake clock doesn't move
-    assert [store.queue_position(i) for i in ids] == [1, 2, 3]
+def test_same_second_tickets_queue_by_id(tickets):
+    ids = [open_ticket(tickets, f"same-{i}").id for i in range(3)]  # the fake clock doesn't move
+    assert [tickets.queue_position(i) for i in ids] == [1, 2, 3]
 
 
-def test_two_agents_claiming_at_once_exactly_one_wins(store, agents):
+def test_two_agents_claiming_at_once_exactly_one_wins(tickets, agents):
     dana, eli = agents
     for round_ in range(5):
-        ticket = open_ticket(store, f"claim-{round_}")
-        results = run_together(2, lambda i: store.claim(ticket.id, (dana, eli)[i].id))
+        ticket = open_ticket(tickets, f"claim-{round_}")
+        results = run_together(2, lambda i: tickets.claim(ticket.id, (dana, eli)[i].id))
         wins = [r for r in results if not isinstance(r, Exception)]
         conflicts = [r for r in results if isinstance(r, TicketConflict)]
         assert len(wins) == 1 and len(conflicts) == 1, results
         assert "already claimed" in str(conflicts[0])
         winner = wins[0]
         assert winner.status == "assigned" and winner.assigned_agent_id in (dana.id, eli.id)
-        assert store.get_ticket(ticket.id).assigned_agent_id == winner.assigned_agent_id
-    assigned = [e for e in store.events_after(0) if e.type == "ticket_assigned"]
+        assert tickets.get_ticket(ticket.id).assigned_agent_id == winner.assigned_agent_id
+    assigned = [e for e in tickets.events_after(0) if e.type == "ticket_assigned"]
     assert len(assigned) == 5
 
 
-def test_claim_errors(store, agents, clock):
+def test_claim_errors(tickets, agent_store, agents, clock):
     dana, eli = agents
-    ticket = open_ticket(store)
+    ticket = open_ticket(tickets)
     with pytest.raises(TicketNotFound):
-        store.claim(9999, dana.id)
+        tickets.claim(9999, dana.id)
     with pytest.raises(HandoffError):
-        store.claim(ticket.id, 9999)  # no such agent
-    store.set_active("eli", False)
+        tickets.claim(ticket.id, 9999)  # no such agent
+    agent_store.set_active("eli", False)
     with pytest.raises(HandoffError):
-        store.claim(ticket.id, eli.id)
-    assert store.get_ticket(ticket.id).status == "waiting"
+        tickets.claim(ticket.id, eli.id)
+    assert tickets.get_ticket(ticket.id).status == "waiting"
 
     clock.advance(seconds=42)
-    claimed = store.claim(ticket.id, dana.id)
+    claimed = tickets.claim(ticket.id, dana.id)
     assert claimed.assigned_at == clock.now and claimed.assigned_agent_name == "Dana"
     with pytest.raises(TicketConflict, match="Dana"):
-        store.claim(ticket.id, dana.id)
-    store.close(ticket.id, "agent", "done", agent_id=dana.id)
+        tickets.claim(ticket.id, dana.id)
+    tickets.close(ticket.id, "agent", "done", agent_id=dana.id)
     with pytest.raises(TicketConflict):
-        store.claim(ticket.id, dana.id)
+        tickets.claim(ticket.id, dana.id)
 
 
-def test_messages_keep_their_order_and_after_id_pages(store, agents, clock):
+def test_messages_keep_their_order_and_after_id_pages(tickets, agents, clock):
     dana, _ = agents
-    ticket = open_ticket(store)
-    store.claim(ticket.id, dana.id)
-    first = store.add_message(ticket.id, "user", "still failing")
+    ticket = open_ticket(tickets)
+    tickets.claim(ticket.id, dana.id)
+    first = tickets.add_message(ticket.id, "user", "still failing")
     clock.advance(seconds=1)
-    second = store.add_message(ticket.id, "agent", "Let me look.", agent_id=dana.id)
+    second = tickets.add_message(ticket.id, "agent", "Let me look.", agent_id=dana.id)
     clock.advance(seconds=1)
-    third = store.add_message(ticket.id, "user", "thanks")
-    assert [m.text for m in store.messages(ticket.id)] == ["still failing", "Let me look.", "thanks"]
+    third = tickets.add_message(ticket.id, "user", "thanks")
+    assert [m.text for m in tickets.messages(ticket.id)] == ["still failing", "Let me look.", "thanks"]
     assert first.id < second.id < third.id
-    assert [m.id for m in store.messages(ticket.id, after_id=first.id)] == [second.id, third.id]
-    assert store.messages(ticket.id, after_id=third.id) == []
+    assert [m.id for m in tickets.messages(ticket.id, after_id=first.id)] == [second.id, third.id]
+    assert tickets.messages(ticket.id, after_id=third.id) == []
     assert second.sender == "agent" and second.agent_name == "Dana" and second.conversation_id == ticket.conversation_id
     assert json.loads(json.dumps(second.to_dict()))["created_at"] == "2025-01-06T09:00:01+00:00"
 
     for bad in ("", "   ", "x" * 10_001):
         with pytest.raises(ValueError):
-            store.add_message(ticket.id, "user", bad)
-    assert store.add_message(ticket.id, "user", "x" * 10_000).text == "x" * 10_000
+            tickets.add_message(ticket.id, "user", bad)
+    assert tickets.add_message(ticket.id, "user", "x" * 10_000).text == "x" * 10_000
     with pytest.raises(ValueError):
-        store.add_message(ticket.id, "robot", "hi")
+        tickets.add_message(ticket.id, "robot", "hi")
     with pytest.raises(TicketNotFound):
-        store.add_message(9999, "user", "hi")
+        tickets.add_message(9999, "user", "hi")
     with pytest.raises(TicketNotFound):
-        store.messages(9999)
-    assert len(store.messages(ticket.id)) == 4
+        tickets.messages(9999)
+    assert len(tickets.messages(ticket.id)) == 4
 
 
-def test_an_agent_cannot_post_to_a_ticket_they_do_not_hold(store, agents):
+def test_an_agent_cannot_post_to_a_ticket_they_do_not_hold(tickets, agents):
     dana, eli = agents
-    ticket = open_ticket(store)
+    ticket = open_ticket(tickets)
     with pytest.raises(TicketConflict):
-        store.add_message(ticket.id, "agent", "hi", agent_id=dana.id)  # still waiting
-    store.claim(ticket.id, dana.id)
+        tickets.add_message(ticket.id, "agent", "hi", agent_id=dana.id)  # still waiting
+    tickets.claim(ticket.id, dana.id)
     with pytest.raises(TicketConflict):
-        store.add_message(ticket.id, "agent", "hi", agent_id=eli.id)
+        tickets.add_message(ticket.id, "agent", "hi", agent_id=eli.id)
     with pytest.raises(ValueError):
-        store.add_message(ticket.id, "agent", "hi")  # no agent_id
-    store.add_message(ticket.id, "agent", "hi", agent_id=dana.id)
-    store.return_to_bot(ticket.id, dana.id)
+        tickets.add_message(ticket.id, "agent", "hi")  # no agent_id
+    tickets.add_message(ticket.id, "agent", "hi", agent_id=dana.id)
+    tickets.return_to_bot(ticket.id, dana.id)
     with pytest.raises(TicketConflict):
-        store.add_message(ticket.id, "agent", "one more thing", agent_id=dana.id)
-    assert [m.text for m in store.messages(ticket.id)] == ["hi"]
+        tickets.add_message(ticket.id, "agent", "one more thing", agent_id=dana.id)
+    assert [m.text for m in tickets.messages(ticket.id)] == ["hi"]
 
 
-def test_hand_back_and_close_transitions(store, agents, clock):
+def test_hand_back_and_close_transitions(tickets, agents, clock):
     dana, eli = agents
-    ticket = open_ticket(store, "conv-t")
+    ticket = open_ticket(tickets, "conv-t")
     with pytest.raises(TicketConflict):
-        store.return_to_bot(ticket.id, dana.id)  # waiting, not assigned
-    store.claim(ticket.id, dana.id)
+        tickets.return_to_bot(ticket.id, dana.id)  # waiting, not assigned
+    tickets.claim(ticket.id, dana.id)
     with pytest.raises(TicketConflict):
-        store.return_to_bot(ticket.id, eli.id)  # not eli's
+        tickets.return_to_bot(ticket.id, eli.id)  # not eli's
     clock.advance(minutes=3)
-    returned = store.return_to_bot(ticket.id, dana.id, "  outage explained ")
+    returned = tickets.return_to_bot(ticket.id, dana.id, "  outage explained ")
     assert returned.status == "returned_to_bot" and returned.returned_at == clock.now
     assert returned.resolution_note == "outage explained" and not returned.is_open
     for action in (
-        lambda: store.return_to_bot(ticket.id, dana.id),
-        lambda: store.close(ticket.id, "agent", "x", agent_id=dana.id),
-        lambda: store.claim(ticket.id, dana.id),
+        lambda: tickets.return_to_bot(ticket.id, dana.id),
+        lambda: tickets.close(ticket.id, "agent", "x", agent_id=dana.id),
+        lambda: tickets.claim(ticket.id, dana.id),
     ):
         with pytest.raises(TicketConflict):
             action()
-    assert store.open_ticket_for("conv-t") is None
+    assert tickets.open_ticket_for("conv-t") is None
 
-    by_user = open_ticket(store, "conv-u")
-    closed = store.close(by_user.id, "user", "The user said it is fixed.")
+    by_user = open_ticket(tickets, "conv-u")
+    closed = tickets.close(by_user.id, "user", "The user said it is fixed.")
     assert (closed.status, closed.closed_by, closed.resolution_note) == ("closed", "user", "The user said it is fixed.")
     assert closed.closed_at == clock.now
     with pytest.raises(TicketConflict, match="already closed"):
-        store.close(by_user.id, "user")
+        tickets.close(by_user.id, "user")
 
-    by_agent = open_ticket(store, "conv-a")
-    store.claim(by_agent.id, eli.id)
-    assert store.close(by_agent.id, "agent", "Re-enabled data sharing", agent_id=eli.id).closed_by == "agent"
+    by_agent = open_ticket(tickets, "conv-a")
+    tickets.claim(by_agent.id, eli.id)
+    assert tickets.close(by_agent.id, "agent", "Re-enabled data sharing", agent_id=eli.id).closed_by == "agent"
 
-    by_system = open_ticket(store, "conv-s")
-    assert store.close(by_system.id, "system").status == "closed"
+    by_system = open_ticket(tickets, "conv-s")
+    assert tickets.close(by_system.id, "system").status == "closed"
 
     with pytest.raises(ValueError):
-        store.close(open_ticket(store).id, "manager")
+        tickets.close(open_ticket(tickets).id, "manager")
     with pytest.raises(ValueError):
-        store.close(open_ticket(store).id, "agent", "no agent id")
+        tickets.close(open_ticket(tickets).id, "agent", "no agent id")
     with pytest.raises(TicketNotFound):
-        store.close(9999, "user")
-    assert store.stats()["resolved_by"] == {"bot": 0, "human": 1, "user_cancelled": 1}
+        tickets.close(9999, "user")
+    assert tickets.stats()["resolved_by"] == {"bot": 0, "human": 1, "user_cancelled": 1}
 
 
-def test_a_new_escalation_after_close_or_hand_back_opens_a_new_ticket(store, agents):
+def test_a_new_escalation_after_close_or_hand_back_opens_a_new_ticket(tickets, agents):
     dana, _ = agents
-    first = open_ticket(store, "conv-r")
-    store.close(first.id, "user")
-    second = open_ticket(store, "conv-r")
+    first = open_ticket(tickets, "conv-r")
+    tickets.close(first.id, "user")
+    second = open_ticket(tickets, "conv-r")
     assert second.id != first.id and second.status == "waiting"
-    store.claim(second.id, dana.id)
-    assert open_ticket(store, "conv-r").id == second.id  # still open while assigned
-    store.return_to_bot(second.id, dana.id)
-    third = open_ticket(store, "conv-r")
+    tickets.claim(second.id, dana.id)
+    assert open_ticket(tickets, "conv-r").id == second.id  # still open while assigned
+    tickets.return_to_bot(second.id, dana.id)
+    third = open_ticket(tickets, "conv-r")
     assert third.id not in (first.id, second.id)
-    assert store.open_ticket_for("conv-r").id == third.id
-    assert store.get_ticket(first.id).status == "closed"
+    assert tickets.open_ticket_for("conv-r").id == third.id
+    assert tickets.get_ticket(first.id).status == "closed"
 
 
-def test_the_events_cursor_sees_every_change_in_order(store, agents):
+def test_the_events_cursor_sees_every_change_in_order(tickets, agents):
     dana, _ = agents
-    assert store.latest_event_id() == 0 and store.events_after(0) == []
-    ticket = open_ticket(store, "conv-e")
-    store.claim(ticket.id, dana.id)
-    store.add_message(ticket.id, "user", "hello?")
-    store.add_message(ticket.id, "agent", "hi, Dana here", agent_id=dana.id)
-    store.return_to_bot(ticket.id, dana.id, "fixed")
-    again = open_ticket(store, "conv-e")
-    store.close(again.id, "user")
-    store.record_outcome("conv-other", "bot")
+    assert tickets.latest_event_id() == 0 and tickets.events_after(0) == []
+    ticket = open_ticket(tickets, "conv-e")
+    tickets.claim(ticket.id, dana.id)
+    tickets.add_message(ticket.id, "user", "hello?")
+    tickets.add_message(ticket.id, "agent", "hi, Dana here", agent_id=dana.id)
+    tickets.return_to_bot(ticket.id, dana.id, "fixed")
+    again = open_ticket(tickets, "conv-e")
+    tickets.close(again.id, "user")
+    tickets.record_outcome("conv-other", "bot")
 
-    events = store.events_after(0)
+    events = tickets.events_after(0)
     assert [e.type for e in events] == [
         "ticket_created",
         "ticket_assigned",
@@ -475,8 +461,8 @@ def test_the_events_cursor_sees_every_change_in_order(store, agents):
     ]
     ids = [e.id for e in events]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    assert store.latest_event_id() == ids[-1]
-    assert store.events_after(ids[-1]) == []
+    assert tickets.latest_event_id() == ids[-1]
+    assert tickets.events_after(ids[-1]) == []
     assert events[1].data["agent_name"] == "Dana" and events[1].actor == f"agent:{dana.id}"
     assert events[3].data["text"] == "hi, Dana here"
     assert events[6].data["closed_by"] == "user" and events[7].data["resolved_by"] == "user_cancelled"
@@ -486,7 +472,7 @@ def test_the_events_cursor_sees_every_change_in_order(store, agents):
 
     paged, cursor = [], 0
     while True:
-        page = store.events_after(cursor, limit=2)
+        page = tickets.events_after(cursor, limit=2)
         if not page:
             break
         paged += page
@@ -494,11 +480,11 @@ def test_the_events_cursor_sees_every_change_in_order(store, agents):
     assert [e.id for e in paged] == ids
 
 
-def test_the_events_cursor_misses_nothing_while_many_write_at_once(store, agents):
+def test_the_events_cursor_misses_nothing_while_many_write_at_once(tickets, agents):
     """A reader following the cursor during concurrent writes ends up with every event, each once."""
     dana, _ = agents
-    tickets = [open_ticket(store, f"conv-w{i}") for i in range(4)]
-    start = store.latest_event_id()
+    opened = [open_ticket(tickets, f"conv-w{i}") for i in range(4)]
+    start = tickets.latest_event_id()
     seen: List[int] = []
     done = threading.Event()
 
@@ -507,7 +493,7 @@ def test_the_events_cursor_misses_nothing_while_many_write_at_once(store, agents
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             finished = done.is_set()
-            for event in store.events_after(cursor):
+            for event in tickets.events_after(cursor):
                 seen.append(event.id)
                 cursor = event.id
             if finished:
@@ -517,19 +503,19 @@ def test_the_events_cursor_misses_nothing_while_many_write_at_once(store, agents
     reader = threading.Thread(target=follow)
     reader.start()
     try:
-        results = run_together(4, lambda i: [store.add_message(tickets[i].id, "user", f"m{n}") for n in range(20)])
+        results = run_together(4, lambda i: [tickets.add_message(opened[i].id, "user", f"m{n}") for n in range(20)])
     finally:
         done.set()
         reader.join(timeout=60)
     assert not [r for r in results if isinstance(r, Exception)], results
-    everything = [e.id for e in store.events_after(start, limit=1000)]
+    everything = [e.id for e in tickets.events_after(start, limit=1000)]
     assert len(everything) == 80
     assert seen == everything
 
 
-def test_stats_median_wait_with_a_fake_clock(store, agents, clock):
+def test_stats_median_wait_with_a_fake_clock(tickets, agents, clock):
     dana, eli = agents
-    assert store.stats() == {
+    assert tickets.stats() == {
         "open": 0,
         "waiting": 0,
         "assigned": 0,
@@ -539,40 +525,40 @@ def test_stats_median_wait_with_a_fake_clock(store, agents, clock):
     }
     waits = [30, 600, 90]
     for i, wait in enumerate(waits):
-        ticket = open_ticket(store, f"conv-m{i}")
+        ticket = open_ticket(tickets, f"conv-m{i}")
         clock.advance(seconds=wait)
-        store.claim(ticket.id, dana.id)
-    assert store.stats()["median_wait_seconds"] == 90.0
+        tickets.claim(ticket.id, dana.id)
+    assert tickets.stats()["median_wait_seconds"] == 90.0
 
-    returned = store.list_tickets(["assigned"])[0]
-    store.return_to_bot(returned.id, dana.id)  # still counts: it was assigned once
-    open_ticket(store, "conv-waiting")  # never assigned: doesn't count
+    returned = tickets.list_tickets(["assigned"])[0]
+    tickets.return_to_bot(returned.id, dana.id)  # still counts: it was assigned once
+    open_ticket(tickets, "conv-waiting")  # never assigned: doesn't count
     clock.advance(seconds=3600)
-    late = open_ticket(store, "conv-late")
+    late = open_ticket(tickets, "conv-late")
     clock.advance(seconds=120)
-    store.claim(late.id, eli.id)
+    tickets.claim(late.id, eli.id)
 
-    stats = store.stats()
+    stats = tickets.stats()
     assert stats["median_wait_seconds"] == pytest.approx((90 + 120) / 2)
     assert (stats["open"], stats["waiting"], stats["assigned"], stats["tickets_total"]) == (4, 1, 3, 5)
 
 
-def test_outcomes_are_counted(store, agents):
+def test_outcomes_are_counted(db, tickets, agents):
     dana, _ = agents
-    store.record_outcome("conv-b1", "bot")
-    store.record_outcome("conv-b2", "bot")
-    store.record_outcome("conv-h", "human")
-    t = open_ticket(store)
-    store.claim(t.id, dana.id)
-    store.close(t.id, "agent", "done", agent_id=dana.id)
-    store.close(open_ticket(store).id, "user")
-    store.close(open_ticket(store).id, "system")  # no outcome
-    assert store.stats()["resolved_by"] == {"bot": 2, "human": 2, "user_cancelled": 1}
+    tickets.record_outcome("conv-b1", "bot")
+    tickets.record_outcome("conv-b2", "bot")
+    tickets.record_outcome("conv-h", "human")
+    t = open_ticket(tickets)
+    tickets.claim(t.id, dana.id)
+    tickets.close(t.id, "agent", "done", agent_id=dana.id)
+    tickets.close(open_ticket(tickets).id, "user")
+    tickets.close(open_ticket(tickets).id, "system")  # no outcome
+    assert tickets.stats()["resolved_by"] == {"bot": 2, "human": 2, "user_cancelled": 1}
     with pytest.raises(ValueError):
-        store.record_outcome("conv-x", "robot")
+        tickets.record_outcome("conv-x", "robot")
     with pytest.raises(ValueError):
-        store.record_outcome("", "bot")
-    with store.engine.connect() as conn:
+        tickets.record_outcome("", "bot")
+    with db.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT conversation_id, resolved_by, ticket_id FROM outcomes ORDER BY id").all()
     assert [tuple(r) for r in rows][:3] == [("conv-b1", "bot", None), ("conv-b2", "bot", None), ("conv-h", "human", None)]
     assert rows[3][2] == t.id
@@ -613,57 +599,57 @@ def test_password_verification_compares_in_constant_time(monkeypatch):
 
 
 # --------------------------------------------------------------------------- agents and sessions
-def test_agents_and_authentication(store, monkeypatch):
-    agent = store.create_agent("  Dana.S ", PASSWORD, "Dana Smith")
+def test_agents_and_authentication(db, agent_store, monkeypatch):
+    agent = agent_store.create_agent("  Dana.S ", PASSWORD, "Dana Smith")
     assert agent.username == "dana.s" and agent.display_name == "Dana Smith" and agent.is_active
-    assert store.create_agent("eli", PASSWORD).display_name == "eli"
+    assert agent_store.create_agent("eli", PASSWORD).display_name == "eli"
     with pytest.raises(HandoffError, match="already exists"):
-        store.create_agent("DANA.S", PASSWORD)
+        agent_store.create_agent("DANA.S", PASSWORD)
     with pytest.raises(ValueError):
-        store.create_agent("bob", "short")
+        agent_store.create_agent("bob", "short")
     with pytest.raises(ValueError):
-        store.create_agent("has space", PASSWORD)
-    assert [a.username for a in store.list_agents()] == ["dana.s", "eli"]
+        agent_store.create_agent("has space", PASSWORD)
+    assert [a.username for a in agent_store.list_agents()] == ["dana.s", "eli"]
     assert "password" not in json.dumps(agent.to_dict())
-    assert PASSWORD not in table_dump(store)
+    assert PASSWORD not in table_dump(db)
 
-    assert store.authenticate("Dana.S", PASSWORD) == store.get_agent(agent.id)
-    assert store.authenticate("dana.s", "wrong password") is None
-    assert store.authenticate("dana.s", "") is None
+    assert agent_store.authenticate("Dana.S", PASSWORD) == agent_store.get_agent(agent.id)
+    assert agent_store.authenticate("dana.s", "wrong password") is None
+    assert agent_store.authenticate("dana.s", "") is None
 
     verified = []
-    real_verify = store_module.verify_password
-    monkeypatch.setattr(store_module, "verify_password", lambda pw, h: verified.append(h) or real_verify(pw, h))
-    assert store.authenticate("nobody", PASSWORD) is None
-    assert store.authenticate("not a valid name", PASSWORD) is None
+    real_verify = agents_module.verify_password
+    monkeypatch.setattr(agents_module, "verify_password", lambda pw, h: verified.append(h) or real_verify(pw, h))
+    assert agent_store.authenticate("nobody", PASSWORD) is None
+    assert agent_store.authenticate("not a valid name", PASSWORD) is None
     assert len(verified) == 2  # a dummy verification for unknown usernames too
 
-    store.set_active("dana.s", False)
-    assert store.authenticate("dana.s", PASSWORD) is None
-    store.set_active("dana.s", True)
-    assert store.authenticate("dana.s", PASSWORD) is not None
+    agent_store.set_active("dana.s", False)
+    assert agent_store.authenticate("dana.s", PASSWORD) is None
+    agent_store.set_active("dana.s", True)
+    assert agent_store.authenticate("dana.s", PASSWORD) is not None
 
-    store.set_password("dana.s", "a brand new password")
-    assert store.authenticate("dana.s", PASSWORD) is None
-    assert store.authenticate("dana.s", "a brand new password").id == agent.id
+    agent_store.set_password("dana.s", "a brand new password")
+    assert agent_store.authenticate("dana.s", PASSWORD) is None
+    assert agent_store.authenticate("dana.s", "a brand new password").id == agent.id
     with pytest.raises(HandoffError, match="no agent"):
-        store.set_password("nobody", "a brand new password")
+        agent_store.set_password("nobody", "a brand new password")
     with pytest.raises(ValueError):
-        store.set_password("dana.s", "short")
+        agent_store.set_password("dana.s", "short")
 
 
-def test_sessions(store, agents, clock):
+def test_sessions(db, agent_store, agents, clock):
     dana, eli = agents
-    token = store.create_session(dana.id, ttl_seconds=3600)
+    token = agent_store.create_session(dana.id, ttl_seconds=3600)
     assert len(token) >= 40
-    seen = store.agent_for_session(token)
+    seen = agent_store.agent_for_session(token)
     assert seen.id == dana.id and seen.last_seen_at == clock.now
 
     # only the SHA-256 of the token is stored
-    dump = table_dump(store)
+    dump = table_dump(db)
     assert token not in dump and hashlib.sha256(token.encode()).hexdigest() in dump
-    if store.dialect == "sqlite":
-        database = Path(store.url.database)
+    if db.dialect == "sqlite":
+        database = Path(db.url.database)
         for path in (database, database.with_name(database.name + "-wal")):
             if path.exists():
                 assert token.encode() not in path.read_bytes()
@@ -671,38 +657,38 @@ def test_sessions(store, agents, clock):
     # last_seen_at moves at most once a minute
     first_seen = clock.now
     clock.advance(seconds=30)
-    assert store.agent_for_session(token).last_seen_at == first_seen
-    assert store.get_agent(dana.id).last_seen_at == first_seen
+    assert agent_store.agent_for_session(token).last_seen_at == first_seen
+    assert agent_store.get_agent(dana.id).last_seen_at == first_seen
     clock.advance(seconds=31)
-    assert store.agent_for_session(token).last_seen_at == clock.now
-    assert store.get_agent(dana.id).last_seen_at == clock.now
+    assert agent_store.agent_for_session(token).last_seen_at == clock.now
+    assert agent_store.get_agent(dana.id).last_seen_at == clock.now
 
     # expiry
     clock.advance(seconds=3600 - 61 - 1)
-    assert store.agent_for_session(token) is not None
+    assert agent_store.agent_for_session(token) is not None
     clock.advance(seconds=1)
-    assert store.agent_for_session(token) is None
+    assert agent_store.agent_for_session(token) is None
 
     # revoke
-    other = store.create_session(eli.id)
-    assert store.agent_for_session(other).id == eli.id
-    store.revoke_session(other)
-    assert store.agent_for_session(other) is None
-    store.revoke_session(other)  # twice is fine
+    other = agent_store.create_session(eli.id)
+    assert agent_store.agent_for_session(other).id == eli.id
+    agent_store.revoke_session(other)
+    assert agent_store.agent_for_session(other) is None
+    agent_store.revoke_session(other)  # twice is fine
 
     # unknown, inactive, password change
-    assert store.agent_for_session("not-a-token") is None
-    assert store.agent_for_session("") is None
-    third = store.create_session(eli.id)
-    store.set_active("eli", False)
-    assert store.agent_for_session(third) is None
+    assert agent_store.agent_for_session("not-a-token") is None
+    assert agent_store.agent_for_session("") is None
+    third = agent_store.create_session(eli.id)
+    agent_store.set_active("eli", False)
+    assert agent_store.agent_for_session(third) is None
     with pytest.raises(HandoffError):
-        store.create_session(eli.id)
-    fourth = store.create_session(dana.id)
-    store.set_password("dana", "a brand new password")
-    assert store.agent_for_session(fourth) is None
+        agent_store.create_session(eli.id)
+    fourth = agent_store.create_session(dana.id)
+    agent_store.set_password("dana", "a brand new password")
+    assert agent_store.agent_for_session(fourth) is None
     with pytest.raises(ValueError):
-        store.create_session(dana.id, ttl_seconds=0)
+        agent_store.create_session(dana.id, ttl_seconds=0)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -751,29 +737,30 @@ def test_cli_creates_and_lists_agents(tmp_path):
     stats = run_cli(["--db-url", url, "stats"], work, {})
     assert stats.returncode == 0 and json.loads(stats.stdout)["tickets_total"] == 0
 
-    store = HandoffStore(url)
+    db = Database(url)
     try:
-        agent = store.authenticate("dana", "another good one")
+        agent_store = AgentStore(db)
+        agent = agent_store.authenticate("dana", "another good one")
         assert agent is not None and agent.display_name == "Dana Smith"
-        assert store.authenticate("dana", PASSWORD) is None
-        assert [a.username for a in store.list_agents()] == ["dana"]
+        assert agent_store.authenticate("dana", PASSWORD) is None
+        assert [a.username for a in agent_store.list_agents()] == ["dana"]
     finally:
-        store.dispose()
+        db.dispose()
 
 
-def test_conversation_messages_collects_agent_and_system_lines_across_tickets(store):
-    agent = store.create_agent("poller", "long enough pw", "Poll")
-    first = store.open_ticket("conv-poll", "rest", {"diagnosis": "bank_unavailable"}, [])
-    store.claim(first.id, agent.id)
-    store.add_message(first.id, "user", "hello")
-    a1 = store.add_message(first.id, "agent", "hi there", agent.id)
-    store.close(first.id, "agent", "done", agent.id)
-    second = store.open_ticket("conv-poll", "rest", {}, [])
-    store.claim(second.id, agent.id)
-    a2 = store.add_message(second.id, "agent", "back again", agent.id)
-    store.open_ticket("conv-other", "rest", {}, [])
-    got = store.conversation_messages("conv-poll")
+def test_conversation_messages_collects_agent_and_system_lines_across_tickets(tickets, agent_store):
+    agent = agent_store.create_agent("poller", "long enough pw", "Poll")
+    first = tickets.open_ticket("conv-poll", "rest", {"diagnosis": "bank_unavailable"}, [])
+    tickets.claim(first.id, agent.id)
+    tickets.add_message(first.id, "user", "hello")
+    a1 = tickets.add_message(first.id, "agent", "hi there", agent.id)
+    tickets.close(first.id, "agent", "done", agent.id)
+    second = tickets.open_ticket("conv-poll", "rest", {}, [])
+    tickets.claim(second.id, agent.id)
+    a2 = tickets.add_message(second.id, "agent", "back again", agent.id)
+    tickets.open_ticket("conv-other", "rest", {}, [])
+    got = tickets.conversation_messages("conv-poll")
     assert [m.text for m in got] == ["hi there", "back again"]
-    assert [m.text for m in store.conversation_messages("conv-poll", after_id=a1.id)] == ["back again"]
-    assert store.conversation_messages("conv-poll", after_id=a2.id) == []
-    assert store.conversation_messages("conv-other") == []
+    assert [m.text for m in tickets.conversation_messages("conv-poll", after_id=a1.id)] == ["back again"]
+    assert tickets.conversation_messages("conv-poll", after_id=a2.id) == []
+    assert tickets.conversation_messages("conv-other") == []

@@ -394,14 +394,15 @@ def test_conversations_through_nginx_are_whole(prod_stack):
 def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
     import socketio
 
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
+    from bot.handoff.agents import AgentStore
 
     replica_1, replica_2 = (f"http://127.0.0.1:{port}" for port in prod_stack.rasa_ports)
     session_id = ""  # issued by replica 1 (session_confirm)
     password = secrets.token_urlsafe(12)
-    store = HandoffStore(prod_stack.handoff_url)
-    agent = store.create_agent(f"agent-{secrets.token_hex(3)}", password, "Dana Smith")
-    store.dispose()
+    db = Database(prod_stack.handoff_url)
+    agent = AgentStore(db).create_agent(f"agent-{secrets.token_hex(3)}", password, "Dana Smith")
+    db.dispose()
 
     async def scenario() -> None:
         received: asyncio.Queue = asyncio.Queue()

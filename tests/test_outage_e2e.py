@@ -86,32 +86,33 @@ def test_burst_short_path_status_and_notice_after_restart(radar_stack, fake_bank
 
 def test_console_shows_outages_to_signed_in_agents_only(radar_stack):
     stack, _ = radar_stack
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
+    from bot.handoff.agents import AgentStore
     from tests.conftest import ConsoleClient
 
     assert httpx.get(f"{stack.url}/agent/api/outages", timeout=10).status_code == 401
-    store = HandoffStore(stack.env["HANDOFF_DB_URL"])
-    store.create_agent("radar-agent", "correct horse battery", "Ria")
+    db = Database(stack.env["HANDOFF_DB_URL"])
+    AgentStore(db).create_agent("radar-agent", "correct horse battery", "Ria")
     agent = ConsoleClient(stack.url, "radar-agent", "correct horse battery")
     data = agent.get("/outages").json()
     assert {"active", "recent", "timeline"} <= set(data)
     assert any(o["bank"] == "Monzo" for o in data["recent"])
-    store.dispose()
+    db.dispose()
 
 
 def test_the_console_lists_outages_with_a_timeline(radar_stack):
     from tests.browser import chromium, screenshot
 
     stack, _ = radar_stack
-    from bot.handoff.store import HandoffStore
-
+    from bot.db.engine import Database
+    from bot.handoff.agents import AgentStore
     from bot.handoff.unknown_banks import UnknownBanks
 
-    store = HandoffStore(stack.env["HANDOFF_DB_URL"])
-    store.create_agent("radar-viewer", "correct horse battery", "Val")
+    db = Database(stack.env["HANDOFF_DB_URL"])
+    AgentStore(db).create_agent("radar-viewer", "correct horse battery", "Val")
     for name in ("Comerica", "comerica", "Tiny Town Credit Union"):
-        UnknownBanks(store).record(name)
-    store.dispose()
+        UnknownBanks(db).record(name)
+    db.dispose()
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         page.goto(f"{stack.url}/agent/")

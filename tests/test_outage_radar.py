@@ -9,11 +9,11 @@ import pytest
 
 from bot.banks.site_prober import ProbeSettings, SiteProber
 from bot.outbound import OutboundPolicy
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
 from bot.outages.notices import Notice, NoticeBook, Notifier
 from bot.outages.radar import OutageRadar, RadarSettings
 from tests.bank_sites import FakeBankSite
-from tests.pg import fresh_pg_database
+from tests.pg import db, pg_url  # noqa: F401 (fixtures)
 from tests.radar_streams import simulate
 
 
@@ -37,31 +37,9 @@ def clock():
     return Clock()
 
 
-@pytest.fixture(scope="module")
-def pg_url():
-    with fresh_pg_database() as url:
-        first = HandoffStore(url)
-        first.migrate()
-        first.dispose()
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path, clock):
-    if request.param == "sqlite":
-        s = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
-        s.migrate()
-    else:
-        s = HandoffStore(request.getfixturevalue("pg_url"), clock=clock)
-        with s.engine.begin() as conn:  # each test starts empty
-            conn.exec_driver_sql("TRUNCATE bank_signals, outages, outage_notices RESTART IDENTITY")
-    yield s
-    s.dispose()
-
-
 @pytest.fixture
-def radar(store):
-    return OutageRadar(store, SETTINGS)
+def radar(db):
+    return OutageRadar(db, SETTINGS)
 
 
 def report(radar, n, bank="Chase", diagnosis="bank_unavailable", start=0, verified=True):
@@ -88,7 +66,7 @@ def test_one_user_repeating_themselves_is_not_a_burst(radar):
     assert radar.current("Chase") is None
 
 
-def test_fifty_anonymous_reports_of_a_healthy_bank_are_not_an_outage(radar, store):
+def test_fifty_anonymous_reports_of_a_healthy_bank_are_not_an_outage(radar, db):
     radar.record_probe("Chase", "up")
     assert report(radar, 50, verified=False) is None
     assert radar.current("Chase") is None and radar.active() == []
@@ -113,17 +91,17 @@ def test_verified_reports_are_enough_on_their_own(radar):
     assert report(radar, 1, start=2) is not None
 
 
-def test_a_conversation_reporting_again_is_stored_once_per_window(radar, store, clock):
+def test_a_conversation_reporting_again_is_stored_once_per_window(radar, db, clock):
     from bot.db.models import BankSignal
     from sqlalchemy import func, select
 
     for _ in range(20):
         radar.record_report("Chase", "bank_unavailable", "chatty", client_key="k1")
-    with store.reading() as s:
+    with db.reading() as s:
         assert s.execute(select(func.count()).select_from(BankSignal)).scalar_one() == 1
     clock.advance(minutes=31)
     radar.record_report("Chase", "bank_unavailable", "chatty")
-    with store.reading() as s:
+    with db.reading() as s:
         rows = s.execute(select(BankSignal.client_key, BankSignal.verified).order_by(BankSignal.id)).all()
     assert rows == [("k1", False), (None, False)]
 
@@ -214,12 +192,12 @@ BIG = "Chase"          # a million QuickBooks users: always a few Error 102 repo
 SMALL = "Vermont Federal Credit Union"
 
 
-def big_bank_history(store, clock, days=14, **extra):
+def big_bank_history(db, clock, days=14, **extra):
     """Two weeks of a big bank: 40 reports an hour (10% through Slack / Teams), a probe a minute of
     which 1% fail (a flaky site). It ends a window before now: the current window holds only what the
     test sends."""
     end = clock.now - timedelta(minutes=REAL.window_minutes)
-    return simulate(store, BIG, end - timedelta(days=days), end, reports_per_hour=40, verified_share=0.1,
+    return simulate(db, BIG, end - timedelta(days=days), end, reports_per_hour=40, verified_share=0.1,
                     probes_per_hour=60, failure_share=0.01, **extra)
 
 
@@ -247,9 +225,9 @@ def test_the_surge_threshold_is_poisson_style():
     assert REAL.threshold(20, 100) == 100                # the floor always holds
 
 
-def test_a_big_bank_at_its_usual_rate_is_not_an_outage(store, clock):
-    radar = OutageRadar(store, REAL)
-    big_bank_history(store, clock)
+def test_a_big_bank_at_its_usual_rate_is_not_an_outage(db, clock):
+    radar = OutageRadar(db, REAL)
+    big_bank_history(db, clock)
     # its usual half hour: 20 reports (2 verified), a probe a minute and the flaky site's one failure
     assert live(radar, clock, 30, reports=18, verified=2, probes=29, failures=1) is None
     view = radar.assess(BIG)
@@ -262,9 +240,9 @@ def test_a_big_bank_at_its_usual_rate_is_not_an_outage(store, clock):
     assert radar.active() == []
 
 
-def test_a_big_bank_surge_is_an_outage_once_confirmed(store, clock):
-    radar = OutageRadar(store, REAL)
-    big_bank_history(store, clock)
+def test_a_big_bank_surge_is_an_outage_once_confirmed(db, clock):
+    radar = OutageRadar(db, REAL)
+    big_bank_history(db, clock)
     # a surge of anonymous reports, five times the usual, while the site answers: not confirmed
     assert live(radar, clock, 15, reports=100, probes=15) is None
     assert radar.current(BIG) is None and radar.assess(BIG)["window"]["reports"] == 100
@@ -273,69 +251,69 @@ def test_a_big_bank_surge_is_an_outage_once_confirmed(store, clock):
     assert outage is not None and outage.report_count == 100 and outage.probe_failures == 1
 
 
-def test_a_big_bank_verified_surge_is_an_outage_on_its_own(store, clock):
-    radar = OutageRadar(store, REAL)
-    big_bank_history(store, clock)
+def test_a_big_bank_verified_surge_is_an_outage_on_its_own(db, clock):
+    radar = OutageRadar(db, REAL)
+    big_bank_history(db, clock)
     assert live(radar, clock, 15, verified=3, probes=15) is None  # a small bank's floor: normal here
     assert live(radar, clock, 10, verified=8, probes=10, tag="surge") is not None  # 11 verified >= 10
     assert radar.assess(BIG)["thresholds"]["verified"] == 10
 
 
-def test_a_flaky_big_bank_site_needs_more_failed_probes(store, clock):
-    radar = OutageRadar(store, REAL)
+def test_a_flaky_big_bank_site_needs_more_failed_probes(db, clock):
+    radar = OutageRadar(db, REAL)
     end = clock.now - timedelta(minutes=REAL.window_minutes)
-    simulate(store, BIG, end - timedelta(days=14), end, reports_per_hour=40, probes_per_hour=60, failure_share=0.1)  # 3 failed probes in a usual half hour
+    simulate(db, BIG, end - timedelta(days=14), end, reports_per_hour=40, probes_per_hour=60, failure_share=0.1)  # 3 failed probes in a usual half hour
     assert live(radar, clock, 30, probes=26, failures=4) is None
     bar = radar.assess(BIG)["thresholds"]
     assert bar["failures"] > 4 and bar["corroborating"] >= 3  # more than the usual (about 3)
     assert live(radar, clock, 10, failures=bar["failures"], tag="down") is not None  # the site is really down
 
 
-def test_a_small_bank_with_no_history_is_an_outage_on_a_handful_of_confirmed_reports(store, clock):
-    radar = OutageRadar(store, REAL)
-    big_bank_history(store, clock)  # another bank's stream changes nothing for this one
+def test_a_small_bank_with_no_history_is_an_outage_on_a_handful_of_confirmed_reports(db, clock):
+    radar = OutageRadar(db, REAL)
+    big_bank_history(db, clock)  # another bank's stream changes nothing for this one
     assert live(radar, clock, 10, verified=2, bank=SMALL) is None
     assert live(radar, clock, 1, verified=1, bank=SMALL, tag="third") is not None
     assert radar.assess(SMALL)["thresholds"]["verified"] == REAL.min_verified_reports
 
 
-def test_a_small_bank_needs_confirmation_of_anonymous_reports(store, clock):
-    radar = OutageRadar(store, REAL)
+def test_a_small_bank_needs_confirmation_of_anonymous_reports(db, clock):
+    radar = OutageRadar(db, REAL)
     radar.record_probe(SMALL, "up")
     assert live(radar, clock, 10, reports=30, bank=SMALL) is None  # five anonymous senders, or thirty: no outage
     assert radar.current(SMALL) is None
     assert radar.record_probe(SMALL, "down") is not None  # corroborated
 
 
-def test_past_outages_do_not_raise_the_baseline(store, clock):
+def test_past_outages_do_not_raise_the_baseline(db, clock):
     from bot.db.models import Outage
 
-    radar = OutageRadar(store, REAL)
-    big_bank_history(store, clock)
+    radar = OutageRadar(db, REAL)
+    big_bank_history(db, clock)
     calm = radar.assess(BIG)["baseline"]["reports_per_hour"]
     # three days ago: a two-hour outage with 2,000 reports
     began = clock.now - timedelta(days=3)
-    simulate(store, BIG, began, began + timedelta(hours=2), reports_per_hour=1000, seed=1)
+    simulate(db, BIG, began, began + timedelta(hours=2), reports_per_hour=1000, seed=1)
     radar.forget_baseline()
     assert radar.assess(BIG)["baseline"]["reports_per_hour"] > calm + 4  # counted, if it were not an outage
-    with store.writing() as s:
+    with db.writing() as s:
         s.add(Outage(bank=BIG, started_at=began, detected_at=began, cleared_at=began + timedelta(hours=2),
                      report_count=2000, probe_failures=100, last_signal_at=began + timedelta(hours=2)))
     radar.forget_baseline()
     assert abs(radar.assess(BIG)["baseline"]["reports_per_hour"] - calm) < 1
 
 
-def test_a_short_history_does_not_give_a_new_bank_a_high_bar(store, clock):
-    radar = OutageRadar(store, REAL)
-    simulate(store, SMALL, clock.now - timedelta(hours=2), clock.now, reports_per_hour=5)
+def test_a_short_history_does_not_give_a_new_bank_a_high_bar(db, clock):
+    radar = OutageRadar(db, REAL)
+    simulate(db, SMALL, clock.now - timedelta(hours=2), clock.now, reports_per_hour=5)
     baseline = radar.baseline(SMALL)
     assert baseline.minutes == REAL.baseline_min_hours * 60  # 2 hours of history, divided by 24
     assert radar.assess(SMALL)["thresholds"]["reports"] == REAL.min_reports
 
 
-def test_a_big_bank_outage_clears_when_reports_are_back_near_usual_and_probes_pass(store, clock):
-    radar = OutageRadar(store, REAL)
-    big_bank_history(store, clock)
+def test_a_big_bank_outage_clears_when_reports_are_back_near_usual_and_probes_pass(db, clock):
+    radar = OutageRadar(db, REAL)
+    big_bank_history(db, clock)
     assert live(radar, clock, 10, verified=12, failures=3) is not None
     clock.advance(minutes=5)
     assert live(radar, clock, 5, verified=6, tag="still") is not None
@@ -351,11 +329,11 @@ def test_a_big_bank_outage_clears_when_reports_are_back_near_usual_and_probes_pa
     assert live(radar, clock, 5, verified=10, tag="again") is not None and len(radar.history()) == 2
 
 
-def test_the_baseline_is_cached_and_recomputed(store, clock):
-    radar = OutageRadar(store, REAL)
+def test_the_baseline_is_cached_and_recomputed(db, clock):
+    radar = OutageRadar(db, REAL)
     first = radar.baseline(BIG)
     assert first.reports_per_minute == 0
-    big_bank_history(store, clock)
+    big_bank_history(db, clock)
     assert radar.baseline(BIG) is first  # within baseline_cache_seconds
     clock.advance(seconds=REAL.baseline_cache_seconds)
     assert 35 <= radar.baseline(BIG).reports_per_minute * 60 <= 45
@@ -368,7 +346,7 @@ def bank_site():
         yield site
 
 
-def make_notifier(store, clock, bank_site, sent: List[Notice]):
+def make_notifier(db, clock, bank_site, sent: List[Notice]):
     prober = SiteProber(ProbeSettings(budget=2.0, cache_ttl=0.0, canary_urls=(bank_site.url("/canary/healthy"),),
                                       outbound=OutboundPolicy(allow=(f"127.0.0.1:{bank_site.port}",))))
 
@@ -378,17 +356,17 @@ def make_notifier(store, clock, bank_site, sent: List[Notice]):
     async def deliver(notice):
         sent.append(notice)
 
-    return Notifier(NoticeBook(store, SETTINGS), OutageRadar(store, SETTINGS), probe, deliver), prober
+    return Notifier(NoticeBook(db, SETTINGS), OutageRadar(db, SETTINGS), probe, deliver), prober
 
 
-async def test_a_notice_is_sent_once_when_the_bank_answers_again(store, clock, bank_site):
-    book = NoticeBook(store, SETTINGS)
+async def test_a_notice_is_sent_once_when_the_bank_answers_again(db, clock, bank_site):
+    book = NoticeBook(db, SETTINGS)
     url = bank_site.url("/chase/bank")
     bank_site.set_mode("/chase/bank", "error500")
     first = book.subscribe("conv-1", "rest", "Chase", url)
     assert book.subscribe("conv-1", "rest", "Chase", url).id == first.id  # asking twice is one notice
     sent: List[Notice] = []
-    notifier, prober = make_notifier(store, clock, bank_site, sent)
+    notifier, prober = make_notifier(db, clock, bank_site, sent)
     assert await notifier.run_once() == 0  # not due yet
     clock.advance(minutes=6)
     assert await notifier.run_once() == 0  # due, but the bank is still down: checked again later
@@ -404,21 +382,21 @@ async def test_a_notice_is_sent_once_when_the_bank_answers_again(store, clock, b
     await prober.aclose()
 
 
-async def test_two_replicas_racing_send_a_notice_once(store, clock, bank_site):
-    NoticeBook(store, SETTINGS).subscribe("conv-2", "socketio", "Chase", bank_site.url("/chase/healthy"))
+async def test_two_replicas_racing_send_a_notice_once(db, clock, bank_site):
+    NoticeBook(db, SETTINGS).subscribe("conv-2", "socketio", "Chase", bank_site.url("/chase/healthy"))
     clock.advance(minutes=6)
     sent: List[Notice] = []
-    (a, pa), (b, pb) = make_notifier(store, clock, bank_site, sent), make_notifier(store, clock, bank_site, sent)
+    (a, pa), (b, pb) = make_notifier(db, clock, bank_site, sent), make_notifier(db, clock, bank_site, sent)
     results = await asyncio.gather(a.run_once(), b.run_once())
     assert sorted(results) == [0, 1] and len(sent) == 1
     await pa.aclose()
     await pb.aclose()
 
 
-async def test_after_a_day_the_user_is_told_it_is_still_down(store, clock, bank_site):
-    NoticeBook(store, SETTINGS).subscribe("conv-3", "rest", "Barclays", bank_site.url("/barclays/maintenance"))
+async def test_after_a_day_the_user_is_told_it_is_still_down(db, clock, bank_site):
+    NoticeBook(db, SETTINGS).subscribe("conv-3", "rest", "Barclays", bank_site.url("/barclays/maintenance"))
     sent: List[Notice] = []
-    notifier, prober = make_notifier(store, clock, bank_site, sent)
+    notifier, prober = make_notifier(db, clock, bank_site, sent)
     clock.advance(hours=24, minutes=1)
     assert await notifier.run_once() == 1
     assert sent[0].outcome == "expired" and "still wasn't answering" in sent[0].text
@@ -427,12 +405,12 @@ async def test_after_a_day_the_user_is_told_it_is_still_down(store, clock, bank_
 
 async def test_a_notice_survives_a_restart(tmp_path, clock, bank_site):
     url = f"sqlite:///{tmp_path / 'restart.db'}"
-    before = HandoffStore(url, clock=clock)
+    before = Database(url, clock=clock)
     before.migrate()
     NoticeBook(before, SETTINGS).subscribe("conv-4", "rest", "Chase", bank_site.url("/chase/healthy"))
     before.dispose()  # the process goes away
 
-    after = HandoffStore(url, clock=clock)  # a new process, same database
+    after = Database(url, clock=clock)  # a new process, same database
     clock.advance(minutes=6)
     sent: List[Notice] = []
     notifier, prober = make_notifier(after, clock, bank_site, sent)
@@ -442,13 +420,13 @@ async def test_a_notice_survives_a_restart(tmp_path, clock, bank_site):
     after.dispose()
 
 
-async def test_the_notifier_feeds_its_probes_to_the_radar(store, clock, bank_site):
-    radar = OutageRadar(store, SETTINGS)
+async def test_the_notifier_feeds_its_probes_to_the_radar(db, clock, bank_site):
+    radar = OutageRadar(db, SETTINGS)
     report(radar, 3)
-    NoticeBook(store, SETTINGS).subscribe("conv-5", "rest", "Chase", bank_site.url("/chase/healthy"))
+    NoticeBook(db, SETTINGS).subscribe("conv-5", "rest", "Chase", bank_site.url("/chase/healthy"))
     clock.advance(minutes=15)
     sent: List[Notice] = []
-    notifier, prober = make_notifier(store, clock, bank_site, sent)
+    notifier, prober = make_notifier(db, clock, bank_site, sent)
     await notifier.run_once()
     assert radar.current("Chase") is None  # a healthy probe after a quiet spell clears the outage
     await prober.aclose()

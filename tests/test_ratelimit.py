@@ -148,19 +148,19 @@ def test_client_key_is_a_stable_pseudonym():
 
 # ------------------------------------------------------------------ outage reports per client
 def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
-    from bot.outages import desk as outage_desk
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
+    from bot.desk import ActionServices
+    from bot.outages.desk import OutageDesk
 
-    store = HandoffStore(f"sqlite:///{tmp_path / 'p.db'}")
+    store = Database(f"sqlite:///{tmp_path / 'p.db'}")
     store.migrate()
-    monkeypatch.setattr(outage_desk, "store", lambda: store)
-    outage_desk.radar.cache_clear()
+    services = ActionServices(store)
     monkeypatch.setattr(ratelimit, "_default", RateLimiter({"outage_reports_per_address": parse_limits("2/hour")}))
 
     async def scenario():
         for i in range(5):  # one client, five conversations
-            await outage_desk.OutageDesk(f"rest-{i}", "rest", client_key="k-office").record_report("Chase", "bank_unavailable")
-        await outage_desk.OutageDesk("slack-1", "slack").record_report("Chase", "bank_unavailable")
+            await OutageDesk(services, f"rest-{i}", "rest", client_key="k-office").record_report("Chase", "bank_unavailable")
+        await OutageDesk(services, "slack-1", "slack").record_report("Chase", "bank_unavailable")
 
     try:
         asyncio.run(scenario())
@@ -172,5 +172,4 @@ def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
                              .order_by(BankSignal.id)).all()
         assert rows == [("rest-0", False, "k-office"), ("rest-1", False, "k-office"), ("slack-1", True, None)]
     finally:
-        outage_desk.radar.cache_clear()
         store.dispose()

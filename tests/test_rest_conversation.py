@@ -65,7 +65,7 @@ def test_error_102_full_path_to_escalation(rasa_stack, fake_banks, handoff_db):
     assert summary["reason"] == "still_failing_after_a_day" and summary["wait_choice"] == "reminder"
     assert summary["steps_walked"] == slots["steps_tried"] and summary["steps_skipped"] == {}
     assert summary["credential_findings"][0] == "can sign in on the bank's site"
-    ticket = handoff_db.open_ticket_for(rasa_stack.conversation_id(s))
+    ticket = handoff_db.tickets.open_ticket_for(rasa_stack.conversation_id(s))
     said = [line["text"] for line in ticket.transcript if line["sender"] == "user"]
     assert "/deny" not in said and "Bank site works, QuickBooks still fails" in said and "Check back tomorrow" in said
 

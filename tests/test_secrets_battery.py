@@ -251,10 +251,10 @@ def sent(battery_stack, fakes):
         stack.send(handoff_sender, text)  # while waiting: these go to the specialist's console
     out["handoff_sender"] = handoff_sender
 
-    from bot.handoff.store import HandoffStore
+    from bot.db.engine import Database
+    from bot.handoff.agents import AgentStore
 
-    store = HandoffStore(stack.env["HANDOFF_DB_URL"])
-    store.create_agent("battery", AGENT_PASSWORD, "Battery Agent")
+    AgentStore(Database(stack.env["HANDOFF_DB_URL"])).create_agent("battery", AGENT_PASSWORD, "Battery Agent")
     console = ConsoleClient(stack.url, "battery", AGENT_PASSWORD)
     tickets = console.get("/tickets", params={"status": "waiting,assigned,returned_to_bot,closed"}).json()["tickets"]
     mine = [t for t in tickets if t["conversation_id"] == stack.conversation_id(handoff_sender)]

@@ -109,13 +109,13 @@ def test_rest_payload_drops_the_channel_and_foreign_metadata():
 # ---------------------------------------------------------------------------- conversation references
 @pytest.fixture
 def refs(tmp_path):
+    from bot.db.engine import Database
     from bot.handoff.conversation_refs import ConversationRefs
-    from bot.handoff.store import HandoffStore
 
-    store = HandoffStore(f"sqlite:///{tmp_path / 'refs.db'}")
-    store.migrate()
-    yield ConversationRefs(store)
-    store.dispose()
+    db = Database(f"sqlite:///{tmp_path / 'refs.db'}")
+    db.migrate()
+    yield ConversationRefs(db)
+    db.dispose()
 
 
 def test_references_are_stored_replaced_and_read_back(refs):
@@ -140,11 +140,11 @@ def test_a_reference_must_be_of_the_channel_its_id_names(refs):
 
 
 def test_a_second_store_process_sees_the_reference(refs, tmp_path):
+    from bot.db.engine import Database
     from bot.handoff.conversation_refs import ConversationRefs
-    from bot.handoff.store import HandoffStore
 
     refs.remember("slack-U2_C2_1.2", "slack", {"out_channel": "C2", "thread_id": "1.2"})
-    other = HandoffStore(f"sqlite:///{tmp_path / 'refs.db'}")
+    other = Database(f"sqlite:///{tmp_path / 'refs.db'}")
     try:
         assert ConversationRefs(other).get("slack-U2_C2_1.2").reference["thread_id"] == "1.2"
     finally:

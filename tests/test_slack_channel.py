@@ -395,7 +395,7 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
 
     # a specialist claims and answers through the console API of this server
     username = "slack-" + uuid.uuid4().hex[:8]
-    handoff_db.create_agent(username, "correct horse battery", "Robin")
+    handoff_db.agents.create_agent(username, "correct horse battery", "Robin")
     with httpx.Client(base_url=f"{slack_stack.url}/agent/api", timeout=30) as console:
         r = console.post("/login", json={"username": username, "password": "correct horse battery"})
         assert r.status_code == 200, r.text

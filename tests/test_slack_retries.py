@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.db.models import SeenEvent
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
 from tests import servers
 from tests.conftest import ActionServer
 from tests.fake_slack import FakeSlack, Post
@@ -69,7 +69,7 @@ def retry_stack(product_env, fake_slack, trained_model, tmp_path_factory):
     endpoints = servers.write_endpoints(directory / "endpoints.yml", actions.port, directory / "tracker.db")
     one = SlackServer(env, directory, credentials_path, endpoints, "one").start()
     two = SlackServer(env, directory, credentials_path, endpoints, "two").start()
-    store = HandoffStore(env["HANDOFF_DB_URL"])
+    store = Database(env["HANDOFF_DB_URL"])
     yield one, two, actions, store
     store.dispose()
     one.stop()
@@ -95,7 +95,7 @@ def _sign(body: bytes):
     return sign(body)
 
 
-def claims(store: HandoffStore, dm: str) -> List[tuple]:
+def claims(store: Database, dm: str) -> List[tuple]:
     with store.reading() as s:
         return s.execute(select(SeenEvent.state, SeenEvent.attempts).where(SeenEvent.key.like(f"slack:message:%:{dm}:%"))).all()
 

@@ -413,7 +413,7 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     assert teams.say(conv, "are you there?") == []
 
     username = f"teams-{uuid.uuid4().hex[:6]}"
-    handoff_db.create_agent(username, AGENT_PASSWORD, "Tess")
+    handoff_db.agents.create_agent(username, AGENT_PASSWORD, "Tess")
     console = Console(teams.url, username, AGENT_PASSWORD)
     ticket = console.ticket_for(conv.sender)
     assert ticket["channel"] == "botframework" and ticket["bank"] == "Chase"

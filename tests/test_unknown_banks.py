@@ -13,11 +13,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from bot.db.engine import Database
 from bot.handoff import unknown_banks as module
-from bot.handoff.store import HandoffStore
 from bot.handoff.unknown_banks import UnknownBanks, normalise
 from bot.redaction import find_sensitive
-from tests.pg import fresh_pg_database
+from tests.pg import db, pg_url  # noqa: F401 (fixtures)
 from tests.servers import ROOT
 
 
@@ -37,31 +37,9 @@ def clock():
     return Clock()
 
 
-@pytest.fixture(scope="module")
-def pg_url():
-    with fresh_pg_database() as url:
-        first = HandoffStore(url)
-        first.migrate()
-        first.dispose()
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path, clock):
-    if request.param == "sqlite":
-        s = HandoffStore(f"sqlite:///{tmp_path / 'product.db'}", clock=clock)
-        s.migrate()
-    else:
-        s = HandoffStore(request.getfixturevalue("pg_url"), clock=clock)
-        with s.engine.begin() as conn:
-            conn.exec_driver_sql("TRUNCATE unknown_banks")
-    yield s
-    s.dispose()
-
-
 @pytest.fixture
-def registry(store):
-    return UnknownBanks(store)
+def registry(db):
+    return UnknownBanks(db)
 
 
 # --------------------------------------------------------------------------- what is a plausible name
@@ -115,7 +93,7 @@ def test_names_are_counted_by_their_normalised_form(registry, clock):
     assert comerica.to_dict() == {"name": "Comerica", "count": 4, "first_seen": "2026-12-04", "last_seen": "2026-12-06"}
 
 
-def test_refused_names_are_not_stored(registry, store, caplog):
+def test_refused_names_are_not_stored(registry, db, caplog):
     with caplog.at_level(logging.DEBUG, logger=module.__name__):
         for given in ("/affirm", "my account 12345678", "https://phish.example/login", "password hunter2", ""):
             registry.record(given)
@@ -123,11 +101,11 @@ def test_refused_names_are_not_stored(registry, store, caplog):
     assert "12345678" not in caplog.text and "hunter2" not in caplog.text  # nor logged
 
 
-def test_only_a_count_and_two_days_are_stored(registry, store):
+def test_only_a_count_and_two_days_are_stored(registry, db):
     registry.record("Comerica")
-    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("unknown_banks")}
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("unknown_banks")}
     assert columns == {"key", "name", "count", "first_seen", "last_seen"}
-    with store.engine.connect() as conn:
+    with db.engine.connect() as conn:
         assert [tuple(r) for r in conn.exec_driver_sql("SELECT key, name, count FROM unknown_banks")] == [("comerica", "Comerica", 1)]
 
 
@@ -178,7 +156,7 @@ def test_a_full_registry_makes_room_from_stale_single_names(registry, clock, mon
 
 
 def test_storage_errors_are_logged_never_raised(tmp_path, caplog):
-    unmigrated = HandoffStore(f"sqlite:///{tmp_path / 'empty.db'}")  # no unknown_banks table
+    unmigrated = Database(f"sqlite:///{tmp_path / 'empty.db'}")  # no unknown_banks table
     with caplog.at_level(logging.WARNING, logger=module.__name__):
         UnknownBanks(unmigrated).record("Comerica")
     assert "Could not record an unknown bank name" in caplog.text
@@ -188,11 +166,11 @@ def test_storage_errors_are_logged_never_raised(tmp_path, caplog):
 # --------------------------------------------------------------------------- the CLI
 def test_cli_lists_and_dismisses(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    store = HandoffStore(url)
-    store.migrate()
+    db = Database(url)
+    db.migrate()
     for name in ("Comerica", "Comerica", "Vermont Federal Credit Union"):
-        UnknownBanks(store).record(name)
-    store.dispose()
+        UnknownBanks(db).record(name)
+    db.dispose()
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "bot.handoff.cli", "--db-url", url, "unknown-banks", *args],
@@ -213,10 +191,10 @@ def test_cli_lists_and_dismisses(tmp_path):
 
 # --------------------------------------------------------------------------- the console's endpoints
 def test_console_lists_unknown_banks_to_signed_in_agents_only(rasa_stack, handoff_db, make_agent):
-    UnknownBanks(handoff_db).dismiss("Comerica")
+    UnknownBanks(handoff_db.database).dismiss("Comerica")
     for _ in range(3):
-        UnknownBanks(handoff_db).record("Comerica")
-    UnknownBanks(handoff_db).record("Tiny Town Credit Union")
+        UnknownBanks(handoff_db.database).record("Comerica")
+    UnknownBanks(handoff_db.database).record("Tiny Town Credit Union")
 
     anonymous = httpx.get(f"{rasa_stack.url}/agent/api/unknown-banks", timeout=10)
     assert anonymous.status_code == 401

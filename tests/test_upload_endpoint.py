@@ -1,8 +1,8 @@
 """The upload channel's HTTP endpoint (``bot.server.channels.upload``), served by a small Sanic app on
 127.0.0.1 in a background thread (no Rasa server needed) and called with httpx.
 
-Converted files go to the product database (a HandoffStore on a temp SQLite file, installed as
-``app.ctx.handoff`` the way the Rasa server's ``HandoffService.install`` does), on a fake clock, so
+Converted files go to the product database (a ``Database`` on a temp SQLite file, on
+``app.ctx.services`` the way the Rasa server's ``Services.install`` leaves it), on a fake clock, so
 expiry is tested without waiting an hour. A second Sanic app on the same database plays another
 server replica.
 """
@@ -25,9 +25,10 @@ from rasa.core.channels.channel import InputChannel
 from sanic import Sanic
 
 from bot import sessions
-from bot.server.channels.upload import DatabaseFileStore, FileStore, UploadInput
+from bot.server.channels.upload import FileStore, UploadInput
+from bot.upload.files import UploadFiles
 from bot.db.models import UploadFile
-from bot.handoff.store import HandoffStore
+from bot.db.engine import Database
 
 CORPUS = Path(__file__).parent / "fixtures" / "bank_exports"
 CLEAN = (CORPUS / "clean_3col.csv").read_bytes()
@@ -128,10 +129,10 @@ def clock():
 
 @pytest.fixture(scope="module")
 def product_db(tmp_path_factory, clock):
-    store = HandoffStore(f"sqlite:///{tmp_path_factory.mktemp('upload') / 'product.db'}", clock=clock)
-    store.migrate()
-    yield store
-    store.dispose()
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('upload') / 'product.db'}", clock=clock)
+    db.migrate()
+    yield db
+    db.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +140,10 @@ def channel():
     return UploadInput(max_file_bytes=MAX_FILE)
 
 
-def start_app(channel, handoff_store=None):
+def start_app(channel, database=None):
     app = Sanic(f"upload_test_{secrets.token_hex(4)}")
-    if handoff_store is not None:
-        app.ctx.handoff = SimpleNamespace(store=handoff_store)  # what HandoffService.install leaves there
+    if database is not None:
+        app.ctx.services = SimpleNamespace(database=database)  # the upload routes use only the database of the services
 
     async def on_new_message(message):  # the upload endpoint never talks to the bot
         raise AssertionError("not expected")
@@ -293,7 +294,7 @@ def test_expired_rows_are_deleted_when_new_files_come_in(client, product_db, clo
 
 
 def test_database_store_directly(product_db, clock):
-    files = DatabaseFileStore(product_db, ttl=60)
+    files = UploadFiles(product_db, ttl=60)
     before = len(files)
     token = files.put("x.csv", b"Date,Description,Amount\r\n", "text/csv", None)
     assert len(token) >= 43 and len(files) == before + 1
@@ -306,7 +307,7 @@ def test_database_store_directly(product_db, clock):
 
 
 def test_without_a_product_database_files_stay_in_memory():
-    channel = UploadInput(max_file_bytes=MAX_FILE, install_handoff=False)
+    channel = UploadInput(max_file_bytes=MAX_FILE, install_services=False)
     srv = start_app(channel)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{srv.port}", timeout=30) as c:

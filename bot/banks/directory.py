@@ -264,13 +264,12 @@ class BankDirectory:
             raise BankDirectoryError(f"{source}: {exc}") from None
 
     @classmethod
-    @functools.lru_cache(maxsize=None)
     def default(cls) -> "BankDirectory":
-        """:meth:`load` of the default path, cached for the life of the process.
-
-        The path is resolved on the first call; ``BankDirectory.default.cache_clear()`` forgets it.
-        """
-        return cls.load()
+        """:meth:`load` of the default path (``$BANK_DIRECTORY_PATH``, else ``<repo>/data/banks.yml``),
+        read once per path for the life of the process: for what Rasa and spaCy build themselves (the
+        NLU components, the pipeline builder). The action server's actions get theirs from
+        ``bot.desk.ActionServices``."""
+        return _load_once(os.environ.get(ENV_VAR) or str(DEFAULT_PATH))
 
     # -- lookups -----------------------------------------------------------------------------------
 
@@ -376,3 +375,8 @@ def _parse(data: Any) -> List[Bank]:
                 f"{TOP_LEVEL_KEY} ({bank.name!r}): online-banking host {bank.host!r} is already used by {first!r}"
             )
     return banks
+
+
+@functools.lru_cache(maxsize=None)
+def _load_once(path: str) -> BankDirectory:
+    return BankDirectory.load(path)

@@ -1,4 +1,4 @@
-"""The hand-off database schema (SQLAlchemy 1.4 declarative models).
+"""The product database's schema (SQLAlchemy 1.4 declarative models).
 
 The schema itself is created and changed only by the Alembic migrations in ``migrations/versions``;
 these models must describe exactly what the migrations build (``tests/test_handoff_store.py`` compares

@@ -1,4 +1,4 @@
-"""Admin commands of the hand-off store: ``python -m bot.handoff.cli COMMAND``.
+"""Admin commands of the hand-off (agents, figures) and of the product database: ``python -m bot.handoff.cli COMMAND``.
 
     migrate                                 create or upgrade the schema (safe to repeat)
     create-agent USERNAME [--display-name]  add a specialist who can sign in to the agent console
@@ -22,7 +22,10 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from bot.handoff.store import HandoffError, HandoffStore
+from bot.db.engine import Database
+from bot.handoff.agents import AgentStore
+from bot.handoff.tickets import TicketStore
+from bot.handoff.views import HandoffError
 
 
 class CliError(Exception):
@@ -41,49 +44,49 @@ def _read_password(confirm: bool = True) -> str:
     return password
 
 
-def _store(args: argparse.Namespace, *, needs_schema: bool = True) -> HandoffStore:
+def _database(args: argparse.Namespace, *, needs_schema: bool = True) -> Database:
     try:
-        store = HandoffStore(args.db_url)
+        db = Database(args.db_url)
     except Exception as exc:
         raise CliError(f"Cannot use the hand-off database: {exc}") from None
     if needs_schema:
         try:
-            current, head = store.schema_revision(), store.head_revision()
+            current, head = db.schema_revision(), db.head_revision()
         except Exception as exc:
-            raise CliError(f"Cannot reach the hand-off database {store.url.render_as_string(hide_password=True)}: {exc}") from None
+            raise CliError(f"Cannot reach the hand-off database {db.shown_url}: {exc}") from None
         if current != head:
             raise CliError(
                 "The hand-off database schema is not up to date "
                 f"(at {current or 'nothing'}, latest {head}): run `python -m bot.handoff.cli migrate` first."
             )
-    return store
+    return db
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    store = _store(args, needs_schema=False)
-    store.migrate()
-    print(f"Hand-off schema is at revision {store.schema_revision()} ({store.url.render_as_string(hide_password=True)}).")
+    db = _database(args, needs_schema=False)
+    db.migrate()
+    print(f"Hand-off schema is at revision {db.schema_revision()} ({db.shown_url}).")
 
 
 def cmd_create_agent(args: argparse.Namespace) -> None:
-    store = _store(args)
-    agent = store.create_agent(args.username, _read_password(), args.display_name)
+    agents = AgentStore(_database(args))
+    agent = agents.create_agent(args.username, _read_password(), args.display_name)
     print(f"Created agent {agent.username} ({agent.display_name}), id {agent.id}.")
 
 
 def cmd_set_password(args: argparse.Namespace) -> None:
-    store = _store(args)
-    store.set_password(args.username, _read_password())
+    agents = AgentStore(_database(args))
+    agents.set_password(args.username, _read_password())
     print(f"Password changed for {args.username.strip().lower()}; their sessions were signed out.")
 
 
 def cmd_set_active(args: argparse.Namespace, active: bool) -> None:
-    agent = _store(args).set_active(args.username, active)
+    agent = AgentStore(_database(args)).set_active(args.username, active)
     print(f"Agent {agent.username} is now {'active' if agent.is_active else 'inactive'}.")
 
 
 def cmd_list_agents(args: argparse.Namespace) -> None:
-    agents = _store(args).list_agents()
+    agents = AgentStore(_database(args)).list_agents()
     if not agents:
         print("No agents yet: add one with `python -m bot.handoff.cli create-agent USERNAME`.")
         return
@@ -97,13 +100,13 @@ def cmd_list_agents(args: argparse.Namespace) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    print(json.dumps(_store(args).stats(), indent=2, sort_keys=True))
+    print(json.dumps(TicketStore(_database(args)).stats(), indent=2, sort_keys=True))
 
 
 def cmd_unknown_banks(args: argparse.Namespace) -> None:
     from bot.handoff.unknown_banks import UnknownBanks
 
-    registry = UnknownBanks(_store(args))
+    registry = UnknownBanks(_database(args))
     if args.dismiss is not None:
         if not registry.dismiss(args.dismiss):
             raise CliError(f"No such name in the list: {args.dismiss!r}.")
@@ -125,7 +128,7 @@ def cmd_unknown_banks(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.handoff.cli", description="Administer the hand-off store (agents, schema, figures)."
+        prog="python -m bot.handoff.cli", description="Administer the hand-off (agents, figures) and the product database's schema."
     )
     parser.add_argument("--db-url", help="database URL (default: $HANDOFF_DB_URL, else SQLite under var/)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -21,8 +21,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
+from bot.db.engine import Database
 from bot.db.models import ConversationRef
-from bot.handoff.store import HandoffStore
 
 #: Channels that deliver through a stored reference (the web channels push by their issued id).
 REFERENCE_CHANNELS = ("slack", "botframework")
@@ -39,8 +39,8 @@ class ConversationReference:
 
 
 class ConversationRefs:
-    def __init__(self, store: HandoffStore):
-        self.store = store
+    def __init__(self, db: Database):
+        self.db = db
         self._written: "OrderedDict[str, Tuple[str, float]]" = OrderedDict()
         self._lock = threading.Lock()
 
@@ -62,13 +62,13 @@ class ConversationRefs:
                 return
         for attempt in (1, 2):
             try:
-                with self.store.writing() as s:
+                with self.db.writing() as s:
                     row = s.get(ConversationRef, conversation_id)
                     if row is None:
                         s.add(ConversationRef(conversation_id=conversation_id, channel=channel,
-                                              reference=json.loads(encoded), updated_at=self.store.now()))
+                                              reference=json.loads(encoded), updated_at=self.db.now()))
                     else:
-                        row.channel, row.reference, row.updated_at = channel, json.loads(encoded), self.store.now()
+                        row.channel, row.reference, row.updated_at = channel, json.loads(encoded), self.db.now()
                 break
             except IntegrityError:  # another process inserted it first: update theirs
                 if attempt == 2:
@@ -81,7 +81,7 @@ class ConversationRefs:
 
     def get(self, conversation_id: str) -> Optional[ConversationReference]:
         """The stored reference of ``conversation_id``, or None (never reached through a verified request)."""
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             row = s.get(ConversationRef, conversation_id)
             if row is None:
                 return None

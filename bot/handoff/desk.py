@@ -1,27 +1,22 @@
 """The action server's side of the hand-off: queue a ticket, record how conversations ended.
 
-Talks to the same hand-off database as the agent console (``HANDOFF_DB_URL``, SQLite under var/ by
-default) through ``bot.handoff.store``.
+Works on the same tickets as the agent console (``bot.handoff.tickets``, in the product database:
+``HANDOFF_DB_URL``, SQLite under var/ by default), those of the action server's ``ActionServices``.
 """
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from bot.handoff.store import HandoffStore
+from bot.desk import ActionServices
+from bot.handoff.tickets import TicketStore
 from bot.redaction import redact
 
 logger = logging.getLogger(__name__)
 TRANSCRIPT_LIMIT = 200  # the latest messages of the conversation, for the specialist
-
-
-@functools.lru_cache(maxsize=1)
-def store() -> HandoffStore:
-    return HandoffStore()
 
 
 @dataclass(frozen=True)
@@ -86,14 +81,14 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, str]]:
     return lines[-TRANSCRIPT_LIMIT:]
 
 
-def queue(conversation_id: str, channel: str, summary: Dict[str, Any], lines: List[Dict[str, str]]) -> Queued:
+def queue(tickets: TicketStore, conversation_id: str, channel: str, summary: Dict[str, Any],
+          lines: List[Dict[str, str]]) -> Queued:
     """Opens (or finds) the conversation's ticket; blocking, run it in a thread."""
-    s = store()
-    ticket = s.open_ticket(conversation_id, channel, summary, lines)
-    return Queued(ticket.id, s.queue_position(ticket.id), s.stats().get("median_wait_seconds"))
+    ticket = tickets.open_ticket(conversation_id, channel, summary, lines)
+    return Queued(ticket.id, tickets.queue_position(ticket.id), tickets.stats().get("median_wait_seconds"))
 
 
-async def record_resolution(conversation_id: str, handoff_status: Optional[str]) -> None:
+async def record_resolution(services: ActionServices, conversation_id: str, handoff_status: Optional[str]) -> None:
     """Counts a resolved conversation for the managers' bot-vs-human figures.
 
     After a specialist handed the chat back, the fix counts as theirs."""
@@ -101,6 +96,6 @@ async def record_resolution(conversation_id: str, handoff_status: Optional[str])
         return  # the hand-off store counted it when the ticket closed
     resolved_by = "human" if handoff_status == "returned_to_bot" else "bot"
     try:
-        await asyncio.to_thread(store().record_outcome, conversation_id, resolved_by)
+        await asyncio.to_thread(services.tickets.record_outcome, conversation_id, resolved_by)
     except Exception:
         logger.warning("Could not record the bot's resolution of %s", conversation_id, exc_info=True)

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.db.engine import Database
 from bot.db.models import SeenEvent
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,9 @@ def claim_seconds_from_env(env: Optional[Any] = None) -> float:
 
 
 class SeenEvents:
-    def __init__(self, store: Any, claim_seconds: float = DEFAULT_CLAIM_SECONDS, keep_hours: float = DEFAULT_KEEP_HOURS,
+    def __init__(self, db: Database, claim_seconds: float = DEFAULT_CLAIM_SECONDS, keep_hours: float = DEFAULT_KEEP_HOURS,
                  owner: Optional[str] = None):
-        self.store = store
+        self.db = db
         self.claim_for = timedelta(seconds=claim_seconds)
         self.keep = timedelta(hours=keep_hours)
         self.owner = (owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")[:64]
@@ -69,8 +70,8 @@ class SeenEvents:
         if self._claims % 200 == 1:
             self.purge()
         try:
-            with self.store.writing() as s:
-                now = self.store.now()
+            with self.db.writing() as s:
+                now = self.db.now()
                 row = s.execute(select(SeenEvent).where(SeenEvent.key == key).with_for_update()).scalar_one_or_none()
                 if row is not None and row.expires_at <= now:
                     s.delete(row)
@@ -100,29 +101,29 @@ class SeenEvents:
 
     def finish(self, key: str) -> None:
         """The event was handled: later deliveries of it are dropped."""
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             s.execute(
                 update(SeenEvent).where(SeenEvent.key == self._key(key), SeenEvent.owner == self.owner)
-                .values(state=DONE, finished_at=self.store.now()).execution_options(synchronize_session=False)
+                .values(state=DONE, finished_at=self.db.now()).execution_options(synchronize_session=False)
             )
 
     def release(self, key: str) -> None:
         """The event could not be handled: the next delivery of it will be."""
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             s.execute(
                 delete(SeenEvent).where(SeenEvent.key == self._key(key), SeenEvent.owner == self.owner,
                                         SeenEvent.state == CLAIMED).execution_options(synchronize_session=False)
             )
 
     def state(self, key: str) -> Optional[str]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             return s.execute(select(SeenEvent.state).where(SeenEvent.key == self._key(key))).scalar_one_or_none()
 
     def purge(self) -> int:
         """Deletes expired rows; returns how many."""
         try:
-            with self.store.writing() as s:
-                return s.execute(delete(SeenEvent).where(SeenEvent.expires_at <= self.store.now())
+            with self.db.writing() as s:
+                return s.execute(delete(SeenEvent).where(SeenEvent.expires_at <= self.db.now())
                                  .execution_options(synchronize_session=False)).rowcount or 0
         except Exception:
             logger.warning("Could not purge old seen events.", exc_info=True)

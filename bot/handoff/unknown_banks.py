@@ -36,8 +36,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.db.engine import Database
 from bot.db.models import UnknownBankName
-from bot.handoff.store import HandoffStore
 from bot.redaction import find_sensitive
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,8 @@ def normalise(name: Any) -> Optional[Tuple[str, str]]:
 
 
 class UnknownBanks:
-    def __init__(self, store: HandoffStore):
-        self.store = store
+    def __init__(self, db: Database):
+        self.db = db
 
     def record(self, name: str) -> None:
         """Counts one more customer giving ``name`` (refused silently unless it is a plausible bank
@@ -105,14 +105,14 @@ class UnknownBanks:
             logger.warning("Could not record an unknown bank name.", exc_info=True)
 
     def _count(self, key: str, display: str) -> None:
-        today = self.store.now().date()
+        today = self.db.now().date()
         values: Dict[str, Any] = {"count": UnknownBankName.count + 1, "last_seen": today}
         if display not in (display.lower(), display.upper()):  # "Comerica" is a better display than "comerica"
             stored = UnknownBankName.name
             values["name"] = case((or_(stored == func.lower(stored), stored == func.upper(stored)), display), else_=stored)
         for _ in range(3):  # a concurrent first insert of the same name: count on the winner's row
             try:
-                with self.store.writing() as s:
+                with self.db.writing() as s:
                     bumped = s.execute(update(UnknownBankName).where(UnknownBankName.key == key).values(**values)).rowcount
                     if bumped:
                         return
@@ -136,7 +136,7 @@ class UnknownBanks:
     def counts(self, limit: int = 100) -> List[UnknownBank]:
         """The names, most often given first (then the most recently seen)."""
         limit = max(1, min(int(limit), 1000))
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(
                 select(UnknownBankName.name, UnknownBankName.count, UnknownBankName.first_seen, UnknownBankName.last_seen)
                 .order_by(UnknownBankName.count.desc(), UnknownBankName.last_seen.desc(), UnknownBankName.key)
@@ -149,5 +149,5 @@ class UnknownBanks:
         cleaned = normalise(name)
         if cleaned is None:
             return False
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             return s.execute(delete(UnknownBankName).where(UnknownBankName.key == cleaned[0])).rowcount > 0

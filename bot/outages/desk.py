@@ -1,33 +1,21 @@
-"""The action server's view of the outage radar, for one conversation (see bot/outages/)."""
+"""The action server's view of the outage radar, for one conversation (see bot/outages/): the radar
+and the notice book of the action server's ``ActionServices``."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from typing import Any, Dict, Optional
 
-from bot.handoff.desk import store
-from bot.settings import radar_settings
 from bot import ratelimit
-from bot.outages.notices import NoticeBook
-from bot.outages.radar import OutageRadar
+from bot.desk import ActionServices
 
 logger = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=1)
-def radar() -> OutageRadar:
-    return OutageRadar(store(), radar_settings())
-
-
-@functools.lru_cache(maxsize=1)
-def notices() -> NoticeBook:
-    return NoticeBook(store(), radar_settings())
-
-
-async def record_probe(bank: str, status: str) -> None:
+async def record_probe(services: ActionServices, bank: str, status: str) -> None:
+    """Feeds a fresh probe of ``bank``'s site to the radar (a radar failure is logged, never raised)."""
     try:
-        await asyncio.to_thread(radar().record_probe, bank, status)
+        await asyncio.to_thread(services.radar.record_probe, bank, status)
     except Exception:
         logger.warning("Could not record a probe of %s for the outage radar.", bank, exc_info=True)
 
@@ -40,14 +28,15 @@ class OutageDesk:
     the pseudonym of the client's address that the REST and widget channels put in the message
     metadata; a client over ``outage_reports_per_address`` is not counted (the conversation goes on)."""
 
-    def __init__(self, conversation_id: str, channel: str, client_key: Optional[str] = None):
+    def __init__(self, services: ActionServices, conversation_id: str, channel: str, client_key: Optional[str] = None):
+        self.services = services
         self.conversation_id = conversation_id
         self.channel = channel
         self.client_key = client_key if isinstance(client_key, str) and 0 < len(client_key) <= 64 else None
 
     async def current(self, bank: str) -> Optional[Dict[str, Any]]:
         try:
-            outage = await asyncio.to_thread(radar().current, bank)
+            outage = await asyncio.to_thread(self.services.radar.current, bank)
         except Exception:
             logger.warning("Outage radar unavailable.", exc_info=True)
             return None
@@ -62,15 +51,16 @@ class OutageDesk:
                 if not decision.allowed:
                     logger.info("Outage report of %s not counted: its client is over %s.", bank, decision.limit)
                     return
-            verified = radar().settings.is_verified(self.channel)
-            await asyncio.to_thread(radar().record_report, bank, diagnosis, self.conversation_id, verified,
+            radar = self.services.radar
+            verified = radar.settings.is_verified(self.channel)
+            await asyncio.to_thread(radar.record_report, bank, diagnosis, self.conversation_id, verified,
                                     self.client_key)
         except Exception:
             logger.warning("Could not record a report of %s for the outage radar.", bank, exc_info=True)
 
     async def subscribe(self, bank: str, probe_url: str) -> bool:
         try:
-            await asyncio.to_thread(notices().subscribe, self.conversation_id, self.channel, bank, probe_url)
+            await asyncio.to_thread(self.services.notices.subscribe, self.conversation_id, self.channel, bank, probe_url)
             return True
         except Exception:
             logger.warning("Could not save a back-online notice for %s.", bank, exc_info=True)

@@ -6,7 +6,7 @@ even with several server replicas: a replica must win the ``sent_at IS NULL`` up
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable, List, Optional
@@ -15,11 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
+from bot.db.engine import Database
 from bot.db.models import OutageNotice
-from bot.handoff.store import HandoffStore
 from bot.outages.radar import HEALTHY_PROBES, OutageRadar, RadarSettings
-
-logger = logging.getLogger(__name__)
+from bot.outages.rounds import claim_then_deliver, every
 
 BACK_TEXT = "Good news: {bank}'s online banking is answering again. Press Update in QuickBooks Banking to refresh your feed; if it still fails, tell me here and we'll carry on."
 EXPIRED_TEXT = "{bank}'s site still wasn't answering normally after a day of checks. If your feed still fails, tell me here and I'll bring in a specialist; meanwhile you can keep uploading transactions manually."
@@ -44,17 +43,17 @@ def _notice(n: OutageNotice) -> Notice:
 class NoticeBook:
     """Stores and schedules notices (blocking calls; run them in a thread from async code)."""
 
-    def __init__(self, store: HandoffStore, settings: Optional[RadarSettings] = None):
-        self.store = store
+    def __init__(self, db: Database, settings: Optional[RadarSettings] = None):
+        self.db = db
         self.settings = settings or RadarSettings()
 
     def subscribe(self, conversation_id: str, channel: str, bank: str, probe_url: str) -> Notice:
         """Asks for a notice (idempotent: one pending notice per conversation and bank). The channel
         recorded is the one the conversation id names, when it names one (delivery goes by the id)."""
         channel = sessions.channel_of(conversation_id) or channel
-        now = self.store.now()
+        now = self.db.now()
         try:
-            with self.store.writing() as s:
+            with self.db.writing() as s:
                 notice = OutageNotice(
                     conversation_id=conversation_id, channel=channel, bank=bank, probe_url=probe_url, created_at=now,
                     next_check_at=now + timedelta(minutes=self.settings.recheck_minutes),
@@ -67,42 +66,42 @@ class NoticeBook:
             return self.pending(conversation_id, bank)  # already asked
 
     def pending(self, conversation_id: str, bank: str) -> Optional[Notice]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             row = s.execute(select(OutageNotice).where(
                 OutageNotice.conversation_id == conversation_id, OutageNotice.bank == bank, OutageNotice.sent_at.is_(None)
             )).scalar_one_or_none()
             return _notice(row) if row else None
 
     def due(self, limit: int = 100) -> List[Notice]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(
-                select(OutageNotice).where(OutageNotice.sent_at.is_(None), OutageNotice.next_check_at <= self.store.now())
+                select(OutageNotice).where(OutageNotice.sent_at.is_(None), OutageNotice.next_check_at <= self.db.now())
                 .order_by(OutageNotice.next_check_at).limit(limit)
             ).scalars()
             return [_notice(n) for n in rows]
 
     def postpone(self, notice_id: int) -> None:
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             s.execute(update(OutageNotice).where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
-                      .values(next_check_at=self.store.now() + timedelta(minutes=self.settings.recheck_minutes)))
+                      .values(next_check_at=self.db.now() + timedelta(minutes=self.settings.recheck_minutes)))
 
     def expired(self, notice_id: int) -> bool:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             row = s.get(OutageNotice, notice_id)
-            return row is not None and row.expires_at <= self.store.now()
+            return row is not None and row.expires_at <= self.db.now()
 
     def claim(self, notice_id: int, outcome: str, text: str) -> bool:
         """Marks the notice sent; True only for the one caller that should deliver it."""
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             result = s.execute(
                 update(OutageNotice).where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
-                .values(sent_at=self.store.now(), outcome=outcome, text=text)
+                .values(sent_at=self.db.now(), outcome=outcome, text=text)
             )
             return result.rowcount == 1
 
     def sent_to(self, conversation_id: str, after_id: int = 0) -> List[Notice]:
         """Notices already sent to a conversation (REST clients collect them by polling)."""
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(
                 select(OutageNotice).where(OutageNotice.conversation_id == conversation_id,
                                            OutageNotice.sent_at.is_not(None), OutageNotice.id > after_id)
@@ -137,21 +136,11 @@ class Notifier:
             else:
                 await asyncio.to_thread(self.book.postpone, notice.id)
                 continue
-            if await asyncio.to_thread(self.book.claim, notice.id, outcome, text):
-                try:
-                    await self.deliver(Notice(notice.id, notice.conversation_id, notice.channel, notice.bank,
-                                              notice.probe_url, outcome, text))
-                    sent += 1
-                except Exception:
-                    logger.exception("Could not deliver outage notice %s (kept for the user's next poll).", notice.id)
+            ready = Notice(notice.id, notice.conversation_id, notice.channel, notice.bank, notice.probe_url, outcome, text)
+            if await claim_then_deliver(functools.partial(self.book.claim, notice.id, outcome, text),
+                                        functools.partial(self.deliver, ready), f"outage notice {notice.id}"):
+                sent += 1
         return sent
 
     async def run_forever(self, interval: float) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Outage notice round failed; trying again later.")
-            await asyncio.sleep(interval)
+        await every(interval, self.run_once, "Outage notice")

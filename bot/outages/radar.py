@@ -53,8 +53,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import sqlalchemy as sa
 from sqlalchemy import case, func, select
 
+from bot.db.engine import Database
 from bot.db.models import BankSignal, Outage
-from bot.handoff.store import HandoffStore
 
 REPORTING_DIAGNOSES = ("bank_unavailable", "connection_failure")
 FAILED_PROBES = ("down", "maintenance")
@@ -251,8 +251,8 @@ class OutageRadar:
     """Records signals and keeps the ``outages`` table up to date (blocking calls: run them in a thread
     from async code). One instance per process: it caches each bank's baseline."""
 
-    def __init__(self, store: HandoffStore, settings: Optional[RadarSettings] = None):
-        self.store = store
+    def __init__(self, db: Database, settings: Optional[RadarSettings] = None):
+        self.db = db
         self.settings = settings or RadarSettings()
         self._baselines: Dict[str, Baseline] = {}
         self._baselines_lock = threading.Lock()
@@ -271,9 +271,9 @@ class OutageRadar:
 
     def _record(self, bank: str, kind: str, status: str, conversation_id: Optional[str], verified: bool = False,
                 client_key: Optional[str] = None) -> Optional[OutageView]:
-        now = self.store.now()
+        now = self.db.now()
         baseline = self.baseline(bank, now)  # before the write transaction: it may read two weeks of signals
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             if not (kind == "report" and self._reported_already(s, bank, status, conversation_id, now)):
                 s.add(BankSignal(bank=bank, kind=kind, status=status, conversation_id=conversation_id, created_at=now,
                                  verified=bool(verified), client_key=client_key))
@@ -297,13 +297,13 @@ class OutageRadar:
     def baseline(self, bank: str, now: Optional[datetime] = None) -> Baseline:
         """The bank's usual rates (cached ``baseline_cache_seconds``; an outage opening or clearing
         drops the bank's entry)."""
-        now = now or self.store.now()
+        now = now or self.db.now()
         with self._baselines_lock:
             cached = self._baselines.get(bank)
         if cached is not None and cached.computed_at is not None and \
                 timedelta(0) <= now - cached.computed_at < timedelta(seconds=self.settings.baseline_cache_seconds):
             return cached
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             fresh = self._compute_baseline(s, bank, now)
         with self._baselines_lock:
             if len(self._baselines) >= MAX_CACHED_BASELINES:  # any text can name a bank: keep the cache bounded
@@ -427,15 +427,15 @@ class OutageRadar:
 
     def refresh(self, bank: Optional[str] = None) -> List[OutageView]:
         """Re-evaluates open outages (all, or one bank's) so old evidence ages out; returns those cleared."""
-        now = self.store.now()
+        now = self.db.now()
         query = select(Outage.bank).where(Outage.cleared_at.is_(None))
         if bank:
             query = query.where(Outage.bank == bank)
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             banks = list(s.execute(query).scalars())
         baselines = {b: self.baseline(b, now) for b in banks}
         cleared = []
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             for name in banks:
                 outage = self._evaluate(s, name, now, baselines[name])
                 if outage is not None and outage.cleared_at is not None:
@@ -444,9 +444,9 @@ class OutageRadar:
 
     def assess(self, bank: str) -> Dict[str, Any]:
         """Why a bank is or is not a suspected outage right now: the window, the baseline, the thresholds."""
-        now = self.store.now()
+        now = self.db.now()
         baseline = self.baseline(bank, now)
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             open_ = s.execute(select(Outage.id).where(Outage.bank == bank, Outage.cleared_at.is_(None))).first()
             after = None if open_ else s.execute(select(func.max(Outage.cleared_at)).where(Outage.bank == bank)).scalar_one()
             window = self._evidence(s, bank, now, after)
@@ -456,18 +456,18 @@ class OutageRadar:
 
     # ------------------------------------------------------------------ queries
     def current(self, bank: str) -> Optional[OutageView]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             outage = s.execute(select(Outage).where(Outage.bank == bank, Outage.cleared_at.is_(None))).scalar_one_or_none()
             return _view(outage) if outage else None
 
     def active(self) -> List[OutageView]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(select(Outage).where(Outage.cleared_at.is_(None)).order_by(Outage.started_at)).scalars()
             return [_view(o) for o in rows]
 
     def history(self, days: float = 7) -> List[OutageView]:
-        with self.store.reading() as s:
-            since = self.store.now() - timedelta(days=days)
+        with self.db.reading() as s:
+            since = self.db.now() - timedelta(days=days)
             rows = s.execute(
                 select(Outage).where(sa.or_(Outage.cleared_at.is_(None), Outage.cleared_at >= since))
                 .order_by(Outage.started_at.desc())
@@ -478,8 +478,8 @@ class OutageRadar:
         """Reports and failed probes per bank in time buckets, for the console's chart (counted by the
         database: one grouped query, whatever the number of signals)."""
         buckets = max(1, int(hours * 60 // bucket_minutes))
-        with self.store.reading() as s:
-            now = self.store.now()
+        with self.db.reading() as s:
+            now = self.db.now()
             since = now - timedelta(hours=hours)
             edges = [since + timedelta(minutes=bucket_minutes * (i + 1)) for i in range(buckets - 1)]
             bucket = (case(*[(_S.created_at < edge, i) for i, edge in enumerate(edges)], else_=buckets - 1)

@@ -2,34 +2,26 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from typing import Optional
 
-from bot.handoff.desk import store
-from bot.settings import reminder_settings
-from bot.outages.reminders import ReminderBook
+from bot.desk import ActionServices
 
 logger = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=1)
-def book() -> ReminderBook:
-    return ReminderBook(store(), reminder_settings())
-
-
 class ReminderDesk:
-    """Implements ``bot.troubleshooting.conversation.Reminders``; storage trouble never breaks the conversation
-    (the customer is told the reminder couldn't be set and offered a person)."""
+    """Implements ``bot.troubleshooting.conversation.Reminders`` on the reminder book of ``services``;
+    storage trouble never breaks the conversation (the customer is told the reminder couldn't be set
+    and offered a person)."""
 
-    def __init__(self, conversation_id: str, channel: str, reminders: Optional[ReminderBook] = None):
+    def __init__(self, services: ActionServices, conversation_id: str, channel: str):
+        self.services = services
         self.conversation_id = conversation_id
         self.channel = channel
-        self._book = reminders
 
     async def schedule(self, topic: str) -> bool:
         try:
-            await asyncio.to_thread((self._book or book()).schedule, self.conversation_id, self.channel, topic)
+            await asyncio.to_thread(self.services.reminders.schedule, self.conversation_id, self.channel, topic)
             return True
         except Exception:
             logger.warning("Could not save a reminder for %s.", self.conversation_id, exc_info=True)

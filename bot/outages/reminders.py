@@ -10,7 +10,7 @@ replica must win the ``sent_at IS NULL`` update to deliver it.
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable, List, Optional
@@ -19,10 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import sessions
+from bot.db.engine import Database
 from bot.db.models import WaitReminder
-from bot.handoff.store import HandoffStore
-
-logger = logging.getLogger(__name__)
+from bot.outages.rounds import claim_then_deliver, every
 
 REMINDER_TEXT = ("Checking in as promised: it's been a day since we paused on {topic}. Is your bank feed "
                  "updating now?")
@@ -64,17 +63,17 @@ def _reminder(r: WaitReminder) -> Reminder:
 class ReminderBook:
     """Stores and schedules reminders (blocking calls; run them in a thread from async code)."""
 
-    def __init__(self, store: HandoffStore, settings: Optional[ReminderSettings] = None):
-        self.store = store
+    def __init__(self, db: Database, settings: Optional[ReminderSettings] = None):
+        self.db = db
         self.settings = settings or ReminderSettings()
 
     def schedule(self, conversation_id: str, channel: str, topic: str) -> Reminder:
         """Asks for a reminder (idempotent: one pending per conversation). The channel recorded is the
         one the conversation id names, when it names one (delivery goes by the id anyway)."""
         channel = sessions.channel_of(conversation_id) or channel
-        now = self.store.now()
+        now = self.db.now()
         try:
-            with self.store.writing() as s:
+            with self.db.writing() as s:
                 row = WaitReminder(conversation_id=conversation_id, channel=channel, topic=topic[:200], created_at=now,
                                    due_at=now + timedelta(hours=self.settings.delay_hours))
                 s.add(row)
@@ -86,27 +85,27 @@ class ReminderBook:
             return pending
 
     def pending(self, conversation_id: str) -> Optional[Reminder]:
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             row = s.execute(select(WaitReminder).where(WaitReminder.conversation_id == conversation_id,
                                                        WaitReminder.sent_at.is_(None))).scalar_one_or_none()
             return _reminder(row) if row else None
 
     def due(self, limit: int = 100) -> List[Reminder]:
-        with self.store.reading() as s:
-            rows = s.execute(select(WaitReminder).where(WaitReminder.sent_at.is_(None), WaitReminder.due_at <= self.store.now())
+        with self.db.reading() as s:
+            rows = s.execute(select(WaitReminder).where(WaitReminder.sent_at.is_(None), WaitReminder.due_at <= self.db.now())
                              .order_by(WaitReminder.due_at).limit(limit)).scalars()
             return [_reminder(r) for r in rows]
 
     def claim(self, reminder_id: int, text: str) -> bool:
         """Marks the reminder sent; True only for the one caller that should deliver it."""
-        with self.store.writing() as s:
+        with self.db.writing() as s:
             result = s.execute(update(WaitReminder).where(WaitReminder.id == reminder_id, WaitReminder.sent_at.is_(None))
-                               .values(sent_at=self.store.now(), text=text))
+                               .values(sent_at=self.db.now(), text=text))
             return result.rowcount == 1
 
     def sent_to(self, conversation_id: str, after_id: int = 0) -> List[Reminder]:
         """Reminders already sent to a conversation (REST clients collect them by polling)."""
-        with self.store.reading() as s:
+        with self.db.reading() as s:
             rows = s.execute(select(WaitReminder).where(WaitReminder.conversation_id == conversation_id,
                                                         WaitReminder.sent_at.is_not(None), WaitReminder.id > after_id)
                              .order_by(WaitReminder.id)).scalars()
@@ -126,22 +125,12 @@ class ReminderSender:
         sent = 0
         for reminder in await asyncio.to_thread(self.book.due):
             text = REMINDER_TEXT.format(topic=reminder.topic)
-            if not await asyncio.to_thread(self.book.claim, reminder.id, text):
-                continue  # another replica has it
-            try:
-                await self.deliver(Reminder(reminder.id, reminder.conversation_id, reminder.channel, reminder.topic,
-                                            reminder.due_at, None, text))
+            ready = Reminder(reminder.id, reminder.conversation_id, reminder.channel, reminder.topic, reminder.due_at,
+                             None, text)
+            if await claim_then_deliver(functools.partial(self.book.claim, reminder.id, text),
+                                        functools.partial(self.deliver, ready), f"reminder {reminder.id}"):
                 sent += 1
-            except Exception:
-                logger.exception("Could not deliver reminder %s (kept for the customer's next poll).", reminder.id)
         return sent
 
     async def run_forever(self, interval: float) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Reminder round failed; trying again later.")
-            await asyncio.sleep(interval)
+        await every(interval, self.run_once, "Reminder")

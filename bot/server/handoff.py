@@ -1,8 +1,8 @@
 """The Rasa-server side of the hand-off: routing user messages, and what agents' actions do to a chat.
 
-One ``HandoffService`` per Rasa server process, created when the server starts (see
-``bot.server.channels``). It wraps the durable ``HandoffStore`` (tickets, messages, events) and knows the
-running Rasa agent, so it can:
+One ``HandoffService`` per Rasa server process, created with the server's other services when it
+starts (``bot.server.services``). It works on the hand-off tickets (``bot.handoff.tickets``: tickets,
+messages, events) and knows the running Rasa agent, so it can:
 
 * route each incoming user message: to the bot, or, while a ticket is open, to the specialist (the
   message is stored for the agent console and still logged in the paused tracker, and the bot stays
@@ -31,7 +31,8 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResu
 
 from bot import sessions
 from bot.handoff.conversation_refs import ConversationRefs
-from bot.handoff.store import HandoffStore, TicketView
+from bot.handoff.tickets import TicketStore
+from bot.handoff.views import TicketView
 from bot.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -61,46 +62,12 @@ def resumed(handoff_status: str) -> List[Event]:
 
 
 class HandoffService:
-    def __init__(self, app: Any, store: HandoffStore):
+    """The hand-off of one Rasa server process (built once, by ``bot.server.services.Services``)."""
+
+    def __init__(self, app: Any, tickets: TicketStore, refs: ConversationRefs):
         self.app = app
-        self.store = store
-        self.refs = ConversationRefs(store)
-
-    # ------------------------------------------------------------------ set-up
-    @classmethod
-    async def install(cls, app: Any) -> "HandoffService":
-        """The service of this server process (created once, schema migrated on first start)."""
-        service = getattr(app.ctx, "handoff", None)
-        if service is None:
-            store = HandoffStore()
-            await asyncio.to_thread(store.migrate)
-            service = cls(app, store)
-            app.ctx.handoff = service
-            from bot.server.outages import start_notifier  # the radar shares this database
-
-            service.notifier = start_notifier(app, service)
-        return service
-
-    @classmethod
-    def attach(cls, blueprint: Any, on_installed: Optional[Callable[["HandoffService"], None]] = None) -> Any:
-        """Installs the service when the blueprint's server starts (then calls ``on_installed`` with
-        it), and stops it cleanly at the end."""
-
-        async def start(app: Any, _loop: Any) -> None:
-            service = await cls.install(app)
-            if on_installed is not None:
-                on_installed(service)
-
-        async def stop(app: Any, _loop: Any) -> None:
-            service = getattr(app.ctx, "handoff", None)
-            if service is not None:
-                from bot.server.outages import stop_notifier
-
-                await stop_notifier(service.notifier)
-
-        blueprint.listener("before_server_start")(start)
-        blueprint.listener("before_server_stop")(stop)
-        return blueprint
+        self.tickets = tickets
+        self.refs = refs
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Runs a (blocking) store call in a worker thread."""
@@ -124,7 +91,7 @@ class HandoffService:
 
         Returns what the bot's handler returned, and whether the message went to a specialist."""
         try:
-            ticket = await self.run(self.store.open_ticket_for, message.sender_id)
+            ticket = await self.run(self.tickets.open_ticket_for, message.sender_id)
         except Exception:  # the hand-off database is down: the bot must still answer
             logger.exception("Hand-off store unavailable; the message goes to the bot.")
             return await on_new_message(message), False
@@ -135,10 +102,10 @@ class HandoffService:
         from bot.handoff.desk import shown_text  # a clicked button reads as its title, not its payload
 
         stored = redact(shown_text(text, {b["payload"]: b["title"] for b in HANDED_BACK_BUTTONS}))[:10_000]
-        await self.run(self.store.add_message, ticket.id, "user", stored or "(empty message)")
+        await self.run(self.tickets.add_message, ticket.id, "user", stored or "(empty message)")
         ended = await self._ends_handoff(text)
         if ended:
-            await self.run(self.store.close, ticket.id, "user", "The user said it is fixed or cancelled.")
+            await self.run(self.tickets.close, ticket.id, "user", "The user said it is fixed or cancelled.")
             await self._update_tracker(message.sender_id, resumed("closed"))
         # paused trackers log the message and the bot stays silent; a resumed one answers it
         result = await on_new_message(message)
@@ -150,7 +117,7 @@ class HandoffService:
         """One short acknowledgement, for the customer's first message while the ticket waits for a
         specialist: they know it arrived; every later message gets the silence of a waiting chat."""
         try:
-            earlier = await self.run(self.store.messages, ticket.id)
+            earlier = await self.run(self.tickets.messages, ticket.id)
             if sum(1 for m in earlier if m.sender == "user") != 1:
                 return
             await self._update_tracker(message.sender_id, [BotUttered(RECEIVED, data={}, metadata={"handoff": {"handoff_event": "received"}})])
@@ -173,20 +140,20 @@ class HandoffService:
 
     # ------------------------------------------------------------------ agents' actions
     async def claim(self, ticket_id: int, agent: Any) -> TicketView:
-        ticket = await self.run(self.store.claim, ticket_id, agent.id)
+        ticket = await self.run(self.tickets.claim, ticket_id, agent.id)
         text = JOINED.format(agent=agent.display_name)
         await self._tell_user(ticket, text, {"handoff_event": "agent_joined", "agent_name": agent.display_name},
                               [SlotSet("handoff_status", "assigned")])
         return ticket
 
     async def reply(self, ticket_id: int, agent: Any, text: str) -> Any:
-        message = await self.run(self.store.add_message, ticket_id, "agent", text, agent.id)
-        ticket = await self.run(self.store.get_ticket, ticket_id)
+        message = await self.run(self.tickets.add_message, ticket_id, "agent", text, agent.id)
+        ticket = await self.run(self.tickets.get_ticket, ticket_id)
         await self._tell_user(ticket, text, {"sender": "agent", "agent_name": agent.display_name})
         return message
 
     async def hand_back(self, ticket_id: int, agent: Any, note: Optional[str]) -> TicketView:
-        ticket = await self.run(self.store.return_to_bot, ticket_id, agent.id, note)
+        ticket = await self.run(self.tickets.return_to_bot, ticket_id, agent.id, note)
         events = resumed("returned_to_bot")
         await self._tell_user(ticket, HANDED_BACK.format(agent=agent.display_name),
                               {"handoff_event": "agent_left", "agent_name": agent.display_name}, events,
@@ -194,7 +161,7 @@ class HandoffService:
         return ticket
 
     async def close(self, ticket_id: int, agent: Any, note: str) -> TicketView:
-        ticket = await self.run(self.store.close, ticket_id, "agent", note, agent.id)
+        ticket = await self.run(self.tickets.close, ticket_id, "agent", note, agent.id)
         events = resumed("closed")
         await self._tell_user(ticket, CLOSED.format(agent=agent.display_name),
                               {"handoff_event": "closed", "agent_name": agent.display_name}, events)
@@ -212,7 +179,7 @@ class HandoffService:
         """Tells the ticket's user ``text``; notices (joined, handed back, closed) are also kept in
         the store as ``system`` messages, so the console shows them and REST clients collect them."""
         if "handoff_event" in custom:
-            await self.run(self.store.add_message, ticket.id, "system", text)
+            await self.run(self.tickets.add_message, ticket.id, "system", text)
         await self.tell(ticket.conversation_id, ticket.channel, text, custom, events, buttons)
 
     async def tell(

@@ -1,6 +1,6 @@
-"""Alembic environment of the hand-off store.
+"""Alembic environment of the product database.
 
-There is no alembic.ini: ``HandoffStore.migrate()`` builds the configuration in code and hands its
+There is no alembic.ini: ``bot.db.engine.Database.migrate()`` builds the configuration in code and hands its
 own connection over in ``config.attributes["connection"]`` (already inside a transaction, under a
 PostgreSQL advisory lock). Used on its own, the environment connects to ``sqlalchemy.url``.
 """

@@ -271,11 +271,11 @@ EXPIRED = "I no longer have that file (I keep it only for a few minutes). Please
 # ---------------------------------------------------------------------------------------------------- hand-off
 async def handed_off(router: Any, conversation_id: str) -> bool:
     """True when a specialist holds (or is about to take) the conversation: files then go to them."""
-    service = getattr(router, "service", None)
-    if service is None:
+    services = getattr(router, "services", None)
+    if services is None:
         return False
     try:
-        return await service.run(service.store.open_ticket_for, conversation_id) is not None
+        return await services.run(services.tickets.open_ticket_for, conversation_id) is not None
     except Exception:
         logger.exception("Hand-off store unavailable while checking a shared file; the bot checks it.")
         return False

@@ -23,6 +23,7 @@ from sanic.request import Request
 from bot import client_address, ratelimit, sessions
 from bot.server.channels import inbound
 from bot.server.channels.routing import HandoffRouter
+from bot.server.services import Services
 from bot.outages.reminders import REMINDER_BUTTONS
 
 NOT_A_SESSION = ("Unknown or invalid 'sender': start a conversation with POST /webhooks/rest/session "
@@ -114,12 +115,12 @@ class RestInput(RasaRestInput):
                 return response.json({"error": "'sender' is required"}, status=400)
             if not sessions.default_ids().verify(sender, sessions.REST):
                 return _refused()
-            service = getattr(request.app.ctx, "handoff", None)
-            if service is None:
+            services = Services.of(request.app)
+            if services is None:
                 return response.json({"messages": [], "notices": [], "reminders": []})
-            messages = await service.run(service.store.conversation_messages, sender, after, ("agent", "system"))
-            notices = await service.run(service.notifier.book.sent_to, sender, after_notice)
-            reminders = await service.run(service.notifier.reminders.book.sent_to, sender, after_reminder)
+            messages = await services.run(services.tickets.conversation_messages, sender, after, ("agent", "system"))
+            notices = await services.run(services.notices.sent_to, sender, after_notice)
+            reminders = await services.run(services.reminders.sent_to, sender, after_reminder)
             return response.json(
                 {
                     "messages": [m.to_dict() for m in messages],

@@ -7,6 +7,7 @@ from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, U
 from sanic import Blueprint
 
 from bot.server.handoff import HandoffService
+from bot.server.services import Services
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -16,15 +17,20 @@ class HandoffRouter:
 
     def __init__(self, on_new_message: OnNewMessage):
         self.on_new_message = on_new_message
-        self.service: Optional[HandoffService] = None
+        self.services: Optional[Services] = None
+
+    @property
+    def service(self) -> Optional[HandoffService]:
+        """The server's hand-off service (None until the server started)."""
+        return self.services.handoff if self.services is not None else None
 
     def attach(self, blueprint: Blueprint) -> Blueprint:
-        """Installs the server's hand-off service when the blueprint's server starts."""
+        """Installs the server's services when the blueprint's server starts."""
 
-        def installed(service: HandoffService) -> None:
-            self.service = service
+        def installed(services: Services) -> None:
+            self.services = services
 
-        return HandoffService.attach(blueprint, on_installed=installed)
+        return Services.attach(blueprint, on_installed=installed)
 
     async def remember(self, conversation_id: str, channel: str, reference: Dict[str, Any]) -> None:
         """Stores where the conversation is reached (Slack / Teams, after verifying the request)."""

@@ -11,7 +11,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot.server.channels.routes import RoutesChannel
-from bot.server.handoff import HandoffService
+from bot.server.services import Services
 
 
 class StatusInput(RoutesChannel):
@@ -24,12 +24,12 @@ class StatusInput(RoutesChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("status")
 
-        HandoffService.attach(bp)
+        Services.attach(bp)
 
         @bp.route("/outages", methods=["GET"])
         async def outages(request: Request) -> Any:
-            svc = request.app.ctx.handoff
-            status = await svc.run(svc.notifier.radar.status)
+            services = request.app.ctx.services
+            status = await services.run(services.radar.status)
             return response.json(status, headers={"Cache-Control": "max-age=30", "Access-Control-Allow-Origin": "*"})
 
         return bp

@@ -7,10 +7,9 @@ files (``GET /upload/files/<token>``).
 ``{"filename", "content_base64", "date_order", "last_booked", "region", "sender"}``.
 Answers: 200 with the report, 400 malformed request, 413 too large, 415 other content types.
 Never 5xx. Converted files are kept behind a random token, for one download and at most an hour, in
-the product database (table ``upload_files`` of the hand-off store, so any server replica can serve
-the link; only the token's sha256 is stored, expired rows are deleted as new files come in). When
-the server has no product database (``app.ctx.handoff`` missing, e.g. the blueprint mounted on its
-own) they are kept in this process's memory instead. The uploaded file itself is never stored.
+the product database (``bot.upload.files``: any server replica can serve the link). When the server
+has no product database (no ``app.ctx.services``, e.g. the blueprint mounted on its own) they are
+kept in this process's memory instead. The uploaded file itself is never stored.
 
 Enable it in ``credentials.yml``::
 
@@ -23,7 +22,6 @@ import base64
 import binascii
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -32,8 +30,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
-
-from sqlalchemy import delete, select, update
 
 from rasa.core.channels.channel import UserMessage
 from sanic import Blueprint, response
@@ -46,7 +42,7 @@ from bot import client_address, ratelimit
 from bot.upload.limits import human_size, max_input_bytes
 from bot import sessions
 from bot.server.channels.routes import RoutesChannel
-from bot.db.models import UploadFile
+from bot.upload.files import DEFAULT_TTL, Download, UploadFiles
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +50,6 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,100}$")
 SENDER = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
 REGION = re.compile(r"^[A-Za-z]{2,3}$")
 ORDERS = ("MDY", "DMY", "YMD")
-DEFAULT_TTL = 3600
 GONE = "This download link has expired or was already used. Upload the file again to get a new one."
 
 
@@ -62,9 +57,6 @@ class BadRequest(Exception):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
-
-
-Download = Tuple[str, bytes, str]  # filename, content, content type
 
 
 @dataclass
@@ -115,71 +107,6 @@ class FileStore:
         self.purge()
         item = self._drop(token)
         return (item.filename, item.content, item.content_type) if item else None
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-class DatabaseFileStore:
-    """Converted files in the product database (``upload_files``), shared by every server replica.
-
-    The token is random (256 bits) and only its sha256 is stored. A file can be downloaded once
-    (``downloaded_at`` is set and the bytes are dropped in the same transaction; the guarded UPDATE
-    makes two simultaneous downloads give one file and one 404) and for ``ttl`` seconds at most;
-    expired rows are deleted whenever a new file is stored. Blocking: call from a worker thread."""
-
-    def __init__(self, store: Any, ttl: float = DEFAULT_TTL):
-        self.store = store  # bot.handoff.store.HandoffStore (writing(), reading(), now())
-        self.ttl = ttl
-
-    def purge(self) -> int:
-        with self.store.writing() as s:
-            return s.execute(delete(UploadFile).where(UploadFile.expires_at <= self.store.now())).rowcount or 0
-
-    def put(self, filename: str, content: bytes, content_type: str = "text/csv", sender: Optional[str] = None) -> str:
-        token = secrets.token_urlsafe(32)
-        now = self.store.now()
-        with self.store.writing() as s:
-            s.execute(delete(UploadFile).where(UploadFile.expires_at <= now))  # opportunistic clean-up
-            s.add(UploadFile(
-                token_hash=_token_hash(token), filename=filename[:255], content=content,
-                content_type=(content_type or "text/csv")[:100], conversation_id=(sender or None),
-                created_at=now, expires_at=now + dt.timedelta(seconds=self.ttl), downloaded_at=None,
-            ))
-        return token
-
-    def take(self, token: str) -> Optional[Download]:
-        """The file behind ``token`` (then marked downloaded), or None when unknown, used or expired."""
-        digest = _token_hash(token)
-        now = self.store.now()
-        with self.store.writing() as s:
-            row = s.execute(
-                select(UploadFile.filename, UploadFile.content, UploadFile.content_type).where(
-                    UploadFile.token_hash == digest, UploadFile.downloaded_at.is_(None), UploadFile.expires_at > now
-                )
-            ).first()
-            if row is None:
-                return None
-            claimed = s.execute(
-                update(UploadFile)
-                .where(UploadFile.token_hash == digest, UploadFile.downloaded_at.is_(None))
-                .values(downloaded_at=now, content=b"")
-            ).rowcount
-            if claimed != 1:
-                return None  # someone else downloaded it a moment ago
-            return row.filename, bytes(row.content), row.content_type
-
-    def __len__(self) -> int:
-        """Files that can still be downloaded."""
-        from sqlalchemy import func
-
-        with self.store.reading() as s:
-            return s.execute(
-                select(func.count()).select_from(UploadFile).where(
-                    UploadFile.downloaded_at.is_(None), UploadFile.expires_at > self.store.now()
-                )
-            ).scalar_one()
 
 
 def _ascii_filename(name: str) -> str:
@@ -298,14 +225,14 @@ class UploadInput(RoutesChannel):
         return cls(ttl=ttl, allow_origin=str(credentials.get("cors_origin") or "*"))
 
     def __init__(self, store: Optional[Any] = None, ttl: float = DEFAULT_TTL, allow_origin: str = "*",
-                 max_file_bytes: Optional[int] = None, install_handoff: bool = True):
+                 max_file_bytes: Optional[int] = None, install_services: bool = True):
         self.ttl = min(max(float(ttl), 1.0), DEFAULT_TTL)
         # ``store``: a fixed file store (tests). Otherwise the product database of the running
-        # server (app.ctx.handoff.store), or this in-memory fallback when it has none.
+        # server (app.ctx.services.database), or this in-memory fallback when it has none.
         self.fixed_store = store
         self.memory_store = FileStore(ttl=self.ttl)
-        self.install_handoff = install_handoff
-        self._db_stores: Dict[int, DatabaseFileStore] = {}
+        self.install_services = install_services
+        self._db_stores: Dict[int, UploadFiles] = {}
         self.allow_origin = allow_origin
         self.max_file = max_file_bytes or max_input_bytes()
         # base64 in JSON is 4/3 of the file; multipart adds a little
@@ -321,13 +248,13 @@ class UploadInput(RoutesChannel):
         has one, else this process's memory."""
         if self.fixed_store is not None:
             return self.fixed_store
-        handoff = getattr(getattr(app, "ctx", None), "handoff", None) if app is not None else None
-        product_db = getattr(handoff, "store", None)
+        services = getattr(getattr(app, "ctx", None), "services", None) if app is not None else None
+        product_db = getattr(services, "database", None)
         if product_db is None:
             return self.memory_store
         found = self._db_stores.get(id(product_db))
-        if found is None or found.store is not product_db:
-            found = self._db_stores[id(product_db)] = DatabaseFileStore(product_db, ttl=self.ttl)
+        if found is None or found.db is not product_db:
+            found = self._db_stores[id(product_db)] = UploadFiles(product_db, ttl=self.ttl)
         return found
 
     def _cors(self) -> Dict[str, str]:
@@ -354,15 +281,15 @@ class UploadInput(RoutesChannel):
         bp = Blueprint("file_upload")
         channel = self
 
-        if self.install_handoff:
+        if self.install_services:
             @bp.listener("before_server_start")
             async def install(app: Any, _loop: Any) -> None:
-                if getattr(app.ctx, "handoff", None) is not None:
+                if getattr(app.ctx, "services", None) is not None:
                     return  # already there (another channel, or a test, installed it)
                 try:
-                    from bot.server.handoff import HandoffService
+                    from bot.server.services import Services
 
-                    await HandoffService.install(app)
+                    await Services.install(app)
                 except Exception:
                     logger.exception("No product database: converted files are kept in this process's memory.")
 

@@ -32,9 +32,8 @@ from bot.server.console import csrf
 from bot.server.console.login_guard import GuardUnavailable, LoginGuard
 from bot.server.console.pool import BoundedPool, PoolBusy
 from bot.redaction import ROUTING_METADATA_KEYS, redact_value
-from bot.server.handoff import HandoffService
-from bot.handoff.store import HandoffError, TicketConflict, TicketNotFound
-from bot.handoff.unknown_banks import UnknownBanks
+from bot.server.services import Services
+from bot.handoff.views import HandoffError, TicketConflict, TicketNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ def login_key(username: str) -> str:
 def console_blueprint() -> Blueprint:
     bp = Blueprint("agent_console")
 
-    HandoffService.attach(bp)
+    Services.attach(bp)
 
     @bp.listener("before_server_start")
     async def set_up(app: Any, _loop: Any) -> None:
@@ -172,8 +171,8 @@ def console_blueprint() -> Blueprint:
         if runtime is not None:
             runtime.hash_pool.shutdown()
 
-    def service(request: Request) -> HandoffService:
-        return request.app.ctx.handoff
+    def services(request: Request) -> Services:
+        return request.app.ctx.services
 
     def runtime(request: Request) -> ConsoleRuntime:
         return request.app.ctx.console
@@ -186,8 +185,8 @@ def console_blueprint() -> Blueprint:
             if via_cookie and request.method not in SAFE_METHODS and not csrf.valid(token, request.headers.get(csrf.HEADER)):
                 # the cookie comes with any request the browser sends, even one a hostile page triggers
                 return error("Missing or wrong CSRF token (X-CSRF-Token): reload the console.", 403)
-            svc = service(request)
-            agent = await svc.run(svc.store.agent_for_session, token)
+            svc = services(request)
+            agent = await svc.run(svc.agents.agent_for_session, token)
             if agent is None:
                 return error("Sign in first.", 401)
             try:
@@ -202,11 +201,11 @@ def console_blueprint() -> Blueprint:
         wrapper.__name__ = handler.__name__
         return wrapper
 
-    async def ticket_json(svc: HandoffService, ticket: Any) -> Dict[str, Any]:
+    async def ticket_json(svc: Services, ticket: Any) -> Dict[str, Any]:
         data = ticket.to_dict()
         data["summary_text"] = summary_text(ticket.summary or {})
-        data["queue_position"] = await svc.run(svc.store.queue_position, ticket.id) if ticket.status == "waiting" else None
-        last = await svc.run(svc.store.messages, ticket.id)
+        data["queue_position"] = await svc.run(svc.tickets.queue_position, ticket.id) if ticket.status == "waiting" else None
+        last = await svc.run(svc.tickets.messages, ticket.id)
         data["last_message"] = last[-1].to_dict() if last else None
         return redact_value(data, ROUTING_METADATA_KEYS)  # defence in depth: the store holds masked text already
 
@@ -224,7 +223,7 @@ def console_blueprint() -> Blueprint:
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024 or len(username) > 1024:
             return error("Username and password are required.", 400)
-        rt, svc = runtime(request), service(request)
+        rt, svc = runtime(request), services(request)
         account, address = login_key(username), request_client_address(request)
         try:
             wait = rt.guard.begin(account, address)
@@ -234,7 +233,7 @@ def console_blueprint() -> Blueprint:
             minutes = max(1, -(-wait // 60))
             return too_busy(f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.", 429, wait)
         try:
-            agent = await rt.hash_pool.run(svc.store.authenticate, username, password)
+            agent = await rt.hash_pool.run(svc.agents.authenticate, username, password)
         except PoolBusy:
             return too_busy("Many people are signing in right now. Try again in a few seconds.", 503, 2)
         try:
@@ -246,7 +245,7 @@ def console_blueprint() -> Blueprint:
             pass  # the attempt was counted before the check; nothing more to keep
         if agent is None:
             return error(WRONG_CREDENTIALS, 401)
-        token = await svc.run(svc.store.create_session, agent.id, SESSION_TTL)
+        token = await svc.run(svc.agents.create_session, agent.id, SESSION_TTL)
         resp = ok({"agent": agent.to_dict(), "token": token, "csrf_token": csrf.token_for(token)})
         resp.cookies[COOKIE] = token
         resp.cookies[COOKIE]["httponly"] = True
@@ -260,9 +259,9 @@ def console_blueprint() -> Blueprint:
     @bp.route("/api/logout", methods=["POST"])
     @requires_agent
     async def logout(request: Request, agent: Any) -> Any:
-        svc = service(request)
+        svc = services(request)
         token, _ = session_token(request)
-        await svc.run(svc.store.revoke_session, token)
+        await svc.run(svc.agents.revoke_session, token)
         resp = response.empty(status=204, headers=SECURITY_HEADERS)
         resp.cookies[COOKIE] = ""
         resp.cookies[COOKIE]["path"] = "/agent"
@@ -287,21 +286,21 @@ def console_blueprint() -> Blueprint:
     @bp.route("/api/tickets", methods=["GET"])
     @requires_agent
     async def tickets(request: Request, agent: Any) -> Any:
-        svc = service(request)
+        svc = services(request)
         raw = request.args.get("status", "waiting,assigned")
         statuses = [s for s in raw.split(",") if s]
         unknown = set(statuses) - {"waiting", "assigned", "returned_to_bot", "closed"}
         if unknown:
             return error(f"Unknown status: {', '.join(sorted(unknown))}", 400)
-        found = await svc.run(svc.store.list_tickets, statuses)
+        found = await svc.run(svc.tickets.list_tickets, statuses)
         return ok({"tickets": [await ticket_json(svc, t) for t in found]})
 
     @bp.route("/api/tickets/<ticket_id:int>", methods=["GET"])
     @requires_agent
     async def ticket(request: Request, agent: Any, ticket_id: int) -> Any:
-        svc = service(request)
-        t = await svc.run(svc.store.get_ticket, ticket_id)
-        messages = await svc.run(svc.store.messages, ticket_id)
+        svc = services(request)
+        t = await svc.run(svc.tickets.get_ticket, ticket_id)
+        messages = await svc.run(svc.tickets.messages, ticket_id)
         return ok(
             redact_value({
                 "ticket": await ticket_json(svc, t),
@@ -314,42 +313,42 @@ def console_blueprint() -> Blueprint:
     @bp.route("/api/tickets/<ticket_id:int>/claim", methods=["POST"])
     @requires_agent
     async def claim(request: Request, agent: Any, ticket_id: int) -> Any:
-        svc = service(request)
-        return ok({"ticket": await ticket_json(svc, await svc.claim(ticket_id, agent))})
+        svc = services(request)
+        return ok({"ticket": await ticket_json(svc, await svc.handoff.claim(ticket_id, agent))})
 
     @bp.route("/api/tickets/<ticket_id:int>/messages", methods=["POST"])
     @requires_agent
     async def reply(request: Request, agent: Any, ticket_id: int) -> Any:
         text = text_field(body(request), "text")
-        message = await service(request).reply(ticket_id, agent, text)
+        message = await services(request).handoff.reply(ticket_id, agent, text)
         return ok({"message": message.to_dict()}, status=201)
 
     @bp.route("/api/tickets/<ticket_id:int>/return", methods=["POST"])
     @requires_agent
     async def hand_back(request: Request, agent: Any, ticket_id: int) -> Any:
         note = text_field(body(request), "note", required=False)
-        svc = service(request)
-        return ok({"ticket": await ticket_json(svc, await svc.hand_back(ticket_id, agent, note))})
+        svc = services(request)
+        return ok({"ticket": await ticket_json(svc, await svc.handoff.hand_back(ticket_id, agent, note))})
 
     @bp.route("/api/tickets/<ticket_id:int>/close", methods=["POST"])
     @requires_agent
     async def close(request: Request, agent: Any, ticket_id: int) -> Any:
         note = text_field(body(request), "note")
-        svc = service(request)
-        return ok({"ticket": await ticket_json(svc, await svc.close(ticket_id, agent, note))})
+        svc = services(request)
+        return ok({"ticket": await ticket_json(svc, await svc.handoff.close(ticket_id, agent, note))})
 
     @bp.route("/api/stats", methods=["GET"])
     @requires_agent
     async def stats(request: Request, agent: Any) -> Any:
-        svc = service(request)
-        return ok(await svc.run(svc.store.stats))
+        svc = services(request)
+        return ok(await svc.run(svc.tickets.stats))
 
     @bp.route("/api/outages", methods=["GET"])
     @requires_agent
     async def outages(request: Request, agent: Any) -> Any:
         """Current and recent suspected bank outages, counts and a 24-hour timeline."""
-        svc = service(request)
-        return ok(await svc.run(svc.notifier.radar.status))
+        svc = services(request)
+        return ok(await svc.run(svc.radar.status))
 
     # --------------------------------------------------------------- banks the directory lacks
     @bp.route("/api/unknown-banks", methods=["GET"])
@@ -363,8 +362,8 @@ def console_blueprint() -> Blueprint:
             return error("'limit' must be a whole number.", 400)
         if not 1 <= limit <= 1000:
             return error("'limit' must be between 1 and 1000.", 400)
-        svc = service(request)
-        names = await svc.run(UnknownBanks(svc.store).counts, limit)
+        svc = services(request)
+        names = await svc.run(svc.unknown_banks.counts, limit)
         return ok({"unknown_banks": [n.to_dict() for n in names]})
 
     @bp.route("/api/unknown-banks/dismiss", methods=["POST"])
@@ -372,8 +371,8 @@ def console_blueprint() -> Blueprint:
     async def dismiss_unknown_bank(request: Request, agent: Any) -> Any:
         """Forgets a name (once it is added to data/banks.yml); 404 if it is not in the list."""
         name = text_field(body(request), "name")
-        svc = service(request)
-        if not await svc.run(UnknownBanks(svc.store).dismiss, name):
+        svc = services(request)
+        if not await svc.run(svc.unknown_banks.dismiss, name):
             return error("No such name in the list.", 404)
         logger.info("Agent %s dismissed an unknown bank name.", agent.username)
         return ok({"dismissed": name})
@@ -385,11 +384,11 @@ def console_blueprint() -> Blueprint:
         """Server-sent events; the stream ends (``event: session_ended``) once the session is signed
         out, expired or the agent deactivated: re-checked before every batch of events and every
         ``CONSOLE_SESSION_CHECK_SECONDS``."""
-        svc, rt = service(request), runtime(request)
+        svc, rt = services(request), runtime(request)
         token, _ = session_token(request)
         start = request.headers.get("last-event-id") or request.args.get("after")
         try:
-            cursor = int(start) if start not in (None, "") else await svc.run(svc.store.latest_event_id)
+            cursor = int(start) if start not in (None, "") else await svc.run(svc.tickets.latest_event_id)
         except ValueError:
             return error("'after' must be an event id (an integer).", 400)
         if not rt.streams.acquire(agent.id):
@@ -402,10 +401,10 @@ def console_blueprint() -> Blueprint:
             await resp.send("retry: 2000\n\n")
             idle, checked = 0.0, loop.time()
             while True:
-                found = await svc.run(svc.store.events_after, cursor)
+                found = await svc.run(svc.tickets.events_after, cursor)
                 if found or loop.time() - checked >= rt.session_check:
                     checked = loop.time()
-                    if await svc.run(svc.store.agent_for_session, token) is None:
+                    if await svc.run(svc.agents.agent_for_session, token) is None:
                         await resp.send("event: session_ended\ndata: {}\n\n")
                         break
                 for event in found:

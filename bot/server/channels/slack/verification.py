@@ -129,11 +129,10 @@ class Deliveries:
 
     def _seen_events(self, router: Any) -> Optional[SeenEvents]:
         """The product database's claims (shared by every replica), or None without a database."""
-        service = getattr(router, "service", None)
-        store = getattr(service, "store", None)
+        store = getattr(getattr(router, "services", None), "database", None)
         if store is None:
             return None
-        if self._claims is None or self._claims.store is not store:
+        if self._claims is None or self._claims.db is not store:
             self._claims = SeenEvents(store, claim_seconds_from_env())
         return self._claims
 
