@@ -15,16 +15,16 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, Follo
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.troubleshooting import bank_question as bq
-from bot.handoff import escalation
+from bot.banks.site_prober import ProbeResult
 from bot.desk import ActionServices
 from bot.handoff import desk as handoff
-from bot.troubleshooting.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn
-from bot.outages.reminder_desk import ReminderDesk
+from bot.handoff import escalation
 from bot.outages.desk import OutageDesk, record_probe
-from bot.banks.site_prober import ProbeResult
+from bot.outages.reminder_desk import ReminderDesk
 from bot.redaction import describe, sensitive_kinds
 from bot.sessions import channel_of
+from bot.troubleshooting import bank_question as bq
+from bot.troubleshooting.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn
 
 logger = logging.getLogger(__name__)
 

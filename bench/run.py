@@ -198,12 +198,12 @@ def timed(fn: Callable[[], Stack]) -> tuple:
 def machine_info() -> Dict[str, object]:
     cpu = ""
     try:
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
+        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     except OSError:
         pass
     mem_gb = None
     try:
-        mem_gb = round(int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) / 1e6, 1)
+        mem_gb = round(int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal"))) / 1e6, 1)
     except (OSError, StopIteration):
         pass
     return {"cpus": os.cpu_count(), "cpu_model": cpu, "mem_gb": mem_gb, "python": platform.python_version(),

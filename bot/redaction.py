@@ -484,7 +484,7 @@ def _digit_runs(text: str) -> Iterator[Finding]:
         # other numbers: segments joined by spaces/dashes only; error codes split segments ("102 103 185")
         segment: List[int] = []
 
-        def flush() -> Iterator[Finding]:
+        def flush(segment: List[int] = segment, values=values, groups=groups) -> Iterator[Finding]:  # this run's
             if segment:
                 vals = [values[k] for k in segment]
                 if len("".join(vals)) >= 8 and not _is_date(vals) and not _is_phone("", vals):

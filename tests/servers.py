@@ -10,8 +10,8 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import sys
+import threading
 import time
 from contextlib import closing
 from pathlib import Path

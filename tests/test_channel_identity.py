@@ -194,7 +194,7 @@ def test_forged_socket_metadata_and_session_ids(world):
             before = len(received)
             client.emit("user_uttered", {"session_id": session, "message": text, "metadata": metadata,
                                          "input_channel": "botframework"})
-            wait_until(lambda: len(received) > before, 30, f"no answer to {text!r}")
+            wait_until(lambda before=before: len(received) > before, 30, f"no answer to {text!r}")
             time.sleep(1.0)  # the rest of the turn's messages
         wait_until(lambda: "in the queue" in texts(received), 30, "not queued")
         assert stack.tracker(session)["latest_input_channel"] == "socketio"

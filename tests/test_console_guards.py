@@ -13,10 +13,8 @@ import time
 import pytest
 
 from bot import client_address, log_masking
-from bot.server import api_token
-from bot.server import serve
-from bot.server.channels import cors
-from bot.server.channels import proxies
+from bot.server import api_token, serve
+from bot.server.channels import cors, proxies
 from bot.server.console import csrf
 from bot.server.console.login_guard import GuardSettings, LoginGuard, storage_url
 from bot.server.console.pool import BoundedPool, PoolBusy

@@ -6,13 +6,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bot.banks.directory import Bank, BankDirectory
+from bot.banks.site_prober import ProbeSettings, SiteProber
+from bot.handoff.escalation import build_summary, handoff_slots, summary_text
+from bot.outbound import OutboundPolicy
 from bot.troubleshooting import diagnosis as dx
 from bot.troubleshooting import steps as ts
-from bot.banks.directory import Bank, BankDirectory
 from bot.troubleshooting.conversation import CANNOT_CHECK_ADDRESS, State, Troubleshooter, Turn
-from bot.handoff.escalation import build_summary, handoff_slots, summary_text
-from bot.banks.site_prober import ProbeSettings, SiteProber
-from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite
 
 

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.banks.directory import BankDirectory
+from bot.handoff.desk import transcript
+from bot.handoff.escalation import handoff_slots, summary_text
 from bot.troubleshooting import bank_question as bq
 from bot.troubleshooting import steps as ts
-from bot.banks.directory import BankDirectory
 from bot.troubleshooting.conversation import State, Turn
-from bot.handoff.escalation import handoff_slots, summary_text
-from bot.handoff.desk import transcript
-from tests.test_conversation import Conversation, RadarDesk  # noqa: F401  (fixtures below reuse them)
-from tests.test_conversation import bank_site, convo, directory, product_db  # noqa: F401
+from tests.test_conversation import Conversation, RadarDesk, bank_site, convo, directory, product_db  # noqa: F401  (fixtures below reuse them)  # noqa: F401
 
 DOMAIN = yaml.safe_load((Path(__file__).resolve().parent.parent / "domain.yml").read_text())
 RESPONSES = DOMAIN["responses"]

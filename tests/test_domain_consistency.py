@@ -9,8 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.troubleshooting import conversation
-from bot.troubleshooting import credential_check
+from bot.troubleshooting import conversation, credential_check
 from bot.troubleshooting import steps as troubleshooting
 from bot.troubleshooting.browsers import SUPPORTED, cache_response
 from bot.troubleshooting.diagnosis import DIAGNOSES, OUT_OF_SCOPE

@@ -7,6 +7,7 @@ dropped at the end.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -207,7 +208,7 @@ def test_views_are_snapshots(tickets):
     ticket.summary["bank"] = "changed by caller"
     ticket.to_dict()["check_results"]["Chase"]["status"] = "changed"
     assert tickets.get_ticket(ticket.id).summary["bank"] == "Chase"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         ticket.status = "closed"  # frozen
 
 
@@ -296,7 +297,7 @@ def test_two_agents_claiming_at_once_exactly_one_wins(tickets, agents):
     dana, eli = agents
     for round_ in range(5):
         ticket = open_ticket(tickets, f"claim-{round_}")
-        results = run_together(2, lambda i: tickets.claim(ticket.id, (dana, eli)[i].id))
+        results = run_together(2, lambda i, ticket=ticket: tickets.claim(ticket.id, (dana, eli)[i].id))
         wins = [r for r in results if not isinstance(r, Exception)]
         conflicts = [r for r in results if isinstance(r, TicketConflict)]
         assert len(wins) == 1 and len(conflicts) == 1, results

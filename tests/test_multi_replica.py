@@ -278,7 +278,7 @@ def turn_of(data: dict) -> Optional[int]:
 
 async def new_sender(client: httpx.AsyncClient) -> str:
     """A server-issued REST sender (``POST /webhooks/rest/session``)."""
-    for attempt in range(5):
+    for _attempt in range(5):
         try:
             r = await client.post("/webhooks/rest/session")
             if r.status_code == 201:
@@ -652,7 +652,6 @@ def test_a_replica_killed_mid_load_loses_no_message(prod_stack):
     import os
     import signal
 
-    run_id = secrets.token_hex(3)
     senders: List[str] = []
     resent: Dict[str, set] = defaultdict(set)
 
@@ -666,7 +665,7 @@ def test_a_replica_killed_mid_load_loses_no_message(prod_stack):
                     senders.append(sender)
                     for turn, text in enumerate(SCRIPT):
                         body = {"sender": sender, "message": text, "metadata": {"client_message_id": message_tag(sender, turn)}}
-                        for attempt in range(5):
+                        for _attempt in range(5):
                             try:
                                 r = await client.post("/webhooks/rest/webhook", json=body)
                                 if r.status_code == 200 and any(m.get("text") for m in r.json()):

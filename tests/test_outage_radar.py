@@ -8,10 +8,10 @@ from typing import List
 import pytest
 
 from bot.banks.site_prober import ProbeSettings, SiteProber
-from bot.outbound import OutboundPolicy
 from bot.db.engine import Database
 from bot.outages.notices import Notice, NoticeBook, Notifier
 from bot.outages.radar import OutageRadar, RadarSettings
+from bot.outbound import OutboundPolicy
 from tests.bank_sites import FakeBankSite
 from tests.pg import db, pg_url  # noqa: F401 (fixtures)
 from tests.radar_streams import simulate
@@ -92,8 +92,9 @@ def test_verified_reports_are_enough_on_their_own(radar):
 
 
 def test_a_conversation_reporting_again_is_stored_once_per_window(radar, db, clock):
-    from bot.db.models import BankSignal
     from sqlalchemy import func, select
+
+    from bot.db.models import BankSignal
 
     for _ in range(20):
         radar.record_report("Chase", "bank_unavailable", "chatty", client_key="k1")

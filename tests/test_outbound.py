@@ -13,9 +13,20 @@ from typing import List
 
 import pytest
 
-from bot.outbound import (Allowance, OutboundClient, OutboundDNSError, OutboundPolicy, OutboundRedirectLimit,
-                          OutboundRefused, OutboundTooLarge, host_matches, is_public, parse_ipv4_number, parse_url,
-                          resolve_checked)
+from bot.outbound import (
+    Allowance,
+    OutboundClient,
+    OutboundDNSError,
+    OutboundPolicy,
+    OutboundRedirectLimit,
+    OutboundRefused,
+    OutboundTooLarge,
+    host_matches,
+    is_public,
+    parse_ipv4_number,
+    parse_url,
+    resolve_checked,
+)
 from tests.bank_sites import FakeBankSite
 
 LOOPBACK_SPELLINGS = [

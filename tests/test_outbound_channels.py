@@ -8,10 +8,10 @@ import secrets
 
 import pytest
 
+from bot.outbound import OutboundPolicy
 from bot.server.channels.file_replies import FileRefused
 from bot.server.channels.slack import SlackInput
 from bot.server.channels.teams import DEFAULT_SERVICE_URL_HOSTS, BotFrameworkInput, BotFrameworkSettings
-from bot.outbound import OutboundPolicy
 from tests.fake_botframework import FakeConnector, FakeFileHost, FakeTokenService
 from tests.fake_slack import FakeSlack
 

@@ -9,15 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.banks.directory import Bank, BankDirectory
+from bot.banks.site_prober import ProbeResult
+from bot.nlu import spacy_pipeline as sp
+from bot.redaction import find_sensitive, redact
+from bot.server.channels import inbound
+from bot.server.nlu.entity_extractor import entities_from_doc, normalise_error_code
 from bot.troubleshooting import diagnosis as dx
 from bot.troubleshooting import steps as ts
-from bot.banks.directory import Bank, BankDirectory
 from bot.troubleshooting.conversation import State, Troubleshooter, Turn
-from bot.banks.site_prober import ProbeResult
-from bot.server.channels import inbound
-from bot.nlu import spacy_pipeline as sp
-from bot.server.nlu.entity_extractor import entities_from_doc, normalise_error_code
-from bot.redaction import find_sensitive, redact
 
 PROFILE = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 DIGIT_RUN = re.compile(r"\d[\d -]{11,}\d")

@@ -164,8 +164,9 @@ def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
 
     try:
         asyncio.run(scenario())
-        from bot.db.models import BankSignal
         from sqlalchemy import select
+
+        from bot.db.models import BankSignal
 
         with store.reading() as s:
             rows = s.execute(select(BankSignal.conversation_id, BankSignal.verified, BankSignal.client_key)

@@ -1,7 +1,7 @@
+import pytest
+
 from bot import redaction
 from bot.redaction import ACCOUNT_NUMBER, CARD_NUMBER, PASSWORD, SECRET_TOKEN, find_sensitive, redact, sensitive_kinds
-
-import pytest
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import time
 import uuid
 
 
-
 def texts(replies):
     return " ".join(r.get("text", "") for r in replies)
 

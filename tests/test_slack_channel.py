@@ -459,7 +459,9 @@ def test_push_without_metadata_finds_the_thread_or_opens_the_dm(fake_slack, monk
     assert pushed.text == "opened a DM" and pushed.buttons == [("OK", "/affirm")]
     bad = SlackInput.from_credentials(
         {"slack_token": "xoxb-wrong", "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
-    with pytest.raises(Exception):  # the hand-off service logs it; the message stays in the tracker
+    from slack_sdk.errors import SlackApiError
+
+    with pytest.raises(SlackApiError):  # the hand-off service logs it; the message stays in the tracker
         asyncio.run(bad.push_to_conversation("slack-U1_D1", {"out_channel": "D1"}, "x", None))
 
 

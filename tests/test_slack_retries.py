@@ -16,12 +16,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.db.models import SeenEvent
 from bot.db.engine import Database
+from bot.db.models import SeenEvent
 from tests import servers
 from tests.conftest import ActionServer
 from tests.fake_slack import FakeSlack, Post
-from tests.test_slack_channel import SECRET, SLACK_ENV, TOKEN, SUPPORT, message_event, settle, unique, with_buttons
+from tests.test_slack_channel import SECRET, SLACK_ENV, SUPPORT, TOKEN, message_event, settle, unique, with_buttons
 
 CLAIM_SECONDS = 4
 QUESTION = "getting erorr 102 on my chase account"

@@ -541,8 +541,8 @@ def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(teams, fakes):
 
 
 async def test_attachment_urls_are_restricted_without_the_test_flag(fakes):
-    from bot.server.channels.file_replies import FileRefused
     from bot.outbound import OutboundPolicy
+    from bot.server.channels.file_replies import FileRefused
 
     settings = BotFrameworkSettings.from_credentials({"app_id": APP_ID, "app_password": "pw"})
     settings = dataclasses.replace(settings, outbound=OutboundPolicy())  # the production policy

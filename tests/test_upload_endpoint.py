@@ -25,10 +25,10 @@ from rasa.core.channels.channel import InputChannel
 from sanic import Sanic
 
 from bot import sessions
+from bot.db.engine import Database
+from bot.db.models import UploadFile
 from bot.server.channels.upload import FileStore, UploadInput
 from bot.upload.files import UploadFiles
-from bot.db.models import UploadFile
-from bot.db.engine import Database
 
 CORPUS = Path(__file__).parent / "fixtures" / "bank_exports"
 CLEAN = (CORPUS / "clean_3col.csv").read_bytes()

@@ -5,17 +5,14 @@ sets, date order evidence, descriptions; and the check every converted copy pass
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from decimal import Decimal
 from typing import List, Optional, Sequence
 
 import pytest
 
-from bot.upload import analyse
-from bot.upload import ofx_reader
+from bot.upload import analyse, ofx_reader, signs
 from bot.upload import columns as cols
-from bot.upload import signs
 from bot.upload.report import UploadReport
 
 

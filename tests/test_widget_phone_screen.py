@@ -20,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from bot.troubleshooting import steps as ts
 from bot.paths import REPO_ROOT
+from bot.troubleshooting import steps as ts
 from tests.browser import ARTIFACTS, chromium
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is needed for the browser test")

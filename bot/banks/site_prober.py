@@ -44,8 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from bot.outbound import (OutboundClient, OutboundDNSError, OutboundPolicy, OutboundRedirectLimit, OutboundRefused,
-                          Resolver)
+from bot.outbound import OutboundClient, OutboundDNSError, OutboundPolicy, OutboundRedirectLimit, OutboundRefused, Resolver
 
 logger = logging.getLogger("bot.banks.site_prober")
 

@@ -30,13 +30,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Protocol, Tuple
 
+from bot.banks.directory import BankDirectory
+from bot.banks.site_prober import ProbeResult
+from bot.redaction import describe, only_secrets, without_userinfo
 from bot.troubleshooting import browsers
 from bot.troubleshooting import credential_check as cc
 from bot.troubleshooting import diagnosis as dx
 from bot.troubleshooting import steps as ts
-from bot.banks.directory import BankDirectory
-from bot.banks.site_prober import ProbeResult
-from bot.redaction import describe, only_secrets, without_userinfo
 
 SKIP_BANK = "skip"
 #: ``bank_site`` when the customer answered the bank question with something else (a question, a

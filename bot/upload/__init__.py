@@ -12,10 +12,7 @@ from decimal import Decimal
 from typing import List, Optional, Sequence
 
 from bot.upload import columns as cols
-from bot.upload import convert
-from bot.upload import duplicates
-from bot.upload import validate
-from bot.upload import verify
+from bot.upload import convert, duplicates, validate, verify
 from bot.upload.csv_reader import read_table
 from bot.upload.dates import ORDERS
 from bot.upload.encoding import decode, is_binary, label

@@ -12,8 +12,8 @@ from typing import List
 
 from bot.upload import amounts as am
 from bot.upload.amounts import describe, format_amount
-from bot.upload.csv_reader import DELIMITER_NAMES, Table
 from bot.upload.columns import normalize_header
+from bot.upload.csv_reader import DELIMITER_NAMES, Table
 from bot.upload.dates import describe_style
 from bot.upload.extract import Extraction
 from bot.upload.model import ERROR, INFO, WARNING, Problem

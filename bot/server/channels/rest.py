@@ -21,10 +21,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot import client_address, ratelimit, sessions
+from bot.outages.reminders import REMINDER_BUTTONS
 from bot.server.channels import inbound
 from bot.server.channels.routing import HandoffRouter
 from bot.server.services import Services
-from bot.outages.reminders import REMINDER_BUTTONS
 
 NOT_A_SESSION = ("Unknown or invalid 'sender': start a conversation with POST /webhooks/rest/session "
                  "and send the 'sender' it returns with every message.")

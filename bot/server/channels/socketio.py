@@ -28,8 +28,7 @@ from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint
 
 from bot import client_address, ratelimit, sessions
-from bot.server.channels import cors
-from bot.server.channels import inbound
+from bot.server.channels import cors, inbound
 from bot.server.channels.routing import HandoffRouter
 
 logger = logging.getLogger(__name__)

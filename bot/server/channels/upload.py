@@ -37,12 +37,11 @@ from sanic.exceptions import SanicException
 from sanic.headers import parse_content_header
 from sanic.request import Request, parse_multipart_form
 
-from bot.upload import analyse
-from bot import client_address, ratelimit
-from bot.upload.limits import human_size, max_input_bytes
-from bot import sessions
+from bot import client_address, ratelimit, sessions
 from bot.server.channels.routes import RoutesChannel
+from bot.upload import analyse
 from bot.upload.files import DEFAULT_TTL, Download, UploadFiles
+from bot.upload.limits import human_size, max_input_bytes
 
 logger = logging.getLogger(__name__)
 

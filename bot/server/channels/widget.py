@@ -16,8 +16,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot import sessions
-from bot.server.channels.routes import RoutesChannel
 from bot.redaction import redact
+from bot.server.channels.routes import RoutesChannel
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "widget" / "static"
 NOT_A_SESSION = "Unknown or invalid session_id: use the id the chat server confirmed (session_confirm)."

@@ -26,14 +26,14 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 
 from bot.handoff.escalation import summary_text
+from bot.handoff.views import HandoffError, TicketConflict, TicketNotFound
+from bot.redaction import ROUTING_METADATA_KEYS, redact_value
 from bot.server.channels import policy
 from bot.server.channels.proxies import request_client_address, request_is_https
 from bot.server.console import csrf
 from bot.server.console.login_guard import GuardUnavailable, LoginGuard
 from bot.server.console.pool import BoundedPool, PoolBusy
-from bot.redaction import ROUTING_METADATA_KEYS, redact_value
 from bot.server.services import Services
-from bot.handoff.views import HandoffError, TicketConflict, TicketNotFound
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from rasa.nlu.utils.spacy_utils import SpacyModel, SpacyNLP
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.banks.directory import BankDirectory
 from bot import redaction
+from bot.banks.directory import BankDirectory
 from bot.nlu import spacy_pipeline as sp
 
 _DIGITS = re.compile(r"\d{3,4}")
