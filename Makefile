@@ -22,11 +22,12 @@ export TF_DETERMINISTIC_OPS   := 1
 export PYTHONHASHSEED         := 0
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help run test eval install spacy model validate test-stories pytest lock clean agent prod-up prod-down bench bench-quick audit
+.PHONY: help run test eval install spacy model validate test-stories pytest lint lock clean agent prod-up prod-down bench bench-quick audit
 
 help:
 	@echo "make run   - install, build, train if needed, start action server (5055) + Rasa (5005)"
-	@echo "make test  - the whole test suite (pytest, rasa data validate, rasa test stories)"
+	@echo "make test  - the whole test suite (ruff lint + format check, pytest, rasa data validate, rasa test stories)"
+	@echo "make lint  - ruff check and ruff format --check (the same hooks: .venv/bin/pre-commit install)"
 	@echo "make eval  - NLU precision/recall/F1 per class on the held-out set, written to reports/"
 	@echo "make bench - benchmarks vs a stock rasa init starter, written to reports/bench.*"
 	@echo "make prod-up / prod-down - the multi-replica topology on this machine (docs/production.md)"
@@ -64,7 +65,13 @@ test-stories: $(MODEL)
 pytest: $(MODEL)
 	$(PY) -m pytest -q -p no:cacheprovider
 
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pre-commit validate-config .pre-commit-config.yaml
+
 test: $(MODEL)
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory pytest
 	$(MAKE) --no-print-directory validate
 	$(MAKE) --no-print-directory test-stories

@@ -3,6 +3,7 @@
 The actions that need the product's services (the database's stores, the bank directory, the site
 prober) take an ``ActionServices`` (``bot.desk``); the Rasa SDK builds them without arguments, and
 they then share this process's ``PROCESS_SERVICES``. Tests hand each action its own."""
+
 from __future__ import annotations
 
 import asyncio
@@ -109,11 +110,16 @@ class ActionTroubleshoot(UsesServices, Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         metadata = (tracker.latest_message or {}).get("metadata") or {}
         services = self.services
-        desk = OutageDesk(services, tracker.sender_id, conversation_channel(tracker),
-                          metadata.get("client_key") if isinstance(metadata, dict) else None)
+        desk = OutageDesk(
+            services,
+            tracker.sender_id,
+            conversation_channel(tracker),
+            metadata.get("client_key") if isinstance(metadata, dict) else None,
+        )
         reminders = ReminderDesk(services, tracker.sender_id, conversation_channel(tracker))
-        troubleshooter = Troubleshooter(services.directory, functools.partial(checked_site, services),
-                                        outages=desk, reminders=reminders)
+        troubleshooter = Troubleshooter(
+            services.directory, functools.partial(checked_site, services), outages=desk, reminders=reminders
+        )
         reply = await troubleshooter.handle(State.from_slots(tracker.slots), turn_from_tracker(tracker))
         dispatch(dispatcher, reply.messages)
         if reply.slots.get("resolved") is True:
@@ -174,9 +180,16 @@ class ActionSessionStart(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         events: List[EventType] = [SessionStarted()]
-        carried = {k: v for k, v in tracker.slots.items()
-                   if v is not None and k not in ("requested_slot", "session_started_metadata", "recent_replies")}
-        if carried.get("diagnosis") and not carried.get("resolved") and carried.get("handoff_status") not in ("waiting", "assigned"):
+        carried = {
+            k: v
+            for k, v in tracker.slots.items()
+            if v is not None and k not in ("requested_slot", "session_started_metadata", "recent_replies")
+        }
+        if (
+            carried.get("diagnosis")
+            and not carried.get("resolved")
+            and carried.get("handoff_status") not in ("waiting", "assigned")
+        ):
             carried["returning"] = True
         events.extend(SlotSet(k, v) for k, v in carried.items())
         events.append(ActionExecuted("action_listen"))

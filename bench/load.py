@@ -14,6 +14,7 @@ figures measure the same thing (the stock starter has no such endpoint).
 ``tests.servers`` start each server in a new session, so the session is the server's process
 tree), read from ``/proc`` every ``interval`` seconds. No psutil needed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -80,7 +81,7 @@ class _Tally:
     conversations_completed: int = 0
     sessions_created: int = 0
     last_finish: float = 0.0
-    finish_times: List[float] = field(default_factory=list)   # time.monotonic() of each answered request
+    finish_times: List[float] = field(default_factory=list)  # time.monotonic() of each answered request
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -103,8 +104,15 @@ async def _new_sender(session: aiohttp.ClientSession, url: str, tally: _Tally) -
     return None
 
 
-async def _worker(session: aiohttp.ClientSession, url: str, script: Sequence[str], sender_prefix: str,
-                  deadline: float, tally: _Tally, sessions: bool = False) -> None:
+async def _worker(
+    session: aiohttp.ClientSession,
+    url: str,
+    script: Sequence[str],
+    sender_prefix: str,
+    deadline: float,
+    tally: _Tally,
+    sessions: bool = False,
+) -> None:
     for conversation in itertools.count():
         sender: Optional[str] = f"{sender_prefix}-{conversation}"
         if sessions:
@@ -143,9 +151,16 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _run_level(base_url: str, script: Sequence[str], concurrency: int, duration: float,
-                     sender_prefix: str, timeout: float, finish_times: Optional[List[float]] = None,
-                     sessions: bool = False) -> Dict[str, object]:
+async def _run_level(
+    base_url: str,
+    script: Sequence[str],
+    concurrency: int,
+    duration: float,
+    sender_prefix: str,
+    timeout: float,
+    finish_times: Optional[List[float]] = None,
+    sessions: bool = False,
+) -> Dict[str, object]:
     # aiohttp, not httpx, for the load: measured against a trivial local server at 50 connections,
     # httpx's AsyncClient took 8.3 ms of CPU per request and aiohttp's 0.5 ms. On 2 cores shared with
     # the servers, httpx alone took up to a core at the product's rate, capping what was measured.
@@ -153,13 +168,14 @@ async def _run_level(base_url: str, script: Sequence[str], concurrency: int, dur
     tally = _Tally()
     connector = aiohttp.TCPConnector(limit=concurrency)
     cpu_before = _own_cpu_seconds()
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout),
-                                     trust_env=False) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout), trust_env=False
+    ) as session:
         start = time.monotonic()
         deadline = start + duration
-        await asyncio.gather(*(
-            _worker(session, url, script, f"{sender_prefix}-w{i}", deadline, tally, sessions) for i in range(concurrency)
-        ))
+        await asyncio.gather(
+            *(_worker(session, url, script, f"{sender_prefix}-w{i}", deadline, tally, sessions) for i in range(concurrency))
+        )
     loadgen_cpu = _own_cpu_seconds() - cpu_before
     elapsed = max(tally.last_finish, start + 1e-9) - start
     if finish_times is not None:
@@ -183,17 +199,22 @@ async def _run_level(base_url: str, script: Sequence[str], concurrency: int, dur
     }
 
 
-def run_level(base_url: str, script: Sequence[str], concurrency: int, duration: float,
-              sender_prefix: str, timeout: float = 60.0, finish_times: Optional[List[float]] = None,
-              sessions: bool = False) -> Dict[str, object]:
+def run_level(
+    base_url: str,
+    script: Sequence[str],
+    concurrency: int,
+    duration: float,
+    sender_prefix: str,
+    timeout: float = 60.0,
+    finish_times: Optional[List[float]] = None,
+    sessions: bool = False,
+) -> Dict[str, object]:
     """One level of load; ``finish_times`` (if given) receives the monotonic time of every answer;
     ``sessions``: each conversation's sender is issued by ``POST /webhooks/rest/session`` first."""
-    return asyncio.run(_run_level(base_url, script, concurrency, duration, sender_prefix, timeout, finish_times,
-                                  sessions))
+    return asyncio.run(_run_level(base_url, script, concurrency, duration, sender_prefix, timeout, finish_times, sessions))
 
 
-def warm_up(base_url: str, script: Sequence[str], sender_prefix: str, conversations: int = 2,
-            sessions: bool = False) -> None:
+def warm_up(base_url: str, script: Sequence[str], sender_prefix: str, conversations: int = 2, sessions: bool = False) -> None:
     """A couple of unrecorded conversations: first-request costs (graph tracing, pools) out of the way."""
     with httpx.Client(timeout=120, trust_env=False) as client:
         for n in range(conversations):
@@ -234,7 +255,7 @@ def _stat_fields(pid: str) -> Optional[List[str]]:
     except OSError:
         return None
     # the command name may contain spaces or parentheses: split after the last ')'
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def session_usage(session_ids: Iterable[int]) -> Dict[int, Dict[str, float]]:

@@ -14,6 +14,7 @@ Output: ``var/bench/profile/{rasa,actions}.txt`` and ``summary.txt``. Sampling (
 py-spy pauses the process for each sample) costs CPU too: the load figures printed here are not
 benchmark figures, only the split is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,16 +40,29 @@ IDLE_LEAVES = ("_worker (concurrent/futures/thread.py:81)", "serve (sanic/server
 # (area, markers): a sample belongs to the first area with a marker somewhere on its stack.
 RASA_AREAS: List[Tuple[str, Sequence[str]]] = [
     ("logging", ["(logging/__init__.py"]),
-    ("our tracker-store redaction (bot.server.stores / bot.redaction)", ["redact_tracker (bot/server/stores", "(bot/redaction.py"]),
-    ("action response validation: jsonschema.validate() in RemoteAction._validate_action_result",
-     ["_validate_action_result (rasa/core/actions/action.py"]),
+    (
+        "our tracker-store redaction (bot.server.stores / bot.redaction)",
+        ["redact_tracker (bot/server/stores", "(bot/redaction.py"],
+    ),
+    (
+        "action response validation: jsonschema.validate() in RemoteAction._validate_action_result",
+        ["_validate_action_result (rasa/core/actions/action.py"],
+    ),
     ("tracker store save: SQLite COMMIT", ["do_commit (sqlalchemy/engine/default.py"]),
     ("tracker store save: find new events, serialize, INSERT", ["save (rasa/core/tracker_store.py"]),
-    ("tracker store retrieve: SELECT all events, deserialize, replay",
-     ["retrieve (rasa/core/tracker_store.py", "_retrieve (rasa/core/tracker_store.py", "retrieve_full_tracker (rasa/core/tracker_store.py"]),
+    (
+        "tracker store retrieve: SELECT all events, deserialize, replay",
+        [
+            "retrieve (rasa/core/tracker_store.py",
+            "_retrieve (rasa/core/tracker_store.py",
+            "retrieve_full_tracker (rasa/core/tracker_store.py",
+        ],
+    ),
     ("NLU parse (spaCy, featurizers, DIET, our components)", ["parse_message (rasa/core/processor.py"]),
-    ("policy prediction (RulePolicy)", ["_predict_next_with_tracker (rasa/core/processor.py",
-                                                          "predict_next_with_tracker_if_should (rasa/core/processor.py"]),
+    (
+        "policy prediction (RulePolicy)",
+        ["_predict_next_with_tracker (rasa/core/processor.py", "predict_next_with_tracker_if_should (rasa/core/processor.py"],
+    ),
     ("action call: request, HTTP client, response events", ["run (rasa/core/actions/action.py"]),
     ("other dialogue processing (Rasa processor)", ["handle_message (rasa/core/processor.py"]),
     ("hand-off router: route() itself, on the loop", ["route (bot/server/handoff.py"]),
@@ -103,8 +117,21 @@ def top_functions(stacks: List[Tuple[List[str], int]], n: int = 15) -> List[Tupl
 
 
 def record(py_spy: str, pid: int, seconds: int, out: Path, rate: int, nonblocking: bool) -> subprocess.Popen:
-    args = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(rate), "--threads",
-            "--format", "raw", "--output", str(out)] + (["--nonblocking"] if nonblocking else [])
+    args = [
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(seconds),
+        "--rate",
+        str(rate),
+        "--threads",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+    ] + (["--nonblocking"] if nonblocking else [])
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -112,8 +139,10 @@ def summarize(name: str, stacks, areas, rate: int, messages: int) -> str:
     main, workers, _ = split(stacks, areas)
     main_total, worker_total = sum(main.values()), sum(workers.values())
     per_msg = lambda n: n / rate * 1000.0 / max(1, messages)  # noqa: E731
-    lines = [f"== {name} server: event loop busy {per_msg(main_total):.1f} ms per message, worker threads "
-             f"{per_msg(worker_total):.1f} ms per message ({messages} messages answered while sampling)"]
+    lines = [
+        f"== {name} server: event loop busy {per_msg(main_total):.1f} ms per message, worker threads "
+        f"{per_msg(worker_total):.1f} ms per message ({messages} messages answered while sampling)"
+    ]
     lines.append(f"   {'ms/msg':>7} {'% loop':>7}  event loop (main thread)")
     for area, n in sorted(main.items(), key=lambda kv: -kv[1]):
         lines.append(f"   {per_msg(n):7.2f} {100.0 * n / max(1, main_total):6.1f}%  {area}")
@@ -133,7 +162,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(run.servers.VENV_BIN / "py-spy"))
-    parser.add_argument("--nonblocking", action="store_true", help="don't pause the process per sample (less overhead, rougher stacks)")
+    parser.add_argument(
+        "--nonblocking", action="store_true", help="don't pause the process per sample (less overhead, rougher stacks)"
+    )
     args = parser.parse_args(argv)
     if not (Path(args.py_spy).exists() or shutil.which(args.py_spy)):
         print("py-spy not found: `.venv/bin/pip install py-spy` or pass --py-spy", file=sys.stderr)
@@ -146,14 +177,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         stack = run.start_product(site, Path(tmp))
         try:
             load.warm_up(stack.url, load.PRODUCT_SCRIPT, "profile-warmup", sessions=True)
-            driver = threading.Thread(target=lambda: result.update(load.run_level(
-                stack.url, load.PRODUCT_SCRIPT, args.concurrency, args.seconds + 6, "profile", finish_times=finish_times,
-                sessions=True)))
+            driver = threading.Thread(
+                target=lambda: result.update(
+                    load.run_level(
+                        stack.url,
+                        load.PRODUCT_SCRIPT,
+                        args.concurrency,
+                        args.seconds + 6,
+                        "profile",
+                        finish_times=finish_times,
+                        sessions=True,
+                    )
+                )
+            )
             driver.start()
             time.sleep(2)  # let the load ramp up before sampling
             window_start = time.monotonic()
-            procs = [(name, record(args.py_spy, stack.processes[name].proc.pid, args.seconds, OUT / f"{name}.txt",
-                                   args.rate, args.nonblocking)) for name in ("rasa", "actions")]
+            procs = [
+                (
+                    name,
+                    record(
+                        args.py_spy,
+                        stack.processes[name].proc.pid,
+                        args.seconds,
+                        OUT / f"{name}.txt",
+                        args.rate,
+                        args.nonblocking,
+                    ),
+                )
+                for name in ("rasa", "actions")
+            ]
             for name, p in procs:
                 _, err = p.communicate(timeout=args.seconds + 120)
                 if p.returncode != 0:
@@ -163,8 +216,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         finally:
             stack.stop()
     messages = sum(1 for t in finish_times if window_start <= t <= window_end)
-    parts = [f"load while sampling ({args.concurrency} conversations, py-spy overhead included, not a benchmark "
-             f"figure): {run.report.level_line(result)}", ""]
+    parts = [
+        f"load while sampling ({args.concurrency} conversations, py-spy overhead included, not a benchmark "
+        f"figure): {run.report.level_line(result)}",
+        "",
+    ]
     for name, areas in (("rasa", RASA_AREAS), ("actions", ACTION_AREAS)):
         path = OUT / f"{name}.txt"
         if path.exists():

@@ -13,6 +13,7 @@ an hour). Measured, each the median of several runs:
   ``OutageRadar.record_report``;
 * the console's 24-hour timeline of all banks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,17 +71,28 @@ def main(argv: List[str]) -> int:
         for size, count, reports, probes in SIZES:
             banks[size] = [f"{size.title()} Bank {i}" for i in range(count)]
             for name in banks[size]:
-                simulate(db, name, end - timedelta(days=args.days), end, reports_per_hour=reports,
-                         verified_share=0.1, probes_per_hour=probes, failure_share=0.01)
+                simulate(
+                    db,
+                    name,
+                    end - timedelta(days=args.days),
+                    end,
+                    reports_per_hour=reports,
+                    verified_share=0.1,
+                    probes_per_hour=probes,
+                    failure_share=0.01,
+                )
         with db.reading() as s:
             total = s.execute(select(func.count()).select_from(BankSignal)).scalar_one()
-        print(f"{db.dialect}: {total:,} signals of 50 banks over {args.days:g} days "
-              f"(written in {time.perf_counter() - start:.1f} s)")
+        print(
+            f"{db.dialect}: {total:,} signals of 50 banks over {args.days:g} days "
+            f"(written in {time.perf_counter() - start:.1f} s)"
+        )
 
         def cold(bank: str) -> Callable[[], object]:
             def check() -> object:
                 radar.forget_baseline(bank)
                 return radar.assess(bank)
+
             return check
 
         print(f"{'check':<40} {'median ms':>10}")

@@ -1,4 +1,5 @@
 """Tables and the plot for ``reports/bench.json`` (``python -m bench.report`` re-renders a saved run)."""
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,11 @@ def _fmt(v: Any, digits: int = 1) -> str:
 
 
 def level_line(level: Dict[str, Any]) -> str:
-    return (f"{level['msgs_per_s']} msg/s, p50 {level['p50_ms']} ms, p95 {level['p95_ms']} ms, "
-            f"p99 {level['p99_ms']} ms, {level['errors']} errors, {level['ok']} ok, "
-            f"server CPU {level.get('server_cpu_ms_per_msg')} ms/msg")
+    return (
+        f"{level['msgs_per_s']} msg/s, p50 {level['p50_ms']} ms, p95 {level['p95_ms']} ms, "
+        f"p99 {level['p99_ms']} ms, {level['errors']} errors, {level['ok']} ok, "
+        f"server CPU {level.get('server_cpu_ms_per_msg')} ms/msg"
+    )
 
 
 def _levels(bot: Optional[Dict[str, Any]]) -> Dict[int, Dict[str, Any]]:
@@ -62,15 +65,24 @@ def compare(results: Dict[str, Any]) -> Dict[str, Any]:
     if 50 in p_levels:
         p50 = p_levels[50]
         ratio = out["levels"].get("50", {}).get("msgs_per_s_ratio")
-        targets["throughput_at_50_vs_starter"] = {"target": f">= {TARGET_THROUGHPUT_RATIO_AT_50}x", "measured": ratio,
-                                                  "met": None if ratio is None else ratio >= TARGET_THROUGHPUT_RATIO_AT_50}
+        targets["throughput_at_50_vs_starter"] = {
+            "target": f">= {TARGET_THROUGHPUT_RATIO_AT_50}x",
+            "measured": ratio,
+            "met": None if ratio is None else ratio >= TARGET_THROUGHPUT_RATIO_AT_50,
+        }
         targets["errors_at_50"] = {"target": 0, "measured": p50["errors"], "met": p50["errors"] == 0}
-        targets["p95_at_50_ms"] = {"target": f"< {TARGET_P95_MS_AT_50:g}", "measured": p50["p95_ms"],
-                                   "met": p50["p95_ms"] is not None and p50["p95_ms"] < TARGET_P95_MS_AT_50}
+        targets["p95_at_50_ms"] = {
+            "target": f"< {TARGET_P95_MS_AT_50:g}",
+            "measured": p50["p95_ms"],
+            "met": p50["p95_ms"] is not None and p50["p95_ms"] < TARGET_P95_MS_AT_50,
+        }
     if 1 in p_levels:
         p1 = p_levels[1]
-        targets["idle_single_conversation_p50_ms"] = {"target": f"< {TARGET_IDLE_P50_MS:g}", "measured": p1["p50_ms"],
-                                                      "met": p1["p50_ms"] is not None and p1["p50_ms"] < TARGET_IDLE_P50_MS}
+        targets["idle_single_conversation_p50_ms"] = {
+            "target": f"< {TARGET_IDLE_P50_MS:g}",
+            "measured": p1["p50_ms"],
+            "met": p1["p50_ms"] is not None and p1["p50_ms"] < TARGET_IDLE_P50_MS,
+        }
     out["targets"] = targets
     return out
 
@@ -103,17 +115,60 @@ def render(results: Dict[str, Any]) -> str:
             lv = _levels(bots[name]).get(n)
             if lv is None:
                 continue
-            rows.append([f"{n:>3} {name}", lv["msgs_per_s"], lv["p50_ms"], lv["p95_ms"], lv["p99_ms"], lv["ok"], lv["errors"],
-                         lv.get("server_cpu_ms_per_msg"), lv.get("server_cpu_util"), lv.get("loadgen_cpu_ms_per_msg"),
-                         (lv.get("peak_rss_mb") or {}).get("total"),
-                         "/".join(str(x) for x in (lv.get("loadavg_after") or [])[:1])])
+            rows.append(
+                [
+                    f"{n:>3} {name}",
+                    lv["msgs_per_s"],
+                    lv["p50_ms"],
+                    lv["p95_ms"],
+                    lv["p99_ms"],
+                    lv["ok"],
+                    lv["errors"],
+                    lv.get("server_cpu_ms_per_msg"),
+                    lv.get("server_cpu_util"),
+                    lv.get("loadgen_cpu_ms_per_msg"),
+                    (lv.get("peak_rss_mb") or {}).get("total"),
+                    "/".join(str(x) for x in (lv.get("loadavg_after") or [])[:1]),
+                ]
+            )
         c = comparison.get("levels", {}).get(str(n))
         if c:
-            rows.append([f"{n:>3} ratio p/s", c["msgs_per_s_ratio"], c["p50_ratio"], c["p95_ratio"], c["p99_ratio"], "", "",
-                         c["server_cpu_per_msg_ratio"], "", "", c["peak_rss_ratio"], ""])
+            rows.append(
+                [
+                    f"{n:>3} ratio p/s",
+                    c["msgs_per_s_ratio"],
+                    c["p50_ratio"],
+                    c["p95_ratio"],
+                    c["p99_ratio"],
+                    "",
+                    "",
+                    c["server_cpu_per_msg_ratio"],
+                    "",
+                    "",
+                    c["peak_rss_ratio"],
+                    "",
+                ]
+            )
     parts.append("\nLoad (concurrent conversations)")
-    parts.append(_table(["conc bot", "msg/s", "p50 ms", "p95 ms", "p99 ms", "ok", "errors", "srv CPU ms/msg",
-                         "srv cores", "loadgen CPU ms/msg", "peak RSS MB", "loadavg"], rows))
+    parts.append(
+        _table(
+            [
+                "conc bot",
+                "msg/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "ok",
+                "errors",
+                "srv CPU ms/msg",
+                "srv cores",
+                "loadgen CPU ms/msg",
+                "peak RSS MB",
+                "loadavg",
+            ],
+            rows,
+        )
+    )
 
     rows = []
     for name in names:
@@ -131,7 +186,9 @@ def render(results: Dict[str, Any]) -> str:
     for name in ("product", "starter"):
         t = training.get(name) or {}
         parse = (bots.get(name) or {}).get("nlu_parse") or {}
-        note = t.get("note") or (f"from run {t['from_run']}" if t.get("from_run") else ("full rasa train --force" if t else "not timed"))
+        note = t.get("note") or (
+            f"from run {t['from_run']}" if t.get("from_run") else ("full rasa train --force" if t else "not timed")
+        )
         rows.append([name, t.get("seconds"), parse.get("p50_ms"), parse.get("p95_ms"), parse.get("mean_ms"), note])
     rows.append(["ratio p/s", comparison.get("training_ratio"), comparison.get("nlu_parse_p50_ratio"), "", "", ""])
     parts.append("\nTraining time and NLU parse time (POST /model/parse with the token, idle server, one at a time)")
@@ -194,8 +251,10 @@ def plot(results: Dict[str, Any], path: Path) -> Optional[Path]:
     ax_misc.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2)
 
     machine = results.get("machine", {})
-    fig.suptitle(f"make bench {results.get('run_id')}: product vs rasa init starter, "
-                 f"{machine.get('cpus')} CPUs, shared machine (noisy)", fontsize=11)
+    fig.suptitle(
+        f"make bench {results.get('run_id')}: product vs rasa init starter, {machine.get('cpus')} CPUs, shared machine (noisy)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

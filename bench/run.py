@@ -17,6 +17,7 @@ Order (one after the other, so the two never compete for the CPU):
 
 Nothing here asserts anything about timings: the figures are printed and written, that's all.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,14 @@ def start_product(site: FakeBankSite, workdir: Path, workers: int = 1) -> Stack:
         }
     )
     # like scripts/run.sh: the hand-off schema first
-    subprocess.run([str(servers.VENV_BIN / "python"), "-m", "bot.handoff.cli", "migrate"], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [str(servers.VENV_BIN / "python"), "-m", "bot.handoff.cli", "migrate"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     action_port, rasa_port = servers.free_port(), servers.free_port()
     actions = servers.start_action_server(action_port, LOG_DIR / "product-actions.log", env)
     try:
@@ -117,8 +124,7 @@ def start_product(site: FakeBankSite, workdir: Path, workers: int = 1) -> Stack:
         if workers > 1:
             lock_store = dict(_LOCK_STORE, key_prefix=f"bench{workdir.name}")
             env = {**env, "SANIC_WORKERS": str(workers)}
-        endpoints = servers.write_endpoints(workdir / "endpoints.yml", action_port, workdir / "tracker.db",
-                                            lock_store=lock_store)
+        endpoints = servers.write_endpoints(workdir / "endpoints.yml", action_port, workdir / "tracker.db", lock_store=lock_store)
         token = secrets.token_urlsafe(24)
         # as scripts/run.sh starts it: the token in the environment, the CORS policy the product's own
         rasa = servers.start_rasa_server(rasa_port, endpoints, token, LOG_DIR / "product-rasa.log", env)
@@ -134,17 +140,36 @@ def start_starter(model: Path) -> Stack:
     processes: Dict[str, servers.Process] = {}
     if starter.has_custom_actions():
         port = servers.free_port()
-        actions = servers.Process([str(servers.VENV_BIN / "rasa"), "run", "actions", "--port", str(port)],
-                                  LOG_DIR / "starter-actions.log", env, cwd=starter.STARTER_DIR)
+        actions = servers.Process(
+            [str(servers.VENV_BIN / "rasa"), "run", "actions", "--port", str(port)],
+            LOG_DIR / "starter-actions.log",
+            env,
+            cwd=starter.STARTER_DIR,
+        )
         actions.wait_http(f"http://127.0.0.1:{port}/health")
         processes["actions"] = actions
     rasa_port = servers.free_port()
     token = secrets.token_urlsafe(24)
     rasa = servers.Process(
-        [str(servers.VENV_BIN / "rasa"), "run", "--model", str(model), "--endpoints", "endpoints.yml",
-         "--credentials", "credentials.yml", "--port", str(rasa_port),
-         "--enable-api", f"--auth-token={token}", "--cors", "*"],
-        LOG_DIR / "starter-rasa.log", env, cwd=starter.STARTER_DIR,
+        [
+            str(servers.VENV_BIN / "rasa"),
+            "run",
+            "--model",
+            str(model),
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "credentials.yml",
+            "--port",
+            str(rasa_port),
+            "--enable-api",
+            f"--auth-token={token}",
+            "--cors",
+            "*",
+        ],
+        LOG_DIR / "starter-rasa.log",
+        env,
+        cwd=starter.STARTER_DIR,
     )
     rasa.wait_http(f"http://127.0.0.1:{rasa_port}/", timeout=240)
     processes = {"rasa": rasa, **processes}
@@ -154,8 +179,16 @@ def start_starter(model: Path) -> Stack:
 # --------------------------------------------------------------------------- measuring one bot
 
 
-def measure(stack: Stack, script: Sequence[str], parse_texts: Sequence[str], levels: Sequence[int],
-            duration: float, parse_rounds: int, run_id: str, startup_s: float) -> Dict[str, object]:
+def measure(
+    stack: Stack,
+    script: Sequence[str],
+    parse_texts: Sequence[str],
+    levels: Sequence[int],
+    duration: float,
+    parse_rounds: int,
+    run_id: str,
+    startup_s: float,
+) -> Dict[str, object]:
     result: Dict[str, object] = {"url": stack.url, "startup_s": round(startup_s, 1), "script": list(script)}
     with load.ProcessSampler(stack.sessions) as sampler:
         time.sleep(0.5)
@@ -206,8 +239,13 @@ def machine_info() -> Dict[str, object]:
         mem_gb = round(int(next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal"))) / 1e6, 1)
     except (OSError, StopIteration):
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "mem_gb": mem_gb, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "mem_gb": mem_gb,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def versions() -> Dict[str, str]:
@@ -215,6 +253,7 @@ def versions() -> Dict[str, str]:
     for name in ("rasa", "rasa_sdk", "spacy", "tensorflow", "sanic", "SQLAlchemy", "httpx"):
         try:
             from importlib.metadata import version
+
             out[name] = version(name)
         except Exception:
             pass
@@ -233,13 +272,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 s per level, fewer parse rounds, no training timing")
     parser.add_argument("--duration", type=float, help="seconds per concurrency level (default 20, --quick 5)")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)), help="concurrency levels, e.g. 1,20,50")
-    parser.add_argument("--train", dest="train", action="store_true", default=None, help="time the training (default unless --quick)")
+    parser.add_argument(
+        "--train", dest="train", action="store_true", default=None, help="time the training (default unless --quick)"
+    )
     parser.add_argument("--no-train", dest="train", action="store_false", help="don't time the training")
     parser.add_argument("--only", choices=("product", "starter"), help="benchmark one bot only")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="where bench.json and bench.png go")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="Sanic worker processes of the product's Rasa server (default: one per CPU; "
-                             "needs Redis on 127.0.0.1:6379 for the shared lock store, else 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="Sanic worker processes of the product's Rasa server (default: one per CPU; "
+        "needs Redis on 127.0.0.1:6379 for the shared lock store, else 1)",
+    )
     args = parser.parse_args(argv)
 
     duration = args.duration or (5.0 if args.quick else 20.0)
@@ -261,8 +306,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: Dict[str, object] = {
         "run_id": run_id,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "settings": {"duration_s_per_level": duration, "levels": levels, "quick": args.quick,
-                     "parse_rounds": parse_rounds, "transport": "REST channel, POST /webhooks/rest/webhook"},
+        "settings": {
+            "duration_s_per_level": duration,
+            "levels": levels,
+            "quick": args.quick,
+            "parse_rounds": parse_rounds,
+            "transport": "REST channel, POST /webhooks/rest/webhook",
+        },
         "machine": machine_info(),
         "versions": versions(),
         "git": git_state(),
@@ -272,20 +322,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     starter_info = starter.ensure_starter(LOG_DIR / "starter-init.log")
     results["starter_project"] = {k: v for k, v in starter_info.items() if k != "model"} | {
-        "model": str(Path(str(starter_info["model"])).relative_to(ROOT))}
+        "model": str(Path(str(starter_info["model"])).relative_to(ROOT))
+    }
 
     training: Dict[str, object] = {}
     if do_train:
         train_dir = BENCH_VAR / "train"
         if args.only in (None, "product"):
             print("[bench] timing a full training of the product (rasa train --force, cache off)", flush=True)
-            training["product"] = starter.timed_training(ROOT, "config.yml", "domain.yml", "data", train_dir / "product",
-                                                         LOG_DIR / "train-product.log")
+            training["product"] = starter.timed_training(
+                ROOT, "config.yml", "domain.yml", "data", train_dir / "product", LOG_DIR / "train-product.log"
+            )
             print(f"         {training['product']['seconds']} s", flush=True)
         if args.only in (None, "starter"):
             print("[bench] timing a full training of the starter (rasa train --force, cache off)", flush=True)
-            training["starter"] = starter.timed_training(starter.STARTER_DIR, "config.yml", "domain.yml", "data",
-                                                         train_dir / "starter", LOG_DIR / "train-starter.log")
+            training["starter"] = starter.timed_training(
+                starter.STARTER_DIR, "config.yml", "domain.yml", "data", train_dir / "starter", LOG_DIR / "train-starter.log"
+            )
             print(f"         {training['starter']['seconds']} s", flush=True)
     else:  # not timed in this run: the previous run's figures, labelled as such
         previous = out_dir / "bench.json"
@@ -297,8 +350,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if isinstance(figures, dict) and figures.get("seconds") is not None:
                 training[name] = {**figures, "from_run": figures.get("from_run") or old.get("run_id")}
         if "starter" not in training and starter_info.get("init_seconds"):
-            training["starter"] = {"seconds": starter_info["init_seconds"], "ok": True,
-                                   "note": "rasa init --no-prompt (copy + train) when the starter was created"}
+            training["starter"] = {
+                "seconds": starter_info["init_seconds"],
+                "ok": True,
+                "note": "rasa init --no-prompt (copy + train) when the starter was created",
+            }
     results["training"] = training
 
     workers = max(1, args.workers)
@@ -312,12 +368,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with ExitStack() as stack_ctx:
             site = stack_ctx.enter_context(FakeBankSite())
             workdir = Path(stack_ctx.enter_context(tempfile.TemporaryDirectory(prefix="bench-product-")))
-            print(f"[bench] starting the product (action server + rasa run with {workers} worker(s), SQLite trackers "
-                  "in a temp dir)", flush=True)
+            print(
+                f"[bench] starting the product (action server + rasa run with {workers} worker(s), SQLite trackers "
+                "in a temp dir)",
+                flush=True,
+            )
             product, startup = timed(lambda: start_product(site, workdir, workers))
             try:
-                bots["product"] = measure(product, load.PRODUCT_SCRIPT, PRODUCT_PARSE_TEXTS, levels, duration,
-                                          parse_rounds, run_id, startup)
+                bots["product"] = measure(
+                    product, load.PRODUCT_SCRIPT, PRODUCT_PARSE_TEXTS, levels, duration, parse_rounds, run_id, startup
+                )
                 bots["product"]["bank_site_requests"] = site.total_hits()
             finally:
                 product.stop()
@@ -327,8 +387,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("[bench] starting the starter (rasa run, in-memory trackers)", flush=True)
         starter_stack, startup = timed(lambda: start_starter(Path(str(starter_info["model"]))))
         try:
-            bots["starter"] = measure(starter_stack, load.STARTER_SCRIPT, STARTER_PARSE_TEXTS, levels, duration,
-                                      parse_rounds, run_id, startup)
+            bots["starter"] = measure(
+                starter_stack, load.STARTER_SCRIPT, STARTER_PARSE_TEXTS, levels, duration, parse_rounds, run_id, startup
+            )
         finally:
             starter_stack.stop()
 

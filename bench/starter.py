@@ -6,6 +6,7 @@ from Rasa's package and trained locally) and reuses it when a trained model is a
 
 Run on its own: ``python -m bench.starter`` (creates / reuses it and prints the model path).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from tests import servers
 
 ROOT = servers.ROOT
 STARTER_DIR = ROOT / "var" / "bench" / "starter"
-INFO_FILE = STARTER_DIR / "bench-starter.json"   # how (and how long) the starter was created
+INFO_FILE = STARTER_DIR / "bench-starter.json"  # how (and how long) the starter was created
 RASA = servers.VENV_BIN / "rasa"
 
 # The moodbot's own happy path (data/stories.yml of the starter): greet, mood_unhappy, affirm, goodbye.
@@ -54,14 +55,18 @@ def ensure_starter(log: Optional[Path] = None) -> Dict[str, object]:
 
     if STARTER_DIR.exists():  # a half-made starter from an interrupted run: start over
         shutil.rmtree(STARTER_DIR)
-    STARTER_DIR.mkdir(parents=True)   # `rasa init --no-prompt` wants the directory to exist
+    STARTER_DIR.mkdir(parents=True)  # `rasa init --no-prompt` wants the directory to exist
     log = log or STARTER_DIR.parent / "starter-init.log"
     print(f"[bench] creating the starter bot: rasa init --no-prompt --init-dir {STARTER_DIR.relative_to(ROOT)}", flush=True)
     started = time.perf_counter()
     with open(log, "wb") as out:
         rc = subprocess.run(
             [str(RASA), "init", "--no-prompt", "--init-dir", str(STARTER_DIR)],
-            cwd=ROOT, env=training_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=training_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         ).returncode
     seconds = time.perf_counter() - started
     model = starter_model()
@@ -72,18 +77,34 @@ def ensure_starter(log: Optional[Path] = None) -> Dict[str, object]:
     return {**info, "model": str(model), "created": True}
 
 
-def timed_training(project: Path, config: str, domain: str, data: str, out: Path, log: Path,
-                   extra: Optional[list] = None) -> Dict[str, object]:
+def timed_training(
+    project: Path, config: str, domain: str, data: str, out: Path, log: Path, extra: Optional[list] = None
+) -> Dict[str, object]:
     """A full ``rasa train --force`` (training cache off) into a throw-away ``out`` directory."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    args = [str(RASA), "train", "--force", "--config", config, "--domain", domain, "--data", data,
-            "--out", str(out), "--fixed-model-name", "bench", *(extra or [])]
+    args = [
+        str(RASA),
+        "train",
+        "--force",
+        "--config",
+        config,
+        "--domain",
+        domain,
+        "--data",
+        data,
+        "--out",
+        str(out),
+        "--fixed-model-name",
+        "bench",
+        *(extra or []),
+    ]
     started = time.perf_counter()
     with open(log, "wb") as fh:
-        rc = subprocess.run(args, cwd=project, env=training_env(), stdout=fh, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL).returncode
+        rc = subprocess.run(
+            args, cwd=project, env=training_env(), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ).returncode
     seconds = time.perf_counter() - started
     model = out / "bench.tar.gz"
     result = {"seconds": round(seconds, 2), "ok": rc == 0 and model.exists(), "log": str(log)}

@@ -8,6 +8,7 @@ proxies (the default) the header is ignored and the peer is the client.
 ``TRUSTED_PROXIES``: comma-separated addresses or networks (``127.0.0.1``, ``10.0.0.0/8``,
 ``::1``), e.g. the nginx in front of the replicas (scripts/prod-up.sh sets it to loopback).
 """
+
 from __future__ import annotations
 
 import functools

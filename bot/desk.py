@@ -14,6 +14,7 @@ Each part is built the first time it is asked for, from the settings (``bankfeed
 Nothing is loaded or connected before that: a database that is misconfigured or down costs only
 what needs it (every use of it is guarded where it is made, and the conversation goes on).
 """
+
 from __future__ import annotations
 
 import threading
@@ -45,8 +46,14 @@ class ActionServices:
     """``database``: a ``Database``, or its URL (default: ``HANDOFF_DB_URL``, else SQLite under var/),
     with ``clock`` for a URL; ``directory`` and ``prober``: given ones instead of the settings'."""
 
-    def __init__(self, database: Union[Database, str, None] = None, *, clock: Optional[Clock] = None,
-                 directory: Optional[BankDirectory] = None, prober: Optional[SiteProber] = None):
+    def __init__(
+        self,
+        database: Union[Database, str, None] = None,
+        *,
+        clock: Optional[Clock] = None,
+        directory: Optional[BankDirectory] = None,
+        prober: Optional[SiteProber] = None,
+    ):
         self._database = database
         self._clock = clock
         self._directory = directory
@@ -60,8 +67,9 @@ class ActionServices:
                 given = self._database
                 db = given if isinstance(given, Database) else Database(given, clock=self._clock)
                 radar = radar_settings()
-                self._stores = _Stores(db, TicketStore(db), OutageRadar(db, radar), NoticeBook(db, radar),
-                                       ReminderBook(db, reminder_settings()))
+                self._stores = _Stores(
+                    db, TicketStore(db), OutageRadar(db, radar), NoticeBook(db, radar), ReminderBook(db, reminder_settings())
+                )
             return self._stores
 
     @property

@@ -19,6 +19,7 @@ text; Sanic attaches the access log's ``request`` and ``host`` fields after the 
 filter on ``sanic.access`` masks those too. ``ACCESS_LOG=true`` turns Sanic's access log on
 (``apply_access_log_setting``; Rasa keeps it at ERROR otherwise).
 """
+
 from __future__ import annotations
 
 import logging
@@ -100,8 +101,9 @@ def _masking_factory(previous: Callable[..., logging.LogRecord]) -> Callable[...
 
 
 def _masking_showwarning(previous: Callable[..., None]) -> Callable[..., None]:
-    def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Optional[Any] = None,
-                    line: Optional[str] = None) -> None:
+    def showwarning(
+        message: Any, category: Any, filename: str, lineno: int, file: Optional[Any] = None, line: Optional[str] = None
+    ) -> None:
         previous(redact(str(message)), category, filename, lineno, file, line)
 
     showwarning._bankfeed_masking = True  # type: ignore[attr-defined]

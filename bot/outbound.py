@@ -36,6 +36,7 @@ Usage::
     # OutboundRefused: the URL/address is not allowed (nothing was sent)
     # OutboundDNSError: the name does not resolve; OutboundTooLarge; OutboundRedirectLimit
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,22 +65,41 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 _SENSITIVE_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
 # Not public, whatever Python's ``ipaddress`` thinks (its is_global differs between patch releases).
-_BLOCKED_V4 = tuple(ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-    "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
-))
-_BLOCKED_V6 = tuple(ipaddress.ip_network(n) for n in (
-    "::/96",            # unspecified, loopback and the deprecated IPv4-compatible addresses
-    "64:ff9b:1::/48",   # local-use NAT64
-    "100::/64",         # discard-only
-    "2001::/23",        # IETF protocol assignments (Teredo, benchmarking, ORCHID ...)
-    "2001:db8::/32",    # documentation
-    "fc00::/7",         # unique local
-    "fe80::/10",        # link-local
-    "fec0::/10",        # site-local (deprecated)
-    "ff00::/8",         # multicast
-))
+_BLOCKED_V4 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "255.255.255.255/32",
+    )
+)
+_BLOCKED_V6 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "::/96",  # unspecified, loopback and the deprecated IPv4-compatible addresses
+        "64:ff9b:1::/48",  # local-use NAT64
+        "100::/64",  # discard-only
+        "2001::/23",  # IETF protocol assignments (Teredo, benchmarking, ORCHID ...)
+        "2001:db8::/32",  # documentation
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # site-local (deprecated)
+        "ff00::/8",  # multicast
+    )
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _FORBIDDEN_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
@@ -143,8 +163,9 @@ def is_public(ip: IPAddress) -> bool:
             return False
     elif any(ip in net for net in _BLOCKED_V4):
         return False
-    return ip.is_global and not (ip.is_multicast or ip.is_loopback or ip.is_link_local or ip.is_reserved
-                                 or ip.is_unspecified or ip.is_private)
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified or ip.is_private
+    )
 
 
 def parse_ipv4_number(host: str) -> Optional[ipaddress.IPv4Address]:
@@ -222,7 +243,7 @@ def parse_url(url: Any, schemes: Iterable[str] = ("http", "https")) -> Target:
     scheme = match.group(1).lower()
     if scheme not in tuple(schemes):
         raise OutboundRefused("scheme", scheme)
-    rest = url[match.end():]
+    rest = url[match.end() :]
     if not rest.startswith("//"):
         raise OutboundRefused("bad_url", "no authority")
     rest = rest[2:]
@@ -241,7 +262,7 @@ def parse_url(url: Any, schemes: Iterable[str] = ("http", "https")) -> Target:
         close = authority.find("]")
         if close == -1:
             raise OutboundRefused("bad_url", "unterminated IPv6 literal")
-        literal, after = authority[1:close], authority[close + 1:]
+        literal, after = authority[1:close], authority[close + 1 :]
         if "%" in literal:
             raise OutboundRefused("address", "IPv6 zone id")
         try:
@@ -310,7 +331,7 @@ class Allowance:
             close = raw.find("]")
             if close == -1:
                 raise ValueError(f"outbound allowance {text!r}: unterminated [")
-            address, after = raw[1:close], raw[close + 1:]
+            address, after = raw[1:close], raw[close + 1 :]
             if after:
                 if not after.startswith(":") or not after[1:].isdigit():
                     raise ValueError(f"outbound allowance {text!r}: bad port")
@@ -354,12 +375,12 @@ class OutboundPolicy:
 
     schemes: Tuple[str, ...] = ("http", "https")
     ports: Tuple[int, ...] = DEFAULT_PORTS
-    allow: Tuple[Allowance, ...] = ()        # explicit exceptions (tests, on-premise services); none by default
+    allow: Tuple[Allowance, ...] = ()  # explicit exceptions (tests, on-premise services); none by default
     max_redirects: int = 5
     max_bytes: int = 10 * 1024 * 1024
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
-    total_timeout: float = 30.0              # the whole exchange, every redirect hop and the body included
+    total_timeout: float = 30.0  # the whole exchange, every redirect hop and the body included
     resolve_timeout: float = 3.0
 
     def __post_init__(self) -> None:
@@ -512,16 +533,24 @@ class OutboundClient:
     ``use`` names the caller in the log (``bank_sites``, ``slack``, ``teams``).
     """
 
-    def __init__(self, policy: OutboundPolicy, *, resolver: Optional[Resolver] = None, verify: Any = True,
-                 headers: Optional[Mapping[str, str]] = None, use: str = "outbound") -> None:
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        resolver: Optional[Resolver] = None,
+        verify: Any = True,
+        headers: Optional[Mapping[str, str]] = None,
+        use: str = "outbound",
+    ) -> None:
         self.policy = policy
         self.resolver = resolver
         self.use = use
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,  # no proxy: it would resolve the name itself, after our check
-            timeout=httpx.Timeout(connect=policy.connect_timeout, read=policy.read_timeout,
-                                  write=policy.read_timeout, pool=policy.connect_timeout),
+            timeout=httpx.Timeout(
+                connect=policy.connect_timeout, read=policy.read_timeout, write=policy.read_timeout, pool=policy.connect_timeout
+            ),
             # no keep-alive: a pooled connection is keyed by IP, and must not carry another host's request
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
             verify=verify,
@@ -546,8 +575,9 @@ class OutboundClient:
             host = urlsplit(target_url).hostname or "-"
         except ValueError:
             host = "-"
-        logger.warning("Outbound request refused (use=%s host=%s reason=%s): nothing was sent.", self.use,
-                       host[:100], error.reason)
+        logger.warning(
+            "Outbound request refused (use=%s host=%s reason=%s): nothing was sent.", self.use, host[:100], error.reason
+        )
 
     async def _build(self, method: str, url: str, headers: Mapping[str, str], **kwargs: Any) -> httpx.Request:
         try:
@@ -561,14 +591,23 @@ class OutboundClient:
         extensions: Dict[str, Any] = {}
         if target.ip is None and target.scheme == "https":
             extensions["sni_hostname"] = target.host  # TLS: SNI and certificate checked for the name
-        request = self._client.build_request(method, pinned, headers={**headers, "Host": target.host_header()},
-                                             extensions=extensions, **kwargs)
+        request = self._client.build_request(
+            method, pinned, headers={**headers, "Host": target.host_header()}, extensions=extensions, **kwargs
+        )
         return request
 
     @contextlib.asynccontextmanager
-    async def stream(self, method: str, url: str, *, headers: Optional[Mapping[str, str]] = None,
-                     follow_redirects: bool = True, max_redirects: Optional[int] = None,
-                     auth_for: Optional[AuthFor] = None, **kwargs: Any) -> AsyncIterator[Streamed]:
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        follow_redirects: bool = True,
+        max_redirects: Optional[int] = None,
+        auth_for: Optional[AuthFor] = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[Streamed]:
         """An open response, redirects followed hop by hop (each hop checked). ``auth_for(url)`` gives
         extra headers per hop (e.g. a token for one host only); ``headers`` with credentials are sent to
         the first URL's origin only. Not time-bounded as a whole: wrap in a timeout (``fetch`` does)."""
@@ -604,8 +643,9 @@ class OutboundClient:
                 await response.aclose()
             return
 
-    async def fetch(self, method: str, url: str, *, max_bytes: Optional[int] = None,
-                    timeout: Optional[float] = None, **kwargs: Any) -> Fetched:
+    async def fetch(
+        self, method: str, url: str, *, max_bytes: Optional[int] = None, timeout: Optional[float] = None, **kwargs: Any
+    ) -> Fetched:
         """The whole exchange (see :meth:`stream`), the body read up to ``max_bytes`` (OutboundTooLarge
         beyond), within ``timeout`` (default ``total_timeout``; ``asyncio.TimeoutError`` after)."""
         limit = self.policy.max_bytes if max_bytes is None else max_bytes
@@ -615,8 +655,7 @@ class OutboundClient:
             async with self.stream(method, url, **kwargs) as streamed:
                 body = await read_capped(streamed.response, limit)
                 r = streamed.response
-                return Fetched(r.status_code, r.headers, body, streamed.url, streamed.redirects,
-                               time.perf_counter() - started)
+                return Fetched(r.status_code, r.headers, body, streamed.url, streamed.redirects, time.perf_counter() - started)
 
         return await asyncio.wait_for(run(), timeout=self.policy.total_timeout if timeout is None else timeout)
 
@@ -661,8 +700,23 @@ def host_matches(host: str, patterns: Iterable[str]) -> bool:
 
 
 __all__ = [
-    "Allowance", "Fetched", "OutboundClient", "OutboundDNSError", "OutboundError", "OutboundPolicy",
-    "OutboundRedirectLimit", "OutboundRefused", "OutboundTooLarge", "Streamed", "Target", "embedded_ipv4",
-    "host_matches", "is_public", "parse_ipv4_number", "parse_url", "read_capped", "resolve_checked",
+    "Allowance",
+    "Fetched",
+    "OutboundClient",
+    "OutboundDNSError",
+    "OutboundError",
+    "OutboundPolicy",
+    "OutboundRedirectLimit",
+    "OutboundRefused",
+    "OutboundTooLarge",
+    "Streamed",
+    "Target",
+    "embedded_ipv4",
+    "host_matches",
+    "is_public",
+    "parse_ipv4_number",
+    "parse_url",
+    "read_capped",
+    "resolve_checked",
     "system_resolver",
 ]

@@ -1,4 +1,5 @@
 """Well-known locations inside the repository, overridable through the environment."""
+
 from __future__ import annotations
 
 import os

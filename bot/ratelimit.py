@@ -27,6 +27,7 @@ inline (~5 us). If Redis does not answer, this process counts in memory for ``FA
 and then tries Redis again (logged): limits stay in force per replica and nothing is refused
 because the counter is down.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -98,8 +99,9 @@ def parse_limits(value: str, name: str = "rate limit") -> Tuple[RateLimitItem, .
     return items
 
 
-def configured_limits(settings: Optional[Mapping[str, Any]] = None,
-                      env: Optional[Mapping[str, str]] = None) -> Dict[str, Tuple[RateLimitItem, ...]]:
+def configured_limits(
+    settings: Optional[Mapping[str, Any]] = None, env: Optional[Mapping[str, str]] = None
+) -> Dict[str, Tuple[RateLimitItem, ...]]:
     """Every named limit: the default, then ``bankfeed.yml``'s ``rate_limits``, then the environment."""
     env = os.environ if env is None else env
     settings = dict(settings or {})
@@ -122,8 +124,7 @@ def storage_url(settings: Optional[Mapping[str, Any]] = None, env: Optional[Mapp
 class RateLimiter:
     """Checks named limits for one or more identifiers (a sender id, a client address)."""
 
-    def __init__(self, limits: Mapping[str, Sequence[RateLimitItem]], url: str = "memory://",
-                 clock: Any = time.time):
+    def __init__(self, limits: Mapping[str, Sequence[RateLimitItem]], url: str = "memory://", clock: Any = time.time):
         self.limits = {name: tuple(items) for name, items in limits.items()}
         self.url = url
         self.clock = clock
@@ -143,8 +144,9 @@ class RateLimiter:
         return MovingWindowRateLimiter(storage), FixedWindowRateLimiter(storage)
 
     @classmethod
-    def from_settings(cls, settings: Optional[Mapping[str, Any]] = None,
-                      env: Optional[Mapping[str, str]] = None) -> "RateLimiter":
+    def from_settings(
+        cls, settings: Optional[Mapping[str, Any]] = None, env: Optional[Mapping[str, str]] = None
+    ) -> "RateLimiter":
         if settings is None:
             settings = _settings_file_section()
         return cls(configured_limits(settings, env), storage_url(settings, env))
@@ -170,12 +172,14 @@ class RateLimiter:
             except Exception as exc:
                 with self._lock:
                     self._fallback_until = self.clock() + FALLBACK_SECONDS
-                logger.warning("Rate-limit storage unavailable (%s); counting in this process for %ss.",
-                               type(exc).__name__, FALLBACK_SECONDS)
+                logger.warning(
+                    "Rate-limit storage unavailable (%s); counting in this process for %ss.", type(exc).__name__, FALLBACK_SECONDS
+                )
         return self._hit(self._memory, name, items, keys, cost)
 
-    def _hit(self, strategies: Tuple[Any, Any], name: str, items: Sequence[RateLimitItem],
-             keys: Tuple[str, ...], cost: int) -> Decision:
+    def _hit(
+        self, strategies: Tuple[Any, Any], name: str, items: Sequence[RateLimitItem], keys: Tuple[str, ...], cost: int
+    ) -> Decision:
         strategy = strategies[1] if name in FIXED_WINDOW else strategies[0]
         for item in items:
             if name in FIXED_WINDOW:

@@ -24,6 +24,7 @@ The rules cover families, not examples (docs: /work/notes/secrets.md has the lis
 QuickBooks error codes (102, 103, 185, 9999, OL-301 ...) and bank names are never masked: "error 102 at
 chase" stays as it is.
 """
+
 from __future__ import annotations
 
 import functools
@@ -94,14 +95,94 @@ def _aba_ok(digits: str) -> bool:
 
 # IBAN length per country (the SWIFT IBAN registry): a random "xd06tovi6..." in an id is no IBAN.
 _IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
-    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
-    "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
-    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
-    "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20,
-    "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25,
-    "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
-    "SO": 23, "ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BI": 27,
+    "BR": 29,
+    "BY": 28,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DJ": 27,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FK": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IQ": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LC": 32,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "LY": 25,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MN": 20,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NI": 28,
+    "NL": 18,
+    "NO": 15,
+    "OM": 23,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "RU": 33,
+    "SA": 24,
+    "SC": 31,
+    "SD": 18,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "SO": 23,
+    "ST": 25,
+    "SV": 28,
+    "TL": 23,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VA": 22,
+    "VG": 24,
+    "XK": 20,
+    "YE": 30,
 }
 
 
@@ -126,31 +207,289 @@ _QUOTES = "\"'“‘`"
 
 # Words that, right after "password is", say something about the password instead of being it.
 _NOT_A_SECRET_WORD = {
-    "is", "was", "and", "but", "the", "for", "to", "in", "on", "at", "that", "this", "it", "i", "my", "a", "an",
-    "not", "no", "never", "has", "have", "had", "changed", "reset", "expired", "wrong", "correct", "incorrect",
-    "again", "recently", "yesterday", "today", "manager", "protected", "field", "box", "change", "works", "work",
-    "worked", "didn't", "doesn't", "isn't", "wasn't", "same", "with", "from", "or", "right", "fine", "ok", "okay",
-    "valid", "invalid", "good", "bad", "weak", "strong", "long", "short", "too", "very", "definitely", "really",
-    "still", "also", "just", "now", "locked", "blocked", "saved", "stored", "updated", "different", "new", "old",
-    "case", "being", "required", "needed", "missing", "empty", "blank", "there", "here", "what", "which", "one",
-    "something", "nothing", "none", "working", "broken", "rejected", "accepted", "asked", "sent", "reset.",
-    "probably", "always", "so", "only", "exactly", "same.", "right.", "ours", "mine", "yours", "theirs", "fixed",
-    "off", "gone", "set", "up", "down", "out", "when", "if", "because", "since", "then", "your", "our", "their",
-    "his", "her", "any", "all", "some", "every", "each", "should", "would", "could", "can", "will", "must",
-    "might", "may", "do", "does", "did", "be", "been", "are", "were", "of", "by", "as", "into", "about", "over",
-    "please", "thanks", "thank", "you", "we", "they", "he", "she", "me", "us", "them", "like", "saying", "says",
+    "is",
+    "was",
+    "and",
+    "but",
+    "the",
+    "for",
+    "to",
+    "in",
+    "on",
+    "at",
+    "that",
+    "this",
+    "it",
+    "i",
+    "my",
+    "a",
+    "an",
+    "not",
+    "no",
+    "never",
+    "has",
+    "have",
+    "had",
+    "changed",
+    "reset",
+    "expired",
+    "wrong",
+    "correct",
+    "incorrect",
+    "again",
+    "recently",
+    "yesterday",
+    "today",
+    "manager",
+    "protected",
+    "field",
+    "box",
+    "change",
+    "works",
+    "work",
+    "worked",
+    "didn't",
+    "doesn't",
+    "isn't",
+    "wasn't",
+    "same",
+    "with",
+    "from",
+    "or",
+    "right",
+    "fine",
+    "ok",
+    "okay",
+    "valid",
+    "invalid",
+    "good",
+    "bad",
+    "weak",
+    "strong",
+    "long",
+    "short",
+    "too",
+    "very",
+    "definitely",
+    "really",
+    "still",
+    "also",
+    "just",
+    "now",
+    "locked",
+    "blocked",
+    "saved",
+    "stored",
+    "updated",
+    "different",
+    "new",
+    "old",
+    "case",
+    "being",
+    "required",
+    "needed",
+    "missing",
+    "empty",
+    "blank",
+    "there",
+    "here",
+    "what",
+    "which",
+    "one",
+    "something",
+    "nothing",
+    "none",
+    "working",
+    "broken",
+    "rejected",
+    "accepted",
+    "asked",
+    "sent",
+    "reset.",
+    "probably",
+    "always",
+    "so",
+    "only",
+    "exactly",
+    "same.",
+    "right.",
+    "ours",
+    "mine",
+    "yours",
+    "theirs",
+    "fixed",
+    "off",
+    "gone",
+    "set",
+    "up",
+    "down",
+    "out",
+    "when",
+    "if",
+    "because",
+    "since",
+    "then",
+    "your",
+    "our",
+    "their",
+    "his",
+    "her",
+    "any",
+    "all",
+    "some",
+    "every",
+    "each",
+    "should",
+    "would",
+    "could",
+    "can",
+    "will",
+    "must",
+    "might",
+    "may",
+    "do",
+    "does",
+    "did",
+    "be",
+    "been",
+    "are",
+    "were",
+    "of",
+    "by",
+    "as",
+    "into",
+    "about",
+    "over",
+    "please",
+    "thanks",
+    "thank",
+    "you",
+    "we",
+    "they",
+    "he",
+    "she",
+    "me",
+    "us",
+    "them",
+    "like",
+    "saying",
+    "says",
 }
 # Words that never start a secret after a keyword ("password is not working").
-_NEVER_A_SECRET = {"is", "was", "not", "no", "never", "the", "a", "an", "my", "being", "still", "also", "too", "so", "it",
-                   "that", "this", "and", "but", "or", "in", "on", "at", "for", "to", "of", "with", "has", "have", "had"}
+_NEVER_A_SECRET = {
+    "is",
+    "was",
+    "not",
+    "no",
+    "never",
+    "the",
+    "a",
+    "an",
+    "my",
+    "being",
+    "still",
+    "also",
+    "too",
+    "so",
+    "it",
+    "that",
+    "this",
+    "and",
+    "but",
+    "or",
+    "in",
+    "on",
+    "at",
+    "for",
+    "to",
+    "of",
+    "with",
+    "has",
+    "have",
+    "had",
+}
 # Words that end a multi-word passphrase: the sentence goes on about something else.
 _STOP_WORDS = {
-    "and", "but", "so", "or", "because", "then", "now", "when", "while", "with", "at", "on", "in", "for", "from",
-    "which", "that", "since", "though", "although", "however", "error", "errors", "qbo", "quickbooks", "qb",
-    "bank", "feed", "feeds", "it", "i", "im", "i'm", "please", "thanks", "thank", "can", "could", "does", "do",
-    "did", "is", "was", "still", "keeps", "my", "the", "a", "an", "to", "yet", "also", "if", "not", "isn't",
-    "doesn't", "didn't", "won't", "can't", "cant", "dont", "don't", "and/or", "btw", "pls", "plz", "but,",
-    "username", "user", "login", "id", "pin", "password", "code", "account", "card", "via", "by", "where", "who",
+    "and",
+    "but",
+    "so",
+    "or",
+    "because",
+    "then",
+    "now",
+    "when",
+    "while",
+    "with",
+    "at",
+    "on",
+    "in",
+    "for",
+    "from",
+    "which",
+    "that",
+    "since",
+    "though",
+    "although",
+    "however",
+    "error",
+    "errors",
+    "qbo",
+    "quickbooks",
+    "qb",
+    "bank",
+    "feed",
+    "feeds",
+    "it",
+    "i",
+    "im",
+    "i'm",
+    "please",
+    "thanks",
+    "thank",
+    "can",
+    "could",
+    "does",
+    "do",
+    "did",
+    "is",
+    "was",
+    "still",
+    "keeps",
+    "my",
+    "the",
+    "a",
+    "an",
+    "to",
+    "yet",
+    "also",
+    "if",
+    "not",
+    "isn't",
+    "doesn't",
+    "didn't",
+    "won't",
+    "can't",
+    "cant",
+    "dont",
+    "don't",
+    "and/or",
+    "btw",
+    "pls",
+    "plz",
+    "but,",
+    "username",
+    "user",
+    "login",
+    "id",
+    "pin",
+    "password",
+    "code",
+    "account",
+    "card",
+    "via",
+    "by",
+    "where",
+    "who",
 }
 
 
@@ -160,9 +499,7 @@ def _is_error_code(token: str) -> bool:
 
 def _is_english_word(word: str) -> bool:
     """An all-lowercase word that reads like an ordinary verb/adverb form, not a password."""
-    return bool(re.fullmatch(r"[a-z']+", word)) and (
-        word in _NOT_A_SECRET_WORD or bool(re.search(r"(?:ed|ing|ly|n't)$", word))
-    )
+    return bool(re.fullmatch(r"[a-z']+", word)) and (word in _NOT_A_SECRET_WORD or bool(re.search(r"(?:ed|ing|ly|n't)$", word)))
 
 
 def _has_digit_or_symbol(word: str) -> bool:
@@ -185,7 +522,9 @@ _TOKEN = re.compile(
 )
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)")
 _TOKEN_VALUE = r"[\"']?(?P<secret>[A-Za-z0-9._~+/=:-]{8,})"
-_AUTH_HEADER = re.compile(r"(?i)\b(?:authori[sz]ation|proxy-authorization)\b\s*[:=]?\s*(?:bearer|basic|token|digest)?\s*" + _TOKEN_VALUE)
+_AUTH_HEADER = re.compile(
+    r"(?i)\b(?:authori[sz]ation|proxy-authorization)\b\s*[:=]?\s*(?:bearer|basic|token|digest)?\s*" + _TOKEN_VALUE
+)
 _BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+" + _TOKEN_VALUE)
 _TOKEN_AFTER_KEYWORD = re.compile(
     r"(?i)\b(?:api[ _-]?(?:key|token|secret)|access[ _-]?(?:token|key)|refresh[ _-]?token|auth[ _-]?token|oauth[ _-]?token"
@@ -201,8 +540,14 @@ def _looks_like_token(value: str) -> bool:
         return False
     if re.fullmatch(r"[A-Z]?[a-z]+(?:[-'][a-z]+)*", value):  # an ordinary word ("Basic troubleshooting")
         return False
-    classes = sum([any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
-                   any(c in "+/=_-.~:" for c in value)])
+    classes = sum(
+        [
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(c in "+/=_-.~:" for c in value),
+        ]
+    )
     return classes >= 2 and len(value) >= 8
 
 
@@ -261,11 +606,11 @@ def _phrase_after(text: str, pos: int, max_words: int) -> Tuple[int, int, List[s
         close = {"“": "”", "‘": "’"}.get(text[pos], text[pos])
         end = text.find(close, pos + 1, pos + 200)
         if end > pos + 1 and "\n" not in text[pos:end]:
-            return pos, end + 1, [text[pos + 1:end]]
+            return pos, end + 1, [text[pos + 1 : end]]
     words: List[str] = []
     start = end = pos
     for m in _WORD_AT.finditer(text, pos):
-        between = text[end:m.start()]
+        between = text[end : m.start()]
         if words and ("\n" in between or len(between) > 3):
             break
         word = m.group()
@@ -328,8 +673,11 @@ _OTP_KEYWORD = (
 )
 _OTP_VALUE = r"(?P<code>(?:[A-Z]-)?(?:\d{3}[ -]\d{3}|\d{4,8}))(?![\d-]|[.,/]\d)"
 _OTP_AFTER_KEYWORD = re.compile(
-    r"(?i)(?<![\w-])" + _OTP_KEYWORD + r"\b(?:\s+(?:[a-z']+|\d{3}|\(\d{3}\)|#\d{3})(?![\w-])){0,6}?\s*(?:is|was|=|:|#|-)?\s*[\"']?"
-    + r"(?<![\w-])" + _OTP_VALUE
+    r"(?i)(?<![\w-])"
+    + _OTP_KEYWORD
+    + r"\b(?:\s+(?:[a-z']+|\d{3}|\(\d{3}\)|#\d{3})(?![\w-])){0,6}?\s*(?:is|was|=|:|#|-)?\s*[\"']?"
+    + r"(?<![\w-])"
+    + _OTP_VALUE
 )
 _OTP_BEFORE_KEYWORD = re.compile(
     r"(?i)(?<![\w-])(?P<code>\d{4,8})\s+(?:is|was)\s+(?:my|the|your|our)?\s*(?:one[- ]?time\s+|verification\s+|security\s+"
@@ -388,7 +736,8 @@ def _government_ids(text: str) -> Iterator[Finding]:
 _IBAN = re.compile(r"(?i)(?<![a-z0-9])[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{1,4}){3,9}(?![a-z0-9])")
 _BANK_CODE_KEYWORD = r"routing|aba|rtn|transit|sort\s*-?code|bsb|swift|bic|institution"
 _ACCOUNT_AFTER_KEYWORD = re.compile(
-    r"(?i)\b(?P<kw>account|acct|acc|a/c|accnt|acnt|chequing|checking|savings|member|customer|client|" + _BANK_CODE_KEYWORD
+    r"(?i)\b(?P<kw>account|acct|acc|a/c|accnt|acnt|chequing|checking|savings|member|customer|client|"
+    + _BANK_CODE_KEYWORD
     + r"|card|cc|credit\s+card|debit\s+card|visa|mastercard|amex|discover)\b"
     r"(?:\s*(?:number|no\.?|num|nbr|nr|#|id))?(?:\s+(?:is|was|ending\s+in|ends\s+in|of))?\s*[:=#-]?\s*"
     r"(?P<value>\d(?:(?:\s?[./-]\s?|\s)?\d){5,33})(?!\d)"
@@ -414,7 +763,10 @@ def _bank_details(text: str) -> Iterator[Finding]:
                 yield Finding(CARD_NUMBER, m.start("value"), m.end("value"))
         elif 6 <= len(digits) <= 34:
             yield Finding(ACCOUNT_NUMBER, m.start("value"), m.end("value"))
-    for m in re.finditer(r"(?i)\b(?:routing|aba|sort\s*code|transit)\b[^\d\n]{0,20}?(?P<value>\d{2}[- ]\d{2}[- ]\d{2}|\d{3}-\d{3}|\d{5}-\d{3})(?!\d)", text):
+    for m in re.finditer(
+        r"(?i)\b(?:routing|aba|sort\s*code|transit)\b[^\d\n]{0,20}?(?P<value>\d{2}[- ]\d{2}[- ]\d{2}|\d{3}-\d{3}|\d{5}-\d{3})(?!\d)",
+        text,
+    ):
         yield Finding(BANK_CODE, m.start("value"), m.end("value"))
 
 
@@ -453,7 +805,7 @@ def _digit_runs(text: str) -> Iterator[Finding]:
         run = m.group()
         groups = [(g.start() + m.start(), g.end() + m.start()) for g in _GROUP.finditer(run)]
         values = [text[s:e] for s, e in groups]
-        seps = [text[groups[i][1]:groups[i + 1][0]] for i in range(len(groups) - 1)]
+        seps = [text[groups[i][1] : groups[i + 1][0]] for i in range(len(groups) - 1)]
         if _is_phone(run, values):
             continue
         taken = [False] * len(groups)
@@ -462,14 +814,14 @@ def _digit_runs(text: str) -> Iterator[Finding]:
         while i < len(groups):
             best = None
             for j in range(len(groups) - 1, i - 1, -1):
-                digits = "".join(values[i:j + 1])
+                digits = "".join(values[i : j + 1])
                 if not 13 <= len(digits) <= 19 or not _luhn_ok(digits):
                     continue
-                if j > i and all(_is_error_code(v) for v in values[i:j + 1]):
+                if j > i and all(_is_error_code(v) for v in values[i : j + 1]):
                     continue  # "error 103 103 168 9999": a list of error codes, Luhn-valid by chance
                 inner = seps[i:j]
                 if any(s.strip() in (".", "/") for s in inner) and (
-                    len({s.strip() for s in inner}) > 1 or tuple(len(v) for v in values[i:j + 1]) not in _CARD_SHAPES
+                    len({s.strip() for s in inner}) > 1 or tuple(len(v) for v in values[i : j + 1]) not in _CARD_SHAPES
                 ):
                     continue
                 best = j
@@ -542,8 +894,16 @@ def _lone_passwords(text: str) -> Iterator[Finding]:
 
 
 # ---------------------------------------------------------------------------------------------- public API
-_FINDERS = (_tokens, _url_sign_ins, _passwords_after_keywords, _codes, _government_ids, _bank_details, _digit_runs,
-            _lone_passwords)
+_FINDERS = (
+    _tokens,
+    _url_sign_ins,
+    _passwords_after_keywords,
+    _codes,
+    _government_ids,
+    _bank_details,
+    _digit_runs,
+    _lone_passwords,
+)
 # Cheap test: a message with none of these can't hold anything the finders look for.
 _MAYBE = re.compile(r"\d|[A-Za-z0-9]{8}|://|\S{8}|(?i:pass|pin|pw|secret|answer|memorable|maiden|token|bearer|key|word)")
 
@@ -615,13 +975,15 @@ def sensitive_kinds(text: str) -> List[str]:
 
 # Words that only say what kind of secret follows ("my card number is ..."), plus the little words
 # around them: a message made of these and masks carries nothing but the secret.
-_SECRET_LABEL_WORDS = frozenset("""
+_SECRET_LABEL_WORDS = frozenset(
+    """
     my our the a an is was are its it's it’s here here's here’s heres this that these those and also plus or
     with for of to in on as at new old current now just please ok okay so
     password passwords passcode passphrase pwd pw pass pin card credit debit number numbers no num acct account
     routing sort code codes cvv cvc csc security secret otp one-time one time verification login log-in sign-in
     user username userid id ssn sin social insurance national tax token key api bank banking online
-""".split())
+""".split()
+)
 _LABEL_WORD = re.compile(r"[\w'’-]+")
 
 
@@ -644,8 +1006,9 @@ def describe(kinds: Iterable[str]) -> str:
 
 # Metadata keys that hold where a conversation lives (Slack channel/thread ids, Bot Framework references):
 # structured ids set by our channels, not anything a user typed; masking them would break replies.
-ROUTING_METADATA_KEYS = frozenset({"botframework", "slack", "out_channel", "thread_id", "users", "message_id", "sender_id",
-                                   "conversation_id", "channel"})
+ROUTING_METADATA_KEYS = frozenset(
+    {"botframework", "slack", "out_channel", "thread_id", "users", "message_id", "sender_id", "conversation_id", "channel"}
+)
 
 
 def redact_value(value: Any, skip_keys: frozenset = frozenset()) -> Any:
@@ -664,7 +1027,24 @@ def contains_secret(value: Any) -> bool:
 
 
 __all__ = [
-    "Finding", "MASKS", "DESCRIPTIONS", "find_sensitive", "redact", "redact_value", "sensitive_kinds", "describe",
-    "without_userinfo", "contains_secret", "only_secrets", "ROUTING_METADATA_KEYS",
-    "PASSWORD", "CARD_NUMBER", "CARD_CODE", "ACCOUNT_NUMBER", "BANK_CODE", "SECRET_TOKEN", "ONE_TIME_CODE", "GOVERNMENT_ID",
+    "Finding",
+    "MASKS",
+    "DESCRIPTIONS",
+    "find_sensitive",
+    "redact",
+    "redact_value",
+    "sensitive_kinds",
+    "describe",
+    "without_userinfo",
+    "contains_secret",
+    "only_secrets",
+    "ROUTING_METADATA_KEYS",
+    "PASSWORD",
+    "CARD_NUMBER",
+    "CARD_CODE",
+    "ACCOUNT_NUMBER",
+    "BANK_CODE",
+    "SECRET_TOKEN",
+    "ONE_TIME_CODE",
+    "GOVERNMENT_ID",
 ]

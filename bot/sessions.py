@@ -14,6 +14,7 @@ The secret: env ``CHAT_SESSION_SECRET`` (at least 32 characters; every replica o
 have the same one), else one generated once into ``var/chat-session-secret`` (mode 0600). Changing it
 invalidates every issued id: clients then start a new conversation.
 """
+
 from __future__ import annotations
 
 import base64
@@ -85,8 +86,10 @@ def load_secret(env: Optional[Mapping[str, str]] = None, directory: Optional[Pat
     configured = (env.get(SECRET_ENV) or "").strip()
     if configured:
         if len(configured) < MIN_SECRET_CHARS:
-            raise SecretError(f"{SECRET_ENV} must be at least {MIN_SECRET_CHARS} characters long "
-                              "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))').")
+            raise SecretError(
+                f"{SECRET_ENV} must be at least {MIN_SECRET_CHARS} characters long "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            )
         return configured.encode("utf-8")
     path = (directory or var_dir()) / SECRET_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +111,10 @@ def _read_secret_file(path: Path) -> bytes:
             break
         time.sleep(0.05)
     if len(value) < MIN_SECRET_CHARS:
-        raise SecretError(f"{path} holds no usable secret (at least {MIN_SECRET_CHARS} characters); "
-                          f"delete it to have a new one generated, or set {SECRET_ENV}.")
+        raise SecretError(
+            f"{path} holds no usable secret (at least {MIN_SECRET_CHARS} characters); "
+            f"delete it to have a new one generated, or set {SECRET_ENV}."
+        )
     return value.encode("utf-8")
 
 

@@ -1,4 +1,5 @@
 """Loads the product settings file (``bankfeed.yml``, or the file named by ``BANKFEED_SETTINGS``)."""
+
 from __future__ import annotations
 
 import dataclasses

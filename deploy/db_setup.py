@@ -15,6 +15,7 @@ service and the Kubernetes `bankfeed-migrate` Job run it before any replica star
 The two databases must differ: both have an ``events`` table with different columns.
 Exit status 0 when everything is ready, 1 with a message otherwise. Nothing secret is printed.
 """
+
 from __future__ import annotations
 
 import argparse

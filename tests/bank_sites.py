@@ -64,11 +64,23 @@ ERROR_PAGE = "<!doctype html><html><body><h1>Internal Server Error</h1></body></
 PLAIN_503_PAGE = "<!doctype html><html><body><h1>Service Unavailable</h1></body></html>"
 
 MODES = (
-    "healthy", "maintenance", "maintenance-200", "error500", "error502", "unavailable", "hang",
-    "slow", "redirect", "redirect-loop", "forbidden", "notfound", "status", "drop",
+    "healthy",
+    "maintenance",
+    "maintenance-200",
+    "error500",
+    "error502",
+    "unavailable",
+    "hang",
+    "slow",
+    "redirect",
+    "redirect-loop",
+    "forbidden",
+    "notfound",
+    "status",
+    "drop",
 )
 
-_MAX_HANG_SECONDS = 120.0   # a safety net: a hung handler gives up on its own eventually
+_MAX_HANG_SECONDS = 120.0  # a safety net: a hung handler gives up on its own eventually
 
 
 class _Server(ThreadingHTTPServer):
@@ -185,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(404, "<html><body>Not found</body></html>", head=head)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-            pass   # the client gave up (timeouts / cancellations in tests)
+            pass  # the client gave up (timeouts / cancellations in tests)
 
 
 class FakeBankSite:
@@ -217,8 +229,10 @@ class FakeBankSite:
         self._server = _Server(self, context)
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"FakeBankSite:{self.port}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeBankSite:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         self._closed = False
@@ -358,10 +372,12 @@ def generate_self_signed_cert(directory: str, names: Tuple[str, ...] = ("localho
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fake Bank Test CA"),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fake Bank Test CA"),
+        ]
+    )
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()
@@ -372,10 +388,12 @@ def generate_self_signed_cert(directory: str, names: Tuple[str, ...] = ("localho
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([
-                *(x509.DNSName(n) for n in names),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            ]),
+            x509.SubjectAlternativeName(
+                [
+                    *(x509.DNSName(n) for n in names),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -386,15 +404,23 @@ def generate_self_signed_cert(directory: str, names: Tuple[str, ...] = ("localho
     with open(cert_path, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     with open(key_path, "wb") as f:
-        f.write(key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ))
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
     return cert_path, key_path
 
 
 __all__ = [
-    "FakeBankSite", "MODES", "refused_port", "refused_url", "generate_self_signed_cert",
-    "HEALTHY_PAGE", "MAINTENANCE_PAGE", "MAINTENANCE_200_PAGE",
+    "FakeBankSite",
+    "MODES",
+    "refused_port",
+    "refused_url",
+    "generate_self_signed_cert",
+    "HEALTHY_PAGE",
+    "MAINTENANCE_PAGE",
+    "MAINTENANCE_200_PAGE",
 ]

@@ -1,4 +1,5 @@
 """Headless Chromium for browser tests: Debian's /usr/bin/chromium driven by Playwright (never a download)."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -8,8 +9,14 @@ from typing import Iterator
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: a local fake bank site, and the real product servers started against it."""
+
 from __future__ import annotations
 
 import os
@@ -120,8 +121,9 @@ class RasaStack:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "RasaStack":
-        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env,
-                                              credentials=self.credentials)
+        self.proc = servers.start_rasa_server(
+            self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env, credentials=self.credentials
+        )
         return self
 
     def stop(self) -> None:
@@ -157,7 +159,11 @@ class RasaStack:
     def tracker(self, sender: str):
         import httpx
 
-        r = httpx.get(f"{self.url}/conversations/{self.conversation_id(sender)}/tracker", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        r = httpx.get(
+            f"{self.url}/conversations/{self.conversation_id(sender)}/tracker",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
         r.raise_for_status()
         return r.json()
 

@@ -15,6 +15,7 @@
 
 Each runs a stdlib ``ThreadingHTTPServer`` in a daemon thread; use them as context managers.
 """
+
 from __future__ import annotations
 
 import json
@@ -155,13 +156,16 @@ class FakeOpenId(_FakeServer):
                 pass
             return
         if method == "GET" and path == self.METADATA_PATH:
-            h._json(200, {
-                "issuer": BOTFRAMEWORK_ISSUER,
-                "authorization_endpoint": "https://invalid.botframework.com",
-                "jwks_uri": self.base_url + self.KEYS_PATH,
-                "id_token_signing_alg_values_supported": ["RS256"],
-                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-            })
+            h._json(
+                200,
+                {
+                    "issuer": BOTFRAMEWORK_ISSUER,
+                    "authorization_endpoint": "https://invalid.botframework.com",
+                    "jwks_uri": self.base_url + self.KEYS_PATH,
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+                },
+            )
         elif method == "GET" and path == self.KEYS_PATH:
             h._json(200, jwks)
         else:
@@ -256,7 +260,7 @@ class FakeConnector(_FakeServer):
 
     def _serve_attachment(self, h: _Handler, tail: List[str]) -> None:
         auth = h.headers.get("Authorization") or ""
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         with self.lock:
             valid = token in self.tokens.issued and token not in self.revoked
             content = self.attachments.get(tail[2])
@@ -291,7 +295,7 @@ class FakeConnector(_FakeServer):
             return h._json(404, {"error": "not found"})
         conversation_id = unquote(tail[2])
         auth = h.headers.get("Authorization") or ""
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         with self.lock:
             valid = token in self.tokens.issued and token not in self.revoked
         try:
@@ -364,7 +368,7 @@ class FakeFileHost(_FakeServer):
                 h.send_header("Transfer-Encoding", "chunked")
                 h.end_headers()
                 for i in range(0, len(content), 64 * 1024):
-                    piece = content[i:i + 64 * 1024]
+                    piece = content[i : i + 64 * 1024]
                     h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 h.wfile.write(b"0\r\n\r\n")
             else:

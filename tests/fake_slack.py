@@ -12,6 +12,7 @@ bot uses answer like Slack does (HTTP 200, ``{"ok": true, ...}`` or ``{"ok": fal
   (the bytes) -> ``files.completeUploadExternal`` (channel, thread); each file is kept as an ``Upload``;
 * anything else: ``{"ok": false, "error": "unknown_method"}`` (recorded, so tests can assert on it).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -58,8 +59,14 @@ class Post:
 
     def as_message(self) -> Dict[str, Any]:
         """The message as Slack shows it in an interaction payload's ``message``."""
-        message = {"type": "message", "bot_id": BOT_ID, "user": BOT_USER_ID, "text": self.text, "ts": self.ts,
-                   "blocks": self.blocks}
+        message = {
+            "type": "message",
+            "bot_id": BOT_ID,
+            "user": BOT_USER_ID,
+            "text": self.text,
+            "ts": self.ts,
+            "blocks": self.blocks,
+        }
         if self.thread_ts:
             message["thread_ts"] = self.thread_ts
         return message
@@ -138,7 +145,13 @@ class FakeSlack:
             return [p for p in self.posts if p.channel == channel and (any_thread or p.thread_ts == thread_ts)]
 
     def wait_for_posts(
-        self, count: int, channel: str, thread_ts: Optional[str] = None, *, after: int = 0, timeout: float = 20.0,
+        self,
+        count: int,
+        channel: str,
+        thread_ts: Optional[str] = None,
+        *,
+        after: int = 0,
+        timeout: float = 20.0,
         until: Optional[Callable[[List[Post]], bool]] = None,
     ) -> List[Post]:
         """Waits until ``channel``/``thread_ts`` has at least ``after + count`` posts (and ``until`` holds
@@ -158,30 +171,48 @@ class FakeSlack:
                 self._cond.wait(remaining)
 
     def unknown_calls(self) -> List[Call]:
-        known = ("chat.postMessage", "chat.update", "auth.test", "conversations.open", "files.getUploadURLExternal",
-                 "files.completeUploadExternal")
+        known = (
+            "chat.postMessage",
+            "chat.update",
+            "auth.test",
+            "conversations.open",
+            "files.getUploadURLExternal",
+            "files.completeUploadExternal",
+        )
         with self._cond:
             return [c for c in self.calls if c.method not in known]
 
     # ------------------------------------------------------------------ shared files and uploads
-    def add_file(self, name: str, content: bytes, *, size: Optional[int] = None, url: Optional[str] = None,
-                 **extra: Any) -> Dict[str, Any]:
+    def add_file(
+        self, name: str, content: bytes, *, size: Optional[int] = None, url: Optional[str] = None, **extra: Any
+    ) -> Dict[str, Any]:
         """A file the user shares: its bytes are served to the bot token; the Slack file object."""
         file_id = f"F{next(self._seq):08d}"
         with self._cond:
             self.shared[file_id] = content
         base = self.api_url[: -len("/api/")]
         download = url or f"{base}/files/{file_id}/{name}"
-        return {"id": file_id, "name": name, "title": name, "mimetype": "text/csv", "filetype": "csv",
-                "size": len(content) if size is None else size, "mode": "hosted", "is_external": False,
-                "url_private": download, "url_private_download": download, **extra}
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": "text/csv",
+            "filetype": "csv",
+            "size": len(content) if size is None else size,
+            "mode": "hosted",
+            "is_external": False,
+            "url_private": download,
+            "url_private_download": download,
+            **extra,
+        }
 
     def downloads_of(self, file_id: str) -> List[Download]:
         with self._cond:
             return [d for d in self.downloads if d.file_id == file_id]
 
-    def wait_for_uploads(self, count: int, channel: str, thread_ts: Optional[str] = None, *, timeout: float = 20.0
-                         ) -> List[Upload]:
+    def wait_for_uploads(
+        self, count: int, channel: str, thread_ts: Optional[str] = None, *, timeout: float = 20.0
+    ) -> List[Upload]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -190,8 +221,10 @@ class FakeSlack:
                     return found
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"expected {count} upload(s) to {channel}/{thread_ts}, got {len(found)}; "
-                                         f"all: {[(u.channel, u.thread_ts, u.filename) for u in self.uploads]}")
+                    raise AssertionError(
+                        f"expected {count} upload(s) to {channel}/{thread_ts}, got {len(found)}; "
+                        f"all: {[(u.channel, u.thread_ts, u.filename) for u in self.uploads]}"
+                    )
                 self._cond.wait(remaining)
 
     def _serve_file(self, request: BaseHTTPRequestHandler, path: str) -> None:
@@ -253,8 +286,14 @@ class FakeSlack:
                 pending = self._pending_uploads.pop(str(f.get("id")), None)
                 if pending is None or "content" not in pending or len(pending["content"]) != pending["length"]:
                     return {"ok": False, "error": "file_not_found"}
-                upload = Upload(str(f["id"]), params.get("channel_id") or None, params.get("thread_ts") or None,
-                                pending["filename"], str(f.get("title") or pending["filename"]), pending["content"])
+                upload = Upload(
+                    str(f["id"]),
+                    params.get("channel_id") or None,
+                    params.get("thread_ts") or None,
+                    pending["filename"],
+                    str(f.get("title") or pending["filename"]),
+                    pending["content"],
+                )
                 self.uploads.append(upload)
                 done.append({"id": upload.file_id, "name": upload.filename, "title": upload.title})
             self._cond.notify_all()
@@ -270,7 +309,7 @@ class FakeSlack:
             return self._receive_upload(request, url.path, request.rfile.read(length) if length else b"")
         if not url.path.startswith("/api/"):
             return self._reply(request, 404, {"ok": False, "error": "not_found"})
-        method = url.path[len("/api/"):]
+        method = url.path[len("/api/") :]
         raw = request.rfile.read(length) if length else b""
         content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 
@@ -290,7 +329,7 @@ class FakeSlack:
                     return self._reply(request, 200, {"ok": False, "error": f"invalid_{key}"})
 
         auth = request.headers.get("Authorization") or ""
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else params.pop("token", None)
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.pop("token", None)
         authorized = token == self.token
         with self._cond:
             self.calls.append(Call(method, params, authorized, content_type))
@@ -302,8 +341,15 @@ class FakeSlack:
         handler = {
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
-            "auth.test": lambda p: {"ok": True, "url": "https://fake-workspace.slack.com/", "team": "Fake",
-                                    "user": "bankfeed", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID},
+            "auth.test": lambda p: {
+                "ok": True,
+                "url": "https://fake-workspace.slack.com/",
+                "team": "Fake",
+                "user": "bankfeed",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+            },
             "conversations.open": self._open,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,

@@ -4,6 +4,7 @@ product database fixtures the store tests share (import them: ``from tests.pg im
 ``db`` runs a test once on each database the product supports: SQLite in a temporary file, and the
 test module's PostgreSQL database (``pg_url``, migrated once per module) with every table emptied
 first (ids from 1). It uses the test module's own ``clock`` fixture."""
+
 from __future__ import annotations
 
 import os

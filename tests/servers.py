@@ -3,6 +3,7 @@
 Bank sites are played by a local ``FakeBankSite``: the test bank directory is the real one with every
 online-banking URL pointed at it (``/<bank-slug>/<mode>``), so nothing leaves the machine.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,12 +72,19 @@ def outbound_exceptions(bank_sites: Iterable[str]) -> Dict[str, object]:
 REMINDERS_SOON = {"delay_hours": 2 / 3600, "interval_seconds": 0.5}
 
 
-def write_test_settings(path: Path, canary_url: str, radar: Optional[Dict[str, object]] = None,
-                        outbound: Optional[Dict[str, object]] = None, **probe: object) -> Path:
+def write_test_settings(
+    path: Path,
+    canary_url: str,
+    radar: Optional[Dict[str, object]] = None,
+    outbound: Optional[Dict[str, object]] = None,
+    **probe: object,
+) -> Path:
     """The product settings for a test stack. The fake bank site (whose canary is ``canary_url``) is allowed
     explicitly in ``outbound.bank_sites``; ``outbound`` replaces those exceptions (``{}``: the defaults)."""
     settings = yaml.safe_load((ROOT / "bankfeed.yml").read_text())
-    settings["site_probe"].update({"canary_urls": [canary_url], "budget": 2.0, "connect_timeout": 1.0, "read_timeout": 1.5, **probe})
+    settings["site_probe"].update(
+        {"canary_urls": [canary_url], "budget": 2.0, "connect_timeout": 1.0, "read_timeout": 1.5, **probe}
+    )
     settings["outage_radar"].update(RADAR_OFF if radar is None else radar)
     settings["outbound"].update(outbound_exceptions([local_allowance(canary_url)]) if outbound is None else outbound)
     settings["reminders"].update(REMINDERS_SOON)
@@ -109,8 +117,9 @@ class Process:
         self.args = list(args)
         self.log_path = log
         self._log = open(log, "ab")
-        self.proc = subprocess.Popen(self.args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait_http(self, url: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -146,19 +155,24 @@ class Process:
 def start_action_server(port: int, log: Path, env: Dict[str, str]) -> Process:
     """The action server as the scripts start it (``python -m bot.server.action_server``: loopback, and the shared
     secret when ``ACTION_SERVER_TOKEN`` is in ``env``)."""
-    proc = Process([str(VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions", "--port", str(port)],
-                   log, env)
+    proc = Process(
+        [str(VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions", "--port", str(port)], log, env
+    )
     proc.wait_http(f"http://127.0.0.1:{port}/health")
     return proc
 
 
 def write_endpoints(
-    path: Path, action_port: int, tracker_db: Path, tracker_store: Optional[Dict[str, object]] = None,
+    path: Path,
+    action_port: int,
+    tracker_db: Path,
+    tracker_store: Optional[Dict[str, object]] = None,
     lock_store: Optional[Dict[str, object]] = None,
 ) -> Path:
     endpoints: Dict[str, object] = {
         "action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"},
-        "tracker_store": tracker_store or {
+        "tracker_store": tracker_store
+        or {
             "type": "bot.server.stores.tracker_store.RedactingSQLTrackerStore",
             "dialect": "sqlite",
             "db": str(tracker_db),
@@ -176,8 +190,19 @@ def start_rasa_server(
     """``python -m bot.server.serve run ...`` as the scripts start it: the API token in the environment
     (RASA_API_TOKEN), never on the command line."""
     args = [
-        str(VENV_BIN / "python"), "-m", "bot.server.serve", "run", "--model", str(MODEL), "--endpoints", str(endpoints),
-        "--credentials", str(credentials), "--port", str(port), "--enable-api",
+        str(VENV_BIN / "python"),
+        "-m",
+        "bot.server.serve",
+        "run",
+        "--model",
+        str(MODEL),
+        "--endpoints",
+        str(endpoints),
+        "--credentials",
+        str(credentials),
+        "--port",
+        str(port),
+        "--enable-api",
     ]
     env = {**env, "RASA_API_TOKEN": token}
     env.pop("RASA_API_TOKEN_FILE", None)

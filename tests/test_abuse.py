@@ -2,6 +2,7 @@
 webhook, socket.io and uploads (a clear "slow down", nothing half-processed), anonymous outage
 reports that must not shorten other customers' conversations, and the action server that runs
 actions only for the Rasa server (loopback by default; the shared secret Rasa sends)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,9 +19,17 @@ from tests import servers
 from tests.conftest import RasaStack
 
 TOKEN = secrets.token_urlsafe(24)
-RADAR = {"min_reports": 5, "min_corroborating_failures": 1, "min_verified_reports": 3, "min_probe_failures": 3,
-         "window_minutes": 30, "quiet_minutes": 10, "recheck_minutes": 5, "notice_expiry_hours": 24,
-         "notifier_interval_seconds": 5}
+RADAR = {
+    "min_reports": 5,
+    "min_corroborating_failures": 1,
+    "min_verified_reports": 3,
+    "min_probe_failures": 3,
+    "window_minutes": 30,
+    "quiet_minutes": 10,
+    "recheck_minutes": 5,
+    "notice_expiry_hours": 24,
+    "notifier_interval_seconds": 5,
+}
 LIMITS = {
     "RATE_LIMIT_CHAT_PER_SENDER": "3/20seconds",
     "RATE_LIMIT_CHAT_PER_ADDRESS": "200/minute",
@@ -32,8 +41,11 @@ CSV = b"Date,Description,Amount\n" + b"".join(b"01/%02d/2026,Coffee shop %04d,-4
 
 
 def start_action_server(port: int, log: Path, env: dict, *args: str) -> servers.Process:
-    proc = servers.Process([str(servers.VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions",
-                            "--port", str(port), *args], log, env)
+    proc = servers.Process(
+        [str(servers.VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions", "--port", str(port), *args],
+        log,
+        env,
+    )
     proc.wait_http(f"http://127.0.0.1:{port}/health")
     return proc
 
@@ -41,14 +53,18 @@ def start_action_server(port: int, log: Path, env: dict, *args: str) -> servers.
 @pytest.fixture(scope="module")
 def abuse_stack(fake_banks, tmp_path_factory, trained_model):
     base = tmp_path_factory.mktemp("abuse")
-    env = servers.base_env({
-        "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
-        "BANKFEED_SETTINGS": str(servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"), radar=RADAR)),
-        "HANDOFF_DB_URL": f"sqlite:///{base / 'product.db'}",
-        "TRUSTED_PROXIES": "127.0.0.1",
-        "ACTION_SERVER_TOKEN": TOKEN,
-        **LIMITS,
-    })
+    env = servers.base_env(
+        {
+            "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
+            "BANKFEED_SETTINGS": str(
+                servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"), radar=RADAR)
+            ),
+            "HANDOFF_DB_URL": f"sqlite:///{base / 'product.db'}",
+            "TRUSTED_PROXIES": "127.0.0.1",
+            "ACTION_SERVER_TOKEN": TOKEN,
+            **LIMITS,
+        }
+    )
     env.pop("RATE_LIMITS")
     action_port = servers.free_port()
     actions = start_action_server(action_port, base / "actions.log", env)
@@ -78,9 +94,22 @@ def unique(prefix: str) -> str:
 
 # --------------------------------------------------------------------------- the action server
 def escalate_call(sender: str) -> dict:
-    return {"next_action": "action_escalate", "sender_id": sender, "version": "3.6.2", "domain": {},
-            "tracker": {"sender_id": sender, "slots": {}, "latest_message": {}, "events": [], "paused": False,
-                        "followup_action": None, "active_loop": {}, "latest_action_name": None}}
+    return {
+        "next_action": "action_escalate",
+        "sender_id": sender,
+        "version": "3.6.2",
+        "domain": {},
+        "tracker": {
+            "sender_id": sender,
+            "slots": {},
+            "latest_message": {},
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": None,
+        },
+    }
 
 
 def test_the_action_server_runs_actions_only_with_the_secret_rasa_sends(abuse_stack):
@@ -98,8 +127,9 @@ def test_the_action_server_runs_actions_only_with_the_secret_rasa_sends(abuse_st
     assert httpx.get(f"{abuse_stack.action_url}/health", timeout=10).json() == {"status": "ok"}
     assert store.open_ticket_for(intruder) is None, "an action ran without the secret"
 
-    r = httpx.post(f"{abuse_stack.action_url}/webhook", json=escalate_call(legit),
-                   headers={"X-Action-Server-Token": TOKEN}, timeout=30)
+    r = httpx.post(
+        f"{abuse_stack.action_url}/webhook", json=escalate_call(legit), headers={"X-Action-Server-Token": TOKEN}, timeout=30
+    )
     assert r.status_code == 200, r.text
     assert store.open_ticket_for(legit) is not None
     db.dispose()
@@ -131,8 +161,21 @@ def test_the_default_start_listens_on_loopback_only_and_an_open_one_needs_a_toke
     finally:
         proc.stop()
 
-    refused = servers.Process([str(servers.VENV_BIN / "python"), "-m", "bot.server.action_server", "--actions", "actions",
-                               "--port", str(servers.free_port()), "--interface", "0.0.0.0"], tmp_path / "open.log", env)
+    refused = servers.Process(
+        [
+            str(servers.VENV_BIN / "python"),
+            "-m",
+            "bot.server.action_server",
+            "--actions",
+            "actions",
+            "--port",
+            str(servers.free_port()),
+            "--interface",
+            "0.0.0.0",
+        ],
+        tmp_path / "open.log",
+        env,
+    )
     assert refused.proc.wait(timeout=60) == 2
     assert "without ACTION_SERVER_TOKEN" in refused.tail()
     refused.stop()
@@ -201,8 +244,12 @@ def test_a_widget_sender_over_the_limit_is_told_to_resend(abuse_stack):
 
 # --------------------------------------------------------------------------- uploads
 def upload(stack, address: str, data: bytes = CSV) -> httpx.Response:
-    return httpx.post(f"{stack.url}/upload/analyse", files={"file": ("export.csv", data, "text/csv")},
-                      headers={"X-Forwarded-For": address}, timeout=60)
+    return httpx.post(
+        f"{stack.url}/upload/analyse",
+        files={"file": ("export.csv", data, "text/csv")},
+        headers={"X-Forwarded-For": address},
+        timeout=60,
+    )
 
 
 def test_uploads_per_client_address_count_and_bytes(abuse_stack):
@@ -215,7 +262,7 @@ def test_uploads_per_client_address_count_and_bytes(abuse_stack):
     assert upload(abuse_stack, "203.0.113.11").status_code == 200  # the address from the trusted proxy is what counts
 
     heavy = "203.0.113.12"  # 8000 bytes an hour (the request bodies, multipart included)
-    big = CSV + CSV[CSV.index(b"\n") + 1:][:2400].rsplit(b"\n", 1)[0] + b"\n"  # ~4.4 KB
+    big = CSV + CSV[CSV.index(b"\n") + 1 :][:2400].rsplit(b"\n", 1)[0] + b"\n"  # ~4.4 KB
     assert 4000 < len(big) < 4800
     assert upload(abuse_stack, heavy, big).status_code == 200
     over = upload(abuse_stack, heavy, big)
@@ -257,16 +304,17 @@ def test_a_rest_client_cannot_claim_a_verified_channel(abuse_stack):
     from bot.db.models import BankSignal
 
     sender = unique("claims-slack")
-    abuse_stack.send(sender, "getting error 102 with barclays", input_channel="slack",
-                     metadata={"client_key": "forged"})
+    abuse_stack.send(sender, "getting error 102 with barclays", input_channel="slack", metadata={"client_key": "forged"})
     tracker = abuse_stack.tracker(sender)
     assert tracker["latest_input_channel"] == "rest"
     metadata = [e for e in tracker["events"] if e["event"] == "user"][-1]["metadata"]
     assert metadata["client_key"] != "forged"
     store = Database(abuse_stack.env["HANDOFF_DB_URL"])
     with store.reading() as s:
-        rows = s.execute(select(BankSignal.verified, BankSignal.client_key)
-                         .where(BankSignal.conversation_id == abuse_stack.conversation_id(sender),
-                                 BankSignal.kind == "report")).all()
+        rows = s.execute(
+            select(BankSignal.verified, BankSignal.client_key).where(
+                BankSignal.conversation_id == abuse_stack.conversation_id(sender), BankSignal.kind == "report"
+            )
+        ).all()
     store.dispose()
     assert rows == [(False, metadata["client_key"])]

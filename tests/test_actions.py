@@ -1,4 +1,5 @@
 """The Rasa SDK actions themselves: tracker in, events and messages out (bank sites served locally)."""
+
 from __future__ import annotations
 
 import pytest
@@ -52,8 +53,11 @@ async def run(action, t):
 async def test_troubleshoot_probes_the_bank_and_reports_what_it_saw(fake_banks, services):
     msgs, events = await run(
         sdk_actions.ActionTroubleshoot(services),
-        tracker("report_bank_unavailable", {"bank": "American Express", "error_code": "102"},
-                [("bank", "American Express"), ("error_code", "102")]),
+        tracker(
+            "report_bank_unavailable",
+            {"bank": "American Express", "error_code": "102"},
+            [("bank", "American Express"), ("error_code", "102")],
+        ),
     )
     assert [m["response"] for m in msgs] == ["utter_diagnosis_bank_unavailable", "utter_site_down", "utter_ask_bank_login"]
     slots = slot_events(events)
@@ -67,8 +71,13 @@ async def test_troubleshoot_acts_on_what_a_masked_message_meant(services):
     ranking = [{"name": "report_credentials", "confidence": 0.9}, {"name": "deny", "confidence": 0.05}]
     msgs, events = await run(
         sdk_actions.ActionTroubleshoot(services),
-        tracker("share_sensitive", {"bank": "Chase"}, [("sensitive_data", "password"), ("bank", "Chase"), ("error_code", "103")],
-                confidence=1.0, ranking=[{"name": "share_sensitive", "confidence": 1.0}] + ranking),
+        tracker(
+            "share_sensitive",
+            {"bank": "Chase"},
+            [("sensitive_data", "password"), ("bank", "Chase"), ("error_code", "103")],
+            confidence=1.0,
+            ranking=[{"name": "share_sensitive", "confidence": 1.0}] + ranking,
+        ),
     )
     assert msgs[0]["response"] == "utter_sensitive_warning"
     assert slot_events(events)["diagnosis"] == "credentials"
@@ -76,23 +85,34 @@ async def test_troubleshoot_acts_on_what_a_masked_message_meant(services):
 
 async def test_troubleshoot_reads_the_browser_from_widget_metadata(services):
     ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
-    slots = {"diagnosis": "bank_unavailable", "bank": "Chase",
-             "steps_tried": ["site_check", "refresh", "credential_check"], "current_step": "credential_check",
-             "credential_answers": {"advice_given": True}}
+    slots = {
+        "diagnosis": "bank_unavailable",
+        "bank": "Chase",
+        "steps_tried": ["site_check", "refresh", "credential_check"],
+        "current_step": "credential_check",
+        "credential_answers": {"advice_given": True},
+    }
     msgs, events = await run(sdk_actions.ActionTroubleshoot(services), tracker("deny", slots, metadata={"user_agent": ua}))
     assert [m["response"] for m in msgs] == ["utter_clear_cache_safari"]
     assert slot_events(events)["browser"] == "safari"
 
 
-ESCALATION_SLOTS = {"diagnosis": "bank_unavailable", "bank": "Chase", "error_code": "102",
-                    "steps_tried": ["site_check", "refresh"], "check_results": {"Chase": {"status": "up", "reason": "ok"}}}
+ESCALATION_SLOTS = {
+    "diagnosis": "bank_unavailable",
+    "bank": "Chase",
+    "error_code": "102",
+    "steps_tried": ["site_check", "refresh"],
+    "check_results": {"Chase": {"status": "up", "reason": "ok"}},
+}
 
 
 async def test_escalate_records_the_summary_queues_a_ticket_and_pauses(services):
     services.database.migrate()
     t = tracker("ask_human", ESCALATION_SLOTS)
-    t.events = [{"event": "user", "text": "error 102 chase, my pw: Hunter2!x", "timestamp": 1.0},
-                {"event": "bot", "text": "Let's check Chase.", "timestamp": 2.0}]
+    t.events = [
+        {"event": "user", "text": "error 102 chase, my pw: Hunter2!x", "timestamp": 1.0},
+        {"event": "bot", "text": "Let's check Chase.", "timestamp": 2.0},
+    ]
     msgs, events = await run(sdk_actions.ActionEscalate(services), t)
     statuses = [e["value"] for e in events if e.get("event") == "slot" and e["name"] == "handoff_status"]
     assert statuses == ["requested", "waiting"]
@@ -117,8 +137,13 @@ async def test_escalate_without_a_reachable_handoff_store_keeps_the_bot_answerin
 
 
 async def test_session_start_carries_slots_and_marks_a_returning_user():
-    slots = {"diagnosis": "bank_unavailable", "bank": "Chase", "current_step": "refresh", "steps_tried": ["site_check"],
-             "recent_replies": ["abc", "abc"]}
+    slots = {
+        "diagnosis": "bank_unavailable",
+        "bank": "Chase",
+        "current_step": "refresh",
+        "steps_tried": ["site_check"],
+        "recent_replies": ["abc", "abc"],
+    }
     msgs, events = await run(sdk_actions.ActionSessionStart(), tracker("session_start", slots))
     assert events[0] == SessionStarted()
     assert SlotSet("steps_tried", ["site_check"]) in events
@@ -150,8 +175,12 @@ class FakeUnknownBanks:
     [
         ("bofa", "inform", [("bank", "Bank of America")], {"bank_site": "Bank of America", "bank": "Bank of America"}),
         ("Wells Fargo", "inform", [], {"bank_site": "Wells Fargo", "bank": "Wells Fargo"}),
-        ("https://online.smalltown.example/login", "inform", [("bank_url", "https://online.smalltown.example/login")],
-         {"bank_site": "https://online.smalltown.example/login", "bank_url": "https://online.smalltown.example/login"}),
+        (
+            "https://online.smalltown.example/login",
+            "inform",
+            [("bank_url", "https://online.smalltown.example/login")],
+            {"bank_site": "https://online.smalltown.example/login", "bank_url": "https://online.smalltown.example/login"},
+        ),
         ("skip", "inform", [], {"bank_site": "skip"}),
         ("no idea", "dont_know", [], {"bank_site": "skip"}),
         ("First Farmers Bank", "inform", [], {"bank_site": "First Farmers Bank", "bank": "First Farmers Bank"}),
@@ -177,7 +206,8 @@ async def test_bank_form_validation(value, intent, entities, expected, services)
 async def test_bank_form_goes_on_when_the_unknown_bank_registry_fails(services):
     t = tracker("inform", {"requested_slot": "bank_site"}, text="Farmers State Bank")
     result = await sdk_actions.ValidateBankForm(services, unknown_banks=FakeUnknownBanks(fail=True)).validate_bank_site(
-        "Farmers State Bank", CollectingDispatcher(), t, {})
+        "Farmers State Bank", CollectingDispatcher(), t, {}
+    )
     assert result == {"bank_site": "Farmers State Bank", "bank": "Farmers State Bank"}
 
 
@@ -192,10 +222,14 @@ async def test_bank_form_goes_on_without_the_registry_module(monkeypatch, servic
 
 async def test_bank_form_never_quotes_a_secret_and_asks_again_in_other_words(services):
     dispatcher = CollectingDispatcher()
-    t = tracker("nlu_fallback", {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 0}},
-                text="my password is Hunter2Secret!")
+    t = tracker(
+        "nlu_fallback",
+        {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 0}},
+        text="my password is Hunter2Secret!",
+    )
     result = await sdk_actions.ValidateBankForm(services, unknown_banks=FakeUnknownBanks()).validate_bank_site(
-        "my password is Hunter2Secret!", dispatcher, t, {})
+        "my password is Hunter2Secret!", dispatcher, t, {}
+    )
     assert result == {"bank_site": None, "question": {"key": "utter_ask_bank_site", "count": 1}}
     assert dispatcher.messages[0]["response"] == "utter_sensitive_warning"
     assert "Hunter2" not in str(dispatcher.messages)
@@ -204,19 +238,24 @@ async def test_bank_form_never_quotes_a_secret_and_asks_again_in_other_words(ser
 
 
 async def test_the_bank_form_asked_again_in_the_same_turn_does_not_reread_the_message(services):
-    t = tracker("deny", {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 1, "after": "m1"}},
-                text="/deny")
+    t = tracker(
+        "deny",
+        {"requested_slot": "bank_site", "question": {"key": "utter_ask_bank_site", "count": 1, "after": "m1"}},
+        text="/deny",
+    )
     t.latest_message["message_id"] = "m1"  # the troubleshooter already handled this message
     result = await sdk_actions.ValidateBankForm(services, unknown_banks=FakeUnknownBanks()).validate_bank_site(
-        "/deny", CollectingDispatcher(), t, {})
+        "/deny", CollectingDispatcher(), t, {}
+    )
     assert result == {"bank_site": None}  # so the form asks
 
 
 async def test_the_bank_question_is_worded_differently_each_time():
     asked = []
     for count in range(6):
-        msgs, _ = await run(sdk_actions.ActionAskBankSite(),
-                            tracker("inform", {"question": {"key": "utter_ask_bank_site", "count": count}}))
+        msgs, _ = await run(
+            sdk_actions.ActionAskBankSite(), tracker("inform", {"question": {"key": "utter_ask_bank_site", "count": count}})
+        )
         asked.append(msgs[0]["response"])
     assert asked[0] == "utter_ask_bank_site" and "utter_bank_site_offer_skip" in asked[2:4]
     assert all(a != b for a, b in zip(asked, asked[1:]))

@@ -6,6 +6,7 @@
 - ``actions/`` holds only the Rasa SDK actions: thin adapters that call the core.
 - Nothing in ``bot/`` imports ``actions``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -62,8 +63,9 @@ def test_the_tree_is_there():
 
 @pytest.mark.parametrize("path", CORE, ids=rel)
 def test_the_core_knows_nothing_of_rasa(path):
-    bad = [(line, name) for line, name in imports(path)
-           if top(name) in RASA or within(name, "bot.server") or top(name) == "actions"]
+    bad = [
+        (line, name) for line, name in imports(path) if top(name) in RASA or within(name, "bot.server") or top(name) == "actions"
+    ]
     assert not bad, f"{rel(path)} imports {bad}: Rasa-facing code belongs in bot/server/ or actions/"
 
 
@@ -76,8 +78,9 @@ def test_the_server_never_imports_the_actions(path):
 @pytest.mark.parametrize("path", modules("actions"), ids=rel)
 def test_actions_are_only_rasa_sdk_adapters(path):
     names = [name for _, name in imports(path)]
-    assert not any(within(n, "bot.server") or top(n) == "rasa" for n in names), \
+    assert not any(within(n, "bot.server") or top(n) == "rasa" for n in names), (
         f"{rel(path)}: actions call the core, not the Rasa server"
+    )
     if path.name != "__init__.py":
         assert any(top(n) == "rasa_sdk" for n in names), f"{rel(path)} is no Rasa SDK action: move it to bot/"
 

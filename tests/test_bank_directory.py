@@ -1,4 +1,5 @@
 """Tests for bot.banks.directory and the real data/banks.yml."""
+
 from __future__ import annotations
 
 import textwrap
@@ -75,15 +76,54 @@ def test_real_file_is_not_rasa_training_data():
 @pytest.mark.parametrize(
     "name",
     [
-        "Chase", "Bank of America", "Wells Fargo", "Citibank", "U.S. Bank", "PNC", "Truist",
-        "Capital One", "TD Bank (US)", "Regions", "Citizens Bank", "Fifth Third", "KeyBank",
-        "Huntington", "M&T Bank", "Ally", "Navy Federal Credit Union", "USAA", "American Express",
-        "Discover", "Synchrony", "Silicon Valley Bank", "Mercury", "BMO (US)", "Santander US",
-        "RBC Royal Bank", "TD Canada Trust", "Scotiabank", "BMO Bank of Montreal", "CIBC",
-        "National Bank of Canada", "Desjardins", "Tangerine", "ATB Financial",
-        "Barclays", "HSBC UK", "Lloyds Bank", "NatWest", "Santander UK", "Halifax",
-        "Nationwide Building Society", "Monzo", "Starling Bank", "Metro Bank", "TSB",
-        "Royal Bank of Scotland", "Tide", "Barclaycard",
+        "Chase",
+        "Bank of America",
+        "Wells Fargo",
+        "Citibank",
+        "U.S. Bank",
+        "PNC",
+        "Truist",
+        "Capital One",
+        "TD Bank (US)",
+        "Regions",
+        "Citizens Bank",
+        "Fifth Third",
+        "KeyBank",
+        "Huntington",
+        "M&T Bank",
+        "Ally",
+        "Navy Federal Credit Union",
+        "USAA",
+        "American Express",
+        "Discover",
+        "Synchrony",
+        "Silicon Valley Bank",
+        "Mercury",
+        "BMO (US)",
+        "Santander US",
+        "RBC Royal Bank",
+        "TD Canada Trust",
+        "Scotiabank",
+        "BMO Bank of Montreal",
+        "CIBC",
+        "National Bank of Canada",
+        "Desjardins",
+        "Tangerine",
+        "ATB Financial",
+        "Barclays",
+        "HSBC UK",
+        "Lloyds Bank",
+        "NatWest",
+        "Santander UK",
+        "Halifax",
+        "Nationwide Building Society",
+        "Monzo",
+        "Starling Bank",
+        "Metro Bank",
+        "TSB",
+        "Royal Bank of Scotland",
+        "Tide",
+        "Barclaycard",
     ],
 )
 def test_expected_banks_are_present(directory, name):
@@ -489,9 +529,7 @@ def test_malformed_files_raise_with_useful_message(tmp_path, body, message):
 def test_error_names_the_offending_entry(tmp_path):
     path = write(
         tmp_path,
-        "version: 1\nbank_directory:\n"
-        + VALID_ENTRY
-        + "  - name: Broken Bank\n"
+        "version: 1\nbank_directory:\n" + VALID_ENTRY + "  - name: Broken Bank\n"
         "    country: US\n"
         "    kind: bank\n"
         "    online_banking_url: ftp://files.broken.com/\n",

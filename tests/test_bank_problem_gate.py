@@ -1,5 +1,6 @@
 """The bank-problem gate (bot/troubleshooting/diagnosis.py): no bank-error flow for a message with no sign of a
 bank-connection problem, whatever the classifier said. Plain Python, no model."""
+
 from __future__ import annotations
 
 import pytest
@@ -99,7 +100,13 @@ def test_clarifying_buttons_offer_the_likeliest_topics_then_something_else():
     # a bank error is offered even when adjacent topics rank above it
     ranking = [("ask_download_window", 0.5), ("ask_duplicate_transactions", 0.3), ("report_connection_failure", 0.1)]
     assert [b["payload"] for b in clarifying_buttons(ranking)] == [
-        "/report_connection_failure", "/ask_download_window", "/out_of_scope"]
+        "/report_connection_failure",
+        "/ask_download_window",
+        "/out_of_scope",
+    ]
     # nothing ranked (a turn built in code): a bank-feed error and duplicates
     assert [b["payload"] for b in clarifying_buttons([])] == [
-        "/report_bank_unavailable", "/ask_duplicate_transactions", "/out_of_scope"]
+        "/report_bank_unavailable",
+        "/ask_duplicate_transactions",
+        "/out_of_scope",
+    ]

@@ -9,6 +9,7 @@ through the console API, and a back-online notice is sent. The attacker must rec
 a connector token is fetched), and nothing may be posted to the fake Slack or Teams for them. Reading or
 writing a conversation with an id the server did not issue to that channel is refused.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,15 @@ SLACK_TOKEN = "xoxb-fake-" + secrets.token_hex(8)
 SLACK_SECRET = secrets.token_hex(16)
 VICTIM_CHANNEL, VICTIM_THREAD = "CVICTIM01", "1700000000.000100"
 VICTIM_TEAMS_CONVERSATION = "a:victim-conversation"
-RADAR = {"min_reports": 3, "min_probe_failures": 3, "window_minutes": 30, "quiet_minutes": 10,
-         "recheck_minutes": 0.01, "notice_expiry_hours": 24, "notifier_interval_seconds": 0.5}
+RADAR = {
+    "min_reports": 3,
+    "min_probe_failures": 3,
+    "window_minutes": 30,
+    "quiet_minutes": 10,
+    "recheck_minutes": 0.01,
+    "notice_expiry_hours": 24,
+    "notifier_interval_seconds": 0.5,
+}
 AGENT_PASSWORD = "correct horse battery"
 
 
@@ -61,24 +69,38 @@ def world(fake_banks, tmp_path_factory, trained_model):
     base = tmp_path_factory.mktemp("identity")
     credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
     credentials["bot.server.channels.teams.BotFrameworkInput"] = {
-        "app_id": APP_ID, "openid_metadata_url": openid.metadata_url, "token_url": tokens.token_url(),
-        "http_timeout": 2, "allow_private_downloads": True,
+        "app_id": APP_ID,
+        "openid_metadata_url": openid.metadata_url,
+        "token_url": tokens.token_url(),
+        "http_timeout": 2,
+        "allow_private_downloads": True,
     }
     credentials["bot.server.channels.slack.SlackInput"] = {
-        "slack_token": SLACK_TOKEN, "slack_signing_secret": SLACK_SECRET, "slack_api_url": slack.api_url,
+        "slack_token": SLACK_TOKEN,
+        "slack_signing_secret": SLACK_SECRET,
+        "slack_api_url": slack.api_url,
         "conversation_granularity": "thread",
     }
     credentials_path = base / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
-    env = servers.base_env({
-        "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
-        "BANKFEED_SETTINGS": str(servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"),
-                                                             radar=RADAR)),
-        "HANDOFF_DB_URL": f"sqlite:///{base / 'product.db'}",
-        "MICROSOFT_APP_PASSWORD": APP_PASSWORD,
-    })
-    for name in ("MICROSOFT_APP_ID", "MICROSOFT_APP_TENANT_ID", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
-                 "SLACK_API_URL", "SLACK_SUPPORT_CHANNEL"):
+    env = servers.base_env(
+        {
+            "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
+            "BANKFEED_SETTINGS": str(
+                servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"), radar=RADAR)
+            ),
+            "HANDOFF_DB_URL": f"sqlite:///{base / 'product.db'}",
+            "MICROSOFT_APP_PASSWORD": APP_PASSWORD,
+        }
+    )
+    for name in (
+        "MICROSOFT_APP_ID",
+        "MICROSOFT_APP_TENANT_ID",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_API_URL",
+        "SLACK_SUPPORT_CHANNEL",
+    ):
         env.pop(name, None)
     actions = ActionServer(env, base).start()
     stack = RasaStack(env, base, actions.port, credentials=credentials_path).start()
@@ -89,8 +111,16 @@ def world(fake_banks, tmp_path_factory, trained_model):
     store = Database(env["HANDOFF_DB_URL"])
     AgentStore(store).create_agent("ida", AGENT_PASSWORD, "Ida")
     world = type("World", (), {})()
-    world.__dict__.update(stack=stack, attacker=attacker, tokens=tokens, connector=connector, slack=slack,
-                          store=store, tickets=TicketStore(store), agent=ConsoleClient(stack.url, "ida", AGENT_PASSWORD))
+    world.__dict__.update(
+        stack=stack,
+        attacker=attacker,
+        tokens=tokens,
+        connector=connector,
+        slack=slack,
+        store=store,
+        tickets=TicketStore(store),
+        agent=ConsoleClient(stack.url, "ida", AGENT_PASSWORD),
+    )
     yield world
     stack.stop()
     actions.stop()
@@ -192,8 +222,9 @@ def test_forged_socket_metadata_and_session_ids(world):
         metadata = forged(world.attacker, "botframework")["metadata"]
         for text in ("error 102 with chase", "i want to talk to a person", "/ask_human"):
             before = len(received)
-            client.emit("user_uttered", {"session_id": session, "message": text, "metadata": metadata,
-                                         "input_channel": "botframework"})
+            client.emit(
+                "user_uttered", {"session_id": session, "message": text, "metadata": metadata, "input_channel": "botframework"}
+            )
             wait_until(lambda before=before: len(received) > before, 30, f"no answer to {text!r}")
             time.sleep(1.0)  # the rest of the turn's messages
         wait_until(lambda: "in the queue" in texts(received), 30, "not queued")
@@ -245,9 +276,17 @@ def test_a_notice_row_naming_another_channel_is_delivered_by_the_id_only(world, 
         from bot.db.models import OutageNotice
 
         now = world.store.now()
-        s.add(OutageNotice(conversation_id=conversation, channel="botframework", bank="Chase",
-                           probe_url=fake_banks.url("/chase/healthy"), created_at=now, next_check_at=now,
-                           expires_at=now + timedelta(hours=1)))
+        s.add(
+            OutageNotice(
+                conversation_id=conversation,
+                channel="botframework",
+                bank="Chase",
+                probe_url=fake_banks.url("/chase/healthy"),
+                created_at=now,
+                next_check_at=now,
+                expires_at=now + timedelta(hours=1),
+            )
+        )
     wait_until(lambda: stack.messages(name)["notices"], 20, "no notice was sent")
     assert book.pending(conversation, "Chase") is None
     assert_nothing_left_the_building(world)
@@ -309,5 +348,3 @@ def test_a_socket_asking_for_someone_elses_id_gets_a_new_one_and_none_of_their_m
         assert world.tickets.get_ticket(ticket["id"]).status == "assigned"  # not closed by the intruder
     finally:
         client.disconnect()
-
-

@@ -1,4 +1,5 @@
 """The agent console in a real browser: sign in, claim, reply, and user HTML shown as text."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,6 +1,7 @@
 """The plain-Python parts of the console's and the server's trust boundaries, without a server:
 trusted proxies, origin allow-lists, the CSRF token, the bounded pool, sign-in limits, the API token
 launcher and log scrubbing. The same rules are tested end to end in tests/test_console_security.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -143,7 +144,10 @@ def test_guard_settings_and_storage_from_the_environment():
         with pytest.raises(ValueError):
             GuardSettings.from_env(bad)
     assert storage_url({}) == "memory://"
-    assert storage_url({"REDIS_HOST": "redis", "REDIS_PASSWORD": "p@ss/word", "REDIS_DB": "2"}) == "redis://:p%40ss%2Fword@redis:6379/2"
+    assert (
+        storage_url({"REDIS_HOST": "redis", "REDIS_PASSWORD": "p@ss/word", "REDIS_DB": "2"})
+        == "redis://:p%40ss%2Fword@redis:6379/2"
+    )
     assert storage_url({"RATE_LIMIT_STORAGE_URL": "redis://other:1/0", "REDIS_HOST": "redis"}) == "redis://other:1/0"
 
 
@@ -172,8 +176,11 @@ def test_token_sources(tmp_path):
     path = tmp_path / "token"
     path.write_text("f" * 24 + "\n")
     assert api_token.read_token({"RASA_API_TOKEN_FILE": str(path)}) == "f" * 24
-    for env in ({"RASA_API_TOKEN": "short"}, {"RASA_API_TOKEN": "has a space in it....."},
-                {"RASA_API_TOKEN_FILE": str(tmp_path / "missing")}):
+    for env in (
+        {"RASA_API_TOKEN": "short"},
+        {"RASA_API_TOKEN": "has a space in it....."},
+        {"RASA_API_TOKEN_FILE": str(tmp_path / "missing")},
+    ):
         with pytest.raises(api_token.TokenError):
             api_token.read_token(env)
 
@@ -191,8 +198,14 @@ def test_launcher_keeps_the_token_out_of_argv():
 
 def test_launcher_refuses_an_open_api():
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "bot.server.serve", "run", "--enable-api"], env=env, cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "bot.server.serve", "run", "--enable-api"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "RASA_API_TOKEN" in r.stderr
 
 
@@ -204,8 +217,9 @@ def test_tokens_in_urls_are_scrubbed_from_log_records(caplog):
     with caplog.at_level(logging.INFO):
         logger.info("GET %s", f"http://x/status?token={secret}&a=1")
         logger.info("GET http://x/status?a=1&access_token=%s", secret)
-        logging.getLogger("sanic.access").info("", extra={"request": f"GET http://x/?token={secret}", "host": "h",
-                                                           "status": 200, "byte": 1})
+        logging.getLogger("sanic.access").info(
+            "", extra={"request": f"GET http://x/?token={secret}", "host": "h", "status": 200, "byte": 1}
+        )
     assert secret not in caplog.text
     assert all(secret not in str(getattr(r, "request", "")) for r in caplog.records)
     assert "token=[removed]&a=1" in caplog.text

@@ -5,6 +5,7 @@ session, cookie flags behind the proxy, and the API token kept off command lines
 The tests' own address (127.0.0.1) is the trusted proxy of the test stack (TRUSTED_PROXIES), so a
 test picks its client address with ``X-Forwarded-For``; 127.0.0.2 and 127.0.0.3 are untrusted peers.
 """
+
 from __future__ import annotations
 
 import random
@@ -38,8 +39,9 @@ def fresh_address() -> str:
 def login(stack, username: str, password: str, address: str = None, client: httpx.Client = None, headers=None):
     headers = {**({"X-Forwarded-For": address} if address else {}), **(headers or {})}
     http = client or httpx
-    return http.post(f"{stack.url}/agent/api/login", json={"username": username, "password": password},
-                     headers=headers, timeout=60)
+    return http.post(
+        f"{stack.url}/agent/api/login", json={"username": username, "password": password}, headers=headers, timeout=60
+    )
 
 
 def from_peer(ip: str) -> httpx.Client:
@@ -73,21 +75,36 @@ def test_chat_endpoints_allow_the_widget_hosts_and_nobody_else(rasa_stack):
     assert r.status_code == 200 and cors_headers(r) == {}  # was "*" before
 
     # an error answer of a chat endpoint is readable by the allowed page too (and only by it)
-    r = httpx.post(f"{base}/upload/analyse", content=b"{}", headers={"Origin": WIDGET_HOST_ORIGIN, "Content-Type": "application/json"},
-                   timeout=10)
+    r = httpx.post(
+        f"{base}/upload/analyse",
+        content=b"{}",
+        headers={"Origin": WIDGET_HOST_ORIGIN, "Content-Type": "application/json"},
+        timeout=10,
+    )
     assert 400 <= r.status_code < 500 and r.headers["access-control-allow-origin"] == WIDGET_HOST_ORIGIN
-    r = httpx.post(f"{base}/upload/analyse", content=b"{}", headers={"Origin": EVIL_ORIGIN, "Content-Type": "application/json"},
-                   timeout=10)
+    r = httpx.post(
+        f"{base}/upload/analyse", content=b"{}", headers={"Origin": EVIL_ORIGIN, "Content-Type": "application/json"}, timeout=10
+    )
     assert cors_headers(r) == {}
 
 
 def test_console_and_http_api_are_same_origin_only(rasa_stack):
     base = rasa_stack.url
     for origin in (WIDGET_HOST_ORIGIN, EVIL_ORIGIN):
-        for method, path in [("OPTIONS", "/agent/api/login"), ("OPTIONS", "/agent/api/tickets/1/claim"),
-                             ("GET", "/agent/api/me"), ("POST", "/agent/api/login"), ("GET", "/status"),
-                             ("OPTIONS", "/conversations/x/tracker"), ("GET", "/agent/")]:
-            headers = {"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        for method, path in [
+            ("OPTIONS", "/agent/api/login"),
+            ("OPTIONS", "/agent/api/tickets/1/claim"),
+            ("GET", "/agent/api/me"),
+            ("POST", "/agent/api/login"),
+            ("GET", "/status"),
+            ("OPTIONS", "/conversations/x/tracker"),
+            ("GET", "/agent/"),
+        ]:
+            headers = {
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            }
             r = httpx.request(method, base + path, headers=headers, timeout=10)
             assert cors_headers(r) == {}, (origin, method, path, r.headers)
     # public, anonymous resources keep "*", never with credentials
@@ -120,8 +137,14 @@ def test_state_changes_need_the_sessions_csrf_token(rasa_stack, handoff_db):
     claim = "/tickets/999999/claim"  # past the CSRF check it is a 404
     cookies = {"agent_session": a.http.cookies.get("agent_session")}
     url = f"{rasa_stack.url}/agent/api{claim}"
-    for headers in ({}, {"X-Requested-With": "console"}, {"X-CSRF-Token": b.csrf_token}, {"X-CSRF-Token": ""},
-                    {"X-CSRF-Token": a.csrf_token[:-1]}, {"X-CSRF-Token": "x" * 5000}):
+    for headers in (
+        {},
+        {"X-Requested-With": "console"},
+        {"X-CSRF-Token": b.csrf_token},
+        {"X-CSRF-Token": ""},
+        {"X-CSRF-Token": a.csrf_token[:-1]},
+        {"X-CSRF-Token": "x" * 5000},
+    ):
         r = httpx.post(url, cookies=cookies, headers=headers, json={}, timeout=10)
         assert r.status_code == 403 and "CSRF" in r.json()["error"], (headers, r.status_code)
     assert httpx.post(url, cookies=cookies, headers={"X-CSRF-Token": a.csrf_token}, json={}, timeout=10).status_code == 404

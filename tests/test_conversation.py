@@ -1,4 +1,5 @@
 """The troubleshooting conversation (bot/troubleshooting/conversation.py) turn by turn, against a real local bank site."""
+
 from __future__ import annotations
 
 from typing import Dict, List
@@ -162,8 +163,16 @@ async def test_a_url_given_for_an_unlisted_bank_is_probed(convo, bank_site):
     assert convo.variables("utter_site_down")["observed"] == "it answers with an error (HTTP 500)"
 
 
-@pytest.mark.parametrize("typed", ["http://127.0.0.1:{other}/", "http://2130706433:{port}/", "http://[::1]:{port}/",
-                                   "http://localhost:{port}/", "http://169.254.169.254/latest/meta-data/"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "http://127.0.0.1:{other}/",
+        "http://2130706433:{port}/",
+        "http://[::1]:{port}/",
+        "http://localhost:{port}/",
+        "http://169.254.169.254/latest/meta-data/",
+    ],
+)
 async def test_an_address_the_bot_may_not_contact_gets_a_plain_answer(convo, bank_site, typed):
     # only the local bank site's own port is allowed here; any other local address is refused unsent
     with FakeBankSite() as other:

@@ -1,6 +1,7 @@
 """Off-topic and adjacent bank-feed questions in the troubleshooting conversation (bot/troubleshooting/conversation.py),
 turn by turn and in-process: short answers, the bank-problem gate's clarifying question, and a real
 problem report still starting its flow afterwards."""
+
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -18,8 +19,7 @@ async def typed(
     for name, value in entities.items():
         if name in ("bank", "error_code", "browser", "bank_url"):
             c.slots[name] = value
-    turn = Turn(intent=intent, entities={k: [v] for k, v in entities.items()}, text=text,
-                ranking=ranking or [(intent, 0.8)])
+    turn = Turn(intent=intent, entities={k: [v] for k, v in entities.items()}, text=text, ranking=ranking or [(intent, 0.8)])
     reply = await c.bot.handle(State.from_slots(c.slots), turn)
     c.slots.update(reply.slots)
     c.messages = reply.messages

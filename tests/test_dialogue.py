@@ -1,6 +1,7 @@
 """The dialogue design (bot/troubleshooting/conversation.py) turn by turn, in-process: free text where buttons were
 offered, no reply three times in a row, one question per turn, the honest record, relapses, returns and
 the "wait a day" reminder. What the customer reads is rendered from domain.yml."""
+
 from __future__ import annotations
 
 import random
@@ -117,9 +118,22 @@ async def test_yes_to_notify_me_is_not_yes_its_fixed(convo, product_db):
 @pytest.mark.parametrize("seed", range(6))
 async def test_a_long_random_conversation_never_repeats_a_reply_three_times_and_asks_one_question(convo, seed):
     rng = random.Random(seed)
-    moves = [("deny", {}), ("affirm", {}), ("nlu_fallback", {}), ("inform", {"browser": "chrome"}), ("thank", {}),
-             ("already_tried", {}), ("dont_know", {}), ("explain_step", {}), ("greet", {}), ("continue_troubleshooting", {}),
-             ("ask_capabilities", {}), ("inform", {}), ("bot_challenge", {}), ("skip_step", {})]
+    moves = [
+        ("deny", {}),
+        ("affirm", {}),
+        ("nlu_fallback", {}),
+        ("inform", {"browser": "chrome"}),
+        ("thank", {}),
+        ("already_tried", {}),
+        ("dont_know", {}),
+        ("explain_step", {}),
+        ("greet", {}),
+        ("continue_troubleshooting", {}),
+        ("ask_capabilities", {}),
+        ("inform", {}),
+        ("bot_challenge", {}),
+        ("skip_step", {}),
+    ]
     await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
     seen = []
     for _ in range(60):
@@ -178,8 +192,14 @@ async def test_after_an_outage_the_record_says_what_was_skipped_not_tried(convo,
     summary = handoff_slots(convo.slots, now=0)["escalation_summary"]
     assert summary["steps_walked"] == [ts.MANUAL_UPLOAD]
     assert summary["steps_tried"] == [ts.MANUAL_UPLOAD]
-    assert set(summary["steps_skipped"]) == {ts.SITE_CHECK, ts.REFRESH, ts.CREDENTIAL_CHECK, ts.CLEAR_CACHE,
-                                             ts.PRIVATE_WINDOW, ts.WAIT_A_DAY}
+    assert set(summary["steps_skipped"]) == {
+        ts.SITE_CHECK,
+        ts.REFRESH,
+        ts.CREDENTIAL_CHECK,
+        ts.CLEAR_CACHE,
+        ts.PRIVATE_WINDOW,
+        ts.WAIT_A_DAY,
+    }
     assert "known outage" in summary["steps_skipped"][ts.REFRESH]
     assert summary["steps_skipped"][ts.WAIT_A_DAY] == "the customer chose to talk to a person instead"
     assert summary["reason"] == "user_request"
@@ -217,28 +237,40 @@ async def test_already_tried_is_the_customers_word_and_the_credential_answers_re
     assert summary["steps_already_tried"] == [ts.REFRESH]
     text = summary_text(summary)
     assert "customer had already tried: refreshing the connection" in text
-    assert ("sign-in check: can sign in on the bank's site, user ID in QuickBooks differs or not sure, "
-            "bank password changed recently, third-party access off or not found, not a new account") in text
+    assert (
+        "sign-in check: can sign in on the bank's site, user ID in QuickBooks differs or not sure, "
+        "bank password changed recently, third-party access off or not found, not a new account"
+    ) in text
     assert summary["reason"] == "user_request"
 
 
 def test_a_ticket_never_says_every_fix_was_tried_beside_nothing_tried():
-    slots = {"diagnosis": "bank_unavailable", "steps_tried": list(ts.COMMON_STEPS),
-             "step_outcomes": {s: ts.OUTCOME_SKIPPED_OUTAGE for s in ts.COMMON_STEPS}}
+    slots = {
+        "diagnosis": "bank_unavailable",
+        "steps_tried": list(ts.COMMON_STEPS),
+        "step_outcomes": {s: ts.OUTCOME_SKIPPED_OUTAGE for s in ts.COMMON_STEPS},
+    }
     summary = handoff_slots(slots, now=0)["escalation_summary"]
     assert summary["reason"] == "no_fix_left" and summary["steps_tried"] == []
 
 
 def test_transcripts_show_the_button_clicked_not_its_payload():
     events = [
-        {"event": "bot", "text": "Did the feed update?", "timestamp": 1.0,
-         "data": {"buttons": [{"title": "No, still failing", "payload": "/deny"}]}},
+        {
+            "event": "bot",
+            "text": "Did the feed update?",
+            "timestamp": 1.0,
+            "data": {"buttons": [{"title": "No, still failing", "payload": "/deny"}]},
+        },
         {"event": "user", "text": "/deny", "timestamp": 2.0},
         {"event": "user", "text": "/ask_human", "timestamp": 3.0},
-        {"event": "user", "text": "/inform{\"browser\":\"chrome\"}", "timestamp": 4.0},
+        {"event": "user", "text": '/inform{"browser":"chrome"}', "timestamp": 4.0},
     ]
-    assert [line["text"] for line in transcript(events)][1:] == ["No, still failing", "Talk to a person",
-                                                                 "/inform{\"browser\":\"chrome\"}"]
+    assert [line["text"] for line in transcript(events)][1:] == [
+        "No, still failing",
+        "Talk to a person",
+        '/inform{"browser":"chrome"}',
+    ]
 
 
 # --------------------------------------------------------------------------- relapse and resumption
@@ -262,10 +294,17 @@ async def test_the_same_error_reported_after_fixed_is_a_relapse_too(convo):
 
 
 async def test_a_relapse_with_no_steps_left_escalates_with_the_record(convo):
-    convo.slots.update({"diagnosis": "bank_unavailable", "bank": "Chase", "error_code": "102",
-                        "steps_tried": list(ts.COMMON_STEPS), "resolved": True,
-                        "step_outcomes": {**{s: ts.OUTCOME_FAILED for s in ts.COMMON_STEPS}, ts.WAIT_A_DAY: ts.OUTCOME_FIXED},
-                        "topics": {"current": "bank_unavailable|Chase"}})
+    convo.slots.update(
+        {
+            "diagnosis": "bank_unavailable",
+            "bank": "Chase",
+            "error_code": "102",
+            "steps_tried": list(ts.COMMON_STEPS),
+            "resolved": True,
+            "step_outcomes": {**{s: ts.OUTCOME_FAILED for s in ts.COMMON_STEPS}, ts.WAIT_A_DAY: ts.OUTCOME_FIXED},
+            "topics": {"current": "bank_unavailable|Chase"},
+        }
+    )
     assert await convo.say("relapse") == ["utter_relapse", "utter_escalating"]
     assert convo.slots["escalation_due"] is True
     assert handoff_slots(convo.slots, now=0)["escalation_summary"]["reason"] == "relapsed_after_every_step"
@@ -318,10 +357,17 @@ async def test_a_returning_customer_with_something_else(convo):
 
 # --------------------------------------------------------------------------- wait a day
 async def _at_wait_a_day(convo):
-    convo.slots.update({"diagnosis": "bank_unavailable", "bank": "Chase", "error_code": "102",
-                        "steps_tried": list(ts.COMMON_STEPS[:-1]),
-                        "step_outcomes": {s: ts.OUTCOME_FAILED for s in ts.COMMON_STEPS[:-1]},
-                        "topics": {"current": "bank_unavailable|Chase"}, "current_step": ts.MANUAL_UPLOAD})
+    convo.slots.update(
+        {
+            "diagnosis": "bank_unavailable",
+            "bank": "Chase",
+            "error_code": "102",
+            "steps_tried": list(ts.COMMON_STEPS[:-1]),
+            "step_outcomes": {s: ts.OUTCOME_FAILED for s in ts.COMMON_STEPS[:-1]},
+            "topics": {"current": "bank_unavailable|Chase"},
+            "current_step": ts.MANUAL_UPLOAD,
+        }
+    )
     assert await convo.say("deny") == ["utter_step_wait_a_day"]
 
 
@@ -372,8 +418,14 @@ async def test_a_reminder_that_cannot_be_saved_offers_a_person(convo):
         ("talk to a person", "ask_human", 0.97, {}, bq.NOT_AN_ANSWER, None),
         ("chase", "inform", 0.99, {"bank": "Chase"}, bq.BANK, None),
         ("my password is Hunter2Secret!", "nlu_fallback", 0.2, {}, bq.SECRET, None),
-        ("I paste a whole paragraph here about how my accountant set up the feed last spring and since then nothing",
-         "nlu_fallback", 0.3, {}, bq.NOT_AN_ANSWER, None),
+        (
+            "I paste a whole paragraph here about how my accountant set up the feed last spring and since then nothing",
+            "nlu_fallback",
+            0.3,
+            {},
+            bq.NOT_AN_ANSWER,
+            None,
+        ),
     ],
 )
 def test_the_bank_question_classifies_before_taking_a_name(text, intent, confidence, entities, kind, name):

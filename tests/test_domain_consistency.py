@@ -2,6 +2,7 @@
 
 `rasa data validate` cannot see responses that custom actions send, so this closes that gap.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
 RESPONSES = set(DOMAIN["responses"])
 # the actions and the conversation logic they call (bot/troubleshooting/, bot/handoff/, bot/outages/)
-CODE = [*(ROOT / "actions").glob("*.py"), *(ROOT / "bot" / "troubleshooting").glob("*.py"),
-        *(ROOT / "bot" / "handoff").glob("*.py"), *(ROOT / "bot" / "outages").glob("*.py")]
+CODE = [
+    *(ROOT / "actions").glob("*.py"),
+    *(ROOT / "bot" / "troubleshooting").glob("*.py"),
+    *(ROOT / "bot" / "handoff").glob("*.py"),
+    *(ROOT / "bot" / "outages").glob("*.py"),
+]
 SOURCES = "\n".join(p.read_text() for p in CODE) + (ROOT / "data" / "rules.yml").read_text()
 
 
@@ -28,9 +33,17 @@ def dynamic_responses() -> set:
     names |= {f"utter_diagnosis_{d}" for d in DIAGNOSES if d != OUT_OF_SCOPE}
     names |= {f"utter_site_{s}" for s in ("up", "slow", "maintenance", "down", "unknown")}
     names |= set(credential_check.QUESTION_RESPONSES.values())
-    names |= set(credential_check.advice({credential_check.LOGIN_WORKS: False, credential_check.SAME_USER_ID: False,
-                                          credential_check.PASSWORD_CHANGED: True, credential_check.THIRD_PARTY_ACCESS: False,
-                                          credential_check.NEW_ACCOUNT: True}))
+    names |= set(
+        credential_check.advice(
+            {
+                credential_check.LOGIN_WORKS: False,
+                credential_check.SAME_USER_ID: False,
+                credential_check.PASSWORD_CHANGED: True,
+                credential_check.THIRD_PARTY_ACCESS: False,
+                credential_check.NEW_ACCOUNT: True,
+            }
+        )
+    )
     names |= {cache_response(b) for b in SUPPORTED + ("other",)}
     names |= set(conversation.REASK.values())  # the questions asked again in other words
     # forms ask for each required slot with utter_ask_<slot>

@@ -1,4 +1,5 @@
 """Faults: each test checks that nothing the user sent is lost and the user gets a sensible answer."""
+
 from __future__ import annotations
 
 import subprocess
@@ -70,8 +71,14 @@ def test_postgresql_restart_loses_nothing(product_env, stack_dir, action_server,
         from sqlalchemy.engine import make_url
 
         u = make_url(url)
-        tracker = {"type": "bot.server.stores.tracker_store.RedactingSQLTrackerStore", "dialect": "postgresql",
-                   "url": u.host, "port": u.port, "db": u.database, "username": u.username}
+        tracker = {
+            "type": "bot.server.stores.tracker_store.RedactingSQLTrackerStore",
+            "dialect": "postgresql",
+            "url": u.host,
+            "port": u.port,
+            "db": u.database,
+            "username": u.username,
+        }
         stack = _stack_with(product_env, stack_dir / "pg-restart", action_server.port, tracker_store=tracker)
         try:
             s = f"fault-{uuid.uuid4().hex[:8]}"
@@ -88,7 +95,9 @@ def test_postgresql_restart_loses_nothing(product_env, stack_dir, action_server,
             assert "refresh the connection" in texts(replies)
             stack.send(s, "/deny")
             with psycopg2.connect(url) as conn, conn.cursor() as cur:
-                cur.execute("select data from events where sender_id = %s and type_name = 'user' order by id", (stack.conversation_id(s),))
+                cur.execute(
+                    "select data from events where sender_id = %s and type_name = 'user' order by id", (stack.conversation_id(s),)
+                )
                 stored = [row[0] for row in cur.fetchall()]
             assert len(stored) == 3 and '"/deny"' in stored[-1]
         finally:

@@ -4,6 +4,7 @@ through the real upload assistant; the channel's side (download, answers) is a s
 Slack and Teams each test the flow end to end over their fakes (tests/test_slack_channel.py,
 tests/test_teams_channel.py); here are the rules the two copies of the flow used to disagree on, and
 the flow's edges."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -21,8 +22,7 @@ AMBIGUOUS = (EXPORTS / "ambiguous_dates.csv").read_bytes()
 class Chat:
     """What a channel would post, in order: ("text", text), ("question", text, payloads), ("report", reply)."""
 
-    def __init__(self, files: Dict[str, Any], key: str = "conversation-1", region: str = "US",
-                 failing_reports: int = 0):
+    def __init__(self, files: Dict[str, Any], key: str = "conversation-1", region: str = "US", failing_reports: int = 0):
         self.files, self.key, self.region = files, key, region
         self.failing_reports = failing_reports
         self.posted: List[Tuple[Any, ...]] = []
@@ -109,13 +109,21 @@ async def test_the_date_order_question_keeps_the_file_and_its_region_and_the_ans
 async def test_declared_size_links_and_refusals_are_answered_without_checking():
     chat = Chat({"refused.csv": FileRefused(file_replies.NOT_A_FILE)})
     flow = FileShare("Test", 1000)
-    await flow.handle(NoHandoff(), chat.key, chat.chat(), files=[
-        SharedFile("big.csv", "https://files.example/big", size=5_000_000),  # refused before any download
-        SharedFile("elsewhere.csv", None),
-        SharedFile("refused.csv", "https://files.example/r"),
-    ])
-    assert [p[1] for p in chat.posted] == [file_replies.too_large_text(1000, 5_000_000), file_replies.NOT_A_FILE,
-                                           file_replies.NOT_A_FILE]
+    await flow.handle(
+        NoHandoff(),
+        chat.key,
+        chat.chat(),
+        files=[
+            SharedFile("big.csv", "https://files.example/big", size=5_000_000),  # refused before any download
+            SharedFile("elsewhere.csv", None),
+            SharedFile("refused.csv", "https://files.example/r"),
+        ],
+    )
+    assert [p[1] for p in chat.posted] == [
+        file_replies.too_large_text(1000, 5_000_000),
+        file_replies.NOT_A_FILE,
+        file_replies.NOT_A_FILE,
+    ]
     assert chat.downloads == ["refused.csv"]
 
 

@@ -1,5 +1,6 @@
 """Hand-off end to end: escalate over REST, an agent claims and answers through the console API,
 the bot stays silent meanwhile, then the agent hands the chat back."""
+
 from __future__ import annotations
 
 import json
@@ -142,8 +143,15 @@ def test_live_updates_reach_the_agent(rasa_stack, make_agent):
 
 def test_console_api_needs_a_signed_in_agent(rasa_stack):
     base = f"{rasa_stack.url}/agent/api"
-    for method, path in [("GET", "/tickets"), ("GET", "/tickets/1"), ("POST", "/tickets/1/claim"),
-                         ("POST", "/tickets/1/messages"), ("GET", "/stats"), ("GET", "/events"), ("GET", "/me")]:
+    for method, path in [
+        ("GET", "/tickets"),
+        ("GET", "/tickets/1"),
+        ("POST", "/tickets/1/claim"),
+        ("POST", "/tickets/1/messages"),
+        ("GET", "/stats"),
+        ("GET", "/events"),
+        ("GET", "/me"),
+    ]:
         assert httpx.request(method, base + path, timeout=10).status_code == 401, path
     assert httpx.post(f"{base}/login", json={"username": "dana", "password": "nope"}, timeout=10).status_code == 401
 

@@ -5,6 +5,7 @@ PostgreSQL is required, not optional: CI starts it. Each test module gets a fres
 random name on ``postgresql://postgres@127.0.0.1:5432`` (override with HANDOFF_TEST_PG_ADMIN_URL),
 dropped at the end.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -132,9 +133,7 @@ def test_migrate_twice_is_fine_and_matches_the_models(db):
     from alembic.runtime.migration import MigrationContext
 
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"version_table": engine_module.VERSION_TABLE, "compare_type": True}
-        )
+        context = MigrationContext.configure(conn, opts={"version_table": engine_module.VERSION_TABLE, "compare_type": True})
         assert compare_metadata(context, metadata) == []
 
     indexes = {ix["name"]: ix for ix in sa.inspect(db.engine).get_indexes("tickets")}
@@ -179,7 +178,10 @@ def test_open_ticket_copies_the_summary_and_is_idempotent(tickets, clock):
     ticket = tickets.open_ticket("conv-1", "socketio", SUMMARY, TRANSCRIPT)
     assert ticket.status == "waiting" and ticket.channel == "socketio" and ticket.conversation_id == "conv-1"
     assert (ticket.diagnosis, ticket.bank, ticket.error_code, ticket.reason) == (
-        "bank_connection_102", "Chase", "102", "all_steps_tried"
+        "bank_connection_102",
+        "Chase",
+        "102",
+        "all_steps_tried",
     )
     assert ticket.check_results == SUMMARY["check_results"]
     assert ticket.steps_tried == SUMMARY["steps_tried"]
@@ -717,7 +719,9 @@ def test_cli_creates_and_lists_agents(tmp_path):
     assert before.returncode == 1 and "migrate" in before.stderr
 
     assert run_cli(["--db-url", url, "migrate"], work, {}).returncode == 0
-    created = run_cli(["--db-url", url, "create-agent", "Dana", "--display-name", "Dana Smith"], work, {"AGENT_PASSWORD": PASSWORD})
+    created = run_cli(
+        ["--db-url", url, "create-agent", "Dana", "--display-name", "Dana Smith"], work, {"AGENT_PASSWORD": PASSWORD}
+    )
     assert created.returncode == 0, created.stderr
     assert "dana" in created.stdout and PASSWORD not in created.stdout + created.stderr
 

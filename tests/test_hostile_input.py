@@ -1,5 +1,6 @@
 """Hostile and bad input on every endpoint: never a 5xx, a clear 4xx where the request is wrong,
 the server keeps serving, and secrets a user pastes never reach the stores or the logs."""
+
 from __future__ import annotations
 
 import json
@@ -136,13 +137,24 @@ def test_slack_and_teams_battery(hostile_stack):
     slack = f"{hostile_stack.url}/webhooks/slack/webhook"
     teams = f"{hostile_stack.url}/webhooks/botframework/webhook"
     for url in (slack, teams):
-        for body, content_type in [(b"", "application/json"), (b"{bad", "application/json"), (b"[]", "application/json"),
-                                   (b"\xff\xfe", "application/json"), (b"payload=%7Bbad", "application/x-www-form-urlencoded"),
-                                   (b"x" * 300_000, "application/json"), (b"{}", "text/plain")]:
+        for body, content_type in [
+            (b"", "application/json"),
+            (b"{bad", "application/json"),
+            (b"[]", "application/json"),
+            (b"\xff\xfe", "application/json"),
+            (b"payload=%7Bbad", "application/x-www-form-urlencoded"),
+            (b"x" * 300_000, "application/json"),
+            (b"{}", "text/plain"),
+        ]:
             r = post(url, body, content_type)
             assert 400 <= r.status_code < 500, (url, body[:20], r.status_code, r.text[:200])
     # forged Slack signature and a made-up Bot Framework token
-    assert post(slack, b'{"type": "event_callback"}', headers={"X-Slack-Signature": "v0=forged", "X-Slack-Request-Timestamp": "1"}).status_code == 401
+    assert (
+        post(
+            slack, b'{"type": "event_callback"}', headers={"X-Slack-Signature": "v0=forged", "X-Slack-Request-Timestamp": "1"}
+        ).status_code
+        == 401
+    )
     assert post(teams, b'{"type": "message"}', headers={"Authorization": "Bearer not.a.jwt"}).status_code in (401, 503)
     assert_still_serving(hostile_stack)
 
@@ -164,9 +176,17 @@ def test_socketio_battery(hostile_stack):
             client.sleep(0.1)
         session = confirmed[0]
         assert session.startswith("web-")
-        for data in (None, "just a string", 42, [], {"session_id": session}, {"session_id": session, "message": 5},
-                     {"session_id": session, "message": "hi", "metadata": "{bad json"},
-                     {"session_id": session, "message": HUGE}, {"message": "no session"}):
+        for data in (
+            None,
+            "just a string",
+            42,
+            [],
+            {"session_id": session},
+            {"session_id": session, "message": 5},
+            {"session_id": session, "message": "hi", "metadata": "{bad json"},
+            {"session_id": session, "message": HUGE},
+            {"message": "no session"},
+        ):
             client.emit("user_uttered", data)
         client.emit("user_uttered", {"session_id": session, "message": "error 102 with chase"})
         client.sleep(4)
@@ -180,9 +200,15 @@ def test_socketio_battery(hostile_stack):
 
 def test_rasa_http_api_is_never_open_without_the_token(hostile_stack):
     base = hostile_stack.url
-    for method, path in [("GET", "/conversations/x/tracker"), ("POST", "/conversations/x/tracker/events"),
-                         ("POST", "/model/parse"), ("GET", "/status"), ("GET", "/domain"), ("PUT", "/model"),
-                         ("POST", "/conversations/x/messages")]:
+    for method, path in [
+        ("GET", "/conversations/x/tracker"),
+        ("POST", "/conversations/x/tracker/events"),
+        ("POST", "/model/parse"),
+        ("GET", "/status"),
+        ("GET", "/domain"),
+        ("PUT", "/model"),
+        ("POST", "/conversations/x/messages"),
+    ]:
         r = httpx.request(method, base + path, json={}, timeout=10)
         assert r.status_code == 401, (method, path, r.status_code)
         r = httpx.request(method, base + path, params={"token": "wrong"}, json={}, timeout=10)

@@ -3,6 +3,7 @@
 Each message goes through the whole Rasa pipeline (NLU, policies, our actions on a real action
 server); the tracker's slots must then hold the diagnosis, error code and canonical bank.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -79,8 +80,9 @@ async def test_held_out_set_meets_the_diagnosis_targets(agent):
     training_texts = {
         e.get("text").lower() for f in (ROOT / "data" / "nlu").glob("*.yml") for e in load_data(str(f)).intent_examples
     }
-    assert not {e.get("text").lower() for e in load_data(str(holdout)).intent_examples} & training_texts, \
+    assert not {e.get("text").lower() for e in load_data(str(holdout)).intent_examples} & training_texts, (
         "held-out examples must never be trained on"
+    )
     predictions = await evaluate.predict_with(agent, holdout)
     report = evaluate.evaluate(predictions)
     per_class = {k: round(v["f1"], 3) for k, v in report["diagnosis"]["per_class"].items()}

@@ -17,6 +17,7 @@ It is torn down with scripts/prod-down.sh and the databases are dropped.
 
 Sizes can be lowered for a quick look: MULTI_REPLICA_CONVERSATIONS, MULTI_REPLICA_CONCURRENCY.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -103,8 +104,13 @@ def _redis_db() -> int:
 async def _rabbitmq_queue_count(env: Dict[str, str]) -> int:
     import aio_pika
 
-    conn = await aio_pika.connect(host=env["RABBITMQ_HOST"], port=int(env["RABBITMQ_PORT"]),
-                                  login=env["RABBITMQ_USERNAME"], password=env["RABBITMQ_PASSWORD"], timeout=10)
+    conn = await aio_pika.connect(
+        host=env["RABBITMQ_HOST"],
+        port=int(env["RABBITMQ_PORT"]),
+        login=env["RABBITMQ_USERNAME"],
+        password=env["RABBITMQ_PASSWORD"],
+        timeout=10,
+    )
     async with conn:
         channel = await conn.channel()
         queue = await channel.declare_queue(env["RABBITMQ_QUEUE"], passive=True)
@@ -114,8 +120,13 @@ async def _rabbitmq_queue_count(env: Dict[str, str]) -> int:
 async def _rabbitmq_cleanup(env: Dict[str, str]) -> None:
     import aio_pika
 
-    conn = await aio_pika.connect(host=env["RABBITMQ_HOST"], port=int(env["RABBITMQ_PORT"]),
-                                  login=env["RABBITMQ_USERNAME"], password=env["RABBITMQ_PASSWORD"], timeout=10)
+    conn = await aio_pika.connect(
+        host=env["RABBITMQ_HOST"],
+        port=int(env["RABBITMQ_PORT"]),
+        login=env["RABBITMQ_USERNAME"],
+        password=env["RABBITMQ_PASSWORD"],
+        timeout=10,
+    )
     async with conn:
         channel = await conn.channel()
         await channel.queue_delete(env["RABBITMQ_QUEUE"])
@@ -144,8 +155,15 @@ class ProdStack:
 
 
 def _run_script(name: str, env: Dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / "scripts" / name)], cwd=ROOT, env=env, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(
+        [str(ROOT / "scripts" / name)],
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +214,14 @@ def prod_stack(tmp_path_factory, trained_model):
         )
         env.pop("SOCKETIO_REDIS_URL", None)  # prod-up derives it from REDIS_*
         prod = ProdStack(
-            env=env, prod_dir=tmp / "prod", tracker_url=tracker_url, handoff_url=handoff_url,
-            nginx_url=f"http://127.0.0.1:{nginx_port}", rasa_ports=[rasa_base, rasa_base + 1],
-            action_ports=[actions_base, actions_base + 1], token=env["RASA_API_TOKEN"],
+            env=env,
+            prod_dir=tmp / "prod",
+            tracker_url=tracker_url,
+            handoff_url=handoff_url,
+            nginx_url=f"http://127.0.0.1:{nginx_port}",
+            rasa_ports=[rasa_base, rasa_base + 1],
+            action_ports=[actions_base, actions_base + 1],
+            token=env["RASA_API_TOKEN"],
         )
 
         def tear_down() -> None:
@@ -302,7 +325,7 @@ def _check_conversation(sender: str, events: List[Tuple[str, dict]]) -> List[str
             problems.append(f"{sender}: user event #{turn} carries {meta!r} (another conversation's, or out of order)")
     bounds = [i for i, _ in users] + [len(events)]
     for turn in range(len(users)):
-        between = [kind for kind, _ in events[bounds[turn] + 1: bounds[turn + 1]]]
+        between = [kind for kind, _ in events[bounds[turn] + 1 : bounds[turn + 1]]]
         if "bot" not in between:
             problems.append(f"{sender}: turn {turn} ({texts[turn]!r}) was not answered")
     return problems
@@ -343,8 +366,7 @@ async def _drive(base_url: str, run_id: str) -> dict:
         started = time.monotonic()
         await asyncio.wait_for(asyncio.gather(*(conversation(n) for n in range(CONVERSATIONS))), LOAD_BUDGET_SECONDS)
         duration = time.monotonic() - started
-    return {"upstreams": upstreams, "latencies": latencies, "failures": failures, "duration": duration,
-            "senders": senders}
+    return {"upstreams": upstreams, "latencies": latencies, "failures": failures, "duration": duration, "senders": senders}
 
 
 # --------------------------------------------------------------------------- the tests
@@ -364,7 +386,9 @@ def test_conversations_through_nginx_are_whole(prod_stack):
         f"  requests per replica (X-Upstream): {dict(result['upstreams'])}\n"
         f"  action calls per action server (nginx log): {dict(actions_seen)}"
     )
-    assert not result["failures"], f"{len(result['failures'])} failed turns, e.g.:\n" + "\n".join(result["failures"][:10]) + "\n" + prod_stack.logs()
+    assert not result["failures"], (
+        f"{len(result['failures'])} failed turns, e.g.:\n" + "\n".join(result["failures"][:10]) + "\n" + prod_stack.logs()
+    )
     assert sum(result["upstreams"].values()) == requests  # message turns (the session requests are not counted)
     assert set(result["upstreams"]) == replicas, f"unexpected upstreams {result['upstreams']}"
     for replica in replicas:
@@ -408,6 +432,7 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
         received: asyncio.Queue = asyncio.Queue()
         confirmed = asyncio.Event()
         sio = socketio.AsyncClient(reconnection=False)
+
         def on_confirm(sid: str) -> None:
             nonlocal session_id
             session_id = sid
@@ -422,8 +447,9 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
                 try:
                     data = await asyncio.wait_for(received.get(), max(0.1, deadline - time.monotonic()))
                 except asyncio.TimeoutError:
-                    raise AssertionError(f"the widget on replica 1 never got a message with {containing!r} "
-                                         f"within {timeout:.0f}s") from None
+                    raise AssertionError(
+                        f"the widget on replica 1 never got a message with {containing!r} within {timeout:.0f}s"
+                    ) from None
                 if containing in json.dumps(data):
                     return data
 
@@ -438,8 +464,9 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
 
             async with httpx.AsyncClient(timeout=30) as http:
                 # the console's live events, through nginx: must arrive at once (no buffering)
-                login = await http.post(f"{prod_stack.nginx_url}/agent/api/login",
-                                        json={"username": agent.username, "password": password})
+                login = await http.post(
+                    f"{prod_stack.nginx_url}/agent/api/login", json={"username": agent.username, "password": password}
+                )
                 login.raise_for_status()
                 auth = {"Authorization": f"Bearer {login.json()['token']}"}
                 tickets = (await http.get(f"{replica_2}/agent/api/tickets", headers=auth)).json()["tickets"]
@@ -448,8 +475,9 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
                 sse_lines: asyncio.Queue = asyncio.Queue()
 
                 async def follow_events() -> None:
-                    async with http.stream("GET", f"{prod_stack.nginx_url}/agent/api/events", headers=auth,
-                                           timeout=httpx.Timeout(30, read=60)) as resp:
+                    async with http.stream(
+                        "GET", f"{prod_stack.nginx_url}/agent/api/events", headers=auth, timeout=httpx.Timeout(30, read=60)
+                    ) as resp:
                         assert resp.status_code == 200
                         async for line in resp.aiter_lines():
                             await sse_lines.put((time.monotonic(), line))
@@ -464,8 +492,9 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
                 joined = await next_text("has joined the chat", 20)
                 assert joined.get("handoff_event") == "agent_joined" or "joined" in json.dumps(joined)
                 reply_text = f"Hello from replica 2 ({secrets.token_hex(3)})"
-                sent = await http.post(f"{replica_2}/agent/api/tickets/{ticket['id']}/messages", headers=auth,
-                                       json={"text": reply_text})
+                sent = await http.post(
+                    f"{replica_2}/agent/api/tickets/{ticket['id']}/messages", headers=auth, json={"text": reply_text}
+                )
                 assert sent.status_code == 201, sent.text
                 await next_text(reply_text, 20)
 
@@ -486,10 +515,34 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
 # checked for consistency with endpoints.prod.yml, and nginx checks its configurations)
 DEPLOY = ROOT / "deploy"
 COMPOSE_SERVICE_KEYS = {  # the compose-spec service properties this project may use
-    "build", "command", "configs", "container_name", "depends_on", "deploy", "entrypoint", "env_file",
-    "environment", "expose", "healthcheck", "image", "labels", "logging", "networks", "ports", "profiles",
-    "pull_policy", "read_only", "restart", "secrets", "stop_grace_period", "stop_signal", "tmpfs", "ulimits",
-    "user", "volumes", "working_dir",
+    "build",
+    "command",
+    "configs",
+    "container_name",
+    "depends_on",
+    "deploy",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "healthcheck",
+    "image",
+    "labels",
+    "logging",
+    "networks",
+    "ports",
+    "profiles",
+    "pull_policy",
+    "read_only",
+    "restart",
+    "secrets",
+    "stop_grace_period",
+    "stop_signal",
+    "tmpfs",
+    "ulimits",
+    "user",
+    "volumes",
+    "working_dir",
 }
 
 
@@ -523,7 +576,11 @@ def test_endpoints_prod_substitutes_the_environment_and_names_what_is_missing(mo
     assert endpoints.tracker_store.url == values["TRACKER_DB_HOST"]
     assert endpoints.tracker_store.kwargs["dialect"] == "postgresql"
     assert endpoints.tracker_store.kwargs["password"] == ""
-    assert (endpoints.lock_store.type, endpoints.lock_store.url, endpoints.lock_store.kwargs["db"]) == ("bot.server.stores.lock_store.ResilientRedisLockStore", values["REDIS_HOST"], "3")
+    assert (endpoints.lock_store.type, endpoints.lock_store.url, endpoints.lock_store.kwargs["db"]) == (
+        "bot.server.stores.lock_store.ResilientRedisLockStore",
+        values["REDIS_HOST"],
+        "3",
+    )
     assert endpoints.event_broker.type == "pika"
     assert endpoints.event_broker.kwargs["queues"] == [values["RABBITMQ_QUEUE"]]
 
@@ -599,8 +656,12 @@ def test_kubernetes_manifests_parse_and_hang_together():
             for rule in doc["spec"]["rules"]:
                 for path in rule["http"]["paths"]:
                     assert path["backend"]["service"]["name"] in services
-    socketio = next(d for d in docs if d["kind"] == "Ingress" and any(
-        p["path"].startswith("/socket.io") for r in d["spec"]["rules"] for p in r["http"]["paths"]))
+    socketio = next(
+        d
+        for d in docs
+        if d["kind"] == "Ingress"
+        and any(p["path"].startswith("/socket.io") for r in d["spec"]["rules"] for p in r["http"]["paths"])
+    )
     assert socketio["metadata"]["annotations"]["nginx.ingress.kubernetes.io/affinity"] == "cookie"
 
 
@@ -618,7 +679,7 @@ def test_nginx_configurations_pass_nginx_t(tmp_path):
     first = compose.splitlines()[0]
     assert first.startswith(render.HEADER), "compose.conf lost its header line"
     out = tmp_path / "compose-again.conf"
-    assert render.main(shlex.split(first[len(render.HEADER):]) + ["--out", str(out)]) == 0
+    assert render.main(shlex.split(first[len(render.HEADER) :]) + ["--out", str(out)]) == 0
     assert out.read_text() == compose, "deploy/nginx/compose.conf is stale: re-render it (command in its first line)"
 
     # nginx -t: the compose file with its service names and container paths mapped to this machine,
@@ -628,19 +689,47 @@ def test_nginx_configurations_pass_nginx_t(tmp_path):
         local = local.replace(f"server {host}:", "server 127.0.0.1:")
     local = local.replace("/tmp/", f"{tmp_path}/")
     configs = {"compose": local}
-    render.main(["--out", str(tmp_path / "local.conf"), "--listen", "127.0.0.1:18080", "--actions-listen", "127.0.0.1:15050",
-                 "--rasa", "127.0.0.1:15005", "127.0.0.1:15006", "--actions", "127.0.0.1:15055", "127.0.0.1:15056",
-                 "--runtime-dir", str(tmp_path), "--log-dir", str(tmp_path)])
+    render.main(
+        [
+            "--out",
+            str(tmp_path / "local.conf"),
+            "--listen",
+            "127.0.0.1:18080",
+            "--actions-listen",
+            "127.0.0.1:15050",
+            "--rasa",
+            "127.0.0.1:15005",
+            "127.0.0.1:15006",
+            "--actions",
+            "127.0.0.1:15055",
+            "127.0.0.1:15056",
+            "--runtime-dir",
+            str(tmp_path),
+            "--log-dir",
+            str(tmp_path),
+        ]
+    )
     configs["local"] = (tmp_path / "local.conf").read_text()
     for name, text in configs.items():
         path = tmp_path / f"{name}.conf"
         path.write_text(text)
-        result = subprocess.run([nginx, "-t", "-c", str(path), "-p", f"{tmp_path}/", "-e", str(tmp_path / "err.log")],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        result = subprocess.run(
+            [nginx, "-t", "-c", str(path), "-p", f"{tmp_path}/", "-e", str(tmp_path / "err.log")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=30,
+        )
         assert result.returncode == 0, f"nginx -t {name}:\n{result.stdout}"
         assert "syntax is ok" in result.stdout
-        for needle in ("location /socket.io/", "hash $remote_addr consistent", "location = /agent/api/events",
-                       "proxy_buffering off", "X-Upstream", "Upgrade $http_upgrade"):
+        for needle in (
+            "location /socket.io/",
+            "hash $remote_addr consistent",
+            "location = /agent/api/events",
+            "proxy_buffering off",
+            "X-Upstream",
+            "Upgrade $http_upgrade",
+        ):
             assert needle in text, f"{name}: {needle!r} missing"
 
 

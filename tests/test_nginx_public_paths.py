@@ -3,6 +3,7 @@
 
 A real nginx (Debian's) in front of a real local HTTP server that records what reaches it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -71,14 +72,30 @@ def _start_nginx(tmp_path: Path, upstream_port: int, admin_allow):
         pytest.skip("nginx is not installed (apt-get install -y nginx)")
     port = servers.free_port()
     conf = tmp_path / "nginx.conf"
-    argv = ["--out", str(conf), "--listen", f"127.0.0.1:{port}", "--actions-listen", f"127.0.0.1:{servers.free_port()}",
-            "--rasa", f"127.0.0.1:{upstream_port}", "--actions", f"127.0.0.1:{upstream_port}",
-            "--runtime-dir", str(tmp_path), "--log-dir", str(tmp_path)]
+    argv = [
+        "--out",
+        str(conf),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--actions-listen",
+        f"127.0.0.1:{servers.free_port()}",
+        "--rasa",
+        f"127.0.0.1:{upstream_port}",
+        "--actions",
+        f"127.0.0.1:{upstream_port}",
+        "--runtime-dir",
+        str(tmp_path),
+        "--log-dir",
+        str(tmp_path),
+    ]
     if admin_allow is not None:
         argv += ["--admin-allow", *admin_allow]
     assert _render_module().main(argv) == 0
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", f"{tmp_path}/", "-e", str(tmp_path / "err.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", f"{tmp_path}/", "-e", str(tmp_path / "err.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -90,10 +107,27 @@ def _start_nginx(tmp_path: Path, upstream_port: int, admin_allow):
     raise RuntimeError((tmp_path / "err.log").read_text(errors="replace"))
 
 
-PUBLIC = ["/webhooks/rest/webhook", "/webhooks/slack/webhook", "/chat/widget.js", "/agent/", "/agent/api/me",
-          "/agent/api/events", "/upload/analyse", "/status/outages", "/socket.io/?EIO=4&transport=polling"]
-ADMIN = [("GET", "/conversations/rest-x/tracker"), ("PUT", "/model"), ("POST", "/conversations/rest-x/tracker/events"),
-         ("GET", "/status"), ("GET", "/version"), ("GET", "/"), ("GET", "/agent"), ("GET", "/statusx")]
+PUBLIC = [
+    "/webhooks/rest/webhook",
+    "/webhooks/slack/webhook",
+    "/chat/widget.js",
+    "/agent/",
+    "/agent/api/me",
+    "/agent/api/events",
+    "/upload/analyse",
+    "/status/outages",
+    "/socket.io/?EIO=4&transport=polling",
+]
+ADMIN = [
+    ("GET", "/conversations/rest-x/tracker"),
+    ("PUT", "/model"),
+    ("POST", "/conversations/rest-x/tracker/events"),
+    ("GET", "/status"),
+    ("GET", "/version"),
+    ("GET", "/"),
+    ("GET", "/agent"),
+    ("GET", "/statusx"),
+]
 
 
 def test_outsiders_reach_the_public_paths_and_not_the_rasa_api(tmp_path, upstream):
@@ -130,5 +164,12 @@ def test_operators_reach_the_rasa_api_and_no_token_is_logged(tmp_path, upstream)
 def test_the_allow_list_takes_addresses_only():
     render = _render_module()
     with pytest.raises(ValueError, match="--admin-allow"):
-        render.values(listen="8080", actions_listen="5050", rasa=["a:1"], actions=["b:2"], runtime_dir="/tmp",
-                      log_dir="-", admin_allow=["127.0.0.1; include /etc/passwd"])
+        render.values(
+            listen="8080",
+            actions_listen="5050",
+            rasa=["a:1"],
+            actions=["b:2"],
+            runtime_dir="/tmp",
+            log_dir="-",
+            admin_allow=["127.0.0.1; include /etc/passwd"],
+        )

@@ -7,6 +7,7 @@ most a tenth of the longer one (one edit from 10 characters on, two from 20, ...
 updating" vs "bank feed stoped updating" is a near-copy, "err 106 keybank" vs "err 106 becu" is not.
 No model is needed: this reads the YAML files only.
 """
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,7 @@ def bounded_levenshtein(a: str, b: str, bound: int) -> Optional[int]:
         for j in range(low, high + 1):
             cost = 0 if ca == b[j - 1] else 1
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-        if min(current[max(0, low - 1): high + 1]) > bound:
+        if min(current[max(0, low - 1) : high + 1]) > bound:
             return None
         previous = current
     return previous[len(b)] if previous[len(b)] <= bound else None

@@ -1,6 +1,7 @@
 """Outage radar end to end: a burst of reports, the shortened conversation for the next user, the
 public status JSON, and a back-online notice delivered once after a restart of the servers; the
 console's outage list and its list of banks the directory lacks."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,15 @@ import pytest
 from tests import servers
 from tests.conftest import ActionServer, RasaStack
 
-RADAR = {"min_reports": 3, "min_probe_failures": 3, "window_minutes": 30, "quiet_minutes": 10,
-         "recheck_minutes": 0.01, "notice_expiry_hours": 24, "notifier_interval_seconds": 0.5}
+RADAR = {
+    "min_reports": 3,
+    "min_probe_failures": 3,
+    "window_minutes": 30,
+    "quiet_minutes": 10,
+    "recheck_minutes": 0.01,
+    "notice_expiry_hours": 24,
+    "notifier_interval_seconds": 0.5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +30,9 @@ def radar_stack(fake_banks, tmp_path_factory, trained_model):
     env = servers.base_env(
         {
             "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
-            "BANKFEED_SETTINGS": str(servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"), radar=RADAR)),
+            "BANKFEED_SETTINGS": str(
+                servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"), radar=RADAR)
+            ),
             "HANDOFF_DB_URL": f"sqlite:///{base / 'product.db'}",
         }
     )

@@ -1,4 +1,5 @@
 """Outage radar: detection from bursts of reports and failed probes, clearing, and back-online notices."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,16 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-SETTINGS = RadarSettings(window_minutes=30, min_reports=3, min_verified_reports=3, min_corroborating_failures=1,
-                         min_probe_failures=2, quiet_minutes=10, recheck_minutes=5, notice_expiry_hours=24)
+SETTINGS = RadarSettings(
+    window_minutes=30,
+    min_reports=3,
+    min_verified_reports=3,
+    min_corroborating_failures=1,
+    min_probe_failures=2,
+    quiet_minutes=10,
+    recheck_minutes=5,
+    notice_expiry_hours=24,
+)
 
 
 @pytest.fixture
@@ -187,9 +196,15 @@ def test_settings_keep_the_confirmation_rule():
 
 # --------------------------------------------------------------------------- at real scale: the baseline
 # The production defaults (bankfeed.yml): floors 5 / 1 / 3 / 2, surge_factor 2, surge_sigmas 4, 14 days.
-REAL = RadarSettings.from_mapping({k: v for k, v in __import__("yaml").safe_load(
-    (__import__("pathlib").Path(__file__).resolve().parent.parent / "bankfeed.yml").read_text())["outage_radar"].items()})
-BIG = "Chase"          # a million QuickBooks users: always a few Error 102 reports
+REAL = RadarSettings.from_mapping(
+    {
+        k: v
+        for k, v in __import__("yaml")
+        .safe_load((__import__("pathlib").Path(__file__).resolve().parent.parent / "bankfeed.yml").read_text())["outage_radar"]
+        .items()
+    }
+)
+BIG = "Chase"  # a million QuickBooks users: always a few Error 102 reports
 SMALL = "Vermont Federal Credit Union"
 
 
@@ -198,15 +213,28 @@ def big_bank_history(db, clock, days=14, **extra):
     which 1% fail (a flaky site). It ends a window before now: the current window holds only what the
     test sends."""
     end = clock.now - timedelta(minutes=REAL.window_minutes)
-    return simulate(db, BIG, end - timedelta(days=days), end, reports_per_hour=40, verified_share=0.1,
-                    probes_per_hour=60, failure_share=0.01, **extra)
+    return simulate(
+        db,
+        BIG,
+        end - timedelta(days=days),
+        end,
+        reports_per_hour=40,
+        verified_share=0.1,
+        probes_per_hour=60,
+        failure_share=0.01,
+        **extra,
+    )
 
 
 def live(radar, clock, minutes, reports=0, verified=0, probes=0, failures=0, bank=BIG, tag="live"):
     """``minutes`` of live traffic through the radar, spread evenly: ``reports`` anonymous and ``verified``
     verified reports (each its own conversation), ``probes`` healthy and ``failures`` failed probes."""
-    events = ([("report", False)] * reports + [("report", True)] * verified + [("probe", "up")] * probes
-              + [("probe", "down")] * failures)
+    events = (
+        [("report", False)] * reports
+        + [("report", True)] * verified
+        + [("probe", "up")] * probes
+        + [("probe", "down")] * failures
+    )
     events = [events[i] for i in sorted(range(len(events)), key=lambda i: (i * 7919) % len(events))] if events else []
     result = None
     for i, (kind, value) in enumerate(events):
@@ -219,11 +247,11 @@ def live(radar, clock, minutes, reports=0, verified=0, probes=0, failures=0, ban
 
 
 def test_the_surge_threshold_is_poisson_style():
-    assert REAL.threshold(0, 5) == 5                     # no history: the floor
-    assert REAL.threshold(0.5, 5) == 5                   # 1 report an hour: still the floor
-    assert REAL.threshold(2, 5) == 10                    # 2x2 + 4*sqrt(2) = 9.66
-    assert REAL.threshold(20, 5) == 58                   # 40 an hour in a 30-minute window: 2x20 + 4*sqrt(20) = 57.9
-    assert REAL.threshold(20, 100) == 100                # the floor always holds
+    assert REAL.threshold(0, 5) == 5  # no history: the floor
+    assert REAL.threshold(0.5, 5) == 5  # 1 report an hour: still the floor
+    assert REAL.threshold(2, 5) == 10  # 2x2 + 4*sqrt(2) = 9.66
+    assert REAL.threshold(20, 5) == 58  # 40 an hour in a 30-minute window: 2x20 + 4*sqrt(20) = 57.9
+    assert REAL.threshold(20, 100) == 100  # the floor always holds
 
 
 def test_a_big_bank_at_its_usual_rate_is_not_an_outage(db, clock):
@@ -263,7 +291,9 @@ def test_a_big_bank_verified_surge_is_an_outage_on_its_own(db, clock):
 def test_a_flaky_big_bank_site_needs_more_failed_probes(db, clock):
     radar = OutageRadar(db, REAL)
     end = clock.now - timedelta(minutes=REAL.window_minutes)
-    simulate(db, BIG, end - timedelta(days=14), end, reports_per_hour=40, probes_per_hour=60, failure_share=0.1)  # 3 failed probes in a usual half hour
+    simulate(
+        db, BIG, end - timedelta(days=14), end, reports_per_hour=40, probes_per_hour=60, failure_share=0.1
+    )  # 3 failed probes in a usual half hour
     assert live(radar, clock, 30, probes=26, failures=4) is None
     bar = radar.assess(BIG)["thresholds"]
     assert bar["failures"] > 4 and bar["corroborating"] >= 3  # more than the usual (about 3)
@@ -298,8 +328,17 @@ def test_past_outages_do_not_raise_the_baseline(db, clock):
     radar.forget_baseline()
     assert radar.assess(BIG)["baseline"]["reports_per_hour"] > calm + 4  # counted, if it were not an outage
     with db.writing() as s:
-        s.add(Outage(bank=BIG, started_at=began, detected_at=began, cleared_at=began + timedelta(hours=2),
-                     report_count=2000, probe_failures=100, last_signal_at=began + timedelta(hours=2)))
+        s.add(
+            Outage(
+                bank=BIG,
+                started_at=began,
+                detected_at=began,
+                cleared_at=began + timedelta(hours=2),
+                report_count=2000,
+                probe_failures=100,
+                last_signal_at=began + timedelta(hours=2),
+            )
+        )
     radar.forget_baseline()
     assert abs(radar.assess(BIG)["baseline"]["reports_per_hour"] - calm) < 1
 
@@ -348,8 +387,14 @@ def bank_site():
 
 
 def make_notifier(db, clock, bank_site, sent: List[Notice]):
-    prober = SiteProber(ProbeSettings(budget=2.0, cache_ttl=0.0, canary_urls=(bank_site.url("/canary/healthy"),),
-                                      outbound=OutboundPolicy(allow=(f"127.0.0.1:{bank_site.port}",))))
+    prober = SiteProber(
+        ProbeSettings(
+            budget=2.0,
+            cache_ttl=0.0,
+            canary_urls=(bank_site.url("/canary/healthy"),),
+            outbound=OutboundPolicy(allow=(f"127.0.0.1:{bank_site.port}",)),
+        )
+    )
 
     async def probe(bank, url):
         return (await prober.check(bank, url)).status

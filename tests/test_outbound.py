@@ -1,5 +1,6 @@
 """The outbound-request policy (bot/outbound.py): address checks, and real local servers that must receive
 nothing when the policy refuses, redirects checked hop by hop, resolve-once, TLS by name, size and time caps."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,17 +31,60 @@ from bot.outbound import (
 from tests.bank_sites import FakeBankSite
 
 LOOPBACK_SPELLINGS = [
-    "127.0.0.1", "127.0.0.2", "127.255.255.254", "2130706433", "0x7f000001", "0X7F000001", "0177.0.0.1",
-    "0177.0000.0000.0001", "127.1", "127.0.1", "0x7f.1", "0x7f.0.0.1", "017700000001", "[::1]",
-    "[0:0:0:0:0:0:0:1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[0:0:0:0:0:ffff:127.0.0.1]",
-    "[::127.0.0.1]", "[64:ff9b::127.0.0.1]", "[2002:7f00:1::]",
+    "127.0.0.1",
+    "127.0.0.2",
+    "127.255.255.254",
+    "2130706433",
+    "0x7f000001",
+    "0X7F000001",
+    "0177.0.0.1",
+    "0177.0000.0000.0001",
+    "127.1",
+    "127.0.1",
+    "0x7f.1",
+    "0x7f.0.0.1",
+    "017700000001",
+    "[::1]",
+    "[0:0:0:0:0:0:0:1]",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:7f00:1]",
+    "[0:0:0:0:0:ffff:127.0.0.1]",
+    "[::127.0.0.1]",
+    "[64:ff9b::127.0.0.1]",
+    "[2002:7f00:1::]",
 ]
 PRIVATE_ADDRESSES = [
-    "10.0.0.5", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1", "100.127.255.254",
-    "0.0.0.0", "0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "255.255.255.255", "240.0.0.1", "198.18.0.1",
-    "192.0.2.1", "198.51.100.7", "203.0.113.9", "192.0.0.8", "[::]", "[fe80::1]", "[fc00::1]", "[fd12:3456::1]",
-    "[ff02::1]", "[2001:db8::1]", "[::ffff:10.0.0.1]", "[::ffff:169.254.169.254]", "[64:ff9b::a00:1]",
-    "[2002:a9fe:a9fe::]", "[fec0::1]", "[100::1]",
+    "10.0.0.5",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "100.127.255.254",
+    "0.0.0.0",
+    "0",
+    "0.1.2.3",
+    "224.0.0.1",
+    "239.255.255.250",
+    "255.255.255.255",
+    "240.0.0.1",
+    "198.18.0.1",
+    "192.0.2.1",
+    "198.51.100.7",
+    "203.0.113.9",
+    "192.0.0.8",
+    "[::]",
+    "[fe80::1]",
+    "[fc00::1]",
+    "[fd12:3456::1]",
+    "[ff02::1]",
+    "[2001:db8::1]",
+    "[::ffff:10.0.0.1]",
+    "[::ffff:169.254.169.254]",
+    "[64:ff9b::a00:1]",
+    "[2002:a9fe:a9fe::]",
+    "[fec0::1]",
+    "[100::1]",
 ]
 
 
@@ -55,8 +99,10 @@ def test_every_non_public_spelling_is_refused_by_default(host, scheme):
         OutboundPolicy().check_url(f"{scheme}://{host}:443/")
 
 
-@pytest.mark.parametrize("spelling", ["2130706433", "0x7f000001", "0177.0.0.1", "127.1", "127.0.1", "0x7f.1",
-                                      "0x7F.0x0.0x0.0x1", "017700000001", "127.0.0.1."])
+@pytest.mark.parametrize(
+    "spelling",
+    ["2130706433", "0x7f000001", "0177.0.0.1", "127.1", "127.0.1", "0x7f.1", "0x7F.0x0.0x0.0x1", "017700000001", "127.0.0.1."],
+)
 def test_numeric_ipv4_spellings_mean_loopback(spelling):
     assert parse_ipv4_number(spelling) == ipaddress.IPv4Address("127.0.0.1")
     assert parse_url(f"http://{spelling}/").host == "127.0.0.1"
@@ -68,53 +114,59 @@ def test_ipv4_mapped_ipv6_is_read_as_its_ipv4_address(host):
     assert (target.host, target.port, target.ip) == ("127.0.0.1", 8080, ipaddress.IPv4Address("127.0.0.1"))
 
 
-@pytest.mark.parametrize("url,reason", [
-    ("http://user:pw@example.com/", "userinfo"),
-    ("http://user@example.com/", "userinfo"),
-    ("https://:@example.com/", "userinfo"),
-    ("http://example.com@127.0.0.1/", "userinfo"),
-    ("ftp://example.com/", "scheme"),
-    ("file:///etc/passwd", "scheme"),
-    ("gopher://example.com:70/", "scheme"),
-    ("javascript:alert(1)", "scheme"),
-    ("dict://127.0.0.1:11211/", "scheme"),
-    ("http://example.com:8080/", "port"),
-    ("https://example.com:22/", "port"),
-    ("http://example.com:6379/", "port"),
-    ("http://[fe80::1%25eth0]/", "address"),
-    ("http://[fe80::1%eth0]/", "address"),
-    ("http://exa mple.com/", "bad_url"),
-    ("http://example.com\\@127.0.0.1/", "bad_url"),
-    ("http://example.com\t/", "bad_url"),
-    ("http://ex%61mple.com/", "bad_url"),
-    ("http://1.2.3.4.5/", "bad_url"),
-    ("http://256.0.0.1/", "bad_url"),
-    ("http://0x100000000/", "bad_url"),
-    ("http://example.com:0/", "bad_url"),
-    ("http://example.com:99999/", "bad_url"),
-    ("http://example.com:8o/", "bad_url"),
-    ("http://[::1/", "bad_url"),
-    ("//example.com/", "bad_url"),
-    ("http:example.com", "bad_url"),
-    ("http://", "bad_url"),
-    ("", "bad_url"),
-    (None, "bad_url"),
-])
+@pytest.mark.parametrize(
+    "url,reason",
+    [
+        ("http://user:pw@example.com/", "userinfo"),
+        ("http://user@example.com/", "userinfo"),
+        ("https://:@example.com/", "userinfo"),
+        ("http://example.com@127.0.0.1/", "userinfo"),
+        ("ftp://example.com/", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("gopher://example.com:70/", "scheme"),
+        ("javascript:alert(1)", "scheme"),
+        ("dict://127.0.0.1:11211/", "scheme"),
+        ("http://example.com:8080/", "port"),
+        ("https://example.com:22/", "port"),
+        ("http://example.com:6379/", "port"),
+        ("http://[fe80::1%25eth0]/", "address"),
+        ("http://[fe80::1%eth0]/", "address"),
+        ("http://exa mple.com/", "bad_url"),
+        ("http://example.com\\@127.0.0.1/", "bad_url"),
+        ("http://example.com\t/", "bad_url"),
+        ("http://ex%61mple.com/", "bad_url"),
+        ("http://1.2.3.4.5/", "bad_url"),
+        ("http://256.0.0.1/", "bad_url"),
+        ("http://0x100000000/", "bad_url"),
+        ("http://example.com:0/", "bad_url"),
+        ("http://example.com:99999/", "bad_url"),
+        ("http://example.com:8o/", "bad_url"),
+        ("http://[::1/", "bad_url"),
+        ("//example.com/", "bad_url"),
+        ("http:example.com", "bad_url"),
+        ("http://", "bad_url"),
+        ("", "bad_url"),
+        (None, "bad_url"),
+    ],
+)
 def test_malformed_or_forbidden_urls_are_refused(url, reason):
     with pytest.raises(OutboundRefused) as refused:
         OutboundPolicy().check_url(url)
     assert refused.value.reason == reason
 
 
-@pytest.mark.parametrize("url,host,port", [
-    ("https://www.chase.com/web/auth?x=1#frag", "www.chase.com", 443),
-    ("HTTP://WWW.Example.COM:80/", "www.example.com", 80),
-    ("http://8.8.8.8/", "8.8.8.8", 80),
-    ("https://[2606:4700:4700::1111]/", "2606:4700:4700::1111", 443),
-    ("http://[::ffff:8.8.8.8]/", "8.8.8.8", 80),
-    ("https://bücher.example/", "xn--bcher-kva.example", 443),
-    ("http://example.com:443/", "example.com", 443),
-])
+@pytest.mark.parametrize(
+    "url,host,port",
+    [
+        ("https://www.chase.com/web/auth?x=1#frag", "www.chase.com", 443),
+        ("HTTP://WWW.Example.COM:80/", "www.example.com", 80),
+        ("http://8.8.8.8/", "8.8.8.8", 80),
+        ("https://[2606:4700:4700::1111]/", "2606:4700:4700::1111", 443),
+        ("http://[::ffff:8.8.8.8]/", "8.8.8.8", 80),
+        ("https://bücher.example/", "xn--bcher-kva.example", 443),
+        ("http://example.com:443/", "example.com", 443),
+    ],
+)
 def test_public_urls_pass(url, host, port):
     target = OutboundPolicy().check_url(url)
     assert (target.host, target.port) == (host, port)
@@ -124,8 +176,18 @@ def test_public_urls_pass(url, host, port):
 def test_is_public():
     assert is_public(ipaddress.ip_address("8.8.8.8")) and is_public(ipaddress.ip_address("2606:4700::1111"))
     assert is_public(ipaddress.ip_address("::ffff:8.8.8.8"))
-    for bad in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::", "169.254.169.254",
-                "100.64.0.1", "fe80::1", "ff02::1", "0.0.0.0"):
+    for bad in (
+        "127.0.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::",
+        "169.254.169.254",
+        "100.64.0.1",
+        "fe80::1",
+        "ff02::1",
+        "0.0.0.0",
+    ):
         assert not is_public(ipaddress.ip_address(bad)), bad
 
 
@@ -151,8 +213,16 @@ def test_policy_from_mapping():
     p = OutboundPolicy.from_mapping({"ports": [443], "allow": ["127.0.0.1"], "max_bytes": 10})
     assert p.ports == (443,) and p.allow == (Allowance.parse("127.0.0.1"),) and p.max_bytes == 10
     assert OutboundPolicy.from_mapping(None) == OutboundPolicy() == OutboundPolicy.from_mapping({"allow": None})
-    for bad in ({"alow": []}, {"schemes": ["ftp"]}, {"ports": "80"}, {"ports": [0]}, {"max_redirects": -1},
-                {"total_timeout": 0}, {"allow": "127.0.0.1"}, {"max_bytes": 1.5}):
+    for bad in (
+        {"alow": []},
+        {"schemes": ["ftp"]},
+        {"ports": "80"},
+        {"ports": [0]},
+        {"max_redirects": -1},
+        {"total_timeout": 0},
+        {"allow": "127.0.0.1"},
+        {"max_bytes": 1.5},
+    ):
         with pytest.raises(ValueError):
             OutboundPolicy.from_mapping(bad)
 
@@ -163,8 +233,14 @@ def test_host_allow_lists():
     assert host_matches("emea.smba.trafficmanager.net", patterns)
     assert host_matches("europe.webchat.botframework.com", patterns)
     assert host_matches("SMBA.trafficmanager.net.", patterns)
-    for bad in ("botframework.com.evil.com", "evilbotframework.com", "smba.trafficmanager.net.evil",
-                "trafficmanager.net", "127.0.0.1", "botframework.com"):
+    for bad in (
+        "botframework.com.evil.com",
+        "evilbotframework.com",
+        "smba.trafficmanager.net.evil",
+        "trafficmanager.net",
+        "127.0.0.1",
+        "botframework.com",
+    ):
         assert not host_matches(bad, patterns), bad
 
 
@@ -190,8 +266,12 @@ async def test_names_resolving_to_loopback_or_private_are_refused():
         await resolve_checked(parse_url("http://localhost/"), policy)
     with pytest.raises(OutboundRefused):
         await resolve_checked(parse_url("http://LOCALHOST./"), policy)
-    resolver = Resolver(bank_test=[["8.8.8.8", "10.0.0.1"]], mapped_test=[["::ffff:127.0.0.1"]],
-                        meta_test=[["169.254.169.254"]], six_test=[["::1"]])
+    resolver = Resolver(
+        bank_test=[["8.8.8.8", "10.0.0.1"]],
+        mapped_test=[["::ffff:127.0.0.1"]],
+        meta_test=[["169.254.169.254"]],
+        six_test=[["::1"]],
+    )
     for name in ("bank.test", "mapped.test", "meta.test", "six.test"):  # one bad address is enough
         with pytest.raises(OutboundRefused):
             await resolve_checked(parse_url(f"https://{name}/"), policy, resolver)
@@ -234,8 +314,7 @@ def allowing(*sites: FakeBankSite, **kw) -> OutboundPolicy:
 
 async def test_local_servers_receive_nothing_under_the_default_policy(site):
     before = site.total_hits()
-    spellings = [s for s in LOOPBACK_SPELLINGS if not s.startswith("[")] + ["localhost", "[::ffff:127.0.0.1]",
-                                                                            "[::ffff:7f00:1]"]
+    spellings = [s for s in LOOPBACK_SPELLINGS if not s.startswith("[")] + ["localhost", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"]
     # the site's port is allowed, so it is the address that is refused
     policies = [OutboundPolicy(), OutboundPolicy(ports=(80, 443, site.port))]
     async with OutboundClient(policies[1]) as with_port, OutboundClient(policies[0]) as default:
@@ -258,17 +337,20 @@ async def test_an_explicit_allowance_reaches_that_port_only(site, other_site):
     assert other_site.hits("/a/healthy") == 0
 
 
-@pytest.mark.parametrize("to", [
-    "http://127.0.0.1:{other}/r/healthy",   # another port
-    "http://[::1]:{port}/r/healthy",        # another loopback spelling that is not the allowed address
-    "http://127.0.0.2:{port}/r/healthy",
-    "http://0x7f000002:{port}/r/healthy",
-    "http://169.254.169.254/latest/meta-data/",
-    "ftp://127.0.0.1:{port}/r/healthy",     # another scheme
-    "file:///etc/passwd",
-    "http://user:pw@127.0.0.1:{port}/r/healthy",
-    "http://10.0.0.1:{port}/",
-])
+@pytest.mark.parametrize(
+    "to",
+    [
+        "http://127.0.0.1:{other}/r/healthy",  # another port
+        "http://[::1]:{port}/r/healthy",  # another loopback spelling that is not the allowed address
+        "http://127.0.0.2:{port}/r/healthy",
+        "http://0x7f000002:{port}/r/healthy",
+        "http://169.254.169.254/latest/meta-data/",
+        "ftp://127.0.0.1:{port}/r/healthy",  # another scheme
+        "file:///etc/passwd",
+        "http://user:pw@127.0.0.1:{port}/r/healthy",
+        "http://10.0.0.1:{port}/",
+    ],
+)
 async def test_every_redirect_hop_is_checked(site, other_site, to):
     target = to.format(port=site.port, other=other_site.port)
     before = (site.hits("/r/healthy"), other_site.total_hits())
@@ -289,8 +371,11 @@ async def test_allowed_redirects_are_followed_and_bounded(site, other_site):
 
 async def test_credentials_are_not_carried_to_another_origin(site, other_site):
     async with OutboundClient(allowing(site, other_site)) as client:
-        await client.fetch("GET", site.url("/c/redirect") + "?to=" + other_site.url("/c/healthy"),
-                           headers={"Authorization": "Bearer SECRET", "X-Other": "kept"})
+        await client.fetch(
+            "GET",
+            site.url("/c/redirect") + "?to=" + other_site.url("/c/healthy"),
+            headers={"Authorization": "Bearer SECRET", "X-Other": "kept"},
+        )
     assert site.last_headers("/c/redirect")["Authorization"] == "Bearer SECRET"
     assert "Authorization" not in other_site.last_headers("/c/healthy")
     assert other_site.last_headers("/c/healthy")["X-Other"] == "kept"

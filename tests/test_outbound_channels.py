@@ -1,5 +1,6 @@
 """The outbound policy in the Slack and Teams channels, in process, against the real local fakes:
 at the production policy they receive nothing; Teams sends its token only to allowed service hosts."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,14 +41,22 @@ async def test_slack_downloads_send_nothing_at_the_default_policy(slack):
         await channel.downloads.download(shared["url_private_download"])
     assert slack.downloads_of(shared["id"]) == []
     # the same file with the test stack's explicit allowance: fetched, with the token
-    assert await slack_channel(slack, LOCAL).downloads.download(shared["url_private_download"]) == b"Date,Description,Amount\n01/02/2024,x,1.00\n"
+    assert (
+        await slack_channel(slack, LOCAL).downloads.download(shared["url_private_download"])
+        == b"Date,Description,Amount\n01/02/2024,x,1.00\n"
+    )
     assert [d.authorized for d in slack.downloads_of(shared["id"])] == [True]
 
 
 async def test_slack_token_never_goes_to_a_non_public_files_host(slack):
     channel = slack_channel(slack, OutboundPolicy())
-    for url in ("https://files.slack.com.evil.example/x", "http://files.slack.com/x", "https://files.slack.com:8443/x",
-                "https://user@files.slack.com/x", "https://10.0.0.1/x"):
+    for url in (
+        "https://files.slack.com.evil.example/x",
+        "http://files.slack.com/x",
+        "https://files.slack.com:8443/x",
+        "https://user@files.slack.com/x",
+        "https://10.0.0.1/x",
+    ):
         assert not channel.downloads.may_send_token_to(url), url
     assert channel.downloads.may_send_token_to("https://files.slack.com/files-pri/T1-F1/download/x.csv")
     assert not channel.downloads.may_send_token_to(slack.api_url + "files/x")  # the local API host: not at this policy
@@ -67,7 +76,8 @@ def teams_fakes():
 
 def teams_channel(tokens: FakeTokenService, policy: OutboundPolicy, **credentials) -> BotFrameworkInput:
     settings = BotFrameworkSettings.from_credentials(
-        {"app_id": APP_ID, "app_password": APP_PASSWORD, "token_url": tokens.token_url(), "http_timeout": 2, **credentials})
+        {"app_id": APP_ID, "app_password": APP_PASSWORD, "token_url": tokens.token_url(), "http_timeout": 2, **credentials}
+    )
     return BotFrameworkInput(settings=dataclasses.replace(settings, outbound=policy))
 
 
@@ -89,16 +99,19 @@ async def test_teams_sends_nothing_at_the_default_policy(teams_fakes):
     assert received(tokens, connector) == before and files.requests_for(file_url) == []
 
 
-@pytest.mark.parametrize("service_url", [
-    "https://smba.trafficmanager.net.evil.example/amer/",
-    "https://evil.example/amer/",
-    "https://botframework.com.evil.example/",
-    "http://smba.trafficmanager.net/amer/",      # the token never goes in clear text to a public host
-    "https://smba.trafficmanager.net:8443/amer/",
-    "https://169.254.169.254/",
-    "https://user:pw@smba.trafficmanager.net/amer/",
-    "ftp://smba.trafficmanager.net/",
-])
+@pytest.mark.parametrize(
+    "service_url",
+    [
+        "https://smba.trafficmanager.net.evil.example/amer/",
+        "https://evil.example/amer/",
+        "https://botframework.com.evil.example/",
+        "http://smba.trafficmanager.net/amer/",  # the token never goes in clear text to a public host
+        "https://smba.trafficmanager.net:8443/amer/",
+        "https://169.254.169.254/",
+        "https://user:pw@smba.trafficmanager.net/amer/",
+        "ftp://smba.trafficmanager.net/",
+    ],
+)
 async def test_teams_service_url_must_be_an_allowed_bot_framework_host(teams_fakes, service_url, caplog):
     tokens, connector, _ = teams_fakes
     before = received(tokens, connector)
@@ -112,9 +125,14 @@ async def test_teams_service_url_must_be_an_allowed_bot_framework_host(teams_fak
 def test_teams_service_host_allow_list_defaults_and_configuration(monkeypatch):
     connector = teams_channel(FakeTokenService(APP_ID, APP_PASSWORD), OutboundPolicy()).connector
     assert connector.settings.service_url_hosts == DEFAULT_SERVICE_URL_HOSTS
-    for ok in ("https://smba.trafficmanager.net/amer/", "https://smba.trafficmanager.net/teams/",
-               "https://smba.infra.gcc.teams.microsoft.com/teams", "https://smba.infra.gov.teams.microsoft.us/teams",
-               "https://smba.infra.dod.teams.microsoft.us/teams", "https://webchat.botframework.com/"):
+    for ok in (
+        "https://smba.trafficmanager.net/amer/",
+        "https://smba.trafficmanager.net/teams/",
+        "https://smba.infra.gcc.teams.microsoft.com/teams",
+        "https://smba.infra.gov.teams.microsoft.us/teams",
+        "https://smba.infra.dod.teams.microsoft.us/teams",
+        "https://webchat.botframework.com/",
+    ):
         assert connector.may_send_token_to(ok) is None, ok
     monkeypatch.setenv("BOTFRAMEWORK_SERVICE_URL_HOSTS", "bots.example.net, *.bots.example.org")
     s = BotFrameworkSettings.from_credentials({"app_id": "a", "app_password": "b"})
@@ -144,8 +162,9 @@ async def test_teams_with_the_test_allowance_posts_and_downloads(teams_fakes):
 async def test_teams_token_url_goes_through_the_policy(teams_fakes, caplog):
     tokens, connector, _ = teams_fakes
     before = len(tokens.token_requests())
-    channel = teams_channel(tokens, OutboundPolicy(allow=(f"127.0.0.1:{connector.base_url.rsplit(':', 1)[1]}",)),
-                            service_url_hosts="127.0.0.1")
+    channel = teams_channel(
+        tokens, OutboundPolicy(allow=(f"127.0.0.1:{connector.base_url.rsplit(':', 1)[1]}",)), service_url_hosts="127.0.0.1"
+    )
     with caplog.at_level(logging.ERROR, logger="bot.server.channels.teams"):
         assert await channel.connector.post_activity(connector.base_url + "/amer/", "a:t", {"type": "message"}) is None
     assert "Could not get BotFramework token" in caplog.text and "outbound policy refuses" in caplog.text

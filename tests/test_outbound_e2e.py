@@ -3,6 +3,7 @@ sign-in page gets a plain "I can't check that address", and the local server the
 
 The shared test stack allows only the fake bank site's own port (tests/servers.py ``write_test_settings``),
 so every other local server is what production would see: an address the outbound policy refuses."""
+
 from __future__ import annotations
 
 import uuid
@@ -24,14 +25,17 @@ def internal_service():
         yield site
 
 
-@pytest.mark.parametrize("typed", [
-    "http://127.0.0.1:{port}/",
-    "http://2130706433:{port}/admin",
-    "http://0x7f000001:{port}/",
-    "http://[::ffff:127.0.0.1]:{port}/",
-    "http://localhost:{port}/healthy",
-    "http://2130706433/",
-])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "http://127.0.0.1:{port}/",
+        "http://2130706433:{port}/admin",
+        "http://0x7f000001:{port}/",
+        "http://[::ffff:127.0.0.1]:{port}/",
+        "http://localhost:{port}/healthy",
+        "http://2130706433/",
+    ],
+)
 def test_an_address_on_our_own_network_is_not_checked(rasa_stack, internal_service, typed):
     address = typed.format(port=internal_service.port)
     before = internal_service.total_hits()

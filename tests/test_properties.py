@@ -1,4 +1,5 @@
 """Property-based tests (hypothesis) of the parsers and the message path."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,9 +32,11 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-card_numbers = st.lists(st.integers(0, 9), min_size=15, max_size=15).map(
-    lambda ds: "".join(map(str, ds))
-).map(lambda body: body + str(next(d for d in range(10) if luhn_ok(body + str(d)))))
+card_numbers = (
+    st.lists(st.integers(0, 9), min_size=15, max_size=15)
+    .map(lambda ds: "".join(map(str, ds)))
+    .map(lambda body: body + str(next(d for d in range(10) if luhn_ok(body + str(d)))))
+)
 
 
 @PROFILE
@@ -48,7 +51,7 @@ def test_redact_never_fails_and_is_idempotent(text):
 @PROFILE
 @given(prefix=st.text(max_size=40), card=card_numbers, sep=st.sampled_from(["", " ", "-"]), suffix=st.text(max_size=40))
 def test_a_pasted_card_number_never_survives(prefix, card, sep, suffix):
-    grouped = sep.join(card[i:i + 4] for i in range(0, 16, 4))
+    grouped = sep.join(card[i : i + 4] for i in range(0, 16, 4))
     masked = redact(f"{prefix} {grouped} {suffix}")
     assert card not in re.sub(r"\D", "", masked) or card in re.sub(r"\D", "", prefix + suffix)
 
@@ -102,15 +105,42 @@ def test_normalise_error_code_is_total(text):
     assert code is None or re.fullmatch(r"\d{3,4}|OL-\d{3}", code)
 
 
-INTENTS = ["report_bank_unavailable", "report_credentials", "report_verification", "report_account_not_found",
-           "report_consent_expired", "report_connection_failure", "out_of_scope", "greet", "goodbye", "thank",
-           "affirm", "deny", "fixed_it", "already_tried", "ask_human", "inform", "stop", "bot_challenge",
-           "ask_capabilities", "continue_troubleshooting", "bank_site_problem", "notify_when_back", "nlu_fallback",
-           "ask_duplicate_transactions", "ask_match_categorise", "ask_disconnect_reconnect", "ask_download_window"]
+INTENTS = [
+    "report_bank_unavailable",
+    "report_credentials",
+    "report_verification",
+    "report_account_not_found",
+    "report_consent_expired",
+    "report_connection_failure",
+    "out_of_scope",
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "fixed_it",
+    "already_tried",
+    "ask_human",
+    "inform",
+    "stop",
+    "bot_challenge",
+    "ask_capabilities",
+    "continue_troubleshooting",
+    "bank_site_problem",
+    "notify_when_back",
+    "nlu_fallback",
+    "ask_duplicate_transactions",
+    "ask_match_categorise",
+    "ask_disconnect_reconnect",
+    "ask_download_window",
+]
 
 
 @PROFILE
-@given(st.sampled_from(INTENTS + [None, "unknown_intent"]), st.lists(st.sampled_from(["102", "103", "185", "324", "9999", "155", "OL-301"]), max_size=3))
+@given(
+    st.sampled_from(INTENTS + [None, "unknown_intent"]),
+    st.lists(st.sampled_from(["102", "103", "185", "324", "9999", "155", "OL-301"]), max_size=3),
+)
 def test_diagnose_is_total(intent, codes):
     assert dx.diagnose(intent, codes) in dx.DIAGNOSES + (None,)
 
@@ -118,11 +148,14 @@ def test_diagnose_is_total(intent, codes):
 turns = st.lists(
     st.tuples(
         st.sampled_from(INTENTS),
-        st.fixed_dictionaries({}, optional={
-            "error_code": st.sampled_from(["102", "103", "185", "324", "9999", "155"]),
-            "bank": st.sampled_from(["Chase", "Barclays"]),
-            "browser": st.sampled_from(["chrome", "safari", "other"]),
-        }),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "error_code": st.sampled_from(["102", "103", "185", "324", "9999", "155"]),
+                "bank": st.sampled_from(["Chase", "Barclays"]),
+                "browser": st.sampled_from(["chrome", "safari", "other"]),
+            },
+        ),
     ),
     max_size=25,
 )
@@ -131,8 +164,12 @@ turns = st.lists(
 @PROFILE
 @given(turns)
 def test_any_conversation_keeps_the_troubleshooting_state_consistent(conversation):
-    directory = BankDirectory([Bank("Chase", "US", "bank", "https://secure.chase.example/", ()),
-                               Bank("Barclays", "UK", "bank", "https://bank.barclays.example/", ())])
+    directory = BankDirectory(
+        [
+            Bank("Chase", "US", "bank", "https://secure.chase.example/", ()),
+            Bank("Barclays", "UK", "bank", "https://bank.barclays.example/", ()),
+        ]
+    )
 
     async def check(key, url):
         return ProbeResult(status="up", url=url, reason="ok", http_status=200, elapsed_ms=5, checked_at=0.0)
@@ -156,7 +193,7 @@ def test_any_conversation_keeps_the_troubleshooting_state_consistent(conversatio
 # ------------------------------------------------------------------ redaction: every family, any separators and context
 SEPARATORS = st.sampled_from(["", " ", "-", ".", "/", " - "])
 TRAILING = st.sampled_from(["", ".", ",", "!", "?", ")", ";", ":", "..."])
-CONTEXT_BEFORE = st.sampled_from(["", "hi, ", "error 102 at chase. ", "QuickBooks says 103 and ", "ok so\n", "(", "\""])
+CONTEXT_BEFORE = st.sampled_from(["", "hi, ", "error 102 at chase. ", "QuickBooks says 103 and ", "ok so\n", "(", '"'])
 CONTEXT_AFTER = st.sampled_from(["", " thanks", " and error 185", " - is that why?", "\nwhat now", " for wells fargo"])
 WORDS = st.sampled_from(["purple", "monkey", "dishwasher", "horse", "battery", "staple", "orange", "river", "castle", "piano"])
 
@@ -172,14 +209,28 @@ def survives(secret: str, masked: str) -> bool:
 @PROFILE
 @given(CONTEXT_BEFORE, card_numbers, SEPARATORS, TRAILING, CONTEXT_AFTER)
 def test_a_card_number_with_any_separator_and_trailing_punctuation_is_masked(before, card, sep, trailing, after):
-    grouped = sep.join(card[i:i + 4] for i in range(0, 16, 4))
+    grouped = sep.join(card[i : i + 4] for i in range(0, 16, 4))
     masked = redact(f"{before}{grouped}{trailing}{after}")
     assert not survives(grouped, masked), masked
     assert redact(masked) == masked
 
 
-PASSWORD_KEYWORDS = st.sampled_from(["password", "Password", "passwd", "pwd", "pw", "pass", "passcode", "PIN", "pin code",
-                                     "bank password", "online banking password", "login password"])
+PASSWORD_KEYWORDS = st.sampled_from(
+    [
+        "password",
+        "Password",
+        "passwd",
+        "pwd",
+        "pw",
+        "pass",
+        "passcode",
+        "PIN",
+        "pin code",
+        "bank password",
+        "online banking password",
+        "login password",
+    ]
+)
 CONNECTORS = st.sampled_from([" is ", ": ", " = ", "=", ":", " ", " is: ", "'s ", " was ", " should be "])
 passwords = st.from_regex(r"[A-Za-z]{3,8}[0-9]{1,4}[!#$%&*]?", fullmatch=True)
 
@@ -193,8 +244,13 @@ def test_a_password_after_a_keyword_is_masked(before, det, keyword, connector, p
 
 
 @PROFILE
-@given(st.sampled_from(["passphrase", "memorable phrase", "security answer", "secret answer", "password"]),
-       st.sampled_from([" is ", ": ", " is: "]), st.lists(WORDS, min_size=2, max_size=5), TRAILING, CONTEXT_AFTER)
+@given(
+    st.sampled_from(["passphrase", "memorable phrase", "security answer", "secret answer", "password"]),
+    st.sampled_from([" is ", ": ", " is: "]),
+    st.lists(WORDS, min_size=2, max_size=5),
+    TRAILING,
+    CONTEXT_AFTER,
+)
 def test_a_multi_word_passphrase_is_masked_to_the_end_of_the_clause(keyword, connector, words, trailing, after):
     phrase = " ".join(words)
     masked = redact(f"my {keyword}{connector}{phrase}{trailing}{after}")
@@ -203,9 +259,14 @@ def test_a_multi_word_passphrase_is_masked_to_the_end_of_the_clause(keyword, con
 
 
 @PROFILE
-@given(st.sampled_from(["https", "http", "ftp"]), st.from_regex(r"[a-z][a-z0-9._]{2,10}", fullmatch=True),
-       st.from_regex(r"[A-Za-z0-9!$%*]{4,16}", fullmatch=True), st.sampled_from(["bank.com", "secure.chase.com", "online.td.ca"]),
-       st.sampled_from(["", "/", "/login?x=1"]), TRAILING)
+@given(
+    st.sampled_from(["https", "http", "ftp"]),
+    st.from_regex(r"[a-z][a-z0-9._]{2,10}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9!$%*]{4,16}", fullmatch=True),
+    st.sampled_from(["bank.com", "secure.chase.com", "online.td.ca"]),
+    st.sampled_from(["", "/", "/login?x=1"]),
+    TRAILING,
+)
 def test_sign_in_details_in_a_web_address_are_masked(scheme, user, password, host, path, trailing):
     url = f"{scheme}://{user}:{password}@{host}{path}"
     masked = redact(f"I log in at {url}{trailing} every day")
@@ -234,17 +295,38 @@ otp_codes = st.from_regex(r"[0-9]{4,8}", fullmatch=True).filter(lambda c: not c.
 
 
 @PROFILE
-@given(st.sampled_from(["code", "the code", "verification code", "security code", "OTP", "2FA code", "one-time passcode",
-                        "the code they texted me", "sms code"]),
-       st.sampled_from([" ", " is ", ": ", " was ", " for error 185 is "]), otp_codes, TRAILING, CONTEXT_AFTER)
+@given(
+    st.sampled_from(
+        [
+            "code",
+            "the code",
+            "verification code",
+            "security code",
+            "OTP",
+            "2FA code",
+            "one-time passcode",
+            "the code they texted me",
+            "sms code",
+        ]
+    ),
+    st.sampled_from([" ", " is ", ": ", " was ", " for error 185 is "]),
+    otp_codes,
+    TRAILING,
+    CONTEXT_AFTER,
+)
 def test_one_time_codes_after_a_code_word_are_masked(keyword, connector, code, trailing, after):
     masked = redact(f"{keyword}{connector}{code}{trailing}{after}")
     assert not re.search(rf"(?<!\d){code}(?!\d)", masked), masked
 
 
 @PROFILE
-@given(st.integers(1, 665), st.integers(1, 99), st.integers(1, 9999), st.sampled_from(["", "SSN ", "my social security number is ", "ssn: "]),
-       TRAILING)
+@given(
+    st.integers(1, 665),
+    st.integers(1, 99),
+    st.integers(1, 9999),
+    st.sampled_from(["", "SSN ", "my social security number is ", "ssn: "]),
+    TRAILING,
+)
 def test_social_security_numbers_are_masked(area, group, serial, keyword, trailing):
     ssn = f"{area:03d}-{group:02d}-{serial:04d}"
     masked = redact(f"{keyword}{ssn}{trailing} for the business")
@@ -261,48 +343,78 @@ def iban(country: str, bban: str) -> str:
 
 
 @PROFILE
-@given(st.from_regex(r"[0-9]{8}", fullmatch=True), st.from_regex(r"[0-9]{8,12}", fullmatch=True),
-       st.sampled_from(["account", "acct", "account number", "acct #", "checking account", "a/c"]), st.sampled_from([" ", ": ", " is "]),
-       SEPARATORS, TRAILING)
+@given(
+    st.from_regex(r"[0-9]{8}", fullmatch=True),
+    st.from_regex(r"[0-9]{8,12}", fullmatch=True),
+    st.sampled_from(["account", "acct", "account number", "acct #", "checking account", "a/c"]),
+    st.sampled_from([" ", ": ", " is "]),
+    SEPARATORS,
+    TRAILING,
+)
 def test_routing_and_account_numbers_after_their_keywords_are_masked(routing_body, account, keyword, connector, sep, trailing):
     routing = aba(routing_body)
-    account = sep.join(account[i:i + 4] for i in range(0, len(account), 4))
+    account = sep.join(account[i : i + 4] for i in range(0, len(account), 4))
     masked = redact(f"routing {routing} and {keyword}{connector}{account}{trailing}")
     assert routing not in masked and unseparated(account) not in unseparated(masked), masked
 
 
 @PROFILE
-@given(st.sampled_from(["DE", "GB", "FR", "NL", "ES", "IT", "NO", "MT"]), st.from_regex(r"[0-9]{30}", fullmatch=True),
-       st.sampled_from(["", " "]), TRAILING)
+@given(
+    st.sampled_from(["DE", "GB", "FR", "NL", "ES", "IT", "NO", "MT"]),
+    st.from_regex(r"[0-9]{30}", fullmatch=True),
+    st.sampled_from(["", " "]),
+    TRAILING,
+)
 def test_ibans_are_masked(country, digits, sep, trailing):
     from bot.redaction import _IBAN_LENGTHS
 
     number = iban(country, digits[: _IBAN_LENGTHS[country] - 4])  # the country's own IBAN length
-    spaced = sep.join(number[i:i + 4] for i in range(0, len(number), 4))
+    spaced = sep.join(number[i : i + 4] for i in range(0, len(number), 4))
     masked = redact(f"our IBAN is {spaced}{trailing} thanks")
     assert unseparated(number) not in unseparated(masked), masked
 
 
 @PROFILE
-@given(st.integers(1900, 2099), st.integers(1, 12), st.integers(1, 28), st.sampled_from(["{y}-{m:02d}-{d:02d}", "{m:02d}/{d:02d}/{y}",
-       "{d:02d}.{m:02d}.{y}", "{y}{m:02d}{d:02d}"]), st.sampled_from(["account", "acct no", "account number"]))
+@given(
+    st.integers(1900, 2099),
+    st.integers(1, 12),
+    st.integers(1, 28),
+    st.sampled_from(["{y}-{m:02d}-{d:02d}", "{m:02d}/{d:02d}/{y}", "{d:02d}.{m:02d}.{y}", "{y}{m:02d}{d:02d}"]),
+    st.sampled_from(["account", "acct no", "account number"]),
+)
 def test_a_date_is_kept_unless_it_follows_an_account_word(y, m, d, fmt, keyword):
     date = fmt.format(y=y, m=m, d=d)
     assert redact(f"the feed stopped on {date} with error 102") == f"the feed stopped on {date} with error 102"
     assert unseparated(date) not in unseparated(redact(f"my {keyword} {date}"))
 
 
-ERROR_CODES = st.sampled_from(["102", "103", "105", "106", "108", "109", "155", "168", "179", "185", "324", "355", "9999", "OL-301"])
-BANKS = st.sampled_from(["chase", "Bank of America", "wells fargo", "TD Canada Trust", "Barclays", "capital one 360", "RBC", "USAA"])
+ERROR_CODES = st.sampled_from(
+    ["102", "103", "105", "106", "108", "109", "155", "168", "179", "185", "324", "355", "9999", "OL-301"]
+)
+BANKS = st.sampled_from(
+    ["chase", "Bank of America", "wells fargo", "TD Canada Trust", "Barclays", "capital one 360", "RBC", "USAA"]
+)
 
 
 @PROFILE
-@given(st.lists(ERROR_CODES, min_size=1, max_size=4), BANKS, st.sampled_from([
-    "error {codes} at {bank}", "{bank} gives me {codes}", "getting ({codes}) with {bank} since monday",
-    "code {codes} keeps popping up for {bank}", "qbo error code {codes} for {bank}, i changed my password yesterday",
-    "{bank}: errors {codes}. my password is correct", "is {codes} a password problem with {bank}?",
-    "the bank wants a security code, error {codes} at {bank}", "{bank} pin expired and now {codes}"]),
-    st.sampled_from([" ", ", ", " and ", " / ", " then "]))
+@given(
+    st.lists(ERROR_CODES, min_size=1, max_size=4),
+    BANKS,
+    st.sampled_from(
+        [
+            "error {codes} at {bank}",
+            "{bank} gives me {codes}",
+            "getting ({codes}) with {bank} since monday",
+            "code {codes} keeps popping up for {bank}",
+            "qbo error code {codes} for {bank}, i changed my password yesterday",
+            "{bank}: errors {codes}. my password is correct",
+            "is {codes} a password problem with {bank}?",
+            "the bank wants a security code, error {codes} at {bank}",
+            "{bank} pin expired and now {codes}",
+        ]
+    ),
+    st.sampled_from([" ", ", ", " and ", " / ", " then "]),
+)
 def test_error_codes_bank_names_and_ordinary_sentences_are_never_masked(codes, bank, template, joiner):
     text = template.format(codes=joiner.join(codes), bank=bank)
     assert redact(text) == text

@@ -1,6 +1,7 @@
 """`make run` starts cleanly: our banner and addresses, none of the third-party deprecation warnings
 (bot/server/quiet_start.py), while our own warnings, and any warning the filters do not name exactly,
 still show."""
+
 from __future__ import annotations
 
 import os
@@ -21,32 +22,56 @@ from tests import servers
 # What each filter was written for, as Python prints it on an unfiltered start (the warning's own
 # category, the module it is attributed to, and its message).
 SEEN_ON_MAKE_RUN = [
-    ("sqlalchemy.exc:MovedIn20Warning", "rasa.core.tracker_store",
-     "Deprecated API features detected! These feature(s) are not compatible with SQLAlchemy 2.0. To prevent "
-     'incompatible upgrades prior to updating applications, ensure requirements files are pinned to "sqlalchemy<2.0".'),
-    ("sqlalchemy.exc:SADeprecationWarning", "rasa.core.tracker_store",
-     "Calling URL() directly is deprecated and will be disabled in a future release.  The public constructor for URL "
-     "is now the URL.create() method."),
-    ("builtins:DeprecationWarning", "rasa.shared.utils.validation",
-     "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/en/latest/pkg_resources.html"),
+    (
+        "sqlalchemy.exc:MovedIn20Warning",
+        "rasa.core.tracker_store",
+        "Deprecated API features detected! These feature(s) are not compatible with SQLAlchemy 2.0. To prevent "
+        'incompatible upgrades prior to updating applications, ensure requirements files are pinned to "sqlalchemy<2.0".',
+    ),
+    (
+        "sqlalchemy.exc:SADeprecationWarning",
+        "rasa.core.tracker_store",
+        "Calling URL() directly is deprecated and will be disabled in a future release.  The public constructor for URL "
+        "is now the URL.create() method.",
+    ),
+    (
+        "builtins:DeprecationWarning",
+        "rasa.shared.utils.validation",
+        "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/en/latest/pkg_resources.html",
+    ),
     ("builtins:DeprecationWarning", "apscheduler", "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/"),
     ("builtins:DeprecationWarning", "limits.util", "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/"),
-    ("builtins:DeprecationWarning", "pkg_resources",
-     "Deprecated call to `pkg_resources.declare_namespace('mpl_toolkits')`.\nImplementing implicit namespace packages "
-     "(as specified in PEP 420) is preferred to `pkg_resources.declare_namespace`."),
+    (
+        "builtins:DeprecationWarning",
+        "pkg_resources",
+        "Deprecated call to `pkg_resources.declare_namespace('mpl_toolkits')`.\nImplementing implicit namespace packages "
+        "(as specified in PEP 420) is preferred to `pkg_resources.declare_namespace`.",
+    ),
     ("builtins:DeprecationWarning", "pkg_resources", "Deprecated call to `pkg_resources.declare_namespace('ruamel')`."),
-    ("builtins:DeprecationWarning", "sanic_cors.extension",
-     "distutils Version classes are deprecated. Use packaging.version instead."),
+    (
+        "builtins:DeprecationWarning",
+        "sanic_cors.extension",
+        "distutils Version classes are deprecated. Use packaging.version instead.",
+    ),
     ("builtins:DeprecationWarning", "tensorflow.lite.python.util", "jax.xla_computation is deprecated. Please use the AOT APIs."),
-    ("pyparsing:PyparsingDeprecationWarning", "matplotlib.fontconfig_pattern", "'setParseAction' deprecated - use 'set_parse_action'"),
+    (
+        "pyparsing:PyparsingDeprecationWarning",
+        "matplotlib.fontconfig_pattern",
+        "'setParseAction' deprecated - use 'set_parse_action'",
+    ),
     ("pyparsing:PyparsingDeprecationWarning", "packaging.requirements", "'originalTextFor' deprecated - use 'original_text_for'"),
     ("pyparsing:PyparsingDeprecationWarning", "packaging.markers", "'setParseAction' deprecated - use 'set_parse_action'"),
-    ("builtins:DeprecationWarning", "typer",
-     "'click.utils.get_binary_stream' is deprecated and will be removed in Click 9.0."),
-    ("builtins:DeprecationWarning", "typer.completion",
-     "'BaseCommand' is deprecated and will be removed in Click 9.0. Use 'Command' instead."),
-    ("builtins:DeprecationWarning", "spacy.cli._util",
-     "Importing 'parser.split_arg_string' is deprecated, it will only be available in 'shell_completion' in Click 9.0."),
+    ("builtins:DeprecationWarning", "typer", "'click.utils.get_binary_stream' is deprecated and will be removed in Click 9.0."),
+    (
+        "builtins:DeprecationWarning",
+        "typer.completion",
+        "'BaseCommand' is deprecated and will be removed in Click 9.0. Use 'Command' instead.",
+    ),
+    (
+        "builtins:DeprecationWarning",
+        "spacy.cli._util",
+        "Importing 'parser.split_arg_string' is deprecated, it will only be available in 'shell_completion' in Click 9.0.",
+    ),
 ]
 
 
@@ -99,8 +124,7 @@ def test_our_own_warnings_print_once_the_launcher_filters_are_in():
                                module="bot.settings")
     """)
     env = {k: v for k, v in servers.base_env().items() if k != "PYTHONWARNINGS"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=servers.ROOT, env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=servers.ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "sanic_cors/extension.py" not in result.stderr
     assert "bot/server/serve.py:7: DeprecationWarning: distutils Version classes are deprecated" in result.stderr
@@ -122,8 +146,15 @@ class Run:
     """scripts/run.sh in its own process group, its output collected as it comes."""
 
     def __init__(self, env):
-        self.proc = subprocess.Popen(["scripts/run.sh"], cwd=servers.ROOT, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["scripts/run.sh"],
+            cwd=servers.ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -164,19 +195,21 @@ def make_run(tmp_path_factory, fake_banks, trained_model):
     workdir = tmp_path_factory.mktemp("make-run")
     rasa_port, actions_port = servers.free_port(), servers.free_port()
     endpoints = servers.write_endpoints(workdir / "endpoints.yml", actions_port, workdir / "tracker.db")
-    env = servers.base_env({
-        "PY": sys.executable,
-        "RASA_PORT": str(rasa_port),
-        "ACTIONS_PORT": str(actions_port),
-        "ENDPOINTS": str(endpoints),
-        "LOG_DIR": str(workdir / "log"),
-        "RASA_API_TOKEN": "make-run-test-token-0123456789",
-        "BANKFEED_VAR_DIR": str(workdir),
-        "HANDOFF_DB_URL": f"sqlite:///{workdir / 'handoff.db'}",
-        "BANK_DIRECTORY_PATH": str(servers.write_test_directory(workdir / "banks.yml", fake_banks.base_url)),
-        "BANKFEED_SETTINGS": str(servers.write_test_settings(workdir / "bankfeed.yml", fake_banks.url("/canary/healthy"))),
-        "TF_DETERMINISTIC_OPS": "1",  # the Makefile exports it
-    })
+    env = servers.base_env(
+        {
+            "PY": sys.executable,
+            "RASA_PORT": str(rasa_port),
+            "ACTIONS_PORT": str(actions_port),
+            "ENDPOINTS": str(endpoints),
+            "LOG_DIR": str(workdir / "log"),
+            "RASA_API_TOKEN": "make-run-test-token-0123456789",
+            "BANKFEED_VAR_DIR": str(workdir),
+            "HANDOFF_DB_URL": f"sqlite:///{workdir / 'handoff.db'}",
+            "BANK_DIRECTORY_PATH": str(servers.write_test_directory(workdir / "banks.yml", fake_banks.base_url)),
+            "BANKFEED_SETTINGS": str(servers.write_test_settings(workdir / "bankfeed.yml", fake_banks.url("/canary/healthy"))),
+            "TF_DETERMINISTIC_OPS": "1",  # the Makefile exports it
+        }
+    )
     for name in ("TF_CPP_MIN_LOG_LEVEL", "SQLALCHEMY_SILENCE_UBER_WARNING", "PYTHONWARNINGS", "RASA_API_TOKEN_FILE"):
         env.pop(name, None)
     run = Run(env)

@@ -1,6 +1,7 @@
 """The patches of Rasa internals (bot/server/rasa_patches.py) give what Rasa's own code gives: each
 patched function is compared with the original on representative inputs (the equivalence tests). And
 they are in place only where the launcher puts them: importing our modules patches nothing."""
+
 from __future__ import annotations
 
 import json
@@ -71,13 +72,28 @@ VALIDATOR = rasa_patches.ActionResponseValidator(SPEC)
 REAL_EVENTS = [
     e.as_dict()
     for e in (
-        SlotSet("bank", "Chase"), SlotSet("steps_tried", ["site_check"]), BotUttered("hi", {"buttons": []}),
-        UserUttered("error 102", {"name": "report_bank_unavailable", "confidence": 0.9},
-                    [{"entity": "bank", "value": "Chase", "start": 0, "end": 5}]),
-        ActionExecuted("action_listen"), ConversationPaused(), ConversationResumed(), Restarted(),
-        FollowupAction("action_escalate"), ActiveLoop("bank_form"), ActiveLoop(None), AllSlotsReset(),
-        SessionStarted(), UserUtteranceReverted(), AgentUttered("an agent"), ActionExecutionRejected("x"),
-        EntitiesAdded([{"entity": "bank", "value": "Chase"}]), ReminderCancelled("r"),
+        SlotSet("bank", "Chase"),
+        SlotSet("steps_tried", ["site_check"]),
+        BotUttered("hi", {"buttons": []}),
+        UserUttered(
+            "error 102",
+            {"name": "report_bank_unavailable", "confidence": 0.9},
+            [{"entity": "bank", "value": "Chase", "start": 0, "end": 5}],
+        ),
+        ActionExecuted("action_listen"),
+        ConversationPaused(),
+        ConversationResumed(),
+        Restarted(),
+        FollowupAction("action_escalate"),
+        ActiveLoop("bank_form"),
+        ActiveLoop(None),
+        AllSlotsReset(),
+        SessionStarted(),
+        UserUtteranceReverted(),
+        AgentUttered("an agent"),
+        ActionExecutionRejected("x"),
+        EntitiesAdded([{"entity": "bank", "value": "Chase"}]),
+        ReminderCancelled("r"),
         ReminderScheduled("intent", __import__("datetime").datetime(2030, 1, 1)),
     )
 ]
@@ -211,9 +227,24 @@ def test_events_are_rebuilt_the_same():
 # ---------------------------------------------------------------- button_payloads_skip_nlu
 
 PAYLOADS_AND_TEXTS = [
-    "/deny", "/affirm", " /affirm ", "/fixed_it", '/inform{"bank": "Chase"}', '/inform{"bank": "Nonexistent Bank"}',
-    "/deny@0.4", "/deny{not json", "/no_such_intent", "/", "/ deny", "/DENY", '/inform{"unknown_entity": 1}',
-    "deny", "error 102 /deny", "/deny please", "/talk_to_human", '/share_sensitive_data{"sensitive_data": "x"}',
+    "/deny",
+    "/affirm",
+    " /affirm ",
+    "/fixed_it",
+    '/inform{"bank": "Chase"}',
+    '/inform{"bank": "Nonexistent Bank"}',
+    "/deny@0.4",
+    "/deny{not json",
+    "/no_such_intent",
+    "/",
+    "/ deny",
+    "/DENY",
+    '/inform{"unknown_entity": 1}',
+    "deny",
+    "error 102 /deny",
+    "/deny please",
+    "/talk_to_human",
+    '/share_sensitive_data{"sensitive_data": "x"}',
 ]
 
 
@@ -255,8 +286,9 @@ def test_payloads_skip_the_nlu_pipeline_with_the_same_result(processor, text, on
 
 def _run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = servers.base_env()
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=servers.ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=servers.ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _modules_rasa_loads_by_name():
@@ -273,8 +305,13 @@ def _modules_rasa_loads_by_name():
 
 
 def test_importing_our_server_modules_patches_nothing_and_masks_nothing():
-    modules = _modules_rasa_loads_by_name() + ["bot.server.channels", "actions", "actions.actions",
-                                               "bot.server.serve", "bot.server.action_server"]
+    modules = _modules_rasa_loads_by_name() + [
+        "bot.server.channels",
+        "actions",
+        "actions.actions",
+        "bot.server.serve",
+        "bot.server.action_server",
+    ]
     result = _run_python(f"""
         import importlib, json, logging, warnings
         factory, show = logging.getLogRecordFactory(), warnings.showwarning
@@ -344,11 +381,13 @@ def test_every_way_of_starting_the_servers_goes_through_the_launchers():
                 containers.update({c["name"]: c for c in doc["spec"]["template"]["spec"]["containers"]})
     assert containers["rasa"]["command"] == serve and containers["rasa"]["args"][0] == "run"
     assert "command" not in containers["actions"]  # the image's entrypoint
-    entrypoints = {name: json.loads(re.search(r"^ENTRYPOINT (.+)$", (deploy / name).read_text(), re.M).group(1))
-                   for name in ("Dockerfile.rasa", "Dockerfile.actions")}
+    entrypoints = {
+        name: json.loads(re.search(r"^ENTRYPOINT (.+)$", (deploy / name).read_text(), re.M).group(1))
+        for name in ("Dockerfile.rasa", "Dockerfile.actions")
+    }
     assert entrypoints == {"Dockerfile.rasa": serve, "Dockerfile.actions": action_server}
     for script in ("run.sh", "prod-up.sh"):
         text = (servers.ROOT / "scripts" / script).read_text()
         assert "-m bot.server.serve run" in text and "-m bot.server.action_server" in text, script
         assert not re.search(r"\brasa(_BIN\"?|\")? run\b", text), script
-    assert "-m\", \"bot.server.serve\", \"run\"" in (servers.ROOT / "tests" / "servers.py").read_text()
+    assert '-m", "bot.server.serve", "run"' in (servers.ROOT / "tests" / "servers.py").read_text()

@@ -1,5 +1,6 @@
 """Per-client rate limits (bot/ratelimit.py) on memory and on the local Redis, the real client address
 behind trusted proxies (bot/client_address.py), and the outage desk's per-client report limit."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,9 @@ def test_defaults_settings_file_and_environment():
     limits = configured_limits({}, {})
     assert set(limits) == set(ratelimit.DEFAULT_LIMITS)
     assert [str(i) for i in limits["chat_per_sender"]] == ["15 per 10 second", "60 per 1 minute"]
-    limits = configured_limits({"chat_per_address": "10/minute"}, {"RATE_LIMIT_CHAT_PER_ADDRESS": "7/second",
-                                                                 "RATE_LIMIT_UPLOADS_PER_ADDRESS": "off"})
+    limits = configured_limits(
+        {"chat_per_address": "10/minute"}, {"RATE_LIMIT_CHAT_PER_ADDRESS": "7/second", "RATE_LIMIT_UPLOADS_PER_ADDRESS": "off"}
+    )
     assert [str(i) for i in limits["chat_per_address"]] == ["7 per 1 second"]
     assert limits["uploads_per_address"] == ()
     assert all(v == () for v in configured_limits({}, {"RATE_LIMITS": "off"}).values())
@@ -49,9 +51,14 @@ def test_the_settings_file_section_is_valid():
 # ------------------------------------------------------------------ counting
 @pytest.fixture(params=["memory", "redis"])
 def limiter(request):
-    limits = {name: parse_limits(v) for name, v in {
-        "chat_per_sender": "3/10seconds;5/minute", "chat_per_address": "4/minute",
-        "upload_bytes_per_address": "1000/hour"}.items()}
+    limits = {
+        name: parse_limits(v)
+        for name, v in {
+            "chat_per_sender": "3/10seconds;5/minute",
+            "chat_per_address": "4/minute",
+            "upload_bytes_per_address": "1000/hour",
+        }.items()
+    }
     if request.param == "memory":
         yield RateLimiter(limits)
     else:
@@ -117,18 +124,21 @@ def test_limits_can_be_off():
 NETS = client_address.parse_networks("127.0.0.1, 10.0.0.0/8, ::1")
 
 
-@pytest.mark.parametrize("peer, header, expected", [
-    ("203.0.113.7", None, "203.0.113.7"),
-    ("203.0.113.7", "198.51.100.1", "203.0.113.7"),           # not from a proxy: the header is ignored
-    ("127.0.0.1", "198.51.100.1", "198.51.100.1"),             # nginx on this machine
-    ("127.0.0.1", "6.6.6.6, 198.51.100.1", "198.51.100.1"),    # the client's own entry is not believed
-    ("127.0.0.1", "198.51.100.1, 10.1.2.3", "198.51.100.1"),   # two trusted hops
-    ("127.0.0.1", "10.1.2.3", "10.1.2.3"),                     # only proxies: the last one
-    ("127.0.0.1", "not-an-ip", "127.0.0.1"),
-    ("::1", "2001:db8::5", "2001:db8::5"),
-    ("::ffff:127.0.0.1", "198.51.100.2", "198.51.100.2"),
-    ("", "198.51.100.1", "unknown"),
-])
+@pytest.mark.parametrize(
+    "peer, header, expected",
+    [
+        ("203.0.113.7", None, "203.0.113.7"),
+        ("203.0.113.7", "198.51.100.1", "203.0.113.7"),  # not from a proxy: the header is ignored
+        ("127.0.0.1", "198.51.100.1", "198.51.100.1"),  # nginx on this machine
+        ("127.0.0.1", "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # the client's own entry is not believed
+        ("127.0.0.1", "198.51.100.1, 10.1.2.3", "198.51.100.1"),  # two trusted hops
+        ("127.0.0.1", "10.1.2.3", "10.1.2.3"),  # only proxies: the last one
+        ("127.0.0.1", "not-an-ip", "127.0.0.1"),
+        ("::1", "2001:db8::5", "2001:db8::5"),
+        ("::ffff:127.0.0.1", "198.51.100.2", "198.51.100.2"),
+        ("", "198.51.100.1", "unknown"),
+    ],
+)
 def test_client_address_behind_trusted_proxies(peer, header, expected):
     assert client_address.resolve(peer, header, NETS) == expected
 
@@ -169,8 +179,9 @@ def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
         from bot.db.models import BankSignal
 
         with store.reading() as s:
-            rows = s.execute(select(BankSignal.conversation_id, BankSignal.verified, BankSignal.client_key)
-                             .order_by(BankSignal.id)).all()
+            rows = s.execute(
+                select(BankSignal.conversation_id, BankSignal.verified, BankSignal.client_key).order_by(BankSignal.id)
+            ).all()
         assert rows == [("rest-0", False, "k-office"), ("rest-1", False, "k-office"), ("slack-1", True, None)]
     finally:
         store.dispose()

@@ -159,7 +159,10 @@ def test_json_values_are_masked_except_routing_ids():
 
     value = {"text": "pin 1234", "slack": {"ts": "1712345678.123456"}, "list": ["acct 12345678901", 5]}
     assert redact_value(value, ROUTING_METADATA_KEYS) == {
-        "text": "pin [password removed]", "slack": {"ts": "1712345678.123456"}, "list": ["acct [account number removed]", 5]}
+        "text": "pin [password removed]",
+        "slack": {"ts": "1712345678.123456"},
+        "list": ["acct [account number removed]", 5],
+    }
 
 
 def test_every_stored_field_of_every_event_is_masked():
@@ -172,16 +175,28 @@ def test_every_stored_field_of_every_event_is_masked():
     from bot.server.stores.tracker_store import redact_tracker
 
     secret = "my password is Hunter2Secret!"
-    parse = {"text": secret, "intent": {"name": "share_sensitive", "confidence": 1.0},
-             "entities": [{"entity": "bank_site", "value": secret}]}
+    parse = {
+        "text": secret,
+        "intent": {"name": "share_sensitive", "confidence": 1.0},
+        "entities": [{"entity": "bank_site", "value": secret}],
+    }
     domain = Domain.from_dict({"slots": {"bank_site": {"type": "text", "mappings": [{"type": "from_text"}]}}})
-    tracker = DialogueStateTracker.from_events("s", [
-        UserUttered(secret, parse["intent"], parse["entities"], parse,
-                    metadata={"note": secret, "slack": {"ts": "1712345678.123456"}, "out_channel": "C123"}),
-        SlotSet("bank_site", secret),
-        EntitiesAdded([{"entity": "x", "value": secret}]),
-        BotUttered(f'I don\'t have "{secret}"', data={"custom": {"text": secret}}),
-    ], domain.slots)
+    tracker = DialogueStateTracker.from_events(
+        "s",
+        [
+            UserUttered(
+                secret,
+                parse["intent"],
+                parse["entities"],
+                parse,
+                metadata={"note": secret, "slack": {"ts": "1712345678.123456"}, "out_channel": "C123"},
+            ),
+            SlotSet("bank_site", secret),
+            EntitiesAdded([{"entity": "x", "value": secret}]),
+            BotUttered(f'I don\'t have "{secret}"', data={"custom": {"text": secret}}),
+        ],
+        domain.slots,
+    )
     assert redact_tracker(tracker) == 4
     dumped = str([e.as_dict() for e in tracker.events])
     assert "Hunter2Secret" not in dumped and dumped.count("[password removed]") >= 8
@@ -211,23 +226,29 @@ def test_log_records_are_masked(caplog):
     assert log_masking.installed()
 
 
-@pytest.mark.parametrize("text", [
-    "my password is Hunter2!x",
-    "password: Tr0ub4dor&3 and card 4111 1111 1111 1111",
-    "here's my pin 4821",
-    "my password is [password removed]",  # as the tracker stores it
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my password is Hunter2!x",
+        "password: Tr0ub4dor&3 and card 4111 1111 1111 1111",
+        "here's my pin 4821",
+        "my password is [password removed]",  # as the tracker stores it
+    ],
+)
 def test_a_message_of_nothing_but_secrets(text):
     assert redaction.only_secrets(text), redact(text)
 
 
-@pytest.mark.parametrize("text", [
-    "no, still failing. my password is Hunter2!x",
-    "I changed my password to Hunter2!x and it works now",
-    "yes",
-    "my password is fine",  # no secret at all
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no, still failing. my password is Hunter2!x",
+        "I changed my password to Hunter2!x and it works now",
+        "yes",
+        "my password is fine",  # no secret at all
+        "",
+    ],
+)
 def test_a_message_with_an_answer_beside_the_secret(text):
     assert not redaction.only_secrets(text)
 
@@ -248,11 +269,14 @@ def test_ids_this_server_issued_are_never_masked():
     assert redact("sk-proj-abcdefghijklmnop1234") == "[secret removed]"
 
 
-@pytest.mark.parametrize("text, masked", [
-    ("iban GB82 WEST 1234 5698 7654 32", True),
-    ("DE89370400440532013000", True),
-    ("order XD06TOVI6GYDHXXGHVA", False),   # mod-97 happens to hold, but XD is no IBAN country
-    ("GB82WEST123456987654", False),         # a British IBAN has 22 characters, not 20
-])
+@pytest.mark.parametrize(
+    "text, masked",
+    [
+        ("iban GB82 WEST 1234 5698 7654 32", True),
+        ("DE89370400440532013000", True),
+        ("order XD06TOVI6GYDHXXGHVA", False),  # mod-97 happens to hold, but XD is no IBAN country
+        ("GB82WEST123456987654", False),  # a British IBAN has 22 characters, not 20
+    ],
+)
 def test_an_iban_needs_its_country_and_its_length(text, masked):
     assert (find_sensitive(text) != []) is masked, text

@@ -1,4 +1,5 @@
 """The product end to end over its REST channel: real Rasa server, real action server, local bank sites."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -57,7 +58,15 @@ def test_error_102_full_path_to_escalation(rasa_stack, fake_banks, handoff_db):
     statuses = [e["value"] for e in tracker["events"] if e["event"] == "slot" and e["name"] == "handoff_status"]
     assert statuses == ["requested", "waiting"]  # summary recorded, then queued for a specialist
     assert any(e["event"] == "pause" for e in tracker["events"])
-    assert slots["steps_tried"] == ["site_check", "refresh", "credential_check", "clear_cache", "private_window", "manual_upload", "wait_a_day"]
+    assert slots["steps_tried"] == [
+        "site_check",
+        "refresh",
+        "credential_check",
+        "clear_cache",
+        "private_window",
+        "manual_upload",
+        "wait_a_day",
+    ]
     summary = slots["escalation_summary"]
     assert summary["bank"] == "Chase" and summary["error_code"] == "102" and summary["diagnosis"] == "bank_unavailable"
     assert summary["check_results"]["Chase"]["status"] == "up"

@@ -1,6 +1,7 @@
 """Whole conversations over REST as customers talk: free text where buttons were offered, banks the
 directory lacks, things that are not the bank asked for, a long paste, relapses, topic switches and a
 return the next day. Real Rasa server and action server, local fake bank sites."""
+
 from __future__ import annotations
 
 import uuid
@@ -157,8 +158,12 @@ def test_a_customer_returning_the_next_day(rasa_stack):
     rasa_stack.send(s, "error 102 with chase")
     rasa_stack.send(s, "/deny")
     # the session expires overnight; the next message starts a new one (slots carried over)
-    r = httpx.post(f"{rasa_stack.url}/conversations/{rasa_stack.conversation_id(s)}/execute",
-                   json={"name": "action_session_start"}, headers={"Authorization": f"Bearer {rasa_stack.token}"}, timeout=30)
+    r = httpx.post(
+        f"{rasa_stack.url}/conversations/{rasa_stack.conversation_id(s)}/execute",
+        json={"name": "action_session_start"},
+        headers={"Authorization": f"Bearer {rasa_stack.token}"},
+        timeout=30,
+    )
     r.raise_for_status()
     assert r.json()["messages"] == []  # nothing before the customer speaks
     replies = rasa_stack.send(s, "hi again")

@@ -1,5 +1,6 @@
 """Off-topic and adjacent questions end to end over REST (real Rasa server, real NLU, real action server):
 none of them starts a bank-error flow, and a real problem report afterwards still does."""
+
 from __future__ import annotations
 
 import uuid
@@ -21,8 +22,16 @@ def new_sender() -> str:
 
 def started_a_flow(replies) -> bool:
     """The words every bank-error flow opens with (utter_diagnosis_*, the site check)."""
-    words = ("That sounds like Error", "isn't connecting", "sign-in mismatch", "security check", "can't find the account",
-             "has expired", "online-banking site", "Which bank")
+    words = (
+        "That sounds like Error",
+        "isn't connecting",
+        "sign-in mismatch",
+        "security check",
+        "can't find the account",
+        "has expired",
+        "online-banking site",
+        "Which bank",
+    )
     return any(w in texts(replies) for w in words)
 
 

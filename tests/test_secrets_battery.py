@@ -6,6 +6,7 @@ tests/fake_botframework.py, the agent console) with Rasa's SQL event broker swit
 action server, so the scan sees exactly this battery's tracker store, hand-off store, broker events and
 both servers' logs. A hand-off over REST runs too, so the transcript and the console API are covered.
 """
+
 from __future__ import annotations
 
 import json
@@ -104,8 +105,9 @@ class BatteryStack(RasaStack):
         self.endpoints.write_text(yaml.safe_dump(endpoints))
 
     def start(self) -> "BatteryStack":
-        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env,
-                                              credentials=self.credentials)
+        self.proc = servers.start_rasa_server(
+            self.port, self.endpoints, self.token, self.dir / "rasa.log", self.env, credentials=self.credentials
+        )
         return self
 
 
@@ -124,22 +126,31 @@ def fakes():
 @pytest.fixture(scope="module")
 def battery_stack(fake_banks, fakes, tmp_path_factory, trained_model):
     base = tmp_path_factory.mktemp("secrets")
-    env = servers.base_env({
-        "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
-        "BANKFEED_SETTINGS": str(servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"))),
-        "HANDOFF_DB_URL": f"sqlite:///{base / 'handoff.db'}",
-        "MICROSOFT_APP_PASSWORD": APP_PASSWORD,
-    })
+    env = servers.base_env(
+        {
+            "BANK_DIRECTORY_PATH": str(servers.write_test_directory(base / "banks.yml", fake_banks.base_url)),
+            "BANKFEED_SETTINGS": str(servers.write_test_settings(base / "bankfeed.yml", fake_banks.url("/canary/healthy"))),
+            "HANDOFF_DB_URL": f"sqlite:///{base / 'handoff.db'}",
+            "MICROSOFT_APP_PASSWORD": APP_PASSWORD,
+        }
+    )
     for name in ("MICROSOFT_APP_ID", "MICROSOFT_APP_TENANT_ID", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL"):
         env.pop(name, None)
     credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
     credentials["bot.server.channels.slack.SlackInput"] = {
-        "slack_token": SLACK_TOKEN, "slack_signing_secret": SLACK_SECRET, "slack_api_url": fakes.slack.api_url,
+        "slack_token": SLACK_TOKEN,
+        "slack_signing_secret": SLACK_SECRET,
+        "slack_api_url": fakes.slack.api_url,
         "slack_channel": "CSUPPORT01",
     }
     credentials["bot.server.channels.teams.BotFrameworkInput"] = {
-        "app_id": APP_ID, "openid_metadata_url": fakes.openid.metadata_url, "token_url": fakes.tokens.token_url(),
-        "http_timeout": 2, "jwks_retry_seconds": 0, "jwks_refresh_min_seconds": 0, "token_retry_seconds": 1,
+        "app_id": APP_ID,
+        "openid_metadata_url": fakes.openid.metadata_url,
+        "token_url": fakes.tokens.token_url(),
+        "http_timeout": 2,
+        "jwks_retry_seconds": 0,
+        "jwks_refresh_min_seconds": 0,
+        "token_retry_seconds": 1,
         "service_url_hosts": ["127.0.0.1"],  # the local fake connector stands in for the Bot Framework hosts
     }
     credentials_path = base / "credentials.yml"
@@ -215,8 +226,12 @@ def sent(battery_stack, fakes):
     user, dm = "U" + uuid.uuid4().hex[:8].upper(), "D" + uuid.uuid4().hex[:8].upper()
     for text, _ in BATTERY:
         body = json.dumps(message_event(user, dm, text)).encode()
-        r = httpx.post(f"{stack.url}/webhooks/slack/webhook", content=body, timeout=30,
-                       headers={"Content-Type": "application/json", **sign(body, secret=SLACK_SECRET)})
+        r = httpx.post(
+            f"{stack.url}/webhooks/slack/webhook",
+            content=body,
+            timeout=30,
+            headers={"Content-Type": "application/json", **sign(body, secret=SLACK_SECRET)},
+        )
         assert r.status_code == 200, r.text
         time.sleep(0.5)  # Slack delivers one event at a time; the bot answers each in the background
     deadline = time.monotonic() + 60
@@ -231,22 +246,32 @@ def sent(battery_stack, fakes):
     team_user = f"29:user-{uuid.uuid4().hex[:12]}"
     for text, _ in BATTERY:
         activity = {
-            "type": "message", "id": uuid.uuid4().hex[:13], "timestamp": "2024-05-01T09:00:00.000Z", "channelId": "msteams",
-            "serviceUrl": service_url, "from": {"id": team_user, "name": "Sam Owner"},
+            "type": "message",
+            "id": uuid.uuid4().hex[:13],
+            "timestamp": "2024-05-01T09:00:00.000Z",
+            "channelId": "msteams",
+            "serviceUrl": service_url,
+            "from": {"id": team_user, "name": "Sam Owner"},
             "conversation": {"id": conversation, "conversationType": "personal", "tenantId": "tenant-0001"},
-            "recipient": {"id": f"28:{APP_ID}", "name": "Bank Feed Helper"}, "channelData": {"tenant": {"id": "tenant-0001"}},
-            "locale": "en-US", "textFormat": "plain", "text": text,
+            "recipient": {"id": f"28:{APP_ID}", "name": "Bank Feed Helper"},
+            "channelData": {"tenant": {"id": "tenant-0001"}},
+            "locale": "en-US",
+            "textFormat": "plain",
+            "text": text,
         }
         token = fakes.openid.sign(APP_ID, service_url)
-        r = httpx.post(f"{stack.url}/webhooks/botframework/webhook", json=activity, timeout=30,
-                       headers={"Authorization": f"Bearer {token}"})
+        r = httpx.post(
+            f"{stack.url}/webhooks/botframework/webhook", json=activity, timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
         assert r.status_code == 200, r.text
     out["teams"] = fakes.connector.activities(conversation)
 
     # --- a hand-off over REST: secrets before and while a specialist is asked for
     handoff_sender = f"battery-handoff-{uuid.uuid4().hex[:6]}"
-    steps = [stack.send(handoff_sender, text) for text in
-             ("error 103 on chase, my password is Summer2024! and error 103", "i want to talk to a person", "/ask_human")]
+    steps = [
+        stack.send(handoff_sender, text)
+        for text in ("error 103 on chase, my password is Summer2024! and error 103", "i want to talk to a person", "/ask_human")
+    ]
     for text, _ in BATTERY[:12]:
         stack.send(handoff_sender, text)  # while waiting: these go to the specialist's console
     out["handoff_sender"] = handoff_sender
@@ -258,8 +283,9 @@ def sent(battery_stack, fakes):
     console = ConsoleClient(stack.url, "battery", AGENT_PASSWORD)
     tickets = console.get("/tickets", params={"status": "waiting,assigned,returned_to_bot,closed"}).json()["tickets"]
     mine = [t for t in tickets if t["conversation_id"] == stack.conversation_id(handoff_sender)]
-    assert mine, (f"no ticket for {handoff_sender}: {[t['conversation_id'] for t in tickets]}; the bot said "
-                  f"{[bot_texts(r) for r in steps]}")
+    assert mine, (
+        f"no ticket for {handoff_sender}: {[t['conversation_id'] for t in tickets]}; the bot said {[bot_texts(r) for r in steps]}"
+    )
     ticket = mine[0]
     out["console"] = [json.dumps(tickets), console.get(f"/tickets/{ticket['id']}").text]
     out["ticket"] = console.get(f"/tickets/{ticket['id']}").json()
@@ -282,7 +308,9 @@ def unseparated(text: str) -> str:
 def leaks(text: str) -> List[str]:
     """The battery's secrets found in ``text``: as typed, or as their digits without separators."""
     flat = unseparated(text)
-    return sorted({s for s, rx in _PATTERNS.items() if rx.search(text)} | {s for s, rx in _DIGIT_FORMS.items() if rx.search(flat)})
+    return sorted(
+        {s for s, rx in _PATTERNS.items() if rx.search(text)} | {s for s, rx in _DIGIT_FORMS.items() if rx.search(flat)}
+    )
 
 
 def strings_in(value: Any) -> Iterable[str]:
@@ -343,9 +371,15 @@ def test_the_stores_the_broker_the_logs_and_the_apis_hold_none_of_them(sent, bat
     logs = "\n".join(p.read_text(errors="replace") for p in stack.dir.glob("*.log"))
     history = httpx.get(f"{stack.url}/chat/history", params={"session_id": sent["widget_session"]}, timeout=30).text
     tracker_api = json.dumps(stack.tracker(sent["handoff_sender"]))
-    places = {"the tracker store": tracker_db, "the broker's events": broker, "the hand-off store": handoff,
-              "the server logs": logs, "the console API": "\n".join(sent["console"]), "the widget history": history,
-              "the tracker API": tracker_api}
+    places = {
+        "the tracker store": tracker_db,
+        "the broker's events": broker,
+        "the hand-off store": handoff,
+        "the server logs": logs,
+        "the console API": "\n".join(sent["console"]),
+        "the widget history": history,
+        "the tracker API": tracker_api,
+    }
     for where, text in places.items():
         assert_no_secret(where, text)
     # the places were really filled: masked messages in each store, the broker streamed events, a transcript
@@ -355,4 +389,6 @@ def test_the_stores_the_broker_the_logs_and_the_apis_hold_none_of_them(sent, bat
     assert len(json.loads(history)["messages"]) >= 2 * len(BATTERY)
     ticket = sent["ticket"]
     assert ticket["transcript"] and len([m for m in ticket["messages"] if m["sender"] == "user"]) >= 12
-    assert "rasa.log" in {p.name for p in stack.dir.glob("*.log")} and any(p.name.startswith("actions") for p in stack.dir.glob("*.log"))
+    assert "rasa.log" in {p.name for p in stack.dir.glob("*.log")} and any(
+        p.name.startswith("actions") for p in stack.dir.glob("*.log")
+    )

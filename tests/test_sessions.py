@@ -1,5 +1,6 @@
 """Server-issued conversation ids (bot/sessions.py), client metadata allow-listing and the server-side
 conversation references (bot/handoff/conversation_refs.py): plain Python, no Rasa."""
+
 from __future__ import annotations
 
 import os
@@ -22,16 +23,27 @@ def test_issued_ids_verify_only_for_their_channel_and_secret():
     assert ids.verify(rest, sessions.REST) and ids.verify(web, sessions.WEB)
     assert not ids.verify(rest, sessions.WEB) and not ids.verify(web, sessions.REST)
     # the same shape with the other prefix: the tag covers the prefix
-    assert not ids.verify("web-" + rest[len("rest-"):], sessions.WEB)
+    assert not ids.verify("web-" + rest[len("rest-") :], sessions.WEB)
     assert not SessionIds(b"o" * 32).verify(rest, sessions.REST)  # another deployment's secret
     assert len({ids.issue(sessions.REST) for _ in range(1000)}) == 1000
 
 
-@pytest.mark.parametrize("forged", [
-    None, 5, "", "rest-", "rest-abc", "U123_D456", "slack-U1_D1", "teams-29:abc",
-    "rest-" + "A" * 22 + "." + "A" * 22,  # right shape, made-up tag
-    "rest-" + "A" * 22 + "." + "A" * 22 + "\n", " rest-" + "A" * 22 + "." + "A" * 22,
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        None,
+        5,
+        "",
+        "rest-",
+        "rest-abc",
+        "U123_D456",
+        "slack-U1_D1",
+        "teams-29:abc",
+        "rest-" + "A" * 22 + "." + "A" * 22,  # right shape, made-up tag
+        "rest-" + "A" * 22 + "." + "A" * 22 + "\n",
+        " rest-" + "A" * 22 + "." + "A" * 22,
+    ],
+)
 def test_made_up_ids_are_refused(forged):
     assert not SessionIds(SECRET).verify(forged, sessions.REST)
 
@@ -42,7 +54,7 @@ def test_a_changed_character_of_the_random_part_or_tag_is_refused():
     for i in range(len("rest-"), len(good)):
         if good[i] == ".":
             continue
-        flipped = good[:i] + ("B" if good[i] != "B" else "C") + good[i + 1:]
+        flipped = good[:i] + ("B" if good[i] != "B" else "C") + good[i + 1 :]
         assert not ids.verify(flipped, sessions.REST), i
 
 
@@ -86,23 +98,34 @@ def test_channel_of_reads_the_prefix():
 
 def test_client_metadata_keeps_only_allow_listed_short_strings():
     forged = {
-        "language": "en-GB", "page_url": "https://example.com/help", "user_agent": "Firefox\x00",
-        "botframework": {"serviceUrl": "http://attacker.example/?x="}, "out_channel": "C123", "thread_id": "1.2",
-        "input_channel": "slack", "client_message_id": 7, "page_url_extra": "x",
+        "language": "en-GB",
+        "page_url": "https://example.com/help",
+        "user_agent": "Firefox\x00",
+        "botframework": {"serviceUrl": "http://attacker.example/?x="},
+        "out_channel": "C123",
+        "thread_id": "1.2",
+        "input_channel": "slack",
+        "client_message_id": 7,
+        "page_url_extra": "x",
     }
-    assert inbound.client_metadata(forged) == {"language": "en-GB", "page_url": "https://example.com/help",
-                                               "user_agent": "Firefox"}
+    assert inbound.client_metadata(forged) == {
+        "language": "en-GB",
+        "page_url": "https://example.com/help",
+        "user_agent": "Firefox",
+    }
     assert inbound.client_metadata({"language": "x" * 36}) == {}
     assert inbound.client_metadata(None) == {}
 
 
 def test_rest_payload_drops_the_channel_and_foreign_metadata():
-    body = (b'{"sender": "rest-a", "message": "hi", "input_channel": "botframework", "extra": 1,'
-            b' "metadata": {"botframework": {"serviceUrl": "http://x"}, "language": "fr"}}')
-    assert inbound.rest_payload(body, "application/json") == {"sender": "rest-a", "message": "hi",
-                                                               "metadata": {"language": "fr"}}
-    _, _, metadata = inbound.socket_payload({"session_id": "web-a", "message": "hi",
-                                             "metadata": {"out_channel": "C1", "user_agent": "UA"}}, True)
+    body = (
+        b'{"sender": "rest-a", "message": "hi", "input_channel": "botframework", "extra": 1,'
+        b' "metadata": {"botframework": {"serviceUrl": "http://x"}, "language": "fr"}}'
+    )
+    assert inbound.rest_payload(body, "application/json") == {"sender": "rest-a", "message": "hi", "metadata": {"language": "fr"}}
+    _, _, metadata = inbound.socket_payload(
+        {"session_id": "web-a", "message": "hi", "metadata": {"out_channel": "C1", "user_agent": "UA"}}, True
+    )
     assert metadata == {"user_agent": "UA"}
 
 
@@ -130,8 +153,12 @@ def test_references_are_stored_replaced_and_read_back(refs):
 
 def test_a_reference_must_be_of_the_channel_its_id_names(refs):
     ids = SessionIds(SECRET)
-    for conversation_id, channel in [(ids.issue(sessions.REST), "botframework"), ("U1_D1", "slack"),
-                                     ("teams-29:u", "slack"), (ids.issue(sessions.WEB), "socketio")]:
+    for conversation_id, channel in [
+        (ids.issue(sessions.REST), "botframework"),
+        ("U1_D1", "slack"),
+        ("teams-29:u", "slack"),
+        (ids.issue(sessions.WEB), "socketio"),
+    ]:
         with pytest.raises(ValueError):
             refs.remember(conversation_id, channel, {"out_channel": "C1"})
         assert refs.get(conversation_id) is None

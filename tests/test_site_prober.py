@@ -43,8 +43,9 @@ def canary(site):
 
 
 def make_settings(**overrides) -> ProbeSettings:
-    base = dict(connect_timeout=1.0, read_timeout=1.5, budget=2.0, slow_threshold=1.0,
-                canary_urls=UNREACHABLE_CANARIES, outbound=LOCAL)
+    base = dict(
+        connect_timeout=1.0, read_timeout=1.5, budget=2.0, slow_threshold=1.0, canary_urls=UNREACHABLE_CANARIES, outbound=LOCAL
+    )
     base.update(overrides)
     return ProbeSettings(**base)
 
@@ -123,8 +124,9 @@ async def test_5xx_is_down(site, make_prober, mode, code):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path,code", [("/forbidden", 403), ("/notfound", 404),
-                                       ("/status?code=401", 401), ("/status?code=429", 429)])
+@pytest.mark.parametrize(
+    "path,code", [("/forbidden", 403), ("/notfound", 404), ("/status?code=401", 401), ("/status?code=429", 429)]
+)
 async def test_4xx_means_site_is_answering(site, make_prober, path, code):
     r = await make_prober().check("bank", site.url(unique(path)))
     assert (r.status, r.reason, r.http_status) == ("up", f"http_{code}", code)
@@ -168,7 +170,7 @@ async def test_redirect_loop_is_unknown(site, make_prober):
     path = unique("/redirect-loop")
     r = await make_prober(make_settings(max_redirects=3)).check("bank", site.url(path))
     assert (r.status, r.reason) == ("unknown", "too_many_redirects")
-    assert site.hits(path) == 4   # first request + 3 redirects
+    assert site.hits(path) == 4  # first request + 3 redirects
 
 
 @pytest.mark.asyncio
@@ -182,8 +184,7 @@ async def test_user_agent_and_accept_sent(site, make_prober):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("url", ["", "   ", "not a url", "ftp://bank.example/", "https://", "http://exa mple.com/",
-                                 None, 42])
+@pytest.mark.parametrize("url", ["", "   ", "not a url", "ftp://bank.example/", "https://", "http://exa mple.com/", None, 42])
 async def test_invalid_url_is_unknown(make_prober, url):
     r = await make_prober().check("bank", url)
     assert (r.status, r.reason) == ("unknown", "invalid_url")
@@ -275,7 +276,7 @@ def _internet_resolves() -> bool:
 async def test_dns_failure_with_default_canaries_is_unknown(make_prober):
     if _internet_resolves():
         pytest.skip("this machine can resolve the default canaries; test needs a locked-down network")
-    prober = make_prober(ProbeSettings())   # the real defaults
+    prober = make_prober(ProbeSettings())  # the real defaults
     t0 = time.perf_counter()
     r = await prober.check("bank", "https://bank.invalid/")
     assert (r.status, r.reason) == ("unknown", "no_outbound_connectivity")
@@ -323,12 +324,12 @@ async def test_cache_hit_and_expiry_with_fake_clock(site, make_prober):
     assert second.status == "up" and second.checked_at == first.checked_at
     assert site.hits(path) == 1
 
-    site.set_mode(path, "error500")    # the bank breaks, but the cached answer stands until the TTL
+    site.set_mode(path, "error500")  # the bank breaks, but the cached answer stands until the TTL
     now[0] += 29.9
     assert (await prober.check("bank", url)).status == "up"
     assert site.hits(path) == 1
 
-    now[0] += 0.2                       # 60.1 s after the first probe
+    now[0] += 0.2  # 60.1 s after the first probe
     third = await prober.check("bank", url)
     assert (third.status, third.from_cache) == ("down", False)
     assert site.hits(path) == 2
@@ -343,7 +344,7 @@ async def test_cache_is_per_key_and_per_url(site, make_prober):
     await prober.check("b", site.url(path))
     assert site.hits(path) == 2
     other = unique("/healthy")
-    r = await prober.check("a", site.url(other))     # same key, different URL -> not served from cache
+    r = await prober.check("a", site.url(other))  # same key, different URL -> not served from cache
     assert r.from_cache is False and site.hits(other) == 1
 
 
@@ -388,7 +389,7 @@ async def test_cancelled_caller_does_not_break_others(site, make_prober):
     path = unique("/slow")
     prober = make_prober(make_settings(slow_threshold=5.0))
     url = site.url(path) + "?delay=0.4"
-    first = asyncio.create_task(prober.check("bank", url))   # this caller starts the shared probe
+    first = asyncio.create_task(prober.check("bank", url))  # this caller starts the shared probe
     await asyncio.sleep(0.05)
     others = [asyncio.create_task(prober.check("bank", url)) for _ in range(10)]
     await asyncio.sleep(0.05)
@@ -408,8 +409,7 @@ async def test_cancelled_caller_does_not_break_others(site, make_prober):
 async def test_different_keys_are_probed_independently(site, make_prober):
     prober = make_prober(make_settings(slow_threshold=5.0))
     paths = [unique("/slow") for _ in range(5)]
-    results = await asyncio.gather(*(prober.check(f"bank{i}", site.url(p) + "?delay=0.2")
-                                     for i, p in enumerate(paths)))
+    results = await asyncio.gather(*(prober.check(f"bank{i}", site.url(p) + "?delay=0.2") for i, p in enumerate(paths)))
     assert all(r.status == "up" for r in results)
     assert [site.hits(p) for p in paths] == [1] * 5
 
@@ -471,11 +471,22 @@ def test_from_mapping_converts_lists_and_keeps_defaults():
     hash(s)  # frozen + tuples -> hashable
 
 
-@pytest.mark.parametrize("bad", [
-    {"budget": 0}, {"budget": -1}, {"budget": "3"}, {"connect_timeout": True}, {"cache_ttl": -5},
-    {"max_redirects": 1.5}, {"canary_urls": "https://x/"}, {"canary_urls": [1]}, {"verify_tls": "no"},
-    {"user_agent": ""}, {"slow_threshold": float("nan")},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"budget": 0},
+        {"budget": -1},
+        {"budget": "3"},
+        {"connect_timeout": True},
+        {"cache_ttl": -5},
+        {"max_redirects": 1.5},
+        {"canary_urls": "https://x/"},
+        {"canary_urls": [1]},
+        {"verify_tls": "no"},
+        {"user_agent": ""},
+        {"slow_threshold": float("nan")},
+    ],
+)
 def test_from_mapping_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         ProbeSettings.from_mapping(bad)
@@ -487,8 +498,16 @@ def test_from_mapping_rejects_non_mapping():
 
 
 def test_probe_result_round_trip():
-    r = ProbeResult(status="maintenance", url="https://b/", reason="retry_after", http_status=503,
-                    elapsed_ms=12, checked_at=1700000000.5, retry_after="60", final_url="https://b/m")
+    r = ProbeResult(
+        status="maintenance",
+        url="https://b/",
+        reason="retry_after",
+        http_status=503,
+        elapsed_ms=12,
+        checked_at=1700000000.5,
+        retry_after="60",
+        final_url="https://b/m",
+    )
     d = r.to_dict()
     assert d["status"] == "maintenance" and d["from_cache"] is False
     assert ProbeResult.from_dict(d) == r
@@ -499,15 +518,18 @@ def test_probe_result_round_trip():
         ProbeResult.from_dict({"status": "up"})
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("We are down for scheduled maintenance", True),
-    ("Online Banking is UNDER MAINTENANCE", True),
-    ("We\u2019ll be back soon", True),
-    ("Service temporarily\n  unavailable", True),
-    ("Maintenance window: 2am-4am", True),
-    ("Welcome to online banking", False),
-    ("Sign in to view your maintenance loan", False),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("We are down for scheduled maintenance", True),
+        ("Online Banking is UNDER MAINTENANCE", True),
+        ("We\u2019ll be back soon", True),
+        ("Service temporarily\n  unavailable", True),
+        ("Maintenance window: 2am-4am", True),
+        ("Welcome to online banking", False),
+        ("Sign in to view your maintenance loan", False),
+    ],
+)
 def test_maintenance_wording(text, expected):
     assert has_maintenance_wording(text) is expected
 
@@ -516,36 +538,50 @@ def test_maintenance_wording(text, expected):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "localhost",
-                                  "[::ffff:127.0.0.1]", "[::1]"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "localhost", "[::ffff:127.0.0.1]", "[::1]"]
+)
 async def test_default_policy_sends_nothing_to_local_addresses(site, make_prober, canary, host):
     before = site.total_hits()
-    prober = make_prober(ProbeSettings(canary_urls=canary))      # the production outbound policy
+    prober = make_prober(ProbeSettings(canary_urls=canary))  # the production outbound policy
     for url in (f"http://{host}:{site.port}/healthy", f"{host}:{site.port}/healthy", f"http://{host}/"):
         r = await prober.check(f"typed-{url}", url)
         assert (r.status, r.reason, r.http_status, r.final_url) == ("unknown", "not_allowed", None, None)
-    assert site.total_hits() == before                           # neither the "bank" nor the canary
+    assert site.total_hits() == before  # neither the "bank" nor the canary
 
 
 @pytest.mark.asyncio
 async def test_metadata_and_private_addresses_are_not_probed(make_prober):
     prober = make_prober(ProbeSettings(canary_urls=()))
-    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[fd00::1]/",
-                "http://user:pw@www.example.com/", "https://www.example.com:8443/"):
+    for url in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[fd00::1]/",
+        "http://user:pw@www.example.com/",
+        "https://www.example.com:8443/",
+    ):
         t0 = time.perf_counter()
         r = await prober.check(url, url)
         assert (r.status, r.reason) == ("unknown", "not_allowed")
-        assert time.perf_counter() - t0 < 0.5                     # refused before any connection attempt
+        assert time.perf_counter() - t0 < 0.5  # refused before any connection attempt
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("to", ["http://127.0.0.1:{other}/healthy", "http://[::1]:{port}/healthy",
-                                "http://127.0.0.2:{port}/healthy", "ftp://127.0.0.1:{port}/healthy"])
+@pytest.mark.parametrize(
+    "to",
+    [
+        "http://127.0.0.1:{other}/healthy",
+        "http://[::1]:{port}/healthy",
+        "http://127.0.0.2:{port}/healthy",
+        "ftp://127.0.0.1:{port}/healthy",
+    ],
+)
 async def test_a_redirect_out_of_the_allowance_is_not_followed(make_prober, to):
     with FakeBankSite() as bank, FakeBankSite() as other:
         settings = make_settings(outbound=OutboundPolicy(allow=(f"127.0.0.1:{bank.port}",)))
-        r = await make_prober(settings).check("bank", bank.url("/redirect") + "?to=" + to.format(other=other.port,
-                                                                                                  port=bank.port))
+        r = await make_prober(settings).check(
+            "bank", bank.url("/redirect") + "?to=" + to.format(other=other.port, port=bank.port)
+        )
         assert (r.status, r.reason, r.http_status) == ("unknown", "not_allowed", None)
         assert bank.hits("/redirect") == 1 and bank.hits("/healthy") == 0 and other.total_hits() == 0
 
@@ -554,7 +590,7 @@ async def test_a_redirect_out_of_the_allowance_is_not_followed(make_prober, to):
 async def test_probe_connects_to_the_address_it_checked(site, make_prober):
     calls = []
 
-    async def resolver(host, port):       # "bank.test" exists only here; a second lookup would be private
+    async def resolver(host, port):  # "bank.test" exists only here; a second lookup would be private
         calls.append(host)
         return ["127.0.0.1"] if len(calls) == 1 else ["10.0.0.1"]
 

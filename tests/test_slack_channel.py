@@ -3,6 +3,7 @@
 Correctly signed Events API / interactivity requests go to ``/webhooks/slack/webhook``; what the bot
 says is read from the fake's ``chat.postMessage`` records.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,8 +80,13 @@ def sign(body: bytes, timestamp: Optional[Any] = None, secret: str = SECRET) -> 
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def post(stack: SlackStack, body: bytes, content_type: str = "application/json", headers: Optional[Dict[str, str]] = None,
-         signed: bool = True) -> httpx.Response:
+def post(
+    stack: SlackStack,
+    body: bytes,
+    content_type: str = "application/json",
+    headers: Optional[Dict[str, str]] = None,
+    signed: bool = True,
+) -> httpx.Response:
     h = {"Content-Type": content_type, **(sign(body) if signed else {}), **(headers or {})}
     return httpx.post(stack.webhook, content=body, headers=h, timeout=10)
 
@@ -92,17 +98,37 @@ def new_ts() -> str:
     return f"{int(time.time())}.{next(_ts_seq):06d}"
 
 
-def message_event(user: str, channel: str, text: str, *, ts: Optional[str] = None, thread_ts: Optional[str] = None,
-                  channel_type: str = "im", event_type: str = "message") -> Dict[str, Any]:
-    event = {"type": event_type, "user": user, "text": text, "ts": ts or new_ts(), "channel": channel,
-             "event_ts": ts, "team": TEAM_ID}
+def message_event(
+    user: str,
+    channel: str,
+    text: str,
+    *,
+    ts: Optional[str] = None,
+    thread_ts: Optional[str] = None,
+    channel_type: str = "im",
+    event_type: str = "message",
+) -> Dict[str, Any]:
+    event = {
+        "type": event_type,
+        "user": user,
+        "text": text,
+        "ts": ts or new_ts(),
+        "channel": channel,
+        "event_ts": ts,
+        "team": TEAM_ID,
+    }
     if event_type == "message":
         event["channel_type"] = channel_type
     if thread_ts:
         event["thread_ts"] = thread_ts
     return {
-        "token": "verification-token-unused", "team_id": TEAM_ID, "api_app_id": "AFAKEAPP", "type": "event_callback",
-        "event": event, "event_id": "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
+        "token": "verification-token-unused",
+        "team_id": TEAM_ID,
+        "api_app_id": "AFAKEAPP",
+        "type": "event_callback",
+        "event": event,
+        "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
+        "event_time": int(time.time()),
         "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
     }
 
@@ -116,14 +142,31 @@ def send(stack: SlackStack, event: Dict[str, Any], **kw: Any) -> httpx.Response:
 def click_body(user: str, message: Post, value: str) -> bytes:
     title = next(t for t, v in message.buttons if v == value)
     payload = {
-        "type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": user, "team_id": TEAM_ID},
-        "api_app_id": "AFAKEAPP", "trigger_id": "1.2.3",
-        "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel, "is_ephemeral": False,
-                      **({"thread_ts": message.thread_ts} if message.thread_ts else {})},
+        "type": "block_actions",
+        "team": {"id": TEAM_ID},
+        "user": {"id": user, "team_id": TEAM_ID},
+        "api_app_id": "AFAKEAPP",
+        "trigger_id": "1.2.3",
+        "container": {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": message.channel,
+            "is_ephemeral": False,
+            **({"thread_ts": message.thread_ts} if message.thread_ts else {}),
+        },
         "channel": {"id": message.channel, "name": "directmessage" if message.channel.startswith("D") else "support"},
-        "message": message.as_message(), "response_url": "https://hooks.slack.invalid/actions/1/2/3",
-        "actions": [{"type": "button", "action_id": "rasa_button_0", "block_id": "b1", "value": value,
-                     "text": {"type": "plain_text", "text": title}, "action_ts": f"{time.time():.6f}"}],
+        "message": message.as_message(),
+        "response_url": "https://hooks.slack.invalid/actions/1/2/3",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": "rasa_button_0",
+                "block_id": "b1",
+                "value": value,
+                "text": {"type": "plain_text", "text": title},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
     }
     return urlencode({"payload": json.dumps(payload)}).encode()
 
@@ -178,8 +221,9 @@ def file_share(user: str, channel: str, files: List[Dict[str, Any]], *, text: st
 
 # ---------------------------------------------------------------------------- tests
 def test_url_verification(slack_stack):
-    body = json.dumps({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-                       "type": "url_verification"}).encode()
+    body = json.dumps(
+        {"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}
+    ).encode()
     r = post(slack_stack, body)
     assert r.status_code == 200
     assert r.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
@@ -235,8 +279,7 @@ def test_dm_error_102_buttons_click_and_retry(slack_stack, fake_slack):
 def test_support_channel_thread_is_its_own_conversation(slack_stack, fake_slack):
     user = unique("U")
     root = new_ts()
-    send(slack_stack, message_event(user, SUPPORT, "error 102 with bofa since this morning", ts=root,
-                                    channel_type="channel"))
+    send(slack_stack, message_event(user, SUPPORT, "error 102 with bofa since this morning", ts=root, channel_type="channel"))
     posts = fake_slack.wait_for_posts(1, SUPPORT, root, until=with_buttons)
     assert "102" in everything(posts)
     conversation = f"slack-{user}_{SUPPORT}_{root}"
@@ -299,8 +342,12 @@ def test_forged_stale_and_unsigned_requests_are_refused(slack_stack, fake_slack)
         r = httpx.post(slack_stack.webhook, content=body, headers={"Content-Type": "application/json", **headers}, timeout=10)
         assert r.status_code == 401, (name, r.status_code, r.text)
     form = urlencode({"payload": json.dumps({"type": "block_actions"})}).encode()
-    r = httpx.post(slack_stack.webhook, content=form, timeout=10,
-                   headers={"Content-Type": "application/x-www-form-urlencoded", **sign(form, secret="nope")})
+    r = httpx.post(
+        slack_stack.webhook,
+        content=form,
+        timeout=10,
+        headers={"Content-Type": "application/x-www-form-urlencoded", **sign(form, secret="nope")},
+    )
     assert r.status_code == 401
     time.sleep(1.5)
     assert len(fake_slack.posts_to(dm)) == before_posts
@@ -311,8 +358,7 @@ def test_charset_content_type_and_acknowledged_before_the_bot_answers(slack_stac
     # Capital One's fake site hangs: the bank-site check takes its whole budget (~2 s), yet Slack
     # gets its 200 at once (it retries after 3 s) and the answer is posted afterwards.
     user, dm = unique("U"), unique("D")
-    r = send(slack_stack, message_event(user, dm, "error 102 with capital one"),
-             content_type="application/json; charset=utf-8")
+    r = send(slack_stack, message_event(user, dm, "error 102 with capital one"), content_type="application/json; charset=utf-8")
     assert r.elapsed.total_seconds() < 1.0
     assert not fake_slack.posts_to(dm), "answered in the background, after the acknowledgement"
     posts = fake_slack.wait_for_posts(1, dm, until=with_buttons)
@@ -327,20 +373,35 @@ def test_malformed_bodies_get_4xx(slack_stack, fake_slack):
         json.dumps(no_user).encode(): ("application/json", 400),
         b'{"type": "event_callback", "event": ': ("application/json", 400),
         b'["not", "an", "object"]': ("application/json", 400),
-        b'\xff\xfe garbage': ("application/json; charset=utf-8", 400),
+        b"\xff\xfe garbage": ("application/json; charset=utf-8", 400),
         b'{"type": "event_callback"}': ("application/json", 400),
-        json.dumps({"type": "event_callback", "event": {"type": "message", "text": "hi", "channel_type": "im"}}).encode():
-            ("application/json", 400),
+        json.dumps({"type": "event_callback", "event": {"type": "message", "text": "hi", "channel_type": "im"}}).encode(): (
+            "application/json",
+            400,
+        ),
         json.dumps({"type": "url_verification"}).encode(): ("application/json", 400),
         b"payload=%7Bnot-json": ("application/x-www-form-urlencoded", 400),
         b"something=else": ("application/x-www-form-urlencoded", 400),
-        urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}})}).encode():
-            ("application/x-www-form-urlencoded", 400),
-        urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}, "channel": {"id": dm},
-                                          "actions": [{"type": "static_select", "selected_option": "x"}]})}).encode():
-            ("application/x-www-form-urlencoded", 400),
-        json.dumps({**no_user, "event_id": ["x"], "event": {**no_user["event"], "user": "U1", "subtype": ["x"]}}).encode():
-            ("application/json", 200),  # an odd subtype: not a user message, ignored
+        urlencode({"payload": json.dumps({"type": "block_actions", "user": {"id": "U1"}})}).encode(): (
+            "application/x-www-form-urlencoded",
+            400,
+        ),
+        urlencode(
+            {
+                "payload": json.dumps(
+                    {
+                        "type": "block_actions",
+                        "user": {"id": "U1"},
+                        "channel": {"id": dm},
+                        "actions": [{"type": "static_select", "selected_option": "x"}],
+                    }
+                )
+            }
+        ).encode(): ("application/x-www-form-urlencoded", 400),
+        json.dumps({**no_user, "event_id": ["x"], "event": {**no_user["event"], "user": "U1", "subtype": ["x"]}}).encode(): (
+            "application/json",
+            200,
+        ),  # an odd subtype: not a user message, ignored
         b"hello": ("text/plain", 415),
         b"": ("application/json", 400),
     }
@@ -363,8 +424,10 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
         conversation = f"slack-{user}_{SUPPORT}_{root}"
 
         def says(text: str, first: bool = False) -> None:
-            send(slack_stack, message_event(user, SUPPORT, text, channel_type="channel",
-                                            **({"ts": root} if first else {"thread_ts": root})))
+            send(
+                slack_stack,
+                message_event(user, SUPPORT, text, channel_type="channel", **({"ts": root} if first else {"thread_ts": root})),
+            )
     else:
         channel, root = unique("D"), None
         conversation = f"slack-{user}_{channel}"
@@ -377,14 +440,23 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
     n = settle(fake_slack, channel, root)
     # a file whose dates could be either order: its question waits for an answer
     ambiguous = fake_slack.add_file("ambiguous_dates.csv", (EXPORTS / "ambiguous_dates.csv").read_bytes())
-    send(slack_stack, file_share(user, SUPPORT, [ambiguous], thread_ts=root, channel_type="channel") if root
-         else file_share(user, channel, [ambiguous]))
+    send(
+        slack_stack,
+        file_share(user, SUPPORT, [ambiguous], thread_ts=root, channel_type="channel")
+        if root
+        else file_share(user, channel, [ambiguous]),
+    )
     (question,) = fake_slack.wait_for_posts(1, channel, root, after=n, until=with_buttons)
     assert "/upload_date_order DMY" in [v for _, v in question.buttons]
     n = settle(fake_slack, channel, root)
     says("I want to talk to a person")
-    offer = fake_slack.wait_for_posts(1, channel, root, after=n, until=lambda ps: any(
-        v == "/ask_human" for p in ps for _, v in p.buttons) or "queue" in everything(ps))
+    offer = fake_slack.wait_for_posts(
+        1,
+        channel,
+        root,
+        after=n,
+        until=lambda ps: any(v == "/ask_human" for p in ps for _, v in p.buttons) or "queue" in everything(ps),
+    )
     n = settle(fake_slack, channel, root)
     if "queue" not in everything(offer):
         step = next(p for p in offer if any(v == "/ask_human" for _, v in p.buttons))
@@ -415,10 +487,15 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
 
         # a file shared meanwhile is not checked by the bot: the specialist sees that a file came
         shared = fake_slack.add_file("during_handoff.csv", (EXPORTS / "parentheses_negatives.csv").read_bytes())
-        body = (file_share(user, SUPPORT, [shared], thread_ts=root, channel_type="channel") if root
-                else file_share(user, channel, [shared]))
+        body = (
+            file_share(user, SUPPORT, [shared], thread_ts=root, channel_type="channel")
+            if root
+            else file_share(user, channel, [shared])
+        )
         send(slack_stack, body)
-        wait_for_user_message(console, ticket["id"], "(shared a file: during_handoff.csv)", "the shared file did not reach the specialist")
+        wait_for_user_message(
+            console, ticket["id"], "(shared a file: during_handoff.csv)", "the shared file did not reach the specialist"
+        )
         assert settle(fake_slack, channel, root) == n, "the bot stayed silent"
         assert fake_slack.downloads_of(shared["id"]) == []
 
@@ -451,14 +528,16 @@ def test_push_without_metadata_finds_the_thread_or_opens_the_dm(fake_slack, monk
     from bot.server.channels.slack import SlackInput
 
     channel = SlackInput.from_credentials(
-        {"slack_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
+        {"slack_token": TOKEN, "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url}
+    )
     asyncio.run(channel.push_to_conversation("slack-UPUSH1_CPUSH1_1700000000.000100", {}, "in the thread", None))
     assert [p.text for p in fake_slack.posts_to("CPUSH1", "1700000000.000100")] == ["in the thread"]
     asyncio.run(channel.push_to_conversation("slack-UPUSH2", {}, "opened a DM", [{"title": "OK", "payload": "/affirm"}]))
     (pushed,) = fake_slack.posts_to("DPUSH2")
     assert pushed.text == "opened a DM" and pushed.buttons == [("OK", "/affirm")]
     bad = SlackInput.from_credentials(
-        {"slack_token": "xoxb-wrong", "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url})
+        {"slack_token": "xoxb-wrong", "slack_signing_secret": SECRET, "slack_api_url": fake_slack.api_url}
+    )
     from slack_sdk.errors import SlackApiError
 
     with pytest.raises(SlackApiError):  # the hand-off service logs it; the message stays in the tracker

@@ -2,6 +2,7 @@
 (bot/handoff/seen_events.py), so two Rasa servers sharing it answer a message once, a duplicate is
 dropped, and a first delivery that was lost (the server killed mid-way) or could not be answered
 (the action server down) is answered when Slack retries it."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,14 @@ class SlackServer:
 
     def start(self) -> "SlackServer":
         self.starts += 1
-        self.proc = servers.start_rasa_server(self.port, self.endpoints, self.token,
-                                              self.dir / f"{self.name}-{self.starts}.log", self.env,
-                                              credentials=self.credentials)
+        self.proc = servers.start_rasa_server(
+            self.port,
+            self.endpoints,
+            self.token,
+            self.dir / f"{self.name}-{self.starts}.log",
+            self.env,
+            credentials=self.credentials,
+        )
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -61,8 +67,12 @@ def retry_stack(product_env, fake_slack, trained_model, tmp_path_factory):
     env = {k: v for k, v in product_env.items() if k not in SLACK_ENV}
     env.update(HANDOFF_DB_URL=f"sqlite:///{directory / 'product.db'}", SLACK_EVENT_CLAIM_SECONDS=str(CLAIM_SECONDS))
     credentials = yaml.safe_load((servers.ROOT / "credentials.yml").read_text()) or {}
-    credentials["bot.server.channels.slack.SlackInput"] = {"slack_token": TOKEN, "slack_signing_secret": SECRET,
-                                                    "slack_api_url": fake_slack.api_url, "slack_channel": SUPPORT}
+    credentials["bot.server.channels.slack.SlackInput"] = {
+        "slack_token": TOKEN,
+        "slack_signing_secret": SECRET,
+        "slack_api_url": fake_slack.api_url,
+        "slack_channel": SUPPORT,
+    }
     credentials_path = directory / "credentials.yml"
     credentials_path.write_text(yaml.safe_dump(credentials, sort_keys=False))
     actions = ActionServer(env, directory).start()
@@ -116,8 +126,7 @@ def test_two_servers_and_a_duplicate_answer_once(retry_stack, fake_slack):
     one, two, _, store = retry_stack
     user, dm = unique("U"), unique("D")
     event = message_event(user, dm, QUESTION)
-    threads = [threading.Thread(target=deliver, args=(server, event, retry))
-               for server, retry in ((one, 0), (two, 0), (two, 1))]
+    threads = [threading.Thread(target=deliver, args=(server, event, retry)) for server, retry in ((one, 0), (two, 0), (two, 1))]
     for t in threads:
         t.start()
     for t in threads:

@@ -1,4 +1,5 @@
 """The spaCy pipeline built from code, and the entity extractor that turns its spans into Rasa entities."""
+
 from __future__ import annotations
 
 import pytest
@@ -82,6 +83,8 @@ def test_pasted_secrets_are_flagged(nlp, directory):
     assert ("sensitive_data", "card_number") in found
 
 
-@pytest.mark.parametrize("raw, code", [("Error 102", "102"), ("erorr: 9999", "9999"), ("(106)", "106"), ("OL 301", "OL-301"), ("ol-222", "OL-222")])
+@pytest.mark.parametrize(
+    "raw, code", [("Error 102", "102"), ("erorr: 9999", "9999"), ("(106)", "106"), ("OL 301", "OL-301"), ("ol-222", "OL-222")]
+)
 def test_normalise_error_code(raw, code):
     assert normalise_error_code(raw) == code

@@ -5,6 +5,7 @@ and the real action server talk to local fakes of Microsoft's services (tests/fa
 OpenID metadata + signing keys, the client-credentials token endpoint and the Bot Connector API that
 replies are posted to. Activities are signed like the Bot Framework signs them (RS256 JWT).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -93,8 +94,11 @@ class TeamsStack:
 
     def new_conversation(self, kind: str = "personal") -> Conversation:
         if kind == "channel":
-            return Conversation(f"29:user-{uuid.uuid4().hex[:12]}",
-                                f"19:{uuid.uuid4().hex[:16]}@thread.tacv2;messageid={int(time.time() * 1000)}", "channel")
+            return Conversation(
+                f"29:user-{uuid.uuid4().hex[:12]}",
+                f"19:{uuid.uuid4().hex[:16]}@thread.tacv2;messageid={int(time.time() * 1000)}",
+                "channel",
+            )
         return Conversation(f"29:user-{uuid.uuid4().hex[:12]}", f"a:conv-{uuid.uuid4().hex[:16]}")
 
     def activity(self, conv: Conversation, text: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
@@ -105,8 +109,7 @@ class TeamsStack:
             "channelId": "msteams",
             "serviceUrl": self.service_url,
             "from": {"id": conv.user_id, "name": "Sam Owner", "aadObjectId": str(uuid.uuid4())},
-            "conversation": {"id": conv.conversation_id, "conversationType": conv.conversation_type,
-                             "tenantId": "tenant-0001"},
+            "conversation": {"id": conv.conversation_id, "conversationType": conv.conversation_type, "tenantId": "tenant-0001"},
             "recipient": BOT,
             "channelData": {"tenant": {"id": "tenant-0001"}},
             "locale": "en-US",
@@ -120,8 +123,9 @@ class TeamsStack:
     def sign(self, **overrides: Any) -> str:
         return self.fakes.openid.sign(APP_ID, overrides.pop("service_url", self.service_url), **overrides)
 
-    def post(self, activity: Any, token: Optional[str] = "sign", raw: Optional[bytes] = None,
-             headers: Optional[Dict[str, str]] = None) -> httpx.Response:
+    def post(
+        self, activity: Any, token: Optional[str] = "sign", raw: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None
+    ) -> httpx.Response:
         h = {"Content-Type": "application/json", **(headers or {})}
         if token == "sign":
             token = self.sign()
@@ -192,16 +196,21 @@ def teams(fakes, action_server, product_env, trained_model, tmp_path_factory):
 
     stack = TeamsStack(fakes, servers.free_port(), secrets.token_urlsafe(16), directory / "rasa.log")
     fakes.openid.down()
-    stack.proc = servers.start_rasa_server(stack.port, endpoints, stack.api_token, stack.log_path, env,
-                                           credentials=credentials_path)
+    stack.proc = servers.start_rasa_server(
+        stack.port, endpoints, stack.api_token, stack.log_path, env, credentials=credentials_path
+    )
     try:
         # what happens while login.botframework.com is unreachable (recorded here, asserted in a test)
         stack.startup["openid_hits_after_start"] = dict(fakes.openid.hits)
         conv = stack.new_conversation()
         r = stack.post(stack.activity(conv, "error 102 with chase"))
-        stack.startup.update(status=r.status_code, retry_after=r.headers.get("Retry-After"), conv=conv,
-                             posted=len(fakes.connector.activities(conv.conversation_id)),
-                             unsigned=stack.post(stack.activity(conv, "hi"), token=None).status_code)
+        stack.startup.update(
+            status=r.status_code,
+            retry_after=r.headers.get("Retry-After"),
+            conv=conv,
+            posted=len(fakes.connector.activities(conv.conversation_id)),
+            unsigned=stack.post(stack.activity(conv, "hi"), token=None).status_code,
+        )
         fakes.openid.up()
         yield stack
     finally:
@@ -241,8 +250,13 @@ def test_error_102_gets_the_bank_check_and_buttons_and_clicks_move_on(teams, fak
     card_reply = next(a for a in replies if a.get("attachments"))
     assert card_reply["attachments"][0]["contentType"] == "application/vnd.microsoft.card.hero"
     deny = next(b for b in card_buttons(replies) if b["value"]["payload"] == "/deny")
-    assert deny == {"type": "messageBack", "title": deny["title"], "text": "/deny", "displayText": deny["title"],
-                    "value": {"payload": "/deny"}}
+    assert deny == {
+        "type": "messageBack",
+        "title": deny["title"],
+        "text": "/deny",
+        "displayText": deny["title"],
+        "value": {"payload": "/deny"},
+    }
     for a in replies:  # addressed back into the same conversation, from the bot to the user
         assert a["type"] == "message"
         assert a["from"] == BOT and a["recipient"]["id"] == conv.user_id
@@ -272,8 +286,9 @@ def test_error_102_gets_the_bank_check_and_buttons_and_clicks_move_on(teams, fak
 def test_channel_message_with_mention_and_redelivery(teams, fakes):
     conv = teams.new_conversation("channel")
     mention = "<at>Bank Feed Helper</at>"
-    activity = teams.activity(conv, f"{mention} error 102 with chase", entities=[
-        {"type": "mention", "text": mention, "mentioned": BOT}])
+    activity = teams.activity(
+        conv, f"{mention} error 102 with chase", entities=[{"type": "mention", "text": mention, "mentioned": BOT}]
+    )
     assert teams.post(activity).status_code == 200
     replies = fakes.connector.activities(conv.conversation_id)
     assert "answering normally" in texts(replies)
@@ -401,8 +416,9 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     teams.say(conv, "error 102 with chase")
     # a file whose dates could be either order: its question waits for an answer
     ambiguous = fakes.files.add("ambiguous_dates.csv", (EXPORTS / "ambiguous_dates.csv").read_bytes())
-    assert "/upload_date_order DMY" in payloads(teams.say(conv, None, attachments=[
-        download_info("ambiguous_dates.csv", ambiguous)]))
+    assert "/upload_date_order DMY" in payloads(
+        teams.say(conv, None, attachments=[download_info("ambiguous_dates.csv", ambiguous)])
+    )
     teams.say(conv, "I want to talk to a person")
     replies = teams.say(conv, "/ask_human")
     assert "in the queue" in texts(replies)
@@ -426,8 +442,9 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
 
     r = console.http.post(f"/tickets/{ticket['id']}/messages", json={"text": "Hi, Tess here. Chase had an outage this morning."})
     assert r.status_code == 201, r.text
-    activities = fakes.connector.wait_for(conv.conversation_id,
-                                          lambda a: any(x.get("text") == "Hi, Tess here. Chase had an outage this morning." for x in a))
+    activities = fakes.connector.wait_for(
+        conv.conversation_id, lambda a: any(x.get("text") == "Hi, Tess here. Chase had an outage this morning." for x in a)
+    )
     pushed = next(a for a in activities if a.get("text") == "Hi, Tess here. Chase had an outage this morning.")
     assert pushed["from"] == BOT and pushed["recipient"]["id"] == conv.user_id
     assert pushed["conversation"]["id"] == conv.conversation_id
@@ -466,21 +483,29 @@ def inline_bytes(attachment: Dict[str, Any]) -> bytes:
 
     prefix = "data:text/csv;base64,"
     assert attachment["contentUrl"].startswith(prefix)
-    return base64.b64decode(attachment["contentUrl"][len(prefix):])
+    return base64.b64decode(attachment["contentUrl"][len(prefix) :])
 
 
 def download_info(name: str, url: str) -> Dict[str, Any]:
     """A file a user sent in a Teams chat (Teams' file download info attachment)."""
-    return {"contentType": "application/vnd.microsoft.teams.file.download.info", "name": name,
-            "content": {"downloadUrl": url, "uniqueId": uuid.uuid4().hex, "fileType": name.rsplit(".", 1)[-1]}}
+    return {
+        "contentType": "application/vnd.microsoft.teams.file.download.info",
+        "name": name,
+        "content": {"downloadUrl": url, "uniqueId": uuid.uuid4().hex, "fileType": name.rsplit(".", 1)[-1]},
+    }
 
 
 def test_attached_broken_csv_gets_the_report_and_the_converted_csv(teams, fakes):
     conv = teams.new_conversation()
     url = fakes.connector.add_attachment((EXPORTS / "parentheses_negatives.csv").read_bytes())
-    replies = teams.say(conv, "", attachments=[
-        {"contentType": "text/html", "content": "<p>here</p>"},  # Teams' HTML copy of the message: not a file
-        {"contentType": "text/csv", "contentUrl": url, "name": "parentheses_negatives.csv"}])
+    replies = teams.say(
+        conv,
+        "",
+        attachments=[
+            {"contentType": "text/html", "content": "<p>here</p>"},  # Teams' HTML copy of the message: not a file
+            {"contentType": "text/csv", "contentUrl": url, "name": "parentheses_negatives.csv"},
+        ],
+    )
     assert len(replies) == 1, replies
     (reply,) = replies
     assert "Row 2" in reply["text"] and "parentheses" in reply["text"]
@@ -548,8 +573,14 @@ async def test_attachment_urls_are_restricted_without_the_test_flag(fakes):
     settings = dataclasses.replace(settings, outbound=OutboundPolicy())  # the production policy
     channel = BotFrameworkInput(settings=settings)
     url = fakes.files.add("x.csv", b"Date,Description,Amount\n")
-    for bad in (url, "http://10.0.0.5/x.csv", "http://[::1]/x.csv", "file:///etc/passwd", "ftp://example.com/x",
-                "http://user:pw@example.com/x.csv"):
+    for bad in (
+        url,
+        "http://10.0.0.5/x.csv",
+        "http://[::1]/x.csv",
+        "file:///etc/passwd",
+        "ftp://example.com/x",
+        "http://user:pw@example.com/x.csv",
+    ):
         with pytest.raises(FileRefused):
             await channel.downloads.download(bad, "https://smba.trafficmanager.net/amer/")
     assert fakes.files.requests_for(url) == []
@@ -580,12 +611,17 @@ async def test_without_app_id_the_channel_loads_but_answers_503(monkeypatch, fak
 
 
 def test_settings_env_fallbacks_and_single_tenant(monkeypatch):
-    env = {"MICROSOFT_APP_ID": "id-from-env", "MICROSOFT_APP_PASSWORD": "pw", "MICROSOFT_APP_TENANT_ID": "contoso.onmicrosoft.com"}
+    env = {
+        "MICROSOFT_APP_ID": "id-from-env",
+        "MICROSOFT_APP_PASSWORD": "pw",
+        "MICROSOFT_APP_TENANT_ID": "contoso.onmicrosoft.com",
+    }
     s = BotFrameworkSettings.from_credentials({}, env)
     assert s.app_id == "id-from-env" and s.configured
     assert s.token_url == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
-    s = BotFrameworkSettings.from_credentials({"app_id": "from-yaml", "allowed_issuers": "https://a, https://b"},
-                                              {"MICROSOFT_APP_PASSWORD": "pw"})
+    s = BotFrameworkSettings.from_credentials(
+        {"app_id": "from-yaml", "allowed_issuers": "https://a, https://b"}, {"MICROSOFT_APP_PASSWORD": "pw"}
+    )
     assert s.app_id == "from-yaml" and s.token_url == MULTI_TENANT_TOKEN_URL
     assert s.allowed_issuers == ("https://a", "https://b")
     assert s.openid_metadata_url == "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -598,8 +634,14 @@ async def test_the_output_channel_sends_every_kind_of_bot_message(fakes):
     from bot.server.channels.teams import TeamsOutput
 
     settings = BotFrameworkSettings.from_credentials(
-        {"app_id": APP_ID, "app_password": APP_PASSWORD, "token_url": fakes.tokens.token_url(), "http_timeout": 2,
-         "service_url_hosts": "127.0.0.1"})
+        {
+            "app_id": APP_ID,
+            "app_password": APP_PASSWORD,
+            "token_url": fakes.tokens.token_url(),
+            "http_timeout": 2,
+            "service_url_hosts": "127.0.0.1",
+        }
+    )
     connector = BotFrameworkInput(settings=dataclasses.replace(settings, outbound=OutboundPolicy(allow=("127.0.0.1",)))).connector
     conversation = f"a:output-{uuid.uuid4().hex[:8]}"
     output = TeamsOutput(connector, {"id": conversation}, BOT, fakes.connector.base_url + "/amer/", reply_to_id="act-1")
@@ -612,18 +654,24 @@ async def test_the_output_channel_sends_every_kind_of_bot_message(fakes):
     await output.send_response(user, {"custom": {"text": "custom", "value": {"k": 1}}})
     sent = fakes.connector.activities(conversation)
     assert [a.get("text") for a in sent] == ["hello", "", "", "", "an element", "custom"]
-    assert all(a["type"] == "message" and a["from"] == BOT and a["recipient"]["id"] == "29:user-output"
-               and a["replyToId"] == "act-1" for a in sent)
+    assert all(
+        a["type"] == "message" and a["from"] == BOT and a["recipient"]["id"] == "29:user-output" and a["replyToId"] == "act-1"
+        for a in sent
+    )
     assert payloads(sent[1:3]) == ["/affirm", "/deny"] and texts(sent[1:3]) == "pick or"
-    assert sent[3]["attachments"] == [{"contentType": "application/vnd.microsoft.card.hero",
-                                       "content": {"images": [{"url": "https://example.com/steps.png"}]}}]
+    assert sent[3]["attachments"] == [
+        {"contentType": "application/vnd.microsoft.card.hero", "content": {"images": [{"url": "https://example.com/steps.png"}]}}
+    ]
     assert sent[5]["value"] == {"k": 1}
 
 
 def test_buttons_render_as_hero_card_actions():
     assert card_action({"title": "Yes", "payload": "/affirm"})["type"] == "messageBack"
     assert card_action({"title": "Docs", "url": "https://quickbooks.intuit.com"}) == {
-        "type": "openUrl", "title": "Docs", "value": "https://quickbooks.intuit.com"}
+        "type": "openUrl",
+        "title": "Docs",
+        "value": "https://quickbooks.intuit.com",
+    }
     cards = hero_cards("Pick one", [{"title": str(i), "payload": f"/p{i}"} for i in range(8)])
     assert [len(c["content"]["buttons"]) for c in cards] == [6, 2]
     assert cards[0]["content"]["text"] == "Pick one" and "text" not in cards[1]["content"]
@@ -633,12 +681,24 @@ async def test_unreachable_token_endpoint_is_logged_not_raised(caplog):
     from bot.outbound import OutboundPolicy
 
     settings = BotFrameworkSettings.from_credentials(
-        {"app_id": APP_ID, "app_password": "pw", "token_url": f"http://127.0.0.1:{servers.free_port()}/t", "http_timeout": 1,
-         "service_url_hosts": "127.0.0.1"})
+        {
+            "app_id": APP_ID,
+            "app_password": "pw",
+            "token_url": f"http://127.0.0.1:{servers.free_port()}/t",
+            "http_timeout": 1,
+            "service_url_hosts": "127.0.0.1",
+        }
+    )
     settings = dataclasses.replace(settings, outbound=OutboundPolicy(allow=("127.0.0.1",)))
     channel = BotFrameworkInput(settings=settings)
-    metadata = {"botframework": {"serviceUrl": f"http://127.0.0.1:{servers.free_port()}",
-                                 "conversation": {"id": "a:1"}, "bot": BOT, "user": {"id": "29:u"}}}
+    metadata = {
+        "botframework": {
+            "serviceUrl": f"http://127.0.0.1:{servers.free_port()}",
+            "conversation": {"id": "a:1"},
+            "bot": BOT,
+            "user": {"id": "29:u"},
+        }
+    }
     with caplog.at_level(logging.ERROR, logger="bot.server.channels.teams"):
         await channel.push_to_conversation("29:u", metadata, "hello", [{"title": "Yes", "payload": "/affirm"}])
     assert "Could not get BotFramework token" in caplog.text

@@ -1,5 +1,6 @@
 """Our tracker store reads and writes exactly what Rasa's SQLTrackerStore does (SQLite and PostgreSQL),
 masks secrets, and keeps events in order across sessions."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,9 @@ def _stores(domain, dialect, where):
         rasas = SQLTrackerStore(domain, dialect="sqlite", db=str(where / "rasa.db"))
     else:
         url = sa.engine.make_url(where)
-        kwargs = dict(dialect="postgresql", host=url.host, port=url.port, username=url.username,
-                      password=url.password, db=url.database)
+        kwargs = dict(
+            dialect="postgresql", host=url.host, port=url.port, username=url.username, password=url.password, db=url.database
+        )
         ours = RedactingSQLTrackerStore(domain, **kwargs)
         rasas = SQLTrackerStore(domain, **kwargs)
     return ours, rasas
@@ -55,19 +57,35 @@ def _rows(store, sender):
 def _conversation_turns(t0: float):
     """A conversation in three saves, with a second session started in the middle."""
     ts = iter(t0 + i for i in range(100))
-    first = [ActionExecuted("action_session_start", timestamp=next(ts)), SessionStarted(timestamp=next(ts)),
-             ActionExecuted("action_listen", timestamp=next(ts)),
-             UserUttered("error 102 on chase", {"name": "report_bank_unavailable", "confidence": 0.9},
-                         [{"entity": "bank", "value": "Chase", "start": 14, "end": 19}], timestamp=next(ts)),
-             ActionExecuted("action_troubleshoot", timestamp=next(ts)), SlotSet("bank", "Chase", timestamp=next(ts)),
-             BotUttered("Let's check Chase's site.", {"buttons": [{"title": "Yes", "payload": "/affirm"}]}, timestamp=next(ts)),
-             ActionExecuted("action_listen", timestamp=next(ts))]
-    second = [UserUttered("/deny", {"name": "deny", "confidence": 1.0}, timestamp=next(ts)),
-              ActionExecuted("action_escalate", timestamp=next(ts)), ConversationPaused(timestamp=next(ts)),
-              ConversationResumed(timestamp=next(ts)), ActionExecuted("action_listen", timestamp=next(ts))]
-    third = [ActionExecuted("action_session_start", timestamp=next(ts)), SessionStarted(timestamp=next(ts)),
-             SlotSet("bank", "Chase", timestamp=next(ts)), ActionExecuted("action_listen", timestamp=next(ts)),
-             UserUttered("hello again", {"name": "greet", "confidence": 0.8}, timestamp=next(ts))]
+    first = [
+        ActionExecuted("action_session_start", timestamp=next(ts)),
+        SessionStarted(timestamp=next(ts)),
+        ActionExecuted("action_listen", timestamp=next(ts)),
+        UserUttered(
+            "error 102 on chase",
+            {"name": "report_bank_unavailable", "confidence": 0.9},
+            [{"entity": "bank", "value": "Chase", "start": 14, "end": 19}],
+            timestamp=next(ts),
+        ),
+        ActionExecuted("action_troubleshoot", timestamp=next(ts)),
+        SlotSet("bank", "Chase", timestamp=next(ts)),
+        BotUttered("Let's check Chase's site.", {"buttons": [{"title": "Yes", "payload": "/affirm"}]}, timestamp=next(ts)),
+        ActionExecuted("action_listen", timestamp=next(ts)),
+    ]
+    second = [
+        UserUttered("/deny", {"name": "deny", "confidence": 1.0}, timestamp=next(ts)),
+        ActionExecuted("action_escalate", timestamp=next(ts)),
+        ConversationPaused(timestamp=next(ts)),
+        ConversationResumed(timestamp=next(ts)),
+        ActionExecuted("action_listen", timestamp=next(ts)),
+    ]
+    third = [
+        ActionExecuted("action_session_start", timestamp=next(ts)),
+        SessionStarted(timestamp=next(ts)),
+        SlotSet("bank", "Chase", timestamp=next(ts)),
+        ActionExecuted("action_listen", timestamp=next(ts)),
+        UserUttered("hello again", {"name": "greet", "confidence": 0.8}, timestamp=next(ts)),
+    ]
     return [first, second, third]
 
 
@@ -110,7 +128,9 @@ async def _compare(domain, ours, rasas):
     assert len(ours_full) == sum(len(t) for t in _conversation_turns(0))
     stored = _rows(ours, "conv-a")
     assert [r["type_name"] for r in stored] == [e["event"] for e in ours_full]
-    assert [(r["intent_name"], r["action_name"]) for r in stored] == [(r["intent_name"], r["action_name"]) for r in _rows(rasas, "conv-b")]
+    assert [(r["intent_name"], r["action_name"]) for r in stored] == [
+        (r["intent_name"], r["action_name"]) for r in _rows(rasas, "conv-b")
+    ]
 
 
 async def test_rasas_store_reads_what_ours_wrote_and_the_other_way(domain, tmp_path):
@@ -123,8 +143,9 @@ async def test_rasas_store_reads_what_ours_wrote_and_the_other_way(domain, tmp_p
             tracker.update(event)
         writer, reader = (ours, rasas) if i % 2 == 0 else (rasas, ours)
         await writer.save(tracker)
-        assert [e.as_dict() for e in (await reader.retrieve("shared")).events] == \
-               [e.as_dict() for e in (await writer.retrieve("shared")).events]
+        assert [e.as_dict() for e in (await reader.retrieve("shared")).events] == [
+            e.as_dict() for e in (await writer.retrieve("shared")).events
+        ]
         tracker = await reader.retrieve("shared")
     assert len(_rows(ours, "shared")) == sum(len(t) for t in turns)  # nothing stored twice
 
@@ -149,8 +170,9 @@ def _store_pair(domain, dialect, where, cls=RedactingSQLTrackerStore):
     if dialect == "sqlite":
         return [cls(domain, dialect="sqlite", db=str(where / "shared.db")) for _ in range(2)]
     url = sa.engine.make_url(where)
-    kwargs = dict(dialect="postgresql", host=url.host, port=url.port, username=url.username,
-                  password=url.password, db=url.database)
+    kwargs = dict(
+        dialect="postgresql", host=url.host, port=url.port, username=url.username, password=url.password, db=url.database
+    )
     return [cls(domain, **kwargs) for _ in range(2)]
 
 
@@ -250,7 +272,7 @@ def test_two_writers_racing_lose_and_duplicate_nothing(domain, dialect, tmp_path
         for r in range(rounds):
             for name in "AB":
                 at = texts.index(f"{name}{r}.0")
-                assert texts[at:at + per_round] == [f"{name}{r}.{i}" for i in range(per_round)]
+                assert texts[at : at + per_round] == [f"{name}{r}.{i}" for i in range(per_round)]
 
     if dialect == "postgresql":
         with fresh_pg_database() as url:

@@ -1,6 +1,7 @@
 """The unknown-bank registry (bot/handoff/unknown_banks.py): which names are refused, how names are
 counted, on SQLite and PostgreSQL; the CLI; and the console's JSON endpoints (signed-in agents only,
 CSRF on the dismiss)."""
+
 from __future__ import annotations
 
 import logging
@@ -43,35 +44,58 @@ def registry(db):
 
 
 # --------------------------------------------------------------------------- what is a plausible name
-@pytest.mark.parametrize("given, display", [
-    ("Comerica", "Comerica"),
-    ("  comerica.  ", "comerica"),
-    ("Vermont   Federal\tCredit Union", "Vermont Federal Credit Union"),
-    ("1st Source Bank", "1st Source Bank"),
-    ("121 Financial Credit Union", "121 Financial Credit Union"),
-    ("U.S. Bank", "U.S. Bank"),
-    ("Wells Fargo & Co.", "Wells Fargo & Co"),
-    ("People\u2019s United", "People's United"),
-    ("Navy Federal (NFCU)", "Navy Federal (NFCU)"),
-    ("Crédit Agricole", "Crédit Agricole"),
-    ("Sparkasse Köln-Bonn", "Sparkasse Köln-Bonn"),
-    ("みずほ銀行", "みずほ銀行"),
-    ("Municipal Credit Union of the City of New York", "Municipal Credit Union of the City of New York"),
-])
+@pytest.mark.parametrize(
+    "given, display",
+    [
+        ("Comerica", "Comerica"),
+        ("  comerica.  ", "comerica"),
+        ("Vermont   Federal\tCredit Union", "Vermont Federal Credit Union"),
+        ("1st Source Bank", "1st Source Bank"),
+        ("121 Financial Credit Union", "121 Financial Credit Union"),
+        ("U.S. Bank", "U.S. Bank"),
+        ("Wells Fargo & Co.", "Wells Fargo & Co"),
+        ("People\u2019s United", "People's United"),
+        ("Navy Federal (NFCU)", "Navy Federal (NFCU)"),
+        ("Crédit Agricole", "Crédit Agricole"),
+        ("Sparkasse Köln-Bonn", "Sparkasse Köln-Bonn"),
+        ("みずほ銀行", "みずほ銀行"),
+        ("Municipal Credit Union of the City of New York", "Municipal Credit Union of the City of New York"),
+    ],
+)
 def test_plausible_names_are_kept_in_a_clean_display_form(given, display):
     assert normalise(given) == (display.casefold(), display)
 
 
-@pytest.mark.parametrize("given", [
-    "", "   ", "a", "x" * 81, None, 42,
-    "/affirm", "/choose_bank{\"bank\":\"Chase\"}",                        # button payloads
-    "my account 12345678", "chase 4111 1111 1111 1111", "call 555 123 4567", "1234",  # digit runs
-    "DE89 3704 0044 0532 0130 00", "routing 021000021",
-    "comerica.com", "www.comerica.com", "https://secure.comerica.com/login?token=abc", "http://10.0.0.1/",
-    "bank@example.com", "Comerica; DROP TABLE banks", "Chase\x00", "<script>alert(1)</script>",
-    "one two three four five six seven eight nine ten eleven",
-    "password hunter2", "my password is Tr0ub4dor&3",
-])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "   ",
+        "a",
+        "x" * 81,
+        None,
+        42,
+        "/affirm",
+        '/choose_bank{"bank":"Chase"}',  # button payloads
+        "my account 12345678",
+        "chase 4111 1111 1111 1111",
+        "call 555 123 4567",
+        "1234",  # digit runs
+        "DE89 3704 0044 0532 0130 00",
+        "routing 021000021",
+        "comerica.com",
+        "www.comerica.com",
+        "https://secure.comerica.com/login?token=abc",
+        "http://10.0.0.1/",
+        "bank@example.com",
+        "Comerica; DROP TABLE banks",
+        "Chase\x00",
+        "<script>alert(1)</script>",
+        "one two three four five six seven eight nine ten eleven",
+        "password hunter2",
+        "my password is Tr0ub4dor&3",
+    ],
+)
 def test_anything_else_is_refused(given):
     assert normalise(given) is None
 
@@ -106,7 +130,9 @@ def test_only_a_count_and_two_days_are_stored(registry, db):
     columns = {c["name"] for c in sa.inspect(db.engine).get_columns("unknown_banks")}
     assert columns == {"key", "name", "count", "first_seen", "last_seen"}
     with db.engine.connect() as conn:
-        assert [tuple(r) for r in conn.exec_driver_sql("SELECT key, name, count FROM unknown_banks")] == [("comerica", "Comerica", 1)]
+        assert [tuple(r) for r in conn.exec_driver_sql("SELECT key, name, count FROM unknown_banks")] == [
+            ("comerica", "Comerica", 1)
+        ]
 
 
 def test_counts_are_most_frequent_first_and_limited(registry, clock):
@@ -173,8 +199,13 @@ def test_cli_lists_and_dismisses(tmp_path):
     db.dispose()
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "bot.handoff.cli", "--db-url", url, "unknown-banks", *args],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "bot.handoff.cli", "--db-url", url, "unknown-banks", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     listed = cli()
     assert listed.returncode == 0, listed.stderr
@@ -198,7 +229,9 @@ def test_console_lists_unknown_banks_to_signed_in_agents_only(rasa_stack, handof
 
     anonymous = httpx.get(f"{rasa_stack.url}/agent/api/unknown-banks", timeout=10)
     assert anonymous.status_code == 401
-    assert httpx.post(f"{rasa_stack.url}/agent/api/unknown-banks/dismiss", json={"name": "Comerica"}, timeout=10).status_code == 401
+    assert (
+        httpx.post(f"{rasa_stack.url}/agent/api/unknown-banks/dismiss", json={"name": "Comerica"}, timeout=10).status_code == 401
+    )
 
     agent = make_agent("registry-agent", "Reg")
     names = agent.get("/unknown-banks").json()["unknown_banks"]
@@ -209,8 +242,9 @@ def test_console_lists_unknown_banks_to_signed_in_agents_only(rasa_stack, handof
     assert agent.get("/unknown-banks", params={"limit": "0"}).status_code == 400
 
     # the dismiss changes state: with the session cookie it needs the session's CSRF token
-    no_token = httpx.post(f"{rasa_stack.url}/agent/api/unknown-banks/dismiss", json={"name": "Comerica"},
-                          cookies=agent.http.cookies, timeout=10)
+    no_token = httpx.post(
+        f"{rasa_stack.url}/agent/api/unknown-banks/dismiss", json={"name": "Comerica"}, cookies=agent.http.cookies, timeout=10
+    )
     assert no_token.status_code == 403
     assert agent.post("/unknown-banks/dismiss", json={"name": "comerica"}).json() == {"dismissed": "comerica"}
     assert agent.post("/unknown-banks/dismiss", json={"name": "comerica"}).status_code == 404

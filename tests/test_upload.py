@@ -4,6 +4,7 @@ Each corpus file's expectations: whether QuickBooks would take it as it is (``ok
 type, how many transactions were read, which problems (by code, with their spreadsheet rows) must
 be reported, and what the converted CSV contains.
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,18 +52,38 @@ def converted_rows(report: UploadReport, kind: str = "all") -> List[List[str]]:
 CASES = [
     ("clean_3col.csv", {}, True, "csv", 4, {}, []),
     ("chase_checking.csv", {}, False, "csv", 7, {"columns": [None]}, []),
-    ("bofa_preamble.csv", {}, False, "csv", 4,
-     {"preamble": [1, 2, 3, 4, 5], "not_transaction": [8], "columns": [None]}, ["thousands"]),
+    (
+        "bofa_preamble.csv",
+        {},
+        False,
+        "csv",
+        4,
+        {"preamble": [1, 2, 3, 4, 5], "not_transaction": [8], "columns": [None]},
+        ["thousands"],
+    ),
     ("wells_fargo_headerless.csv", {}, False, "csv", 6, {"columns": [None]}, ["no_header"]),
     ("capital_one_card.csv", {}, False, "csv", 6, {"columns": [None]}, []),
     ("amex.csv", {}, False, "csv", 5, {"columns": [None]}, []),
     ("barclays_uk.csv", {"region": "UK"}, False, "csv", 5, {"columns": [None]}, []),
-    ("hsbc_uk_semicolon.csv", {"region": "UK"}, False, "csv", 4,
-     {"delimiter": [None], "columns": [None], "header_names": [1, 1], "currency_symbol": [2, 3, 4, 5]}, []),
+    (
+        "hsbc_uk_semicolon.csv",
+        {"region": "UK"},
+        False,
+        "csv",
+        4,
+        {"delimiter": [None], "columns": [None], "header_names": [1, 1], "currency_symbol": [2, 3, 4, 5]},
+        [],
+    ),
     ("monzo.csv", {"region": "UK"}, False, "csv", 4, {"columns": [None]}, []),
-    ("nationwide_uk_cp1252.csv", {"region": "UK"}, False, "csv", 4,
-     {"preamble": [1, 2, 3], "header_names": [5, 5], "currency_symbol": [6, 7, 8, 9], "columns": [None]},
-     ["encoding", "date_style"]),
+    (
+        "nationwide_uk_cp1252.csv",
+        {"region": "UK"},
+        False,
+        "csv",
+        4,
+        {"preamble": [1, 2, 3], "header_names": [5, 5], "currency_symbol": [6, 7, 8, 9], "columns": [None]},
+        ["encoding", "date_style"],
+    ),
     ("rbc_canada.csv", {"region": "CA"}, False, "csv", 5, {"columns": [None], "header_names": [1]}, []),
     ("td_crdr.csv", {"region": "CA"}, False, "csv", 4, {"cr_dr": [2, 3, 4, 5], "columns": [None]}, []),
     ("european_semicolon.csv", {}, False, "csv", 4, {"delimiter": [None], "decimal_comma": [2, 3, 4, 5]}, []),
@@ -152,8 +173,7 @@ def test_headerless_wells_fargo_folds_the_check_number():
     report = run("wells_fargo_headerless.csv")
     rows = converted_rows(report)
     assert ["03/25/2024", "CHECK # 1042", "-250.00"] in rows
-    assert ["03/29/2024", "PURCHASE AUTHORIZED ON 03/27 SHELL OIL 12345 SAN JOSE CA S384087658263961 CARD 1234",
-            "-45.00"] in rows
+    assert ["03/29/2024", "PURCHASE AUTHORIZED ON 03/27 SHELL OIL 12345 SAN JOSE CA S384087658263961 CARD 1234", "-45.00"] in rows
     assert report.summary["columns"] == {"date": "column 1", "description": "column 5", "amount": "column 2"}
 
 
@@ -306,11 +326,21 @@ def test_qbo_summary():
     report = run("webconnect.qbo")
     s = report.summary
     assert s["intu_bid"] == "10898" and s["ofx_version"] == 102
-    assert s["accounts"] == [{
-        "type": "bank", "account": "****6789", "account_type": "CHECKING", "bank_id": "021000021",
-        "currency": "USD", "rows": 4, "date_from": "2024-03-04", "date_to": "2024-03-28",
-        "money_in": "1500.00", "money_out": "407.99", "net": "1092.01",
-    }]
+    assert s["accounts"] == [
+        {
+            "type": "bank",
+            "account": "****6789",
+            "account_type": "CHECKING",
+            "bank_id": "021000021",
+            "currency": "USD",
+            "rows": 4,
+            "date_from": "2024-03-04",
+            "date_to": "2024-03-28",
+            "money_in": "1500.00",
+            "money_out": "407.99",
+            "net": "1092.01",
+        }
+    ]
     rows = converted_rows(report)
     assert rows[0] == ["03/04/2024", "OFFICE DEPOT #1234 - POS PURCHASE", "-45.99"]
     assert rows[2] == ["03/19/2024", "CHECK 1042", "-350.00"]
@@ -386,7 +416,7 @@ def test_encodings_are_detected_and_reported(encoding, expected):
 
 
 def test_formula_like_descriptions_are_defused():
-    report = analyse(b"Date,Description,Amount\n03/14/2024,=HYPERLINK(\"http://x\"),-4.50\n", "x.csv")
+    report = analyse(b'Date,Description,Amount\n03/14/2024,=HYPERLINK("http://x"),-4.50\n', "x.csv")
     assert converted_rows(report)[0][1] == 'HYPERLINK("http://x")'
     assert "formula" in codes(report, "warning")
 

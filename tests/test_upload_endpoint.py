@@ -6,6 +6,7 @@ Converted files go to the product database (a ``Database`` on a temp SQLite file
 expiry is tested without waiting an hour. A second Sanic app on the same database plays another
 server replica.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -180,8 +181,9 @@ def client(server):
 
 
 def post_file(client, data=CLEAN, filename="export.csv", **fields):
-    return client.post("/upload/analyse", files={"file": (filename, data, "text/csv")},
-                       data={k: v for k, v in fields.items() if v is not None})
+    return client.post(
+        "/upload/analyse", files={"file": (filename, data, "text/csv")}, data={k: v for k, v in fields.items() if v is not None}
+    )
 
 
 # ---------------------------------------------------------------------------- channel basics
@@ -208,11 +210,17 @@ def test_files_are_filed_only_under_a_conversation_the_server_issued(client, pro
     assert post_file(client, CLEAN, "clean.csv").status_code == 200  # no conversation named: fine
 
 
-
 def test_multipart_upload_and_one_time_download(client):
     sender = sessions.default_ids().issue(sessions.REST)
-    r = post_file(client, (CORPUS / "parentheses_negatives.csv").read_bytes(), "checking.csv",
-                  date_order="MDY", last_booked="2024-03-14", region="US", sender=sender)
+    r = post_file(
+        client,
+        (CORPUS / "parentheses_negatives.csv").read_bytes(),
+        "checking.csv",
+        date_order="MDY",
+        last_booked="2024-03-14",
+        region="US",
+        sender=sender,
+    )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "*"
     body = r.json()
@@ -231,17 +239,22 @@ def test_multipart_upload_and_one_time_download(client):
     assert got.headers["content-disposition"] == f'attachment; filename="{entry["filename"]}"'
     assert got.headers["cache-control"] == "no-store"
     assert got.text.splitlines() == [
-        "Date,Description,Amount", "03/14/2024,Office Depot,-45.00", "03/15/2024,Client payment INV-1001,1500.00",
-        "03/18/2024,Verizon Wireless,-89.99", "03/22/2024,Bank fee,-12.00",
+        "Date,Description,Amount",
+        "03/14/2024,Office Depot,-45.00",
+        "03/15/2024,Client payment INV-1001,1500.00",
+        "03/18/2024,Verizon Wireless,-89.99",
+        "03/22/2024,Bank fee,-12.00",
     ]
     again = client.get(entry["download_url"])
     assert again.status_code == 404 and "expired or was already used" in again.json()["error"]
 
 
 def test_json_upload_and_links_expire_after_an_hour(client, clock):
-    payload = {"filename": "webconnect.qbo",
-               "content_base64": base64.b64encode((CORPUS / "webconnect.qbo").read_bytes()).decode(),
-               "region": "UK"}
+    payload = {
+        "filename": "webconnect.qbo",
+        "content_base64": base64.b64encode((CORPUS / "webconnect.qbo").read_bytes()).decode(),
+        "region": "UK",
+    }
     r = client.post("/upload/analyse", json=payload)
     assert r.status_code == 200
     body = r.json()
@@ -352,8 +365,7 @@ def test_too_large_while_streaming(client, channel):
         for _ in range(channel.max_body // 65536 + 2):
             yield b"a" * 65536
 
-    r = client.post("/upload/analyse", content=chunks(),
-                    headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    r = client.post("/upload/analyse", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=xyz"})
     assert r.status_code == 413
 
 
@@ -368,22 +380,25 @@ def test_wrong_content_type(client, content_type):
     assert r.status_code == 415
 
 
-@pytest.mark.parametrize("payload,content_type", [
-    (b"{nope", "application/json"),
-    (b"[1, 2]", "application/json"),
-    (b'{"filename": "x.csv"}', "application/json"),
-    (b'{"filename": "x.csv", "content_base64": "***not base64***"}', "application/json"),
-    (b'{"content_base64": "YQ=="}', "application/json"),
-    (b'{"filename": "x.csv", "content_base64": "YQ==", "date_order": "sideways"}', "application/json"),
-    (b'{"filename": "x.csv", "content_base64": "YQ==", "last_booked": "yesterday"}', "application/json"),
-    (b'{"filename": "x.csv", "content_base64": "YQ==", "region": "United States"}', "application/json"),
-    (b'{"filename": "x.csv", "content_base64": "YQ==", "sender": "<script>"}', "application/json"),
-    (b'{"filename": "x.csv", "content_base64": 42}', "application/json"),
-    (b"\xff\xfe\x00", "application/json"),
-    (b"--xyz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nhi\r\n--xyz--\r\n", "multipart/form-data; boundary=xyz"),
-    (b"garbage", "multipart/form-data"),
-    (b"garbage without parts", "multipart/form-data; boundary=xyz"),
-])
+@pytest.mark.parametrize(
+    "payload,content_type",
+    [
+        (b"{nope", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b'{"filename": "x.csv"}', "application/json"),
+        (b'{"filename": "x.csv", "content_base64": "***not base64***"}', "application/json"),
+        (b'{"content_base64": "YQ=="}', "application/json"),
+        (b'{"filename": "x.csv", "content_base64": "YQ==", "date_order": "sideways"}', "application/json"),
+        (b'{"filename": "x.csv", "content_base64": "YQ==", "last_booked": "yesterday"}', "application/json"),
+        (b'{"filename": "x.csv", "content_base64": "YQ==", "region": "United States"}', "application/json"),
+        (b'{"filename": "x.csv", "content_base64": "YQ==", "sender": "<script>"}', "application/json"),
+        (b'{"filename": "x.csv", "content_base64": 42}', "application/json"),
+        (b"\xff\xfe\x00", "application/json"),
+        (b'--xyz\r\nContent-Disposition: form-data; name="other"\r\n\r\nhi\r\n--xyz--\r\n', "multipart/form-data; boundary=xyz"),
+        (b"garbage", "multipart/form-data"),
+        (b"garbage without parts", "multipart/form-data; boundary=xyz"),
+    ],
+)
 def test_malformed_requests(client, payload, content_type):
     r = client.post("/upload/analyse", content=payload, headers={"Content-Type": content_type})
     assert r.status_code == 400, r.text
@@ -401,11 +416,15 @@ def test_never_5xx_on_junk(client):
     junk = [
         (b"\x00" * 1000, 'multipart/form-data; boundary=""'),
         (b"--a\r\n\r\n\r\n--a--", "multipart/form-data; boundary=a"),
-        (b"--a\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\n\r\n\xff\xfe\x00junk\r\n--a--\r\n",
-         "multipart/form-data; boundary=a"),
+        (
+            b'--a\r\nContent-Disposition: form-data; name="file"; filename="x.csv"\r\n\r\n\xff\xfe\x00junk\r\n--a--\r\n',
+            "multipart/form-data; boundary=a",
+        ),
         (b'{"filename": "' + b"x" * 5000 + b'", "content_base64": "YQ=="}', "application/json"),
-        (b'{"filename": "x.qbo", "content_base64": "' + base64.b64encode(b"OFXHEADER:100\n<OFX><A><B>") + b'"}',
-         "application/json"),
+        (
+            b'{"filename": "x.qbo", "content_base64": "' + base64.b64encode(b"OFXHEADER:100\n<OFX><A><B>") + b'"}',
+            "application/json",
+        ),
         (b"null", "application/json; charset=utf-8"),
     ]
     for payload, content_type in junk:

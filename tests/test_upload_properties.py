@@ -5,6 +5,7 @@
 * the amount parser agrees with Decimal on every format banks use;
 * analyse() never raises, whatever the bytes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,17 +37,42 @@ PROFILE = settings.get_profile("upload")
 Tx = Tuple[dt.date, str, Decimal]
 
 WORDS = [
-    "Coffee", "Shop", "Payroll", "ACME", "Corp", "Rent", "Smith, John", 'Joe\'s "Diner"', "Café", "Crème",
-    "A&B", "#1234", "(refund)", "Visa", "Tesco", "Hydro-Québec", "Amazon.com*RT4", "Zelle", "50% off",
-    "Ltd.", "co/op", "Müller", "Invoice", "INV-1001", "ATM", "Fee", "Transfer", "to", "from", "the",
+    "Coffee",
+    "Shop",
+    "Payroll",
+    "ACME",
+    "Corp",
+    "Rent",
+    "Smith, John",
+    'Joe\'s "Diner"',
+    "Café",
+    "Crème",
+    "A&B",
+    "#1234",
+    "(refund)",
+    "Visa",
+    "Tesco",
+    "Hydro-Québec",
+    "Amazon.com*RT4",
+    "Zelle",
+    "50% off",
+    "Ltd.",
+    "co/op",
+    "Müller",
+    "Invoice",
+    "INV-1001",
+    "ATM",
+    "Fee",
+    "Transfer",
+    "to",
+    "from",
+    "the",
 ]
 
-descriptions = st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join).filter(
-    lambda s: sum(ch.isalpha() for ch in s) >= 2
+descriptions = (
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join).filter(lambda s: sum(ch.isalpha() for ch in s) >= 2)
 )
-amounts = st.integers(min_value=-5_000_000, max_value=5_000_000).filter(lambda c: c != 0).map(
-    lambda c: Decimal(c) / 100
-)
+amounts = st.integers(min_value=-5_000_000, max_value=5_000_000).filter(lambda c: c != 0).map(lambda c: Decimal(c) / 100)
 dates = st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2030, 12, 31))
 transactions = st.lists(st.tuples(dates, descriptions, amounts), min_size=1, max_size=25)
 
@@ -99,8 +125,9 @@ def chase(txs):
     balance = Decimal("1000")
     for d, s, a in txs:
         balance += a
-        rows.append(["DEBIT" if a < 0 else "CREDIT", mdy(d), s, plain(a), "ACH_DEBIT" if a < 0 else "ACH_CREDIT",
-                     plain(balance), "", ""])
+        rows.append(
+            ["DEBIT" if a < 0 else "CREDIT", mdy(d), s, plain(a), "ACH_DEBIT" if a < 0 else "ACH_CREDIT", plain(balance), "", ""]
+        )
     return _csv(rows).encode(), "chase.csv", "MDY"
 
 
@@ -124,8 +151,10 @@ def wells_fargo(txs):
 
 def capital_one_tsv(txs):
     rows = [["Transaction Date", "Posted Date", "Card No.", "Description", "Category", "Debit", "Credit"]]
-    rows += [[d.isoformat(), d.isoformat(), "4821", s, "Other", plain(-a) if a < 0 else "", plain(a) if a > 0 else ""]
-             for d, s, a in txs]
+    rows += [
+        [d.isoformat(), d.isoformat(), "4821", s, "Other", plain(-a) if a < 0 else "", plain(a) if a > 0 else ""]
+        for d, s, a in txs
+    ]
     return _csv(rows, delimiter="\t").encode(), "capone.tsv.csv", None
 
 
@@ -147,8 +176,9 @@ def preamble_and_total(txs):
 def uk_money_in_out(txs):
     rows = [["Date", "Description", "Money In", "Money Out", "Balance"]]
     for d, s, a in txs:
-        rows.append([f"{WEEKDAYS[d.weekday()]} {dmy(d)}", s, f"£{a:,.2f}" if a > 0 else "",
-                     f"£{-a:,.2f}" if a < 0 else "", "£0.00"])
+        rows.append(
+            [f"{WEEKDAYS[d.weekday()]} {dmy(d)}", s, f"£{a:,.2f}" if a > 0 else "", f"£{-a:,.2f}" if a < 0 else "", "£0.00"]
+        )
     return _csv(rows).encode(), "uk.csv", "DMY"
 
 
@@ -158,10 +188,22 @@ def pipes_trailing_minus(txs):
     return _csv(rows, delimiter="|").encode(), "pipes.csv", None
 
 
-LAYOUTS: Dict[str, Callable] = {f.__name__: f for f in (
-    qbo_three, qbo_four, chase, euro_semicolon, dollars_parentheses, wells_fargo, capital_one_tsv,
-    month_names_cr_dr, preamble_and_total, uk_money_in_out, pipes_trailing_minus,
-)}
+LAYOUTS: Dict[str, Callable] = {
+    f.__name__: f
+    for f in (
+        qbo_three,
+        qbo_four,
+        chase,
+        euro_semicolon,
+        dollars_parentheses,
+        wells_fargo,
+        capital_one_tsv,
+        month_names_cr_dr,
+        preamble_and_total,
+        uk_money_in_out,
+        pipes_trailing_minus,
+    )
+}
 
 
 def read_converted(report: UploadReport, kind: str = "all") -> List[Tx]:
@@ -251,8 +293,10 @@ def _styles(d: Decimal) -> List[Tuple[str, str]]:
 
 
 @settings(PROFILE, max_examples=200)
-@given(cents=st.integers(min_value=-10**13 + 1, max_value=10**13 - 1).filter(lambda c: c != 0)
-       | st.integers(min_value=-100_000, max_value=100_000).filter(lambda c: c != 0))
+@given(
+    cents=st.integers(min_value=-(10**13) + 1, max_value=10**13 - 1).filter(lambda c: c != 0)
+    | st.integers(min_value=-100_000, max_value=100_000).filter(lambda c: c != 0)
+)
 def test_amount_parser_agrees_with_decimal(cents):
     d = Decimal(cents) / 100
     for text, sep in _styles(d):
@@ -285,11 +329,13 @@ CSVISH = st.text(alphabet=st.sampled_from(list("0123456789/-.,;\t\"'()$£€ \nC
 
 
 @settings(PROFILE, max_examples=400)
-@given(prefix=st.sampled_from(PREFIXES),
-       body=st.binary(max_size=2000) | CSVISH.map(lambda s: s.encode("utf-8")),
-       name=st.sampled_from(["x.csv", "x.qbo", "x.ofx", "x.qfx", "x.txt", "x", "x.xlsx", "../x.CSV"]),
-       order=st.sampled_from([None, "MDY", "DMY", "YMD", "bogus"]),
-       booked=st.none() | dates)
+@given(
+    prefix=st.sampled_from(PREFIXES),
+    body=st.binary(max_size=2000) | CSVISH.map(lambda s: s.encode("utf-8")),
+    name=st.sampled_from(["x.csv", "x.qbo", "x.ofx", "x.qfx", "x.txt", "x", "x.xlsx", "../x.CSV"]),
+    order=st.sampled_from([None, "MDY", "DMY", "YMD", "bogus"]),
+    booked=st.none() | dates,
+)
 def test_analyse_never_raises(prefix, body, name, order, booked):
     report = analyse(prefix + body, name, date_order=order, last_booked=booked)
     assert isinstance(report, UploadReport)
@@ -306,7 +352,10 @@ def _checked(report: UploadReport) -> None:
     check, source = report.summary["check"], report.summary["source"]
     assert check["passed"] is True, check
     assert (source["rows"], source["money_in"], source["money_out"]) == (
-        report.summary["rows"], report.summary["money_in"], report.summary["money_out"])
+        report.summary["rows"],
+        report.summary["money_in"],
+        report.summary["money_out"],
+    )
 
 
 def _ofx_value(text: str, style: int) -> str:
@@ -318,26 +367,35 @@ def _ofx_value(text: str, style: int) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-ofx_shapes = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.booleans(), st.booleans()),
-                      min_size=25, max_size=25)
+ofx_shapes = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.booleans(), st.booleans()), min_size=25, max_size=25)
 
 
 @settings(PROFILE, max_examples=120)
-@given(txs=transactions, shapes=ofx_shapes, charset=st.sampled_from(["1252", "8859-1", "ISO-8859-1", "UTF-8", "NONE",
-                                                                       "WINDOWS-1252"]),
-       one_line=st.booleans())
+@given(
+    txs=transactions,
+    shapes=ofx_shapes,
+    charset=st.sampled_from(["1252", "8859-1", "ISO-8859-1", "UTF-8", "NONE", "WINDOWS-1252"]),
+    one_line=st.booleans(),
+)
 def test_generated_ofx_round_trips_with_empty_and_unclosed_elements(txs, shapes, charset, one_line):
-    head = (f"OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nSECURITY:NONE\nENCODING:USASCII\nCHARSET:{charset}\n"
-            "COMPRESSION:NONE\nOLDFILEUID:NONE\nNEWFILEUID:NONE\n\n<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0"
-            "<SEVERITY>INFO</STATUS><DTSERVER>20240101<LANGUAGE>ENG</SONRS></SIGNONMSGSRSV1><BANKMSGSRSV1>"
-            "<STMTTRNRS><TRNUID>1<STATUS><CODE>0<SEVERITY>INFO</STATUS><STMTRS><CURDEF>USD<BANKACCTFROM>"
-            "<BANKID>121000248<ACCTID>12345678<ACCTTYPE>CHECKING</BANKACCTFROM><BANKTRANLIST><DTSTART>20000101"
-            "<DTEND>20301231")
+    head = (
+        f"OFXHEADER:100\nDATA:OFXSGML\nVERSION:102\nSECURITY:NONE\nENCODING:USASCII\nCHARSET:{charset}\n"
+        "COMPRESSION:NONE\nOLDFILEUID:NONE\nNEWFILEUID:NONE\n\n<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0"
+        "<SEVERITY>INFO</STATUS><DTSERVER>20240101<LANGUAGE>ENG</SONRS></SIGNONMSGSRSV1><BANKMSGSRSV1>"
+        "<STMTTRNRS><TRNUID>1<STATUS><CODE>0<SEVERITY>INFO</STATUS><STMTRS><CURDEF>USD<BANKACCTFROM>"
+        "<BANKID>121000248<ACCTID>12345678<ACCTTYPE>CHECKING</BANKACCTFROM><BANKTRANLIST><DTSTART>20000101"
+        "<DTEND>20301231"
+    )
     sep = "" if one_line else "\n"
     body = []
     for n, ((day, desc, amount), (name_style, memo_style, close, checknum)) in enumerate(zip(txs, shapes)):
-        parts = [f"<STMTTRN><TRNTYPE>{'DEBIT' if amount < 0 else 'CREDIT'}", f"<DTPOSTED>{day:%Y%m%d}120000",
-                 f"<TRNAMT>{amount}", f"<FITID>ID{n}", f"<NAME>{_ofx_value(desc, name_style)}"]
+        parts = [
+            f"<STMTTRN><TRNTYPE>{'DEBIT' if amount < 0 else 'CREDIT'}",
+            f"<DTPOSTED>{day:%Y%m%d}120000",
+            f"<TRNAMT>{amount}",
+            f"<FITID>ID{n}",
+            f"<NAME>{_ofx_value(desc, name_style)}",
+        ]
         if checknum:
             parts.append("<CHECKNUM>" + ("0" if n % 2 else ""))
         parts.append(f"<MEMO>{_ofx_value(desc, memo_style)}")

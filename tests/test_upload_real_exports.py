@@ -4,6 +4,7 @@ how to read the source itself; this test reads every source independently (its o
 names in ``expected.json``, a regex over the OFX) and checks the assistant's verdict, row count, money in/out,
 every (date, amount) pair of the converted copy, the totals the report states, and the descriptions.
 """
+
 from __future__ import annotations
 
 import csv
@@ -88,16 +89,21 @@ def source_pairs(path: Path, src: dict) -> List[Tuple[dt.date, Decimal]]:
 
 def totals(pairs) -> Tuple[int, str, str]:
     amounts = [p[1] for p in pairs]
-    return (len(amounts), f"{sum((a for a in amounts if a > 0), Decimal(0)):.2f}",
-            f"{-sum((a for a in amounts if a < 0), Decimal(0)):.2f}")
+    return (
+        len(amounts),
+        f"{sum((a for a in amounts if a > 0), Decimal(0)):.2f}",
+        f"{-sum((a for a in amounts if a < 0), Decimal(0)):.2f}",
+    )
 
 
 @pytest.mark.parametrize("name,spec", FILES, ids=[f[0] for f in FILES])
 def test_real_export(name, spec):
     if spec is None:
-        pytest.fail(f"The shared bank exports are missing: expected {EXPECTED}. They live beside the clone as "
-                    "../shared/bank-exports/ (README.md, expected.json and 15 files); CI has them. They are not "
-                    "copied into this repository on purpose (other projects' files, under their licences).")
+        pytest.fail(
+            f"The shared bank exports are missing: expected {EXPECTED}. They live beside the clone as "
+            "../shared/bank-exports/ (README.md, expected.json and 15 files); CI has them. They are not "
+            "copied into this repository on purpose (other projects' files, under their licences)."
+        )
     path = SHARED / name
     report = analyse(path.read_bytes(), name)
     got = verdict(report)
@@ -112,7 +118,9 @@ def test_real_export(name, spec):
         # the report still says what it read: how many transactions and what totals
         assert report.summary["source"]["rows"] == spec["expect_rows"]
         assert (report.summary["source"]["money_in"], report.summary["source"]["money_out"]) == (
-            spec["expect_in"], spec["expect_out"])
+            spec["expect_in"],
+            spec["expect_out"],
+        )
         report = analyse(path.read_bytes(), name, date_order=spec["retry_date_order"])
         assert verdict(report) in ("accept", "fix+convert")
     source = source_pairs(path, spec["source"])

@@ -8,6 +8,7 @@ browser only). Screenshot: test-artifacts/upload-widget.png.
 
 Nothing here depends on the wording of the bot's responses (the model may be older than domain.yml).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -82,8 +83,10 @@ def test_attach_a_bank_file_get_a_report_and_a_clean_file(rasa_stack, handoff_db
         assert len(uploads) == 1 and uploads[0].method == "POST"
         token = href.rsplit("/", 1)[1]
         with handoff_db.database.reading() as s:
-            row = s.execute(sa.text("SELECT conversation_id, downloaded_at FROM upload_files WHERE token_hash = :h"),
-                            {"h": hashlib.sha256(token.encode()).hexdigest()}).first()
+            row = s.execute(
+                sa.text("SELECT conversation_id, downloaded_at FROM upload_files WHERE token_hash = :h"),
+                {"h": hashlib.sha256(token.encode()).hexdigest()},
+            ).first()
         assert row is not None and row.conversation_id == session_id and row.downloaded_at is None
 
         report.evaluate("""n => { const s = n.closest('.bfc-scroller');

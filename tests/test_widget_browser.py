@@ -5,6 +5,7 @@ loses the connection for a while, asks for a person; a specialist claims the cha
 console API and answers. Everything the customer should see is checked in the page, and screenshots
 go to test-artifacts/widget-*.png (one at a 375 px phone width).
 """
+
 from __future__ import annotations
 
 import os

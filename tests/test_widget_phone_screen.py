@@ -11,6 +11,7 @@ Each bot message, buttons included, must be no taller than the conversation's vi
 The tallest message and its height go to ``test-artifacts/phone-screen.txt``, a screenshot of it to
 ``test-artifacts/phone-screen-tallest.png``.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,7 +54,7 @@ VALUES = {
     "remaining_steps": ts.describe_steps(ALL_STEPS),
     "steps_done": LONGEST_RECORD.sentence(),
     "summary": f"Error 102 with {LONG_BANK} was fixed by {ts.STEP_TITLES[ALL_STEPS[-1]]}. "
-               f"Before that, {LONGEST_RECORD.sentence()}.",
+    f"Before that, {LONGEST_RECORD.sentence()}.",
     "removed": "a password, a card number, an account number and a one-time security code",
     "reports": "14",
     "retry_after": "60",
@@ -81,8 +82,9 @@ def bot_events():
             continue
         variant = max(with_text, key=lambda v: len(v["text"]) + 40 * len(v.get("buttons") or []))
         buttons = [{"title": b["title"], "payload": b["payload"]} for b in variant.get("buttons") or []]
-        events.append({"event": "bot", "text": fill(variant["text"]), "data": {"buttons": buttons},
-                       "metadata": {"utter_action": name}})
+        events.append(
+            {"event": "bot", "text": fill(variant["text"]), "data": {"buttons": buttons}, "metadata": {"utter_action": name}}
+        )
     return events
 
 
@@ -90,8 +92,7 @@ def test_every_bot_message_fits_one_phone_screen(rasa_stack):
     events = bot_events()
     assert len(events) > 50  # the whole domain, not a sample
     with chromium() as browser:
-        context = browser.new_context(viewport=PHONE, locale="en-US", is_mobile=True, has_touch=True,
-                                      device_scale_factor=2)
+        context = browser.new_context(viewport=PHONE, locale="en-US", is_mobile=True, has_touch=True, device_scale_factor=2)
         page = context.new_page()
         page.goto(f"{rasa_stack.url}/chat/")
         page.locator(".bfc-launcher").click()
@@ -99,8 +100,12 @@ def test_every_bot_message_fits_one_phone_screen(rasa_stack):
         session_id = page.evaluate("localStorage.getItem('bankfeedchat:session')")
         assert re.fullmatch(r"web-[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}", session_id)
 
-        r = httpx.post(f"{rasa_stack.url}/conversations/{session_id}/tracker/events", json=events,
-                       headers={"Authorization": f"Bearer {rasa_stack.token}"}, timeout=30)
+        r = httpx.post(
+            f"{rasa_stack.url}/conversations/{session_id}/tracker/events",
+            json=events,
+            headers={"Authorization": f"Bearer {rasa_stack.token}"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         page.reload()
         log = page.get_by_role("log", name="Conversation")

@@ -1,5 +1,6 @@
 """`make run WORKERS=2`: two Sanic worker processes on one port share the Redis lock store and the
 SQLite trackers; conversations spread over both stay whole."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,13 @@ def test_worker_endpoints_add_the_redis_lock_store_and_keep_the_rest(tmp_path):
     written = yaml.safe_load(target.read_text())
     original = yaml.safe_load(base.read_text())
     assert {k: v for k, v in written.items() if k != "lock_store"} == original
-    assert written["lock_store"] == {"type": worker_endpoints.LOCK_STORE_TYPE, "url": "127.0.0.1", "port": 6379,
-                                     "db": 1, "password": None}
+    assert written["lock_store"] == {
+        "type": worker_endpoints.LOCK_STORE_TYPE,
+        "url": "127.0.0.1",
+        "port": 6379,
+        "db": 1,
+        "password": None,
+    }
     env = {"REDIS_HOST": "redis.internal", "REDIS_PORT": "6380", "REDIS_LOCK_DB": "3", "REDIS_PASSWORD": "s3cret"}
     assert worker_endpoints.worker_endpoints(original, env)["lock_store"]["url"] == "redis.internal"
     explicit = dict(original, lock_store={"type": "redis", "url": "elsewhere"})
@@ -94,8 +100,11 @@ async def test_two_workers_answer_every_message_of_whole_conversations(action_se
 
     engine = sa.create_engine(f"sqlite:///{tracker_db}", future=True)
     with engine.connect() as conn:
-        rows = [row for row in conn.execute(sa.text("SELECT sender_id, type_name, data FROM events ORDER BY id")).all()
-                if row[0] in set(senders)]
+        rows = [
+            row
+            for row in conn.execute(sa.text("SELECT sender_id, type_name, data FROM events ORDER BY id")).all()
+            if row[0] in set(senders)
+        ]
     engine.dispose()
     conversations = defaultdict(list)
     for sender, kind, data in rows:

@@ -19,6 +19,7 @@ Lookups:
   must equal, or end with ``"." +``, a bank's online-banking host or one of its domain-like aliases
   (``chase.com``). The longest (most specific) match wins.
 """
+
 from __future__ import annotations
 
 import functools
@@ -182,9 +183,7 @@ def _check_identity(bank: Any, where: str) -> None:
         raise BankDirectoryError(f"{where}: 'aliases' must be a tuple of strings")
     for alias in bank.aliases:
         if not isinstance(alias, str):
-            raise BankDirectoryError(
-                f"{where}: alias {alias!r} is a {type(alias).__name__}, not a string (quote it in YAML)"
-            )
+            raise BankDirectoryError(f"{where}: alias {alias!r} is a {type(alias).__name__}, not a string (quote it in YAML)")
     for text in bank.names():
         if not normalise_name(text):
             raise BankDirectoryError(f"{where}: name or alias {text!r} is empty once punctuation is removed")
@@ -315,9 +314,7 @@ class BankDirectory:
 def _parse(data: Any) -> List[Bank]:
     """Banks of a decoded directory file, with every field checked (uniqueness: BankDirectory())."""
     if not isinstance(data, Mapping):
-        raise BankDirectoryError(
-            f"top level must be a mapping with 'version' and {TOP_LEVEL_KEY!r}, got {type(data).__name__}"
-        )
+        raise BankDirectoryError(f"top level must be a mapping with 'version' and {TOP_LEVEL_KEY!r}, got {type(data).__name__}")
     version = data.get("version")
     if version != FILE_VERSION:
         raise BankDirectoryError(f"unsupported or missing 'version': {version!r} (expected {FILE_VERSION})")
@@ -352,9 +349,7 @@ def _parse(data: Any) -> List[Bank]:
             raise BankDirectoryError(f"{where}: 'aliases' must be a list, got {type(aliases).__name__}")
         for alias in aliases:
             if not isinstance(alias, str) or not alias.strip():
-                raise BankDirectoryError(
-                    f"{where}: alias {alias!r} must be a non-empty string (quote numbers in YAML)"
-                )
+                raise BankDirectoryError(f"{where}: alias {alias!r} must be a non-empty string (quote numbers in YAML)")
         banks.append(
             Bank(
                 name=entry["name"].strip(),

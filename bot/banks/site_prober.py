@@ -72,8 +72,7 @@ _MAINTENANCE_RE = re.compile(
 # Network-level failures after which the canary decides between "down" and
 # "unknown/no_outbound_connectivity".  Timeouts are never "down".
 _DOWN_REASONS = frozenset(
-    {"dns_failure", "connection_refused", "tls_error", "connect_error",
-     "connection_reset", "protocol_error", "network_error"}
+    {"dns_failure", "connection_refused", "tls_error", "connect_error", "connection_reset", "protocol_error", "network_error"}
 )
 
 # Refusals whose cause is a malformed address rather than a forbidden destination.
@@ -102,11 +101,11 @@ def _non_negative_int(name: str, value: Any) -> int:
 class ProbeSettings:
     connect_timeout: float = 2.0
     read_timeout: float = 2.5
-    budget: float = 3.0            # hard cap on how long check() may take for the caller
-    slow_threshold: float = 1.5    # an answer slower than this (seconds) is "slow" (if otherwise up)
-    cache_ttl: float = 60.0        # seconds a result is reused per bank key (0 disables the cache)
+    budget: float = 3.0  # hard cap on how long check() may take for the caller
+    slow_threshold: float = 1.5  # an answer slower than this (seconds) is "slow" (if otherwise up)
+    cache_ttl: float = 60.0  # seconds a result is reused per bank key (0 disables the cache)
     max_redirects: int = 5
-    max_body_bytes: int = 65536    # read at most this much of the body to look for maintenance wording
+    max_body_bytes: int = 65536  # read at most this much of the body to look for maintenance wording
     user_agent: str = "QBO-BankFeed-Assistant/1.0 (bank site availability check)"
     canary_urls: Tuple[str, ...] = ("https://www.google.com/generate_204", "https://www.cloudflare.com/")
     verify_tls: bool = True
@@ -138,8 +137,11 @@ class ProbeSettings:
     def policy(self) -> OutboundPolicy:
         """The outbound policy with this check's own limits (timeouts, redirects, body size)."""
         return self.outbound.replace(
-            max_redirects=self.max_redirects, max_bytes=self.max_body_bytes, connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout, total_timeout=self.budget,
+            max_redirects=self.max_redirects,
+            max_bytes=self.max_body_bytes,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            total_timeout=self.budget,
             resolve_timeout=min(self.outbound.resolve_timeout, self.connect_timeout),
         )
 
@@ -184,9 +186,9 @@ class ProbeResult:
     reason: str
     http_status: Optional[int]
     elapsed_ms: int
-    checked_at: float          # time.time() of the probe (kept on cached copies)
+    checked_at: float  # time.time() of the probe (kept on cached copies)
     retry_after: Optional[str] = None
-    final_url: Optional[str] = None   # after redirects; query string and credentials stripped
+    final_url: Optional[str] = None  # after redirects; query string and credentials stripped
     from_cache: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
@@ -235,8 +237,7 @@ def _network_reason(exc: BaseException) -> str:
         return "dns_failure"
     if any(isinstance(e, (ssl.SSLError, ssl.CertificateError)) for e in chain):
         return "tls_error"
-    if any(isinstance(e, ConnectionRefusedError)
-           or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED) for e in chain):
+    if any(isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED) for e in chain):
         return "connection_refused"
     text = " ".join(str(e) for e in chain).lower()
     if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
@@ -315,11 +316,16 @@ class SiteProber:
     (client, in-flight probes) is dropped and recreated, the cache is kept.
     """
 
-    def __init__(self, settings: Optional[ProbeSettings] = None, *,
-                 clock: Callable[[], float] = time.monotonic, resolver: Optional[Resolver] = None) -> None:
+    def __init__(
+        self,
+        settings: Optional[ProbeSettings] = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        resolver: Optional[Resolver] = None,
+    ) -> None:
         self.settings = settings if settings is not None else ProbeSettings()
         self._clock = clock
-        self._resolver = resolver   # tests inject one; default: the system resolver (bot.outbound)
+        self._resolver = resolver  # tests inject one; default: the system resolver (bot.outbound)
         self._client: Optional[OutboundClient] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._cache: Dict[str, Tuple[float, ProbeResult]] = {}
@@ -355,7 +361,7 @@ class SiteProber:
                 self._log(key, result)
                 return result
             except asyncio.CancelledError:
-                if task.cancelled():          # the shared probe was cancelled (aclose), not this caller
+                if task.cancelled():  # the shared probe was cancelled (aclose), not this caller
                     return self._make(url, "unknown", "cancelled", started)
                 raise
         except asyncio.CancelledError:
@@ -398,8 +404,13 @@ class SiteProber:
         if self._client is None or self._client.is_closed:
             s = self.settings
             # no keep-alive (OutboundClient): every probe measures a fresh DNS + TCP + TLS path to the bank
-            self._client = OutboundClient(s.policy(), resolver=self._resolver, verify=s.verify_tls,
-                                          headers={"User-Agent": s.user_agent, "Accept": _ACCEPT}, use="bank_sites")
+            self._client = OutboundClient(
+                s.policy(),
+                resolver=self._resolver,
+                verify=s.verify_tls,
+                headers={"User-Agent": s.user_agent, "Accept": _ACCEPT},
+                use="bank_sites",
+            )
         return self._client
 
     def _cache_get(self, key: str, url: str) -> Optional[ProbeResult]:
@@ -452,7 +463,7 @@ class SiteProber:
         try:
             client.policy.check_url(target)
         except OutboundRefused as refused:
-            if refused.reason in _INVALID_URL_REASONS:   # the address itself is malformed (not a redirect)
+            if refused.reason in _INVALID_URL_REASONS:  # the address itself is malformed (not a redirect)
                 return self._make(url, "unknown", "invalid_url", started)
         try:
             async with client.stream("GET", target) as streamed:
@@ -480,7 +491,7 @@ class SiteProber:
         connectivity = await self._have_connectivity(deadline)
         if connectivity is False:
             return self._make(url, "unknown", "no_outbound_connectivity", started)
-        if connectivity is None:            # canary undecided within the budget
+        if connectivity is None:  # canary undecided within the budget
             return self._make(url, "unknown", "timeout", started)
         if reason in _DOWN_REASONS:
             return self._make(url, "down", reason, started)
@@ -505,11 +516,10 @@ class SiteProber:
         try:
             await asyncio.wait_for(read(), timeout=max(0.0, remaining))
         except (asyncio.TimeoutError, httpx.HTTPError):
-            pass   # headers arrived: classify on whatever part of the body we have
+            pass  # headers arrived: classify on whatever part of the body we have
         return b"".join(chunks)[:limit]
 
-    def _classify(self, url: str, response: httpx.Response, body: bytes, started: float,
-                  final_url: str) -> ProbeResult:
+    def _classify(self, url: str, response: httpx.Response, body: bytes, started: float, final_url: str) -> ProbeResult:
         code = response.status_code
         retry_after = response.headers.get("retry-after")
         maintenance = bool(body) and has_maintenance_wording(_decode_body(body, response.charset_encoding))
@@ -525,21 +535,22 @@ class SiteProber:
         elif 500 <= code < 600:
             status, reason = "down", f"http_{code}"
         elif 400 <= code < 500:
-            status, reason = "up", f"http_{code}"     # the server answers; it just refuses robots
+            status, reason = "up", f"http_{code}"  # the server answers; it just refuses robots
         else:
             status, reason = "unknown", f"http_{code}"
         elapsed = time.perf_counter() - started
         if status == "up" and elapsed > self.settings.slow_threshold:
             status, reason = "slow", "slow_response"
-        return self._make(url, status, reason, started, http_status=code,
-                          retry_after=retry_after, final_url=_strip_url(final_url))
+        return self._make(
+            url, status, reason, started, http_status=code, retry_after=retry_after, final_url=_strip_url(final_url)
+        )
 
     # ------------------------------------------------------------------ canary
 
     async def _have_connectivity(self, deadline: float) -> Optional[bool]:
         """True/False = canary verdict, None = not decided before ``deadline``."""
         if not self.settings.canary_urls:
-            return True      # canary disabled by configuration
+            return True  # canary disabled by configuration
         cached = self._canary_cache
         if cached is not None and self._clock() - cached[0] < self.settings.cache_ttl:
             return cached[1]
@@ -567,8 +578,7 @@ class SiteProber:
             ok = False
         if self.settings.cache_ttl > 0:
             self._canary_cache = (self._clock(), ok)
-        logger.info("outbound connectivity canary ok=%s elapsed_ms=%d", ok,
-                    int((time.perf_counter() - started) * 1000))
+        logger.info("outbound connectivity canary ok=%s elapsed_ms=%d", ok, int((time.perf_counter() - started) * 1000))
         return ok
 
     async def _any_canary_answers(self) -> bool:
@@ -580,8 +590,8 @@ class SiteProber:
                 return False
             try:
                 async with client.stream("GET", target, follow_redirects=False):
-                    return True          # any HTTP status proves outbound connectivity
-            except Exception:            # including a canary the outbound policy refuses
+                    return True  # any HTTP status proves outbound connectivity
+            except Exception:  # including a canary the outbound policy refuses
                 return False
 
         loop = asyncio.get_running_loop()
@@ -599,8 +609,16 @@ class SiteProber:
     # ------------------------------------------------------------------ misc
 
     @staticmethod
-    def _make(url: str, status: str, reason: str, started: float, *, http_status: Optional[int] = None,
-              retry_after: Optional[str] = None, final_url: Optional[str] = None) -> ProbeResult:
+    def _make(
+        url: str,
+        status: str,
+        reason: str,
+        started: float,
+        *,
+        http_status: Optional[int] = None,
+        retry_after: Optional[str] = None,
+        final_url: Optional[str] = None,
+    ) -> ProbeResult:
         return ProbeResult(
             status=status,  # type: ignore[arg-type]
             url=url,
@@ -618,8 +636,13 @@ class SiteProber:
         logger.log(
             logging.DEBUG if result.from_cache else logging.INFO,
             "bank site check key=%s host=%s status=%s reason=%s http_status=%s elapsed_ms=%d from_cache=%s",
-            key, _host_of(result.url), result.status, result.reason, result.http_status,
-            result.elapsed_ms, result.from_cache,
+            key,
+            _host_of(result.url),
+            result.status,
+            result.reason,
+            result.http_status,
+            result.elapsed_ms,
+            result.from_cache,
         )
 
 

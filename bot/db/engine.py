@@ -19,6 +19,7 @@ The rules every store relies on, on both databases:
 
 Nothing here logs a password (URLs are shown with the password hidden).
 """
+
 from __future__ import annotations
 
 import logging
@@ -81,7 +82,9 @@ class Database:
         if self.dialect == "sqlite":
             database = self.url.database or ""
             if database in ("", ":memory:") or database.startswith("file::memory:"):
-                raise ValueError("In-memory SQLite is not supported (each connection would see its own empty database); use a file.")
+                raise ValueError(
+                    "In-memory SQLite is not supported (each connection would see its own empty database); use a file."
+                )
             Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(
                 self.url,

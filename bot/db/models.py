@@ -4,6 +4,7 @@ The schema itself is created and changed only by the Alembic migrations in ``mig
 these models must describe exactly what the migrations build (``tests/test_handoff_store.py`` compares
 the two). Times are timezone-aware UTC ``datetime`` objects on both SQLite and PostgreSQL.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -222,8 +223,13 @@ class Outage(Base):
 
     __table_args__ = (
         # at most one open (not yet cleared) outage per bank
-        sa.Index("uq_outages_open_bank", "bank", unique=True, sqlite_where=sa.text("cleared_at IS NULL"),
-                 postgresql_where=sa.text("cleared_at IS NULL")),
+        sa.Index(
+            "uq_outages_open_bank",
+            "bank",
+            unique=True,
+            sqlite_where=sa.text("cleared_at IS NULL"),
+            postgresql_where=sa.text("cleared_at IS NULL"),
+        ),
     )
 
 
@@ -246,8 +252,14 @@ class OutageNotice(Base):
 
     __table_args__ = (
         sa.CheckConstraint(f"outcome IS NULL OR {_in('outcome', NOTICE_OUTCOMES)}", name="outcome"),
-        sa.Index("uq_outage_notices_pending", "conversation_id", "bank", unique=True,
-                 sqlite_where=sa.text("sent_at IS NULL"), postgresql_where=sa.text("sent_at IS NULL")),
+        sa.Index(
+            "uq_outage_notices_pending",
+            "conversation_id",
+            "bank",
+            unique=True,
+            sqlite_where=sa.text("sent_at IS NULL"),
+            postgresql_where=sa.text("sent_at IS NULL"),
+        ),
     )
 
 
@@ -313,10 +325,10 @@ class UnknownBankName(Base):
 
     __tablename__ = "unknown_banks"
 
-    key = sa.Column(sa.String(80), primary_key=True)     # the normalised, casefolded name
-    name = sa.Column(sa.String(80), nullable=False)      # how it was first written (trimmed)
+    key = sa.Column(sa.String(80), primary_key=True)  # the normalised, casefolded name
+    name = sa.Column(sa.String(80), nullable=False)  # how it was first written (trimmed)
     count = sa.Column(sa.Integer, nullable=False)
-    first_seen = sa.Column(sa.Date, nullable=False)      # UTC days
+    first_seen = sa.Column(sa.Date, nullable=False)  # UTC days
     last_seen = sa.Column(sa.Date, nullable=False)
 
     __table_args__ = (sa.Index("ix_unknown_banks_count", "count"),)
@@ -340,6 +352,11 @@ class WaitReminder(Base):
     text = sa.Column(sa.Text, nullable=True)
 
     __table_args__ = (
-        sa.Index("uq_wait_reminders_pending", "conversation_id", unique=True,
-                 sqlite_where=sa.text("sent_at IS NULL"), postgresql_where=sa.text("sent_at IS NULL")),
+        sa.Index(
+            "uq_wait_reminders_pending",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sa.text("sent_at IS NULL"),
+            postgresql_where=sa.text("sent_at IS NULL"),
+        ),
     )

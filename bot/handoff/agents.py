@@ -6,6 +6,7 @@ second, tiny one at most once a minute to record that the agent was seen) and re
 snapshots (``AgentView``). Passwords are kept as scrypt hashes (``bot.handoff.passwords``), session
 tokens as their SHA-256 only; nothing here logs either.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -13,6 +13,7 @@ The database is ``--db-url``, else ``HANDOFF_DB_URL``, else SQLite under var/. P
 with a hidden prompt, or from the ``AGENT_PASSWORD`` environment variable when standard input is not
 a terminal (scripts, CI); never from the command line, where other users could see them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -123,12 +124,17 @@ def cmd_unknown_banks(args: argparse.Namespace) -> None:
     rows += [(str(n.count), n.name, n.first_seen.isoformat(), n.last_seen.isoformat()) for n in names]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.rjust(width) if i == 0 else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                cell.rjust(width) if i == 0 else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.handoff.cli", description="Administer the hand-off (agents, figures) and the product database's schema."
+        prog="python -m bot.handoff.cli",
+        description="Administer the hand-off (agents, figures) and the product database's schema.",
     )
     parser.add_argument("--db-url", help="database URL (default: $HANDOFF_DB_URL, else SQLite under var/)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

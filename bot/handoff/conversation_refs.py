@@ -9,6 +9,7 @@ Blocking calls (run them in a thread from async code). Each conversation has one
 when the conversation moves (a Teams ``serviceUrl`` change); an unchanged reference is not written
 again for ``CACHE_SECONDS`` (this process remembers what it wrote).
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,14 @@ class ConversationRefs:
                 with self.db.writing() as s:
                     row = s.get(ConversationRef, conversation_id)
                     if row is None:
-                        s.add(ConversationRef(conversation_id=conversation_id, channel=channel,
-                                              reference=json.loads(encoded), updated_at=self.db.now()))
+                        s.add(
+                            ConversationRef(
+                                conversation_id=conversation_id,
+                                channel=channel,
+                                reference=json.loads(encoded),
+                                updated_at=self.db.now(),
+                            )
+                        )
                     else:
                         row.channel, row.reference, row.updated_at = channel, json.loads(encoded), self.db.now()
                 break

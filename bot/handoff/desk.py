@@ -3,6 +3,7 @@
 Works on the same tickets as the agent console (``bot.handoff.tickets``, in the product database:
 ``HANDOFF_DB_URL``, SQLite under var/ by default), those of the action server's ``ActionServices``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,9 +38,16 @@ class Queued:
 
 #: How a button payload typed or sent without its button is shown, when no earlier button explains it.
 PAYLOAD_WORDS = {
-    "affirm": "Yes", "deny": "No", "fixed_it": "It's fixed", "already_tried": "I already tried that",
-    "ask_human": "Talk to a person", "continue_troubleshooting": "Keep troubleshooting", "stop": "Stop",
-    "skip_step": "Skip this step", "notify_when_back": "Notify me when it's back", "remind_me": "Remind me tomorrow",
+    "affirm": "Yes",
+    "deny": "No",
+    "fixed_it": "It's fixed",
+    "already_tried": "I already tried that",
+    "ask_human": "Talk to a person",
+    "continue_troubleshooting": "Keep troubleshooting",
+    "stop": "Stop",
+    "skip_step": "Skip this step",
+    "notify_when_back": "Notify me when it's back",
+    "remind_me": "Remind me tomorrow",
     "bank_site_problem": "The bank site shows a problem",
 }
 
@@ -81,8 +89,9 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> List[Dict[str, str]]:
     return lines[-TRANSCRIPT_LIMIT:]
 
 
-def queue(tickets: TicketStore, conversation_id: str, channel: str, summary: Dict[str, Any],
-          lines: List[Dict[str, str]]) -> Queued:
+def queue(
+    tickets: TicketStore, conversation_id: str, channel: str, summary: Dict[str, Any], lines: List[Dict[str, str]]
+) -> Queued:
     """Opens (or finds) the conversation's ticket; blocking, run it in a thread."""
     ticket = tickets.open_ticket(conversation_id, channel, summary, lines)
     return Queued(ticket.id, tickets.queue_position(ticket.id), tickets.stats().get("median_wait_seconds"))

@@ -5,6 +5,7 @@ error code, check results, and the honest record of the steps: walked through, a
 customer, skipped and why, plus the credential check's answers) and moves ``handoff_status`` to
 ``requested``. The hand-off store and agent console pick the conversation up from there.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -97,8 +98,11 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     for bank, result in checks.items():
         parts.append(f"site check {bank}: {result.get('status')} ({result.get('reason')})")
     if "steps_walked" in summary:
-        record = ts.Record(list(summary.get("steps_walked") or []), list(summary.get("steps_already_tried") or []),
-                           dict(summary.get("steps_skipped") or {}))
+        record = ts.Record(
+            list(summary.get("steps_walked") or []),
+            list(summary.get("steps_already_tried") or []),
+            dict(summary.get("steps_skipped") or {}),
+        )
         parts.append(f"walked through: {ts.describe_steps(record.walked)}")
         if record.already_tried:
             parts.append(f"customer had already tried: {ts.describe_steps(record.already_tried)}")
@@ -109,8 +113,11 @@ def summary_text(summary: Mapping[str, Any]) -> str:
     if summary.get("credential_findings"):
         parts.append(f"sign-in check: {', '.join(summary['credential_findings'])}")
     if summary.get("wait_choice"):
-        parts.append({"reminder": "waited a day after a reminder", "person": "chose a person instead of waiting a day"}
-                     .get(summary["wait_choice"], summary["wait_choice"]))
+        parts.append(
+            {"reminder": "waited a day after a reminder", "person": "chose a person instead of waiting a day"}.get(
+                summary["wait_choice"], summary["wait_choice"]
+            )
+        )
     if summary.get("steps_remaining"):
         parts.append(f"not yet tried: {ts.describe_steps(summary['steps_remaining'])}")
     return "; ".join(parts) + "."

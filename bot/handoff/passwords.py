@@ -4,6 +4,7 @@ Stored form: ``scrypt$16384$8$1$<salt, base64>$<key, base64>`` (n, r, p, a 16-by
 32-byte derived key). The parameters travel with each hash, so they can be raised later without
 breaking old hashes.
 """
+
 from __future__ import annotations
 
 import base64

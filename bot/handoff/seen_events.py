@@ -14,6 +14,7 @@ product database before handling it:
 The handler calls ``finish`` when the bot has answered, or ``release`` when it could not (the row is
 deleted, so the next retry is handled). Rows are kept ``keep_hours`` (Slack retries for minutes).
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,13 @@ def claim_seconds_from_env(env: Optional[Any] = None) -> float:
 
 
 class SeenEvents:
-    def __init__(self, db: Database, claim_seconds: float = DEFAULT_CLAIM_SECONDS, keep_hours: float = DEFAULT_KEEP_HOURS,
-                 owner: Optional[str] = None):
+    def __init__(
+        self,
+        db: Database,
+        claim_seconds: float = DEFAULT_CLAIM_SECONDS,
+        keep_hours: float = DEFAULT_KEEP_HOURS,
+        owner: Optional[str] = None,
+    ):
         self.db = db
         self.claim_for = timedelta(seconds=claim_seconds)
         self.keep = timedelta(hours=keep_hours)
@@ -78,8 +84,17 @@ class SeenEvents:
                     s.flush()
                     row = None
                 if row is None:
-                    s.add(SeenEvent(key=key, event_id=(event_id or None) and event_id[:MAX_KEY], state=CLAIMED,
-                                    owner=self.owner, attempts=1, claimed_at=now, expires_at=now + self.keep))
+                    s.add(
+                        SeenEvent(
+                            key=key,
+                            event_id=(event_id or None) and event_id[:MAX_KEY],
+                            state=CLAIMED,
+                            owner=self.owner,
+                            attempts=1,
+                            claimed_at=now,
+                            expires_at=now + self.keep,
+                        )
+                    )
                     s.flush()
                     return HANDLE
                 if row.state == DONE:
@@ -103,16 +118,19 @@ class SeenEvents:
         """The event was handled: later deliveries of it are dropped."""
         with self.db.writing() as s:
             s.execute(
-                update(SeenEvent).where(SeenEvent.key == self._key(key), SeenEvent.owner == self.owner)
-                .values(state=DONE, finished_at=self.db.now()).execution_options(synchronize_session=False)
+                update(SeenEvent)
+                .where(SeenEvent.key == self._key(key), SeenEvent.owner == self.owner)
+                .values(state=DONE, finished_at=self.db.now())
+                .execution_options(synchronize_session=False)
             )
 
     def release(self, key: str) -> None:
         """The event could not be handled: the next delivery of it will be."""
         with self.db.writing() as s:
             s.execute(
-                delete(SeenEvent).where(SeenEvent.key == self._key(key), SeenEvent.owner == self.owner,
-                                        SeenEvent.state == CLAIMED).execution_options(synchronize_session=False)
+                delete(SeenEvent)
+                .where(SeenEvent.key == self._key(key), SeenEvent.owner == self.owner, SeenEvent.state == CLAIMED)
+                .execution_options(synchronize_session=False)
             )
 
     def state(self, key: str) -> Optional[str]:
@@ -123,8 +141,14 @@ class SeenEvents:
         """Deletes expired rows; returns how many."""
         try:
             with self.db.writing() as s:
-                return s.execute(delete(SeenEvent).where(SeenEvent.expires_at <= self.db.now())
-                                 .execution_options(synchronize_session=False)).rowcount or 0
+                return (
+                    s.execute(
+                        delete(SeenEvent)
+                        .where(SeenEvent.expires_at <= self.db.now())
+                        .execution_options(synchronize_session=False)
+                    ).rowcount
+                    or 0
+                )
         except Exception:
             logger.warning("Could not purge old seen events.", exc_info=True)
             return 0

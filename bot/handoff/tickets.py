@@ -16,6 +16,7 @@ Concurrency guarantees, on both databases:
   insert of each event), so a reader following ``events_after(cursor)`` never skips an event that
   commits late with a lower id.
 """
+
 from __future__ import annotations
 
 import copy
@@ -172,8 +173,7 @@ class TicketStore:
 
     _OPEN_TICKET_QUERY = (
         select(Ticket.__table__.c.id)
-        .where(Ticket.__table__.c.conversation_id == bindparam("conversation_id"),
-               Ticket.__table__.c.status.in_(OPEN_STATUSES))
+        .where(Ticket.__table__.c.conversation_id == bindparam("conversation_id"), Ticket.__table__.c.status.in_(OPEN_STATUSES))
         .limit(1)
     )
 

@@ -25,6 +25,7 @@ mixed-case one after an all-lower or all-upper one. At most
 otherwise a new name is dropped (known names still count). ``record`` never raises: storage trouble
 is logged and the conversation goes on. Blocking calls: run them in a thread from async code.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,10 +50,11 @@ STALE_DAYS = 30
 
 _PUNCTUATION = "&'.,-()/ "
 _DIGIT_RUN = re.compile(r"\d{4,}")
-_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|bank|edu|gov|"
-                  r"io|co|us|uk|ca|au|biz|info|fcu|credit|financial)\b")
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-", "\u2013": "-",
-                         "\u2014": "-"})
+_URL = re.compile(
+    r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|bank|edu|gov|"
+    r"io|co|us|uk|ca|au|biz|info|fcu|credit|financial)\b"
+)
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
 
 
 class UnknownBank(NamedTuple):
@@ -62,8 +64,12 @@ class UnknownBank(NamedTuple):
     last_seen: date
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"name": self.name, "count": self.count, "first_seen": self.first_seen.isoformat(),
-                "last_seen": self.last_seen.isoformat()}
+        return {
+            "name": self.name,
+            "count": self.count,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+        }
 
 
 def normalise(name: Any) -> Optional[Tuple[str, str]]:
@@ -119,8 +125,7 @@ class UnknownBanks:
                     if not self._room(s, today):
                         logger.info("Unknown bank name dropped: %s names are kept already.", MAX_NAMES)
                         return
-                    s.execute(insert(UnknownBankName).values(key=key, name=display, count=1, first_seen=today,
-                                                             last_seen=today))
+                    s.execute(insert(UnknownBankName).values(key=key, name=display, count=1, first_seen=today, last_seen=today))
                     return
             except IntegrityError:
                 continue
@@ -129,8 +134,11 @@ class UnknownBanks:
     def _room(s: Any, today: date) -> bool:
         if s.execute(select(func.count()).select_from(UnknownBankName)).scalar_one() < MAX_NAMES:
             return True
-        s.execute(delete(UnknownBankName).where(UnknownBankName.count == 1,
-                                                UnknownBankName.last_seen < today - timedelta(days=STALE_DAYS)))
+        s.execute(
+            delete(UnknownBankName).where(
+                UnknownBankName.count == 1, UnknownBankName.last_seen < today - timedelta(days=STALE_DAYS)
+            )
+        )
         return s.execute(select(func.count()).select_from(UnknownBankName)).scalar_one() < MAX_NAMES
 
     def counts(self, limit: int = 100) -> List[UnknownBank]:

@@ -4,6 +4,7 @@ Every store method returns frozen snapshots (``TicketView`` ...), never live ORM
 may use them from any thread; ``to_dict()`` gives a JSON-ready deep copy. The input checks the two
 stores share are here too.
 """
+
 from __future__ import annotations
 
 import copy

@@ -7,6 +7,7 @@ QuickBooks error-code shapes and browser names (web addresses are found by the e
 Run ``python -m bot.nlu.spacy_pipeline [output_dir]`` (``make`` does it) to write the pipeline to disk;
 ``config.yml`` points SpacyNLP at that directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,22 @@ BROWSERS: Dict[str, List[str]] = {
 # Bank names that are also everyday words ("discover why", "regions", "the tide"): matched only when
 # written as a name (Title or UPPER case), never in lower case.
 EVERYDAY_WORD_NAMES = {
-    "wells", "regions", "ally", "discover", "mercury", "chime", "tangerine", "nationwide",
-    "starling", "tide", "eq", "key", "citizens", "national", "capital", "first",
+    "wells",
+    "regions",
+    "ally",
+    "discover",
+    "mercury",
+    "chime",
+    "tangerine",
+    "nationwide",
+    "starling",
+    "tide",
+    "eq",
+    "key",
+    "citizens",
+    "national",
+    "capital",
+    "first",
 }
 
 

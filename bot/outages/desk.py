@@ -1,5 +1,6 @@
 """The action server's view of the outage radar, for one conversation (see bot/outages/): the radar
 and the notice book of the action server's ``ActionServices``."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,7 @@ class OutageDesk:
                     return
             radar = self.services.radar
             verified = radar.settings.is_verified(self.channel)
-            await asyncio.to_thread(radar.record_report, bank, diagnosis, self.conversation_id, verified,
-                                    self.client_key)
+            await asyncio.to_thread(radar.record_report, bank, diagnosis, self.conversation_id, verified, self.client_key)
         except Exception:
             logger.warning("Could not record a report of %s for the outage radar.", bank, exc_info=True)
 

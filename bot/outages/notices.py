@@ -3,6 +3,7 @@
 Notices live in the database, so the schedule survives restarts; each one is sent exactly once,
 even with several server replicas: a replica must win the ``sent_at IS NULL`` update to send it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -55,7 +56,11 @@ class NoticeBook:
         try:
             with self.db.writing() as s:
                 notice = OutageNotice(
-                    conversation_id=conversation_id, channel=channel, bank=bank, probe_url=probe_url, created_at=now,
+                    conversation_id=conversation_id,
+                    channel=channel,
+                    bank=bank,
+                    probe_url=probe_url,
+                    created_at=now,
                     next_check_at=now + timedelta(minutes=self.settings.recheck_minutes),
                     expires_at=now + timedelta(hours=self.settings.notice_expiry_hours),
                 )
@@ -67,23 +72,30 @@ class NoticeBook:
 
     def pending(self, conversation_id: str, bank: str) -> Optional[Notice]:
         with self.db.reading() as s:
-            row = s.execute(select(OutageNotice).where(
-                OutageNotice.conversation_id == conversation_id, OutageNotice.bank == bank, OutageNotice.sent_at.is_(None)
-            )).scalar_one_or_none()
+            row = s.execute(
+                select(OutageNotice).where(
+                    OutageNotice.conversation_id == conversation_id, OutageNotice.bank == bank, OutageNotice.sent_at.is_(None)
+                )
+            ).scalar_one_or_none()
             return _notice(row) if row else None
 
     def due(self, limit: int = 100) -> List[Notice]:
         with self.db.reading() as s:
             rows = s.execute(
-                select(OutageNotice).where(OutageNotice.sent_at.is_(None), OutageNotice.next_check_at <= self.db.now())
-                .order_by(OutageNotice.next_check_at).limit(limit)
+                select(OutageNotice)
+                .where(OutageNotice.sent_at.is_(None), OutageNotice.next_check_at <= self.db.now())
+                .order_by(OutageNotice.next_check_at)
+                .limit(limit)
             ).scalars()
             return [_notice(n) for n in rows]
 
     def postpone(self, notice_id: int) -> None:
         with self.db.writing() as s:
-            s.execute(update(OutageNotice).where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
-                      .values(next_check_at=self.db.now() + timedelta(minutes=self.settings.recheck_minutes)))
+            s.execute(
+                update(OutageNotice)
+                .where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
+                .values(next_check_at=self.db.now() + timedelta(minutes=self.settings.recheck_minutes))
+            )
 
     def expired(self, notice_id: int) -> bool:
         with self.db.reading() as s:
@@ -94,7 +106,8 @@ class NoticeBook:
         """Marks the notice sent; True only for the one caller that should deliver it."""
         with self.db.writing() as s:
             result = s.execute(
-                update(OutageNotice).where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
+                update(OutageNotice)
+                .where(OutageNotice.id == notice_id, OutageNotice.sent_at.is_(None))
                 .values(sent_at=self.db.now(), outcome=outcome, text=text)
             )
             return result.rowcount == 1
@@ -103,8 +116,10 @@ class NoticeBook:
         """Notices already sent to a conversation (REST clients collect them by polling)."""
         with self.db.reading() as s:
             rows = s.execute(
-                select(OutageNotice).where(OutageNotice.conversation_id == conversation_id,
-                                           OutageNotice.sent_at.is_not(None), OutageNotice.id > after_id)
+                select(OutageNotice)
+                .where(
+                    OutageNotice.conversation_id == conversation_id, OutageNotice.sent_at.is_not(None), OutageNotice.id > after_id
+                )
                 .order_by(OutageNotice.id)
             ).scalars()
             return [_notice(n) for n in rows]
@@ -137,8 +152,11 @@ class Notifier:
                 await asyncio.to_thread(self.book.postpone, notice.id)
                 continue
             ready = Notice(notice.id, notice.conversation_id, notice.channel, notice.bank, notice.probe_url, outcome, text)
-            if await claim_then_deliver(functools.partial(self.book.claim, notice.id, outcome, text),
-                                        functools.partial(self.deliver, ready), f"outage notice {notice.id}"):
+            if await claim_then_deliver(
+                functools.partial(self.book.claim, notice.id, outcome, text),
+                functools.partial(self.deliver, ready),
+                f"outage notice {notice.id}",
+            ):
                 sent += 1
         return sent
 

@@ -42,6 +42,7 @@ an outage open against a site that answers), or when the evidence in the window 
 threshold. A new outage of the same bank then needs evidence from after the clearing. The baseline is computed with one grouped query per bank and kept ``baseline_cache_seconds``
 in the process. Settings live in ``bankfeed.yml`` (``outage_radar``).
 """
+
 from __future__ import annotations
 
 import math
@@ -65,19 +66,19 @@ HEALTHY_PROBES = ("up", "slow")
 class RadarSettings:
     window_minutes: float = 30
     # the floors: what a bank with no history needs (see the module docstring)
-    min_reports: int = 5           # distinct sources reporting the bank unavailable in the window...
+    min_reports: int = 5  # distinct sources reporting the bank unavailable in the window...
     min_corroborating_failures: int = 1  # ...with at least this many failed probes (anonymous reports)
     min_verified_reports: int = 3  # distinct verified sources: enough on their own
-    min_probe_failures: int = 2    # failed probes in the window: enough on their own
+    min_probe_failures: int = 2  # failed probes in the window: enough on their own
     verified_channels: Tuple[str, ...] = ("slack", "botframework")
-    quiet_minutes: float = 10      # after a healthy probe, verified reports in this span must be under their threshold
+    quiet_minutes: float = 10  # after a healthy probe, verified reports in this span must be under their threshold
     # the baseline: a bank's usual rates, and how far above them a surge is
-    baseline_days: float = 14      # the look-back (ending where the window starts, outages left out)
+    baseline_days: float = 14  # the look-back (ending where the window starts, outages left out)
     baseline_min_hours: float = 24  # a shorter history is divided by this many hours (a new bank's bar stays low)
-    surge_factor: float = 2.0      # a surge is above factor x the usual count...
-    surge_sigmas: float = 4.0      # ...plus this many Poisson standard deviations (sqrt of the usual count)
+    surge_factor: float = 2.0  # a surge is above factor x the usual count...
+    surge_sigmas: float = 4.0  # ...plus this many Poisson standard deviations (sqrt of the usual count)
     baseline_cache_seconds: float = 300  # a bank's baseline is recomputed at most this often per process
-    recheck_minutes: float = 5     # how often a notice's bank is probed again
+    recheck_minutes: float = 5  # how often a notice's bank is probed again
     notice_expiry_hours: float = 24
     notifier_interval_seconds: float = 30
 
@@ -123,27 +124,29 @@ class RadarSettings:
 class Baseline:
     """A bank's usual rates (per minute) over the look-back, outside its outages and the current window."""
 
-    reports_per_minute: float = 0.0   # reports of the bank unavailable (stored once per conversation and window)
+    reports_per_minute: float = 0.0  # reports of the bank unavailable (stored once per conversation and window)
     verified_per_minute: float = 0.0  # of which through a verified channel
     failures_per_minute: float = 0.0  # failed probes
-    minutes: float = 0.0              # the span the counts were divided by
+    minutes: float = 0.0  # the span the counts were divided by
     computed_at: Optional[datetime] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"reports_per_hour": round(self.reports_per_minute * 60, 3),
-                "verified_per_hour": round(self.verified_per_minute * 60, 3),
-                "failures_per_hour": round(self.failures_per_minute * 60, 3),
-                "hours": round(self.minutes / 60, 2)}
+        return {
+            "reports_per_hour": round(self.reports_per_minute * 60, 3),
+            "verified_per_hour": round(self.verified_per_minute * 60, 3),
+            "failures_per_hour": round(self.failures_per_minute * 60, 3),
+            "hours": round(self.minutes / 60, 2),
+        }
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """The counts that are a surge for one bank right now (the window's, and the quiet span's)."""
 
-    reports: int        # distinct sources in the window (with corroboration)...
+    reports: int  # distinct sources in the window (with corroboration)...
     corroborating: int  # ...and this many failed probes
-    verified: int       # distinct verified sources in the window: enough on their own
-    failures: int       # failed probes in the window: enough on their own
+    verified: int  # distinct verified sources in the window: enough on their own
+    failures: int  # failed probes in the window: enough on their own
     quiet_verified: int  # verified sources within quiet_minutes that still hold an outage open
 
     @classmethod
@@ -167,18 +170,22 @@ class Thresholds:
 class Evidence:
     """What the current window (and the quiet span at its end) holds for one bank."""
 
-    reports: int = 0              # distinct sources reporting it unavailable
-    verified: int = 0             # distinct verified sources
-    failures: int = 0             # failed probes
+    reports: int = 0  # distinct sources reporting it unavailable
+    verified: int = 0  # distinct verified sources
+    failures: int = 0  # failed probes
     first: Optional[datetime] = None  # the first report or failed probe of the window
-    quiet_verified: int = 0       # distinct verified sources within quiet_minutes
+    quiet_verified: int = 0  # distinct verified sources within quiet_minutes
     last_failure: Optional[datetime] = None
     last_probe: Optional[Tuple[str, datetime]] = None  # the latest probe that was not "unknown" (any age)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"reports": self.reports, "verified": self.verified, "failures": self.failures,
-                "quiet_verified": self.quiet_verified,
-                "last_probe": self.last_probe[0] if self.last_probe else None}
+        return {
+            "reports": self.reports,
+            "verified": self.verified,
+            "failures": self.failures,
+            "quiet_verified": self.quiet_verified,
+            "last_probe": self.last_probe[0] if self.last_probe else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -243,7 +250,7 @@ def _excluded_periods(periods: Sequence[Tuple[datetime, datetime]]) -> List[Tupl
             merged.append((a, b))
     while len(merged) > MAX_EXCLUDED_PERIODS:
         i = min(range(len(merged) - 1), key=lambda j: merged[j + 1][0] - merged[j][1])
-        merged[i:i + 2] = [(merged[i][0], merged[i + 1][1])]
+        merged[i : i + 2] = [(merged[i][0], merged[i + 1][1])]
     return merged
 
 
@@ -258,8 +265,9 @@ class OutageRadar:
         self._baselines_lock = threading.Lock()
 
     # ------------------------------------------------------------------ signals
-    def record_report(self, bank: str, diagnosis: str, conversation_id: Optional[str], verified: bool = False,
-                      client_key: Optional[str] = None) -> Optional[OutageView]:
+    def record_report(
+        self, bank: str, diagnosis: str, conversation_id: Optional[str], verified: bool = False, client_key: Optional[str] = None
+    ) -> Optional[OutageView]:
         """Records a diagnosis naming ``bank`` (once per conversation, bank and window); returns the
         bank's outage if one is (now) suspected. ``verified``: the report came through an
         authenticated channel; ``client_key``: the reporting client's pseudonym, when known."""
@@ -269,14 +277,30 @@ class OutageRadar:
         """Records a fresh (not cached) probe of the bank's site."""
         return self._record(bank, "probe", status, None)
 
-    def _record(self, bank: str, kind: str, status: str, conversation_id: Optional[str], verified: bool = False,
-                client_key: Optional[str] = None) -> Optional[OutageView]:
+    def _record(
+        self,
+        bank: str,
+        kind: str,
+        status: str,
+        conversation_id: Optional[str],
+        verified: bool = False,
+        client_key: Optional[str] = None,
+    ) -> Optional[OutageView]:
         now = self.db.now()
         baseline = self.baseline(bank, now)  # before the write transaction: it may read two weeks of signals
         with self.db.writing() as s:
             if not (kind == "report" and self._reported_already(s, bank, status, conversation_id, now)):
-                s.add(BankSignal(bank=bank, kind=kind, status=status, conversation_id=conversation_id, created_at=now,
-                                 verified=bool(verified), client_key=client_key))
+                s.add(
+                    BankSignal(
+                        bank=bank,
+                        kind=kind,
+                        status=status,
+                        conversation_id=conversation_id,
+                        created_at=now,
+                        verified=bool(verified),
+                        client_key=client_key,
+                    )
+                )
                 s.flush()
             outage = self._evaluate(s, bank, now, baseline)
             return _view(outage) if outage is not None and outage.cleared_at is None else None
@@ -286,12 +310,20 @@ class OutageRadar:
         if conversation_id is None:
             return False
         since = now - timedelta(minutes=self.settings.window_minutes)
-        return s.execute(
-            select(_S.id).where(
-                _S.bank == bank, _S.kind == "report", _S.status == status,
-                _S.conversation_id == conversation_id, _S.created_at >= since,
-            ).limit(1)
-        ).first() is not None
+        return (
+            s.execute(
+                select(_S.id)
+                .where(
+                    _S.bank == bank,
+                    _S.kind == "report",
+                    _S.status == status,
+                    _S.conversation_id == conversation_id,
+                    _S.created_at >= since,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     # ------------------------------------------------------------------ the baseline
     def baseline(self, bank: str, now: Optional[datetime] = None) -> Baseline:
@@ -300,8 +332,11 @@ class OutageRadar:
         now = now or self.db.now()
         with self._baselines_lock:
             cached = self._baselines.get(bank)
-        if cached is not None and cached.computed_at is not None and \
-                timedelta(0) <= now - cached.computed_at < timedelta(seconds=self.settings.baseline_cache_seconds):
+        if (
+            cached is not None
+            and cached.computed_at is not None
+            and timedelta(0) <= now - cached.computed_at < timedelta(seconds=self.settings.baseline_cache_seconds)
+        ):
             return cached
         with self.db.reading() as s:
             fresh = self._compute_baseline(s, bank, now)
@@ -326,7 +361,8 @@ class OutageRadar:
         start = now - timedelta(days=cfg.baseline_days)
         outages = s.execute(
             select(Outage.started_at, Outage.cleared_at).where(
-                Outage.bank == bank, Outage.started_at < end, sa.or_(Outage.cleared_at.is_(None), Outage.cleared_at > start))
+                Outage.bank == bank, Outage.started_at < end, sa.or_(Outage.cleared_at.is_(None), Outage.cleared_at > start)
+            )
         ).all()
         excluded = _excluded_periods([(a, b or now) for a, b in outages])
         calm = sa.and_(sa.true(), *[sa.not_(sa.and_(_S.created_at >= a, _S.created_at <= b)) for a, b in excluded])
@@ -376,10 +412,18 @@ class OutageRadar:
         last_probe = s.execute(
             select(_S.status, _S.created_at)
             .where(_S.bank == bank, _S.kind == "probe", _S.status != "unknown")
-            .order_by(_S.created_at.desc(), _S.id.desc()).limit(1)
+            .order_by(_S.created_at.desc(), _S.id.desc())
+            .limit(1)
         ).first()
-        return Evidence(int(reports), int(verified_sources), int(failures), first, int(quiet_verified), last_failure,
-                        tuple(last_probe) if last_probe else None)
+        return Evidence(
+            int(reports),
+            int(verified_sources),
+            int(failures),
+            first,
+            int(quiet_verified),
+            last_failure,
+            tuple(last_probe) if last_probe else None,
+        )
 
     @staticmethod
     def _suspected(window: Evidence, bar: Thresholds) -> bool:
@@ -394,15 +438,23 @@ class OutageRadar:
         outage = s.execute(select(Outage).where(Outage.bank == bank, Outage.cleared_at.is_(None))).scalar_one_or_none()
         # a new outage needs new evidence: what came before the last one cleared was answered by then
         # (a healthy probe), and must not open it again at the next signal
-        after = None if outage is not None else s.execute(
-            select(func.max(Outage.cleared_at)).where(Outage.bank == bank)).scalar_one()
+        after = (
+            None if outage is not None else s.execute(select(func.max(Outage.cleared_at)).where(Outage.bank == bank)).scalar_one()
+        )
         window = self._evidence(s, bank, now, after)
         bar = Thresholds.of(baseline, self.settings)
         suspected = self._suspected(window, bar)
         if outage is None:
             if suspected:
-                outage = Outage(bank=bank, started_at=window.first or now, detected_at=now, cleared_at=None,
-                                report_count=window.reports, probe_failures=window.failures, last_signal_at=now)
+                outage = Outage(
+                    bank=bank,
+                    started_at=window.first or now,
+                    detected_at=now,
+                    cleared_at=None,
+                    report_count=window.reports,
+                    probe_failures=window.failures,
+                    last_signal_at=now,
+                )
                 s.add(outage)
                 s.flush()
                 self.forget_baseline(bank)
@@ -451,8 +503,13 @@ class OutageRadar:
             after = None if open_ else s.execute(select(func.max(Outage.cleared_at)).where(Outage.bank == bank)).scalar_one()
             window = self._evidence(s, bank, now, after)
         bar = Thresholds.of(baseline, self.settings)
-        return {"bank": bank, "window": window.to_dict(), "baseline": baseline.to_dict(), "thresholds": bar.to_dict(),
-                "suspected": self._suspected(window, bar)}
+        return {
+            "bank": bank,
+            "window": window.to_dict(),
+            "baseline": baseline.to_dict(),
+            "thresholds": bar.to_dict(),
+            "suspected": self._suspected(window, bar),
+        }
 
     # ------------------------------------------------------------------ queries
     def current(self, bank: str) -> Optional[OutageView]:
@@ -469,7 +526,8 @@ class OutageRadar:
         with self.db.reading() as s:
             since = self.db.now() - timedelta(days=days)
             rows = s.execute(
-                select(Outage).where(sa.or_(Outage.cleared_at.is_(None), Outage.cleared_at >= since))
+                select(Outage)
+                .where(sa.or_(Outage.cleared_at.is_(None), Outage.cleared_at >= since))
                 .order_by(Outage.started_at.desc())
             ).scalars()
             return [_view(o) for o in rows]
@@ -482,8 +540,9 @@ class OutageRadar:
             now = self.db.now()
             since = now - timedelta(hours=hours)
             edges = [since + timedelta(minutes=bucket_minutes * (i + 1)) for i in range(buckets - 1)]
-            bucket = (case(*[(_S.created_at < edge, i) for i, edge in enumerate(edges)], else_=buckets - 1)
-                      if edges else sa.literal(0)).label("bucket")
+            bucket = (
+                case(*[(_S.created_at < edge, i) for i, edge in enumerate(edges)], else_=buckets - 1) if edges else sa.literal(0)
+            ).label("bucket")
             what = case((_S.kind == "report", "reports"), else_="probe_failures").label("what")
             rows = s.execute(
                 select(_S.bank, what, bucket, func.count())

@@ -1,4 +1,5 @@
 """The action server's side of the "wait a day" reminders, for one conversation (bot/outages/reminders.py)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -7,6 +7,7 @@ conversation id). It asks whether the feed works now; "still failing" then opens
 whole record (see ``bot/troubleshooting/conversation.py``, ``reminder_status``). With several replicas, a
 replica must win the ``sent_at IS NULL`` update to deliver it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,7 @@ from bot.db.engine import Database
 from bot.db.models import WaitReminder
 from bot.outages.rounds import claim_then_deliver, every
 
-REMINDER_TEXT = ("Checking in as promised: it's been a day since we paused on {topic}. Is your bank feed "
-                 "updating now?")
+REMINDER_TEXT = "Checking in as promised: it's been a day since we paused on {topic}. Is your bank feed updating now?"
 REMINDER_BUTTONS = [
     {"title": "Yes, it's fixed", "payload": "/fixed_it"},
     {"title": "No, still failing", "payload": "/deny"},
@@ -33,8 +33,8 @@ REMINDER_BUTTONS = [
 
 @dataclass(frozen=True)
 class ReminderSettings:
-    delay_hours: float = 24          # when the reminder is due, after it was asked for
-    interval_seconds: float = 60     # how often due reminders are looked for
+    delay_hours: float = 24  # when the reminder is due, after it was asked for
+    interval_seconds: float = 60  # how often due reminders are looked for
 
     @classmethod
     def from_mapping(cls, data: Optional[dict]) -> "ReminderSettings":
@@ -74,8 +74,13 @@ class ReminderBook:
         now = self.db.now()
         try:
             with self.db.writing() as s:
-                row = WaitReminder(conversation_id=conversation_id, channel=channel, topic=topic[:200], created_at=now,
-                                   due_at=now + timedelta(hours=self.settings.delay_hours))
+                row = WaitReminder(
+                    conversation_id=conversation_id,
+                    channel=channel,
+                    topic=topic[:200],
+                    created_at=now,
+                    due_at=now + timedelta(hours=self.settings.delay_hours),
+                )
                 s.add(row)
                 s.flush()
                 return _reminder(row)
@@ -86,29 +91,41 @@ class ReminderBook:
 
     def pending(self, conversation_id: str) -> Optional[Reminder]:
         with self.db.reading() as s:
-            row = s.execute(select(WaitReminder).where(WaitReminder.conversation_id == conversation_id,
-                                                       WaitReminder.sent_at.is_(None))).scalar_one_or_none()
+            row = s.execute(
+                select(WaitReminder).where(WaitReminder.conversation_id == conversation_id, WaitReminder.sent_at.is_(None))
+            ).scalar_one_or_none()
             return _reminder(row) if row else None
 
     def due(self, limit: int = 100) -> List[Reminder]:
         with self.db.reading() as s:
-            rows = s.execute(select(WaitReminder).where(WaitReminder.sent_at.is_(None), WaitReminder.due_at <= self.db.now())
-                             .order_by(WaitReminder.due_at).limit(limit)).scalars()
+            rows = s.execute(
+                select(WaitReminder)
+                .where(WaitReminder.sent_at.is_(None), WaitReminder.due_at <= self.db.now())
+                .order_by(WaitReminder.due_at)
+                .limit(limit)
+            ).scalars()
             return [_reminder(r) for r in rows]
 
     def claim(self, reminder_id: int, text: str) -> bool:
         """Marks the reminder sent; True only for the one caller that should deliver it."""
         with self.db.writing() as s:
-            result = s.execute(update(WaitReminder).where(WaitReminder.id == reminder_id, WaitReminder.sent_at.is_(None))
-                               .values(sent_at=self.db.now(), text=text))
+            result = s.execute(
+                update(WaitReminder)
+                .where(WaitReminder.id == reminder_id, WaitReminder.sent_at.is_(None))
+                .values(sent_at=self.db.now(), text=text)
+            )
             return result.rowcount == 1
 
     def sent_to(self, conversation_id: str, after_id: int = 0) -> List[Reminder]:
         """Reminders already sent to a conversation (REST clients collect them by polling)."""
         with self.db.reading() as s:
-            rows = s.execute(select(WaitReminder).where(WaitReminder.conversation_id == conversation_id,
-                                                        WaitReminder.sent_at.is_not(None), WaitReminder.id > after_id)
-                             .order_by(WaitReminder.id)).scalars()
+            rows = s.execute(
+                select(WaitReminder)
+                .where(
+                    WaitReminder.conversation_id == conversation_id, WaitReminder.sent_at.is_not(None), WaitReminder.id > after_id
+                )
+                .order_by(WaitReminder.id)
+            ).scalars()
             return [_reminder(r) for r in rows]
 
 
@@ -125,10 +142,12 @@ class ReminderSender:
         sent = 0
         for reminder in await asyncio.to_thread(self.book.due):
             text = REMINDER_TEXT.format(topic=reminder.topic)
-            ready = Reminder(reminder.id, reminder.conversation_id, reminder.channel, reminder.topic, reminder.due_at,
-                             None, text)
-            if await claim_then_deliver(functools.partial(self.book.claim, reminder.id, text),
-                                        functools.partial(self.deliver, ready), f"reminder {reminder.id}"):
+            ready = Reminder(reminder.id, reminder.conversation_id, reminder.channel, reminder.topic, reminder.due_at, None, text)
+            if await claim_then_deliver(
+                functools.partial(self.book.claim, reminder.id, text),
+                functools.partial(self.deliver, ready),
+                f"reminder {reminder.id}",
+            ):
                 sent += 1
         return sent
 

@@ -2,6 +2,7 @@
 every few seconds, and the claim-then-deliver step that sends each notice or reminder exactly once,
 whatever the number of server replicas.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -17,6 +17,7 @@ The check is attached through rasa_sdk's own extension hook (``attach_sanic_app_
 Before rasa_sdk is imported, the start-up warning filters (``bot.server.quiet_start``) and the log
 scrubbing (``bot.log_masking``) are installed: a secret a user pasted never reaches this server's logs.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -55,9 +56,11 @@ def check_config(interface: str, token: str, env: Mapping[str, str]) -> Optional
     if token and len(token) < MIN_TOKEN_CHARS:
         return f"ACTION_SERVER_TOKEN is too short: use at least {MIN_TOKEN_CHARS} random characters."
     if not token and not is_loopback(interface) and env.get("ACTION_SERVER_ALLOW_OPEN", "") != "1":
-        return (f"Refusing to listen on {interface} without ACTION_SERVER_TOKEN: anyone who reaches the port "
-                "could run actions. Set the token (and the same one in Rasa's endpoints), or "
-                "ACTION_SERVER_ALLOW_OPEN=1 if the network already admits only the Rasa server.")
+        return (
+            f"Refusing to listen on {interface} without ACTION_SERVER_TOKEN: anyone who reaches the port "
+            "could run actions. Set the token (and the same one in Rasa's endpoints), or "
+            "ACTION_SERVER_ALLOW_OPEN=1 if the network already admits only the Rasa server."
+        )
     return None
 
 
@@ -93,8 +96,9 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
 
     env = os.environ if env is None else env
     parser = create_argument_parser()
-    parser.add_argument("--interface", default=None,
-                        help=f"address to listen on (default: ACTION_SERVER_INTERFACE or {DEFAULT_INTERFACE})")
+    parser.add_argument(
+        "--interface", default=None, help=f"address to listen on (default: ACTION_SERVER_INTERFACE or {DEFAULT_INTERFACE})"
+    )
     args = parser.parse_args(argv)
     interface = args.interface or env.get("ACTION_SERVER_INTERFACE") or DEFAULT_INTERFACE
     token = (env.get("ACTION_SERVER_TOKEN") or "").strip()

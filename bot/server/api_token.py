@@ -10,6 +10,7 @@ access logs. ``install_bearer_header`` lets clients send ``Authorization: Bearer
 a request carrying exactly the API token (compared in constant time) is treated as if it had
 ``?token=``; any other bearer value (a JWT, an agent-console session) is left alone.
 """
+
 from __future__ import annotations
 
 import hmac

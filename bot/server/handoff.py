@@ -18,6 +18,7 @@ verified request), and a Slack / Teams destination is the conversation reference
 stored after verifying a request (``bot.handoff.conversation_refs``). A ticket's ``channel`` field,
 the tracker's metadata and anything else a client sent are never used to pick where a message goes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -120,7 +121,9 @@ class HandoffService:
             earlier = await self.run(self.tickets.messages, ticket.id)
             if sum(1 for m in earlier if m.sender == "user") != 1:
                 return
-            await self._update_tracker(message.sender_id, [BotUttered(RECEIVED, data={}, metadata={"handoff": {"handoff_event": "received"}})])
+            await self._update_tracker(
+                message.sender_id, [BotUttered(RECEIVED, data={}, metadata={"handoff": {"handoff_event": "received"}})]
+            )
             if message.output_channel is not None:
                 await message.output_channel.send_text_message(message.sender_id, RECEIVED)
         except Exception:
@@ -142,8 +145,12 @@ class HandoffService:
     async def claim(self, ticket_id: int, agent: Any) -> TicketView:
         ticket = await self.run(self.tickets.claim, ticket_id, agent.id)
         text = JOINED.format(agent=agent.display_name)
-        await self._tell_user(ticket, text, {"handoff_event": "agent_joined", "agent_name": agent.display_name},
-                              [SlotSet("handoff_status", "assigned")])
+        await self._tell_user(
+            ticket,
+            text,
+            {"handoff_event": "agent_joined", "agent_name": agent.display_name},
+            [SlotSet("handoff_status", "assigned")],
+        )
         return ticket
 
     async def reply(self, ticket_id: int, agent: Any, text: str) -> Any:
@@ -155,16 +162,21 @@ class HandoffService:
     async def hand_back(self, ticket_id: int, agent: Any, note: Optional[str]) -> TicketView:
         ticket = await self.run(self.tickets.return_to_bot, ticket_id, agent.id, note)
         events = resumed("returned_to_bot")
-        await self._tell_user(ticket, HANDED_BACK.format(agent=agent.display_name),
-                              {"handoff_event": "agent_left", "agent_name": agent.display_name}, events,
-                              buttons=HANDED_BACK_BUTTONS)
+        await self._tell_user(
+            ticket,
+            HANDED_BACK.format(agent=agent.display_name),
+            {"handoff_event": "agent_left", "agent_name": agent.display_name},
+            events,
+            buttons=HANDED_BACK_BUTTONS,
+        )
         return ticket
 
     async def close(self, ticket_id: int, agent: Any, note: str) -> TicketView:
         ticket = await self.run(self.tickets.close, ticket_id, "agent", note, agent.id)
         events = resumed("closed")
-        await self._tell_user(ticket, CLOSED.format(agent=agent.display_name),
-                              {"handoff_event": "closed", "agent_name": agent.display_name}, events)
+        await self._tell_user(
+            ticket, CLOSED.format(agent=agent.display_name), {"handoff_event": "closed", "agent_name": agent.display_name}, events
+        )
         return ticket
 
     # ------------------------------------------------------------------ conversation side effects
@@ -208,7 +220,9 @@ class HandoffService:
                 tracker.update(event)
             await agent.processor.save_tracker(tracker)
 
-    async def _push(self, conversation_id: str, channel_name: str, text: str, custom: Dict[str, Any], buttons: Optional[list]) -> None:
+    async def _push(
+        self, conversation_id: str, channel_name: str, text: str, custom: Dict[str, Any], buttons: Optional[list]
+    ) -> None:
         """Delivers to channels that accept pushes; REST clients poll for agent messages instead.
 
         The channel comes from the conversation id's prefix (``channel_name``, what the ticket or
@@ -220,8 +234,13 @@ class HandoffService:
             logger.warning("Not pushing to conversation %s: its id names no channel.", conversation_id)
             return
         if channel_name != verified:
-            logger.warning("Conversation %s is of the %s channel, not %s: delivering on %s only.",
-                           conversation_id, verified, channel_name, verified)
+            logger.warning(
+                "Conversation %s is of the %s channel, not %s: delivering on %s only.",
+                conversation_id,
+                verified,
+                channel_name,
+                verified,
+            )
         channels = getattr(self.app.ctx, "input_channels", None) or []
         channel = next((c for c in channels if c.name() == verified), None)
         if channel is None or verified == "rest":
@@ -230,15 +249,19 @@ class HandoffService:
             if hasattr(channel, "push_to_conversation"):
                 ref = await self.run(self.refs.get, conversation_id)
                 if ref is None or ref.channel != verified:
-                    logger.warning("No verified %s conversation reference for %s: the message stays in the "
-                                   "transcript only.", verified, conversation_id)
+                    logger.warning(
+                        "No verified %s conversation reference for %s: the message stays in the transcript only.",
+                        verified,
+                        conversation_id,
+                    )
                     return
                 await channel.push_to_conversation(conversation_id, ref.reference, text, buttons)
             elif verified == "socketio" and sessions.default_ids().verify(conversation_id, sessions.WEB):
                 output = channel.get_output_channel()
                 if output is not None:
                     await output.send_custom_json(
-                        conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})})
+                        conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})}
+                    )
         except Exception:
             # the message is in the tracker and the store; the user sees it when they reconnect
             logger.exception("Could not push a message to the %s channel.", verified)

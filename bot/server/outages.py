@@ -2,6 +2,7 @@
 "wait a day" reminders (the same delivery: ``tell``, the hand-off service's, on the conversation id's
 channel). Started and stopped by ``bot.server.services.Services``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,7 +46,13 @@ def start_reminders(reminders: ReminderBook, tell: Tell) -> "asyncio.Task[None]"
     from rasa.shared.core.events import SlotSet
 
     async def deliver(reminder: Reminder) -> None:
-        await tell(reminder.conversation_id, reminder.channel, reminder.text or "", {"reminder_event": "due"},
-                   [SlotSet("reminder_status", "sent")], buttons=REMINDER_BUTTONS)
+        await tell(
+            reminder.conversation_id,
+            reminder.channel,
+            reminder.text or "",
+            {"reminder_event": "due"},
+            [SlotSet("reminder_status", "sent")],
+            buttons=REMINDER_BUTTONS,
+        )
 
     return asyncio.ensure_future(ReminderSender(reminders, deliver).run_forever(reminders.settings.interval_seconds))

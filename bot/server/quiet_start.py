@@ -19,6 +19,7 @@ Why they showed at all: importing ``sanic.app`` turns every ``DeprecationWarning
 first, and ``keep_in_front_of_rasa()`` registers a Rasa plugin (``configure_commandline`` hook, run
 right after Rasa configured its warnings) that puts them in front again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,14 +35,20 @@ TF_CPP_LOG_LEVEL = "2"
 # dependencies (requirements/constraints.txt) print on `make run`, and where each comes from.
 THIRD_PARTY_WARNINGS: Tuple[Tuple[str, str, str], ...] = (
     # SQLAlchemy 1.4's one "2.0 migration" warning, for Rasa's declarative_base() in its SQL tracker store
-    ("sqlalchemy.exc:MovedIn20Warning", r"rasa\.core\.tracker_store",
-     r"Deprecated API features detected! These feature\(s\) are not compatible with SQLAlchemy 2\.0"),
+    (
+        "sqlalchemy.exc:MovedIn20Warning",
+        r"rasa\.core\.tracker_store",
+        r"Deprecated API features detected! These feature\(s\) are not compatible with SQLAlchemy 2\.0",
+    ),
     # Rasa's SQLTrackerStore.get_db_url builds sa.engine.url.URL(...) directly
     ("sqlalchemy.exc:SADeprecationWarning", r"rasa\.core\.tracker_store", r"Calling URL\(\) directly is deprecated"),
     # setuptools' pkg_resources: said by whichever of Rasa (schema validation), APScheduler (Rasa's reminders)
     # and limits (our rate limits) imports it first
-    ("builtins:DeprecationWarning", r"rasa\.shared\.utils\.validation|apscheduler|limits\.util",
-     r"pkg_resources is deprecated as an API"),
+    (
+        "builtins:DeprecationWarning",
+        r"rasa\.shared\.utils\.validation|apscheduler|limits\.util",
+        r"pkg_resources is deprecated as an API",
+    ),
     # ... which then complains of the legacy namespace packages installed (mpl_toolkits, ruamel)
     ("builtins:DeprecationWarning", r"pkg_resources", r"Deprecated call to `pkg_resources\.declare_namespace\('[\w.]+'\)`"),
     # Sanic-Cors (Rasa's and rasa_sdk's CORS) compares versions with distutils
@@ -49,11 +56,17 @@ THIRD_PARTY_WARNINGS: Tuple[Tuple[str, str, str], ...] = (
     # TensorFlow 2.12's TFLite helpers import jax.xla_computation when jax is installed
     ("builtins:DeprecationWarning", r"tensorflow\.lite\.python\.util", r"jax\.xla_computation is deprecated"),
     # matplotlib 3.5 and packaging 20.9 (Rasa's pins) use pyparsing 3's old camelCase names
-    ("pyparsing:PyparsingDeprecationWarning", r"matplotlib\.fontconfig_pattern|packaging\.(markers|requirements)",
-     r"'\w+' deprecated - use '\w+'"),
+    (
+        "pyparsing:PyparsingDeprecationWarning",
+        r"matplotlib\.fontconfig_pattern|packaging\.(markers|requirements)",
+        r"'\w+' deprecated - use '\w+'",
+    ),
     # typer 0.7 and spaCy 3.4's command line (loaded with the spaCy pipeline) use Click 8's old names
-    ("builtins:DeprecationWarning", r"typer(\.completion)?",
-     r"'(click\.utils\.get_binary_stream|click\.utils\.get_text_stream|BaseCommand)' is deprecated and will be removed in Click 9\.0"),
+    (
+        "builtins:DeprecationWarning",
+        r"typer(\.completion)?",
+        r"'(click\.utils\.get_binary_stream|click\.utils\.get_text_stream|BaseCommand)' is deprecated and will be removed in Click 9\.0",
+    ),
     ("builtins:DeprecationWarning", r"spacy\.cli\._util", r"Importing 'parser\.split_arg_string' is deprecated"),
 )
 

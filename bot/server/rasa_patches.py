@@ -23,6 +23,7 @@ The patches (``PATCHES``), by name:
   unpacked directly, with the same Rasa function: the same parse data, without the ~80 ms of DIET per
   button press under load. Text that is not a payload of a known intent still goes through the graph.
 """
+
 from __future__ import annotations
 
 import functools
@@ -183,11 +184,19 @@ def _payloads_without_the_graph(original: Any) -> Any:
 # ---------------------------------------------------------------- applying them
 
 PATCHES = (
-    Patch("action_response_validation", "rasa.core.actions.action:RemoteAction", "_validate_action_result",
-          _validate_with_one_validator),
+    Patch(
+        "action_response_validation",
+        "rasa.core.actions.action:RemoteAction",
+        "_validate_action_result",
+        _validate_with_one_validator,
+    ),
     Patch("event_class_cache", "rasa.shared.core.events:Event", "resolve_by_type", _cached_event_class_lookup),
-    Patch("button_payloads_skip_nlu", "rasa.core.processor:MessageProcessor", "_parse_message_with_graph",
-          _payloads_without_the_graph),
+    Patch(
+        "button_payloads_skip_nlu",
+        "rasa.core.processor:MessageProcessor",
+        "_parse_message_with_graph",
+        _payloads_without_the_graph,
+    ),
 )
 
 _originals: Dict[str, Any] = {}  # name -> the class attribute Rasa defined
@@ -199,8 +208,11 @@ def apply_all() -> bool:
     import rasa
 
     if rasa.__version__ != RASA_VERSION:
-        logger.warning("The Rasa patches were written for Rasa %s, not %s: none applied (bot/server/rasa_patches.py).",
-                       RASA_VERSION, rasa.__version__)
+        logger.warning(
+            "The Rasa patches were written for Rasa %s, not %s: none applied (bot/server/rasa_patches.py).",
+            RASA_VERSION,
+            rasa.__version__,
+        )
         return False
     for patch in PATCHES:
         if patch.name in _replacements:
@@ -236,5 +248,8 @@ def report() -> None:
         logger.info("Rasa %s patches in place: %s.", RASA_VERSION, ", ".join(state))
     else:
         missing = [name for name, ok in state.items() if not ok]
-        logger.warning("Rasa patches not in place: %s. Start the server with `python -m bot.server.serve run ...` "
-                       "(bot/server/serve.py), which applies them.", ", ".join(missing))
+        logger.warning(
+            "Rasa patches not in place: %s. Start the server with `python -m bot.server.serve run ...` "
+            "(bot/server/serve.py), which applies them.",
+            ", ".join(missing),
+        )

@@ -13,6 +13,7 @@ images in deploy/, the tests' servers): importing our channels or components cha
 
 ``--enable-api`` without a token is refused: Rasa's HTTP API would be open to anyone.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,7 +30,9 @@ def rasa_argv(args: Sequence[str], token: Optional[str]) -> List[str]:
         if arg == "--auth-token" or arg.startswith("--auth-token="):
             raise ValueError("Do not pass --auth-token: set RASA_API_TOKEN or RASA_API_TOKEN_FILE instead.")
         if arg == "--cors" or arg.startswith("--cors="):
-            raise ValueError("Do not pass --cors: list the widget's sites in CHAT_ALLOWED_ORIGINS (see bot/server/channels/cors.py).")
+            raise ValueError(
+                "Do not pass --cors: list the widget's sites in CHAT_ALLOWED_ORIGINS (see bot/server/channels/cors.py)."
+            )
     if "--enable-api" in args and not token:
         raise ValueError("--enable-api needs a token: set RASA_API_TOKEN or RASA_API_TOKEN_FILE.")
     return ["rasa", *args] + ([f"--auth-token={token}"] if token else [])

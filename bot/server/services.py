@@ -16,6 +16,7 @@ builds them (``Services.install``) and leaves them on ``app.ctx.services``:
 A route takes what it needs (``request.app.ctx.services.radar`` ...); blocking store calls go
 through ``services.run`` (a worker thread). Nothing reaches one service through another.
 """
+
 from __future__ import annotations
 
 import asyncio

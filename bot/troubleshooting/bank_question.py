@@ -6,6 +6,7 @@ secret (never quoted back), or no answer at all: a button of an earlier message 
 question ("what's the weather?", "how do I record a refund"), another request ("talk to a person").
 The last kind is handed back to the troubleshooter to be handled as what it is.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,25 +23,79 @@ SKIP = "skip"
 SECRET = "secret"
 NOT_AN_ANSWER = "not_an_answer"
 
-SKIP_WORDS = {"skip", "dont know", "don't know", "no idea", "not sure", "pass", "none", "n/a", "idk", "skip it",
-              "skip that", "skip the check", "i don't know", "i dont know", "rather not say"}
+SKIP_WORDS = {
+    "skip",
+    "dont know",
+    "don't know",
+    "no idea",
+    "not sure",
+    "pass",
+    "none",
+    "n/a",
+    "idk",
+    "skip it",
+    "skip that",
+    "skip the check",
+    "i don't know",
+    "i dont know",
+    "rather not say",
+}
 #: Intents that, said with confidence, are never a bank's name (the troubleshooter handles them).
-NOT_A_NAME_INTENTS = {"affirm", "deny", "fixed_it", "already_tried", "ask_human", "stop", "greet", "goodbye", "thank",
-                      "bot_challenge", "ask_capabilities", "continue_troubleshooting", "bank_site_problem",
-                      "notify_when_back", "out_of_scope", "report_bank_unavailable", "report_credentials",
-                      "report_verification", "report_account_not_found", "report_consent_expired",
-                      "report_connection_failure", "explain_step", "relapse", "remind_me", "off_topic"}
+NOT_A_NAME_INTENTS = {
+    "affirm",
+    "deny",
+    "fixed_it",
+    "already_tried",
+    "ask_human",
+    "stop",
+    "greet",
+    "goodbye",
+    "thank",
+    "bot_challenge",
+    "ask_capabilities",
+    "continue_troubleshooting",
+    "bank_site_problem",
+    "notify_when_back",
+    "out_of_scope",
+    "report_bank_unavailable",
+    "report_credentials",
+    "report_verification",
+    "report_account_not_found",
+    "report_consent_expired",
+    "report_connection_failure",
+    "explain_step",
+    "relapse",
+    "remind_me",
+    "off_topic",
+}
 NAME_CONFIDENCE = 0.8
 _BANKISH = re.compile(r"\b(bank|banc|banco|credit union|cu|savings|trust|financial|federal|card|capital)\b", re.I)
 _QUESTION_START = re.compile(
     r"^(what|what's|whats|how|why|when|where|who|which|can|could|would|will|do|does|did|is|are|should|tell me|"
-    r"explain|help)\b", re.I)
-_LEAD_IN = re.compile(r"^(it'?s|it is|its|my bank is|the bank is|we bank with|we use|we're with|we are with|i bank with|"
-                      r"i use|bank is|with|at)\s+", re.I)
+    r"explain|help)\b",
+    re.I,
+)
+_LEAD_IN = re.compile(
+    r"^(it'?s|it is|its|my bank is|the bank is|we bank with|we use|we're with|we are with|i bank with|"
+    r"i use|bank is|with|at)\s+",
+    re.I,
+)
 _NAME = re.compile(r"^[\w&'.,\- ]+$")
 #: Descriptions, not names: the bank is unknown but the customer has said what they can.
-GENERIC = {"a credit union", "credit union", "a local bank", "local bank", "a small bank", "small bank", "my bank",
-           "a bank", "the bank", "a local credit union", "local credit union", "my credit union"}
+GENERIC = {
+    "a credit union",
+    "credit union",
+    "a local bank",
+    "local bank",
+    "a small bank",
+    "small bank",
+    "my bank",
+    "a bank",
+    "the bank",
+    "a local credit union",
+    "local credit union",
+    "my credit union",
+}
 MAX_NAME_CHARS = 60
 MAX_NAME_WORDS = 7
 
@@ -53,8 +108,9 @@ class BankAnswer:
     name: Optional[str] = None  # an unlisted bank's name as the customer gave it (None for "a credit union")
 
 
-def classify(text: str, intent: Optional[str], confidence: float, entities: Mapping[str, str],
-             directory: BankDirectory) -> BankAnswer:
+def classify(
+    text: str, intent: Optional[str], confidence: float, entities: Mapping[str, str], directory: BankDirectory
+) -> BankAnswer:
     """What the message ``text`` (with its NLU ``intent`` and first ``entities``) says to "which bank?"."""
     text = (text or "").strip()
     if text.startswith("/"):
@@ -83,8 +139,12 @@ def classify(text: str, intent: Optional[str], confidence: float, entities: Mapp
     name = _LEAD_IN.sub("", text).strip(" .!,")
     if name.lower() in GENERIC:
         return BankAnswer(UNLISTED, name=None)
-    if (0 < len(name) <= MAX_NAME_CHARS and len(name.split()) <= MAX_NAME_WORDS and _NAME.match(name)
-            and any(c.isalpha() for c in name)):
+    if (
+        0 < len(name) <= MAX_NAME_CHARS
+        and len(name.split()) <= MAX_NAME_WORDS
+        and _NAME.match(name)
+        and any(c.isalpha() for c in name)
+    ):
         return BankAnswer(UNLISTED, name=name)
     return BankAnswer(NOT_AN_ANSWER)  # a sentence about something else: handled as what it is
 

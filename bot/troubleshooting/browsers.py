@@ -1,4 +1,5 @@
 """Which browser a user is on, from what they say or from the chat widget's user agent."""
+
 from __future__ import annotations
 
 from typing import Optional

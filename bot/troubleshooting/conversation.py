@@ -21,6 +21,7 @@ The dialogue design, in four rules:
   ``step_outcomes`` entry says whether it was walked through, already tried by the customer, or
   skipped and why (``troubleshooting.record``). Summaries, tickets and the console read that.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,18 @@ CHITCHAT_RESPONSES = {
 }
 
 # Intents that a known QuickBooks error code in the same message turns into a problem report.
-CODE_OVERRIDABLE_INTENTS = {"inform", "nlu_fallback", "greet", "thank", "goodbye", "bot_challenge", "ask_capabilities",
-                            "dont_know", "explain_step", "relapse"}
+CODE_OVERRIDABLE_INTENTS = {
+    "inform",
+    "nlu_fallback",
+    "greet",
+    "thank",
+    "goodbye",
+    "bot_challenge",
+    "ask_capabilities",
+    "dont_know",
+    "explain_step",
+    "relapse",
+}
 
 #: How long "wait a day" must have lasted before "still failing" means it did not help (the nightly
 #: update has run by then); sooner, the customer is offered a reminder or a person instead.
@@ -69,8 +80,10 @@ SiteCheck = Callable[[str, str], Awaitable[ProbeResult]]
 
 #: What the customer reads when the address they gave is one the bot may not contact (the outbound policy
 #: refused it: not a public web address, an unusual port or scheme). It says nothing about the target.
-CANNOT_CHECK_ADDRESS = ("I can't check that address, so I haven't tested it. I can only check a bank's public "
-                        "website, such as the page where you sign in to online banking.")
+CANNOT_CHECK_ADDRESS = (
+    "I can't check that address, so I haven't tested it. I can only check a bank's public "
+    "website, such as the page where you sign in to online banking."
+)
 
 #: The question asked again in other words (short numbered steps), by the key of the question.
 REASK: Dict[str, str] = {
@@ -98,13 +111,27 @@ REASK: Dict[str, str] = {
 #: Credential questions whose "No" button reads "No / not sure": "I don't know" answers them.
 NOT_SURE_MEANS_NO = {cc.SAME_USER_ID, cc.THIRD_PARTY_ACCESS}
 #: Questions that are not "did it work?": "I don't know" to them is answered by asking again in other words.
-NOT_STEP_QUESTIONS = {"utter_offer_outage_notice", "utter_offer_human", "utter_welcome_back", "utter_ask_browser",
-                      "utter_clarify", "utter_clarify_topic", "utter_ask_what_now", "utter_wait_too_soon", BANK_QUESTION}
+NOT_STEP_QUESTIONS = {
+    "utter_offer_outage_notice",
+    "utter_offer_human",
+    "utter_welcome_back",
+    "utter_ask_browser",
+    "utter_clarify",
+    "utter_clarify_topic",
+    "utter_ask_what_now",
+    "utter_wait_too_soon",
+    BANK_QUESTION,
+}
 #: "Skip" and "check back tomorrow" typed at a step (their buttons send /skip_step and /remind_me; the
 #: classifier has no examples of them, which keeps its out-of-scope recall).
-TYPED_SKIP = re.compile(r"^\s*(please\s+)?(skip|skip (it|this|that)( one| step)?|next( one| fix| step)?( please)?|"
-                        r"move on|pass|skip to the next (fix|step))\s*[.!]*\s*$", re.I)
-TYPED_REMIND = re.compile(r"\b(remind|check (back|in|on)|follow up|message|ping|get back to)\b.*\b(tomorrow|later|in a day)\b", re.I)
+TYPED_SKIP = re.compile(
+    r"^\s*(please\s+)?(skip|skip (it|this|that)( one| step)?|next( one| fix| step)?( please)?|"
+    r"move on|pass|skip to the next (fix|step))\s*[.!]*\s*$",
+    re.I,
+)
+TYPED_REMIND = re.compile(
+    r"\b(remind|check (back|in|on)|follow up|message|ping|get back to)\b.*\b(tomorrow|later|in a day)\b", re.I
+)
 
 #: The questions about what the problem is (no step yet): asked again with other options, then a person.
 CLARIFY_QUESTIONS = ("utter_clarify", "utter_clarify_topic", "utter_ask_what_now")
@@ -323,8 +350,11 @@ class Troubleshooter:
         if reply.question:
             new = {"key": reply.question, "count": 0}
         elif state.needs_bank:  # the bank form asks next
-            new = {"key": BANK_QUESTION, "count": state.question.get("count", 0) if state.question.get("key") == BANK_QUESTION else 0,
-                   **self._answered_message()}
+            new = {
+                "key": BANK_QUESTION,
+                "count": state.question.get("count", 0) if state.question.get("key") == BANK_QUESTION else 0,
+                **self._answered_message(),
+            }
         elif state.escalation_due or state.resolved:
             new = {}
         else:
@@ -358,7 +388,11 @@ class Troubleshooter:
             return "utter_ask_bank_login"
         if step == ts.CREDENTIAL_CHECK:
             q = cc.next_question(self._state.credential_answers)
-            return cc.QUESTION_RESPONSES[q] if q and not self._state.credential_answers.get(cc.ADVICE_GIVEN) else "utter_cred_edit_sign_in"
+            return (
+                cc.QUESTION_RESPONSES[q]
+                if q and not self._state.credential_answers.get(cc.ADVICE_GIVEN)
+                else "utter_cred_edit_sign_in"
+            )
         if step == ts.CLEAR_CACHE:
             return browsers.cache_response(self._state.browser) if self._state.browser else "utter_ask_browser"
         if step == ts.MANUAL_UPLOAD:
@@ -390,8 +424,11 @@ class Troubleshooter:
             return
         step_title = ts.STEP_TITLES.get(self._state.current_step or "", "this step")
         if count == 1 or (first and count == 2):  # an understood "I don't know" gets its answer first
-            self._reply.say(first or REASK.get(key, "utter_reask_fixed_yet"), bank_login=self._bank_login_url() or "your bank's own website",
-                            bank_name=self._state.bank or "your bank")
+            self._reply.say(
+                first or REASK.get(key, "utter_reask_fixed_yet"),
+                bank_login=self._bank_login_url() or "your bank's own website",
+                bank_name=self._state.bank or "your bank",
+            )
         elif key in CLARIFY_QUESTIONS:
             self._reply.say("utter_clarify_person" if count % 2 == 0 else "utter_clarify_again")
         elif count % 2 == 0:
@@ -408,8 +445,15 @@ class Troubleshooter:
         """After a message that was not the bank asked for: ask for it again if nothing else was asked
         (one question per turn) and the site check still waits for it."""
         s = self._state
-        if (s.current_step == ts.SITE_CHECK and self._bank_login_url() is None and not s.bank_site
-                and not self._reply.question and not s.escalation_due and not s.resolved and not s.needs_bank):
+        if (
+            s.current_step == ts.SITE_CHECK
+            and self._bank_login_url() is None
+            and not s.bank_site
+            and not self._reply.question
+            and not s.escalation_due
+            and not s.resolved
+            and not s.needs_bank
+        ):
             self._reask()
 
     # ------------------------------------------------------------------ helpers
@@ -480,8 +524,13 @@ class Troubleshooter:
             self._set("error_code", turn.first("error_code"))
 
         bank_named = turn.first("bank") is not None
-        if previous_key and previous not in (None, dx.OUT_OF_SCOPE) and state.bank and not bank_named \
-                and OTHER_BANK.search(turn.text or ""):
+        if (
+            previous_key
+            and previous not in (None, dx.OUT_OF_SCOPE)
+            and state.bank
+            and not bank_named
+            and OTHER_BANK.search(turn.text or "")
+        ):
             # "also my other bank shows 103": a new topic, and not with the bank of the old one
             self._other_bank = True
             self._old_bank_url = state.bank_url
@@ -501,7 +550,11 @@ class Troubleshooter:
             if await self._known_outage():
                 return
         if state.current_step and previous == diagnosis:
-            if state.current_step == ts.SITE_CHECK and (turn.first("bank") or turn.first("bank_url")) and not self._site_checked():
+            if (
+                state.current_step == ts.SITE_CHECK
+                and (turn.first("bank") or turn.first("bank_url"))
+                and not self._site_checked()
+            ):
                 await self._present(ts.SITE_CHECK)
                 return
             # the same problem reported again while a fix is pending: that fix didn't help
@@ -533,9 +586,16 @@ class Troubleshooter:
             with_code=f" (Error {code})" if code and not dx.is_desktop_code(code) else "",
         )
 
-    PROGRESS_SLOTS = {"steps_tried": list, "step_outcomes": dict, "current_step": lambda: None,
-                      "credential_answers": dict, "resolved": bool, "wait_day": dict, "reminder_status": lambda: None,
-                      "human_offered": bool}
+    PROGRESS_SLOTS = {
+        "steps_tried": list,
+        "step_outcomes": dict,
+        "current_step": lambda: None,
+        "credential_answers": dict,
+        "resolved": bool,
+        "wait_day": dict,
+        "reminder_status": lambda: None,
+        "human_offered": bool,
+    }
 
     def _progress(self) -> Dict[str, Any]:
         s = self._state
@@ -592,7 +652,7 @@ class Troubleshooter:
 
     # ------------------------------------------------------------------ relapses and returns
     async def _relapse(self) -> None:
-        """"It broke again" after "it's fixed": the fix that seemed to work is marked as not holding,
+        """ "It broke again" after "it's fixed": the fix that seemed to work is marked as not holding,
         and the conversation goes on with the remaining steps (or a specialist when none are left)."""
         state = self._state
         outcomes = dict(state.step_outcomes)
@@ -620,10 +680,14 @@ class Troubleshooter:
         pending = state.current_step or ts.next_step(state.diagnosis, state.steps_tried)
         if pending is None:
             return False
-        if turn.intent in ("greet", "nlu_fallback", "thank", "inform") and not turn.entities.get("error_code") \
-                and not turn.first("bank"):
-            self._reply.ask("utter_welcome_back", topic=topic_title(self._topic_key()),
-                            last_step=ts.STEP_TITLES.get(pending, pending))
+        if (
+            turn.intent in ("greet", "nlu_fallback", "thank", "inform")
+            and not turn.entities.get("error_code")
+            and not turn.first("bank")
+        ):
+            self._reply.ask(
+                "utter_welcome_back", topic=topic_title(self._topic_key()), last_step=ts.STEP_TITLES.get(pending, pending)
+            )
             return True
         self._reply.say("utter_welcome_back_short", topic=topic_title(self._topic_key()))
         return False
@@ -974,8 +1038,12 @@ class Troubleshooter:
         """A web address while the site check waits for one (an unlisted or skipped bank): it is the
         sign-in address asked for, whatever the classifier made of a bare URL."""
         s = self._state
-        return (s.current_step == ts.SITE_CHECK and s.diagnosis not in (None, dx.OUT_OF_SCOPE)
-                and not self._site_checked() and intent not in ("fixed_it", "ask_human", "stop"))
+        return (
+            s.current_step == ts.SITE_CHECK
+            and s.diagnosis not in (None, dx.OUT_OF_SCOPE)
+            and not self._site_checked()
+            and intent not in ("fixed_it", "ask_human", "stop")
+        )
 
     async def _on_sign_in_address(self, turn: Turn) -> None:
         known = self.directory.from_url(turn.first("bank_url") or "")

@@ -3,6 +3,7 @@
 It finds out why the sign-in saved in QuickBooks fails (Error 103/179, and a step of the 102 path)
 and ends with the Edit sign-in info instructions, plus notes that fit the answers.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional

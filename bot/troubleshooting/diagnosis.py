@@ -4,6 +4,7 @@ Codes are the strongest signal: a known QuickBooks Online code decides the diagn
 wording. Otherwise the intent decides. Chit-chat only yields ``out_of_scope`` while nothing better is
 known, so "thanks" at the end of a conversation does not erase a real diagnosis.
 """
+
 from __future__ import annotations
 
 import re

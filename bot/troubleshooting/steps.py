@@ -1,4 +1,5 @@
 """The order of fixes for each diagnosis, and how far a conversation has got through them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,7 +52,13 @@ STEP_TITLES: Dict[str, str] = {
 
 # Steps whose text is a single domain response called utter_step_<name>.
 SIMPLE_STEP_RESPONSES = {
-    REFRESH, PRIVATE_WINDOW, MANUAL_UPLOAD, WAIT_A_DAY, ANSWER_SECURITY_CHECK, FIX_ACCOUNT_MAPPING, RENEW_CONSENT,
+    REFRESH,
+    PRIVATE_WINDOW,
+    MANUAL_UPLOAD,
+    WAIT_A_DAY,
+    ANSWER_SECURITY_CHECK,
+    FIX_ACCOUNT_MAPPING,
+    RENEW_CONSENT,
 }
 
 OUTCOME_FAILED = "did_not_help"
@@ -118,8 +125,11 @@ class Record:
     skipped: Dict[str, str]
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"steps_walked": list(self.walked), "steps_already_tried": list(self.already_tried),
-                "steps_skipped": dict(self.skipped)}
+        return {
+            "steps_walked": list(self.walked),
+            "steps_already_tried": list(self.already_tried),
+            "steps_skipped": dict(self.skipped),
+        }
 
     @property
     def tried(self) -> List[str]:

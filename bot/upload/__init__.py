@@ -4,6 +4,7 @@ converts it into a clean CSV. Plain Python over bytes; nothing is stored, nothin
     report = analyse(data, "export.csv", date_order=None, last_booked=None, region="US")
     report.ok, report.problems, report.needs_date_order, report.converted, report.plain_text()
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,35 +29,49 @@ __all__ = ["analyse", "UploadReport", "Problem", "ConvertedFile"]
 logger = logging.getLogger(__name__)
 
 DAY_FIRST_REGIONS = ("UK", "CA", "IE", "AU", "NZ")
-EXPORT_INSTEAD = ("Download the transactions from your bank as CSV, or as QuickBooks Web Connect (.QBO), "
-                  "and upload that instead.")
+EXPORT_INSTEAD = "Download the transactions from your bank as CSV, or as QuickBooks Web Connect (.QBO), and upload that instead."
 REJECTED = {
-    "qif": ("qif", "This is a .QIF file. QuickBooks Online doesn't accept QIF (an older format used by Quicken and "
-                   "QuickBooks Desktop), so the upload fails. On your bank's download page choose 'QuickBooks Web "
-                   "Connect (.QBO)' or 'CSV' for the same dates instead."),
-    "xlsx": ("xlsx", "This is an Excel workbook. QuickBooks Online only takes CSV or Web Connect files: in Excel use "
-                     "File > Save As > 'CSV (Comma delimited)' and upload that, or export CSV/QBO from your bank."),
-    "xls": ("xls", "This is an old-style Excel (.xls) workbook. QuickBooks Online only takes CSV or Web Connect files: "
-                   "in Excel use File > Save As > 'CSV (Comma delimited)', or export CSV/QBO from your bank."),
+    "qif": (
+        "qif",
+        "This is a .QIF file. QuickBooks Online doesn't accept QIF (an older format used by Quicken and "
+        "QuickBooks Desktop), so the upload fails. On your bank's download page choose 'QuickBooks Web "
+        "Connect (.QBO)' or 'CSV' for the same dates instead.",
+    ),
+    "xlsx": (
+        "xlsx",
+        "This is an Excel workbook. QuickBooks Online only takes CSV or Web Connect files: in Excel use "
+        "File > Save As > 'CSV (Comma delimited)' and upload that, or export CSV/QBO from your bank.",
+    ),
+    "xls": (
+        "xls",
+        "This is an old-style Excel (.xls) workbook. QuickBooks Online only takes CSV or Web Connect files: "
+        "in Excel use File > Save As > 'CSV (Comma delimited)', or export CSV/QBO from your bank.",
+    ),
     "ods": ("ods", "This is a spreadsheet (OpenDocument). Save it as CSV and upload that, or export CSV/QBO from your bank."),
-    "numbers": ("numbers", "This is a Numbers spreadsheet. Use File > Export To > CSV and upload that, or export "
-                           "CSV/QBO from your bank."),
-    "zip": ("zip", "This is a zip archive; I don't open archives. Unzip it and upload the CSV or QBO file inside. "
-                   + EXPORT_INSTEAD),
+    "numbers": (
+        "numbers",
+        "This is a Numbers spreadsheet. Use File > Export To > CSV and upload that, or export CSV/QBO from your bank.",
+    ),
+    "zip": (
+        "zip",
+        "This is a zip archive; I don't open archives. Unzip it and upload the CSV or QBO file inside. " + EXPORT_INSTEAD,
+    ),
     "archive": ("archive", "This is a compressed archive; I don't open archives. " + EXPORT_INSTEAD),
     "pdf": ("pdf", "This is a PDF statement. QuickBooks can't import PDFs. " + EXPORT_INSTEAD),
     "image": ("image", "This is a picture, not a transactions file. " + EXPORT_INSTEAD),
     "rtf": ("rtf", "This is a word-processor document, not a transactions file. " + EXPORT_INSTEAD),
     "html": ("html", "This is a web page (some banks save these with an .xls name), not a CSV. " + EXPORT_INSTEAD),
-    "xml": ("xml", "This is an XML file (perhaps an Excel XML spreadsheet), not a CSV or Web Connect file. "
-                   + EXPORT_INSTEAD),
-    "binary": ("binary", "This file isn't readable text, so it isn't a CSV or Web Connect file (it may be damaged). "
-                         + EXPORT_INSTEAD),
+    "xml": ("xml", "This is an XML file (perhaps an Excel XML spreadsheet), not a CSV or Web Connect file. " + EXPORT_INSTEAD),
+    "binary": (
+        "binary",
+        "This file isn't readable text, so it isn't a CSV or Web Connect file (it may be damaged). " + EXPORT_INSTEAD,
+    ),
 }
 
 
-def analyse(data: bytes, filename: str, *, date_order: Optional[str] = None, last_booked: Optional[dt.date] = None,
-            region: str = "US") -> UploadReport:
+def analyse(
+    data: bytes, filename: str, *, date_order: Optional[str] = None, last_booked: Optional[dt.date] = None, region: str = "US"
+) -> UploadReport:
     """Check ``data`` (the uploaded file's bytes) against QuickBooks Online's upload rules and
     convert it. Never raises: hostile or broken input comes back as problems in the report."""
     try:
@@ -68,9 +83,10 @@ def analyse(data: bytes, filename: str, *, date_order: Optional[str] = None, las
         except Exception:
             shown = "upload"
         return UploadReport(
-            ok=False, file_type="unknown", filename=shown,
-            problems=[Problem(None, ERROR, "Something in this file stopped me from reading it. " + EXPORT_INSTEAD,
-                              "unreadable")],
+            ok=False,
+            file_type="unknown",
+            filename=shown,
+            problems=[Problem(None, ERROR, "Something in this file stopped me from reading it. " + EXPORT_INSTEAD, "unreadable")],
         )
 
 
@@ -87,8 +103,9 @@ def _analyse(data, filename, *, date_order, last_booked, region) -> UploadReport
         if candidate in ORDERS:
             hint = candidate
         else:
-            notes.append(Problem(None, WARNING, f"I ignored the date order '{str(date_order)[:10]}' (use MDY, DMY "
-                                 "or YMD).", "hint"))
+            notes.append(
+                Problem(None, WARNING, f"I ignored the date order '{str(date_order)[:10]}' (use MDY, DMY or YMD).", "hint")
+            )
     if isinstance(last_booked, dt.datetime):
         last_booked = last_booked.date()
     elif last_booked is not None and not isinstance(last_booked, dt.date):
@@ -99,10 +116,15 @@ def _analyse(data, filename, *, date_order, last_booked, region) -> UploadReport
 
     limit = max_input_bytes()
     if len(data) > limit:
-        return _fail(name, name.ext or "unknown", None, "too_large",
-                     f"The file is {human_size(len(data))}; I can check files up to {human_size(limit)}, and "
-                     f"QuickBooks itself takes at most {human_size(QBO_MAX_FILE_BYTES)} per file. Download a "
-                     "shorter date range from your bank.")
+        return _fail(
+            name,
+            name.ext or "unknown",
+            None,
+            "too_large",
+            f"The file is {human_size(len(data))}; I can check files up to {human_size(limit)}, and "
+            f"QuickBooks itself takes at most {human_size(QBO_MAX_FILE_BYTES)} per file. Download a "
+            "shorter date range from your bank.",
+        )
     if not data.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
         return _fail(name, name.ext or "unknown", None, "empty", "The file is empty. " + EXPORT_INSTEAD)
 
@@ -121,8 +143,9 @@ def _analyse(data, filename, *, date_order, last_booked, region) -> UploadReport
 
 
 def _fail(name: FileName, file_type: str, encoding, code: str, message: str) -> UploadReport:
-    return UploadReport(ok=False, file_type=file_type, encoding=encoding, filename=name.display,
-                        problems=[Problem(None, ERROR, message, code)])
+    return UploadReport(
+        ok=False, file_type=file_type, encoding=encoding, filename=name.display, problems=[Problem(None, ERROR, message, code)]
+    )
 
 
 def _reject(name: FileName, kind: str) -> UploadReport:
@@ -141,8 +164,13 @@ def _output_order(region: str) -> str:
 def _size_problem(data: bytes, converted_note: str) -> Optional[Problem]:
     if len(data) <= QBO_MAX_FILE_BYTES:
         return None
-    return Problem(None, ERROR, f"The file is {human_size(len(data))}; QuickBooks takes at most "
-                   f"{human_size(QBO_MAX_FILE_BYTES)} per upload. {converted_note}", "qbo_size")
+    return Problem(
+        None,
+        ERROR,
+        f"The file is {human_size(len(data))}; QuickBooks takes at most "
+        f"{human_size(QBO_MAX_FILE_BYTES)} per upload. {converted_note}",
+        "qbo_size",
+    )
 
 
 def _totals(amounts: Sequence[Decimal]) -> dict:
@@ -154,8 +182,7 @@ def _totals(amounts: Sequence[Decimal]) -> dict:
 def _date_span(transactions: Sequence[Transaction]) -> dict:
     if not transactions:
         return {"date_from": None, "date_to": None}
-    return {"date_from": min(t.date for t in transactions).isoformat(),
-            "date_to": max(t.date for t in transactions).isoformat()}
+    return {"date_from": min(t.date for t in transactions).isoformat(), "date_to": max(t.date for t in transactions).isoformat()}
 
 
 def _finish(report: UploadReport) -> UploadReport:
@@ -163,8 +190,9 @@ def _finish(report: UploadReport) -> UploadReport:
     if len(problems) > MAX_PROBLEMS:
         ordered = report.ordered_problems()
         kept, dropped = ordered[:MAX_PROBLEMS], ordered[MAX_PROBLEMS:]
-        kept.append(Problem(None, WARNING, f"...and {len(dropped)} more problems like the ones above, not listed "
-                            "one by one.", "more"))
+        kept.append(
+            Problem(None, WARNING, f"...and {len(dropped)} more problems like the ones above, not listed one by one.", "more")
+        )
         report.problems = kept
     report.ok = not any(p.severity == ERROR for p in report.problems)
     return report
@@ -184,8 +212,7 @@ def _converted(transactions: List[Transaction], stem: str, order: str, last_book
 
 
 # ---------------------------------------------------------------------------- the check before anything is offered
-def _check(report: UploadReport, problems: List[Problem], source, out_order: str, left_out, last_booked,
-           noun: str):
+def _check(report: UploadReport, problems: List[Problem], source, out_order: str, left_out, last_booked, noun: str):
     """Every converted copy against the independent read of the source; on any difference the copies are
     withdrawn and the report says what differs and what to do."""
     main = [c for c in report.converted if c.kind == "all"]
@@ -195,24 +222,37 @@ def _check(report: UploadReport, problems: List[Problem], source, out_order: str
         again = verify.compare(source, fresh, out_order, left_out=left_out, after=last_booked, noun=noun)
         if not again.passed:
             verdict.passed = False
-            verdict.differences += [f"in the copy without the rows already in QuickBooks, {d}"
-                                    for d in again.differences]
+            verdict.differences += [f"in the copy without the rows already in QuickBooks, {d}" for d in again.differences]
     if verdict.passed:
         if verdict.left_out:
             rows = duplicates.ranges(verdict.left_out)
             word = "Rows" if noun == "rows" else "Transactions"
-            problems.append(Problem(None, WARNING, f"The copy has {verdict.copy_rows} of the {verdict.copy_rows + len(verdict.left_out)} "
-                                    f"{noun} in your file: {word.lower()} {rows} are left out (see why above); add "
-                                    "them in QuickBooks by hand if they are real transactions.", "left_out"))
+            problems.append(
+                Problem(
+                    None,
+                    WARNING,
+                    f"The copy has {verdict.copy_rows} of the {verdict.copy_rows + len(verdict.left_out)} "
+                    f"{noun} in your file: {word.lower()} {rows} are left out (see why above); add "
+                    "them in QuickBooks by hand if they are real transactions.",
+                    "left_out",
+                )
+            )
         return verdict
     report.converted = []
     n, money_in, money_out = source.totals()
     what = "; ".join(verdict.differences)
-    problems.append(Problem(None, ERROR, f"I didn't make a converted copy: checking it against your file, {what}. "
-                            f"Your file has {n} {noun} (money in {money(money_in)}, money out {money(money_out)}) and I "
-                            "won't hand you a copy that loses or changes any of them. Upload the original file to "
-                            "QuickBooks if it accepts it, or download the same dates from your bank in the other "
-                            "format (CSV or Web Connect .QBO) and send me that.", "check_failed"))
+    problems.append(
+        Problem(
+            None,
+            ERROR,
+            f"I didn't make a converted copy: checking it against your file, {what}. "
+            f"Your file has {n} {noun} (money in {money(money_in)}, money out {money(money_out)}) and I "
+            "won't hand you a copy that loses or changes any of them. Upload the original file to "
+            "QuickBooks if it accepts it, or download the same dates from your bank in the other "
+            "format (CSV or Web Connect .QBO) and send me that.",
+            "check_failed",
+        )
+    )
     return verdict
 
 
@@ -220,12 +260,22 @@ def _csv_source(text: str, table, ex, order):
     layout = ex.layout
     conv = ex.convention
     return verify.read_csv(
-        text, delimiter=table.delimiter, header_row=layout.header_row, date_col=layout.date,
-        amount_col=layout.amount, debit_col=layout.debit, credit_col=layout.credit, marker_col=layout.direction,
-        text_cols=[i for i in (layout.description, *layout.fold) if i is not None], order=order,
-        decimal_sep=ex.decimal_sep, flip=bool(conv and conv.flip), plus_in=bool(conv and conv.plus_in),
+        text,
+        delimiter=table.delimiter,
+        header_row=layout.header_row,
+        date_col=layout.date,
+        amount_col=layout.amount,
+        debit_col=layout.debit,
+        credit_col=layout.credit,
+        marker_col=layout.direction,
+        text_cols=[i for i in (layout.description, *layout.fold) if i is not None],
+        order=order,
+        decimal_sep=ex.decimal_sep,
+        flip=bool(conv and conv.flip),
+        plus_in=bool(conv and conv.plus_in),
         marker_out=cols.DIRECTION_OUT if layout.direction is not None else (),
-        marker_in=cols.DIRECTION_IN if layout.direction is not None else (), amount_alt=layout.amount_alt,
+        marker_in=cols.DIRECTION_IN if layout.direction is not None else (),
+        amount_alt=layout.amount_alt,
     )
 
 
@@ -235,13 +285,27 @@ def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) ->
     problems = list(notes)
     accepted = _accepted_extensions(region)
     if name.ext in OFX_EXTENSIONS:
-        problems.append(Problem(None, ERROR, f"The file is named .{name.ext} but it is a CSV inside; QuickBooks will "
-                                "fail to read it. Upload the converted .csv instead.", "extension"))
+        problems.append(
+            Problem(
+                None,
+                ERROR,
+                f"The file is named .{name.ext} but it is a CSV inside; QuickBooks will "
+                "fail to read it. Upload the converted .csv instead.",
+                "extension",
+            )
+        )
     elif name.ext not in accepted:
         what = f"a .{name.ext} name" if name.ext else "no extension"
-        problems.append(Problem(None, ERROR, f"The file has {what}; QuickBooks takes .csv"
-                                f"{', .txt' if 'txt' in accepted else ''}, .qbo, .qfx or .ofx. The converted file is "
-                                ".csv.", "extension"))
+        problems.append(
+            Problem(
+                None,
+                ERROR,
+                f"The file has {what}; QuickBooks takes .csv"
+                f"{', .txt' if 'txt' in accepted else ''}, .qbo, .qfx or .ofx. The converted file is "
+                ".csv.",
+                "extension",
+            )
+        )
     size = _size_problem(data, "The converted copy is split by date range into files under the limit.")
     if size:
         problems.append(size)
@@ -250,8 +314,14 @@ def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) ->
     if table.error:
         problems.append(Problem(len(table.records) + 1, ERROR, table.error, "unreadable_row"))
     if table.truncated:
-        problems.append(Problem(None, ERROR, "The file has too many rows for one upload; I read the first part only. "
-                                "Download a shorter date range.", "too_many_rows"))
+        problems.append(
+            Problem(
+                None,
+                ERROR,
+                "The file has too many rows for one upload; I read the first part only. Download a shorter date range.",
+                "too_many_rows",
+            )
+        )
     if not table.error and not any(not r.blank for r in table.records):
         problems.append(Problem(None, ERROR, "The file has no rows. " + EXPORT_INSTEAD, "empty"))
         report.problems = problems
@@ -276,8 +346,11 @@ def _csv_report(name, data, text, encoding, notes, hint, last_booked, region) ->
         report.converted = files
         problems += more
     elif not ex.fatal and order is not None and not usable:
-        problems.append(Problem(None, ERROR, "I couldn't read any transactions from this file, so there is nothing "
-                                "to convert.", "no_transactions"))
+        problems.append(
+            Problem(
+                None, ERROR, "I couldn't read any transactions from this file, so there is nothing to convert.", "no_transactions"
+            )
+        )
     layout = ex.layout
     check = None
     if source is not None and order is not None:
@@ -318,10 +391,18 @@ def _ofx_report(name, data, notes, last_booked, region) -> UploadReport:
     problems = list(notes)
     if name.ext not in OFX_EXTENSIONS:
         shown = f".{name.ext}" if name.ext else "no extension"
-        problems.append(Problem(None, ERROR, f"This is a Web Connect/OFX file but it has {shown}; QuickBooks decides by "
-                                "the name, so rename it to .qbo (or .ofx), or upload the converted CSV.", "extension"))
-    size = _size_problem(data, "Download shorter date ranges from your bank, or upload the converted CSV files "
-                               "(split by date range).")
+        problems.append(
+            Problem(
+                None,
+                ERROR,
+                f"This is a Web Connect/OFX file but it has {shown}; QuickBooks decides by "
+                "the name, so rename it to .qbo (or .ofx), or upload the converted CSV.",
+                "extension",
+            )
+        )
+    size = _size_problem(
+        data, "Download shorter date ranges from your bank, or upload the converted CSV files (split by date range)."
+    )
     if size:
         problems.append(size)
     res = analyse_ofx(data, ext)
@@ -332,19 +413,24 @@ def _ofx_report(name, data, notes, last_booked, region) -> UploadReport:
     accounts = []
     for index, st in enumerate(res.statements):
         all_txs += st.transactions
-        accounts.append({
-            "type": st.kind,
-            "account": st.masked,
-            "account_type": st.account_type,
-            "bank_id": st.bank_id,
-            "currency": st.currency,
-            "rows": len(st.transactions),
-            **_date_span(st.transactions),
-            **_totals([t.amount for t in st.transactions]),
-        })
+        accounts.append(
+            {
+                "type": st.kind,
+                "account": st.masked,
+                "account_type": st.account_type,
+                "bank_id": st.bank_id,
+                "currency": st.currency,
+                "rows": len(st.transactions),
+                **_date_span(st.transactions),
+                **_totals([t.amount for t in st.transactions]),
+            }
+        )
         if st.transactions:
-            suffix = f"_{st.account_id[-4:]}" if len(res.statements) > 1 and st.account_id else (
-                f"_{index + 1}" if len(res.statements) > 1 else "")
+            suffix = (
+                f"_{st.account_id[-4:]}"
+                if len(res.statements) > 1 and st.account_id
+                else (f"_{index + 1}" if len(res.statements) > 1 else "")
+            )
             safe_suffix = "".join(ch for ch in suffix if ch.isalnum() or ch == "_")
             files, more = _converted(st.transactions, name.stem + safe_suffix, out_order, last_booked, "transactions")
             report.converted += files
@@ -358,9 +444,15 @@ def _ofx_report(name, data, notes, last_booked, region) -> UploadReport:
     if res.readable and res.statements and not all_txs and not any(p.severity == ERROR for p in problems):
         problems.append(Problem(None, WARNING, "The statement has no transactions in it.", "no_transactions"))
     if report.converted:
-        problems.append(Problem(None, INFO, "The converted CSV has no FITIDs, so QuickBooks can't spot duplicates as "
-                                "well as with the original file. Upload the original if it has no errors.",
-                                "csv_from_ofx"))
+        problems.append(
+            Problem(
+                None,
+                INFO,
+                "The converted CSV has no FITIDs, so QuickBooks can't spot duplicates as "
+                "well as with the original file. Upload the original if it has no errors.",
+                "csv_from_ofx",
+            )
+        )
     report.summary = {
         "rows": len(all_txs),
         **_date_span(all_txs),

@@ -4,6 +4,7 @@ Understood: currency symbols and codes ($ £ € ¥ CAD USD C$ ...), parentheses
 leading / trailing minus (also the Unicode minus), a plus sign, "CR"/"DR" suffixes, thousands
 separators (1,234.56  1.234,56  1 234,56  1'234.56) and a decimal comma.
 """
+
 from __future__ import annotations
 
 import functools
@@ -66,7 +67,7 @@ def _strip_decorations(s: str):
         m = _CRDR_START.match(s)
         if m and len(s) > m.end():
             flags.add(CR if m.group(1).lower() == "cr" else DR)
-            s = s[m.end():]
+            s = s[m.end() :]
     for _ in range(8):
         before = s
         s = s.strip()
@@ -80,7 +81,7 @@ def _strip_decorations(s: str):
         m = _CURRENCY.match(s)
         if m:
             flags.add(CURRENCY)
-            s = s[m.end():]
+            s = s[m.end() :]
             continue
         m = _CURRENCY_END.search(s)
         if m and m.start() > 0:
@@ -208,7 +209,7 @@ def _parse_amount_cached(text: str, decimal_sep: str) -> Optional[Amount]:
 
 
 def guess_decimal_separator(cells: Iterable[str]) -> str:
-    """"," when the file's amounts mostly use a decimal comma (1.234,56 / 12,50), else "."."""
+    """ "," when the file's amounts mostly use a decimal comma (1.234,56 / 12,50), else "."."""
     comma = dot = 0
     for n, raw in enumerate(cells):
         if n >= 20_000:

@@ -1,6 +1,7 @@
 """Finds the header row (past any account-details preamble) and what each column holds: date,
 description, amount or debit/credit, balance, extras worth folding into the description, and
 columns to drop. Works from header names, or from the content when there is no header."""
+
 from __future__ import annotations
 
 import re
@@ -13,98 +14,453 @@ from bot.upload.dates import parse_date
 from bot.upload.limits import HEADER_SEARCH_ROWS
 
 DATE_NAMES = (
-    "date", "transaction date", "trans date", "txn date", "date of transaction", "transaction posted date",
-    "posting date", "posted date", "post date", "date posted", "booking date", "value date",
-    "effective date", "completed date", "started date", "process date", "processed date", "date completed",
-    "date started", "created", "date time", "datetime", "transaction date time", "date processed",
-    "processed", "transaction posted", "posted", "completed", "date of entry", "entry date", "settlement date",
+    "date",
+    "transaction date",
+    "trans date",
+    "txn date",
+    "date of transaction",
+    "transaction posted date",
+    "posting date",
+    "posted date",
+    "post date",
+    "date posted",
+    "booking date",
+    "value date",
+    "effective date",
+    "completed date",
+    "started date",
+    "process date",
+    "processed date",
+    "date completed",
+    "date started",
+    "created",
+    "date time",
+    "datetime",
+    "transaction date time",
+    "date processed",
+    "processed",
+    "transaction posted",
+    "posted",
+    "completed",
+    "date of entry",
+    "entry date",
+    "settlement date",
     # German, Swiss, Austrian
-    "datum", "buchungstag", "buchungsdatum", "buchung", "belegdatum", "transaktionsdatum", "abschlussdatum",
-    "valuta", "valutadatum", "wertstellung", "wertstellungsdatum", "wertstellungstag", "valuta datum",
+    "datum",
+    "buchungstag",
+    "buchungsdatum",
+    "buchung",
+    "belegdatum",
+    "transaktionsdatum",
+    "abschlussdatum",
+    "valuta",
+    "valutadatum",
+    "wertstellung",
+    "wertstellungsdatum",
+    "wertstellungstag",
+    "valuta datum",
     # Dutch, Belgian
-    "transactiedatum", "boekingsdatum", "boekdatum", "uitvoeringsdatum", "rentedatum", "valutadatum",
+    "transactiedatum",
+    "boekingsdatum",
+    "boekdatum",
+    "uitvoeringsdatum",
+    "rentedatum",
+    "valutadatum",
     # French
-    "date operation", "date de l operation", "date d operation", "date de operation", "date comptable",
-    "date de comptabilisation", "date de valeur", "date valeur",
+    "date operation",
+    "date de l operation",
+    "date d operation",
+    "date de operation",
+    "date comptable",
+    "date de comptabilisation",
+    "date de valeur",
+    "date valeur",
     # Spanish, Italian, Portuguese
-    "fecha", "fecha operacion", "fecha de operacion", "f operacion", "fecha contable", "fecha valor",
-    "f valor", "data", "data operazione", "data contabile", "data valuta", "data movimento",
-    "data lancamento", "data do movimento",
+    "fecha",
+    "fecha operacion",
+    "fecha de operacion",
+    "f operacion",
+    "fecha contable",
+    "fecha valor",
+    "f valor",
+    "data",
+    "data operazione",
+    "data contabile",
+    "data valuta",
+    "data movimento",
+    "data lancamento",
+    "data do movimento",
 )
 DESCRIPTION_NAMES = (
-    "description", "transaction description", "desc", "description 1", "transaction details", "details",
-    "narrative", "narration", "payee", "payee name", "name", "merchant", "merchant name", "memo", "particulars",
-    "transaction", "counterparty", "counterparty name", "other party", "partner name", "beneficiary",
+    "description",
+    "transaction description",
+    "desc",
+    "description 1",
+    "transaction details",
+    "details",
+    "narrative",
+    "narration",
+    "payee",
+    "payee name",
+    "name",
+    "merchant",
+    "merchant name",
+    "memo",
+    "particulars",
+    "transaction",
+    "counterparty",
+    "counterparty name",
+    "other party",
+    "partner name",
+    "beneficiary",
     # German, Swiss
-    "beguenstigter zahlungspflichtiger", "begunstigter zahlungspflichtiger", "auftraggeber empfanger",
-    "auftraggeber empfaenger", "empfanger", "empfaenger", "zahlungsempfanger", "name zahlungsbeteiligter",
-    "auftraggeber", "verwendungszweck", "beschreibung", "buchungsdetails", "avisierungstext", "text",
+    "beguenstigter zahlungspflichtiger",
+    "begunstigter zahlungspflichtiger",
+    "auftraggeber empfanger",
+    "auftraggeber empfaenger",
+    "empfanger",
+    "empfaenger",
+    "zahlungsempfanger",
+    "name zahlungsbeteiligter",
+    "auftraggeber",
+    "verwendungszweck",
+    "beschreibung",
+    "buchungsdetails",
+    "avisierungstext",
+    "text",
     "buchungstext",
     # Dutch, French, Spanish, Italian, Portuguese
-    "naam omschrijving", "naam", "omschrijving", "tegenpartij", "libelle", "libelle operation",
-    "libelle de l operation", "intitule", "concepto", "descripcion", "movimiento", "beneficiario",
-    "descrizione", "descrizione operazione", "causale", "descricao", "historico",
+    "naam omschrijving",
+    "naam",
+    "omschrijving",
+    "tegenpartij",
+    "libelle",
+    "libelle operation",
+    "libelle de l operation",
+    "intitule",
+    "concepto",
+    "descripcion",
+    "movimiento",
+    "beneficiario",
+    "descrizione",
+    "descrizione operazione",
+    "causale",
+    "descricao",
+    "historico",
 )
 FOLD_NAMES = (
-    "description 2", "memo", "notes", "note", "notes and tags", "reference", "ref", "payment reference",
-    "payee", "payee name", "name", "merchant", "merchant name", "counterparty", "counterparty name",
-    "additional info", "check number", "cheque number", "check", "cheque", "check no", "cheque no",
-    "check or slip", "check num", "chq no",
-    "verwendungszweck", "mededelingen", "omschrijving", "communication", "communicatie", "concepto",
-    "beschreibung", "zahlungszweck", "informations complementaires", "causale", "reason", "purpose",
+    "description 2",
+    "memo",
+    "notes",
+    "note",
+    "notes and tags",
+    "reference",
+    "ref",
+    "payment reference",
+    "payee",
+    "payee name",
+    "name",
+    "merchant",
+    "merchant name",
+    "counterparty",
+    "counterparty name",
+    "additional info",
+    "check number",
+    "cheque number",
+    "check",
+    "cheque",
+    "check no",
+    "cheque no",
+    "check or slip",
+    "check num",
+    "chq no",
+    "verwendungszweck",
+    "mededelingen",
+    "omschrijving",
+    "communication",
+    "communicatie",
+    "concepto",
+    "beschreibung",
+    "zahlungszweck",
+    "informations complementaires",
+    "causale",
+    "reason",
+    "purpose",
     "additional details",
 )
-CHECK_NAMES = ("check number", "cheque number", "check", "cheque", "check no", "cheque no", "check or slip",
-               "check num", "chq no")
+CHECK_NAMES = (
+    "check number",
+    "cheque number",
+    "check",
+    "cheque",
+    "check no",
+    "cheque no",
+    "check or slip",
+    "check num",
+    "chq no",
+)
 #: Never a description: ids, account numbers (the account's own IBAN), addresses, categories, times.
 NOT_DESCRIPTION_NAMES = (
-    "id", "transaction id", "transaction reference", "reference number", "ref no", "tx id", "txn id", "uuid",
-    "iban", "bic", "swift", "account", "account number", "account no", "account name", "account type",
-    "sort code", "rekening", "tegenrekening", "iban bban", "auftragskonto", "kontonummer", "konto", "blz",
-    "kontonummer iban", "glaubiger id", "mandatsreferenz", "kundenreferenz end to end", "numero de compte",
-    "address", "adresse", "adres", "direccion", "indirizzo", "card number", "card no", "card member", "cardholder",
-    "category", "categorie", "kategorie", "categoria", "currency", "wahrung", "waehrung", "devise", "valuta code",
-    "time", "status", "code", "mutatiesoort", "emoji", "receipt", "local currency", "local amount",
+    "id",
+    "transaction id",
+    "transaction reference",
+    "reference number",
+    "ref no",
+    "tx id",
+    "txn id",
+    "uuid",
+    "iban",
+    "bic",
+    "swift",
+    "account",
+    "account number",
+    "account no",
+    "account name",
+    "account type",
+    "sort code",
+    "rekening",
+    "tegenrekening",
+    "iban bban",
+    "auftragskonto",
+    "kontonummer",
+    "konto",
+    "blz",
+    "kontonummer iban",
+    "glaubiger id",
+    "mandatsreferenz",
+    "kundenreferenz end to end",
+    "numero de compte",
+    "address",
+    "adresse",
+    "adres",
+    "direccion",
+    "indirizzo",
+    "card number",
+    "card no",
+    "card member",
+    "cardholder",
+    "category",
+    "categorie",
+    "kategorie",
+    "categoria",
+    "currency",
+    "wahrung",
+    "waehrung",
+    "devise",
+    "valuta code",
+    "time",
+    "status",
+    "code",
+    "mutatiesoort",
+    "emoji",
+    "receipt",
+    "local currency",
+    "local amount",
 )
 DEBIT_NAMES = (
-    "debit", "debits", "debit amount", "debit amt", "amount debit", "withdrawal", "withdrawals",
-    "withdrawal amount", "money out", "paid out", "out", "outflow", "amount out", "spent", "charges",
-    "soll", "belastung", "belastungen", "lastschrift", "ausgang", "ausgaben", "debet", "af", "uitgaven",
-    "cargo", "cargos", "dare", "uscite", "addebiti", "debito",
+    "debit",
+    "debits",
+    "debit amount",
+    "debit amt",
+    "amount debit",
+    "withdrawal",
+    "withdrawals",
+    "withdrawal amount",
+    "money out",
+    "paid out",
+    "out",
+    "outflow",
+    "amount out",
+    "spent",
+    "charges",
+    "soll",
+    "belastung",
+    "belastungen",
+    "lastschrift",
+    "ausgang",
+    "ausgaben",
+    "debet",
+    "af",
+    "uitgaven",
+    "cargo",
+    "cargos",
+    "dare",
+    "uscite",
+    "addebiti",
+    "debito",
 )
 CREDIT_NAMES = (
-    "credit", "credits", "credit amount", "credit amt", "amount credit", "deposit", "deposits",
-    "deposit amount", "money in", "paid in", "in", "inflow", "amount in", "received", "receipts",
-    "haben", "gutschrift", "gutschriften", "eingang", "einnahmen", "bij", "inkomsten",
-    "abono", "abonos", "ingreso", "ingresos", "avere", "entrate", "accrediti", "credito",
+    "credit",
+    "credits",
+    "credit amount",
+    "credit amt",
+    "amount credit",
+    "deposit",
+    "deposits",
+    "deposit amount",
+    "money in",
+    "paid in",
+    "in",
+    "inflow",
+    "amount in",
+    "received",
+    "receipts",
+    "haben",
+    "gutschrift",
+    "gutschriften",
+    "eingang",
+    "einnahmen",
+    "bij",
+    "inkomsten",
+    "abono",
+    "abonos",
+    "ingreso",
+    "ingresos",
+    "avere",
+    "entrate",
+    "accrediti",
+    "credito",
 )
-AMOUNT_NAMES = ("amount", "amt", "transaction amount", "value", "net amount", "sum", "billing amount",
-                "betrag", "umsatz", "bedrag", "montant", "importe", "importo", "valor", "monto", "kwota")
+AMOUNT_NAMES = (
+    "amount",
+    "amt",
+    "transaction amount",
+    "value",
+    "net amount",
+    "sum",
+    "billing amount",
+    "betrag",
+    "umsatz",
+    "bedrag",
+    "montant",
+    "importe",
+    "importo",
+    "valor",
+    "monto",
+    "kwota",
+)
 CURRENCY_HEADERS = ("cad", "usd", "gbp", "eur", "aud", "nzd")
 #: Currency codes and words that banks add to a heading ("Withdrawals (SGD)", "Betrag in EUR").
 CURRENCY_WORDS = (
-    "usd", "cad", "gbp", "eur", "aud", "nzd", "sgd", "chf", "hkd", "inr", "jpy", "sek", "nok", "dkk", "pln",
-    "czk", "huf", "zar", "mxn", "brl", "myr", "php", "idr", "thb", "cny", "rmb", "aed", "euro", "euros",
-    "dollars", "pounds", "sterling",
+    "usd",
+    "cad",
+    "gbp",
+    "eur",
+    "aud",
+    "nzd",
+    "sgd",
+    "chf",
+    "hkd",
+    "inr",
+    "jpy",
+    "sek",
+    "nok",
+    "dkk",
+    "pln",
+    "czk",
+    "huf",
+    "zar",
+    "mxn",
+    "brl",
+    "myr",
+    "php",
+    "idr",
+    "thb",
+    "cny",
+    "rmb",
+    "aed",
+    "euro",
+    "euros",
+    "dollars",
+    "pounds",
+    "sterling",
 )
 BALANCE_WORDS = ("balance", "running bal", "bal", "saldo", "kontostand", "solde", "balans")
-DIRECTION_NAMES = ("type", "transaction type", "dr cr", "debit credit", "credit debit", "cr dr", "details", "d c",
-                   "c d", "af bij", "soll haben", "s h", "sign", "direction", "indicator", "debit or credit",
-                   "credit or debit", "dc", "drcr", "crdr", "debit credit indicator", "cr dr indicator", "sens",
-                   "tipo", "movement", "umsatzart")
+DIRECTION_NAMES = (
+    "type",
+    "transaction type",
+    "dr cr",
+    "debit credit",
+    "credit debit",
+    "cr dr",
+    "details",
+    "d c",
+    "c d",
+    "af bij",
+    "soll haben",
+    "s h",
+    "sign",
+    "direction",
+    "indicator",
+    "debit or credit",
+    "credit or debit",
+    "dc",
+    "drcr",
+    "crdr",
+    "debit credit indicator",
+    "cr dr indicator",
+    "sens",
+    "tipo",
+    "movement",
+    "umsatzart",
+)
 DIRECTION_OUT = {"dr", "debit", "d", "withdrawal", "db", "out", "af", "s", "soll", "debet", "debito", "cargo"}
 DIRECTION_IN = {"cr", "credit", "c", "deposit", "in", "bij", "h", "haben", "credito", "abono"}
 #: Markers that say it on their own, without a heading: a column of only these is a direction column.
 STRONG_MARKERS = {"dr", "cr", "debit", "credit", "af", "bij", "soll", "haben", "debet"}
 #: Headings in a language whose banks write dates day first.
 DAY_FIRST_WORDS = {
-    "datum", "buchungstag", "buchungsdatum", "valuta", "valutadatum", "wertstellung", "betrag", "umsatz",
-    "verwendungszweck", "buchungstext", "soll", "haben", "saldo", "kontostand", "belastung", "gutschrift",
-    "beguenstigter zahlungspflichtiger", "auftraggeber empfanger", "wahrung", "waehrung",
-    "bedrag", "naam omschrijving", "omschrijving", "mededelingen", "af bij", "rekening", "tegenrekening",
-    "transactiedatum", "boekingsdatum", "date operation", "date de valeur", "libelle", "montant", "solde", "debit euros",
-    "fecha", "fecha valor", "concepto", "importe", "cargo", "abono", "data", "importo", "descrizione", "dare", "avere",
-    "data valuta", "data operazione", "historico", "descricao", "valor",
+    "datum",
+    "buchungstag",
+    "buchungsdatum",
+    "valuta",
+    "valutadatum",
+    "wertstellung",
+    "betrag",
+    "umsatz",
+    "verwendungszweck",
+    "buchungstext",
+    "soll",
+    "haben",
+    "saldo",
+    "kontostand",
+    "belastung",
+    "gutschrift",
+    "beguenstigter zahlungspflichtiger",
+    "auftraggeber empfanger",
+    "wahrung",
+    "waehrung",
+    "bedrag",
+    "naam omschrijving",
+    "omschrijving",
+    "mededelingen",
+    "af bij",
+    "rekening",
+    "tegenrekening",
+    "transactiedatum",
+    "boekingsdatum",
+    "date operation",
+    "date de valeur",
+    "libelle",
+    "montant",
+    "solde",
+    "debit euros",
+    "fecha",
+    "fecha valor",
+    "concepto",
+    "importe",
+    "cargo",
+    "abono",
+    "data",
+    "importo",
+    "descrizione",
+    "dare",
+    "avere",
+    "data valuta",
+    "data operazione",
+    "historico",
+    "descricao",
+    "valor",
 }
 
 
@@ -164,8 +520,11 @@ def _role(n: str) -> Optional[str]:
         return "credit"
     if any(n == w or n.startswith(w + " ") or n.endswith(" " + w) for w in BALANCE_WORDS):
         return "balance"
-    if n in AMOUNT_NAMES or n.startswith("amount ") or n in CURRENCY_HEADERS or (
-        n.split(" ")[0] in AMOUNT_NAMES and len(n.split(" ")) == 2 and n.split(" ")[1] in CURRENCY_HEADERS
+    if (
+        n in AMOUNT_NAMES
+        or n.startswith("amount ")
+        or n in CURRENCY_HEADERS
+        or (n.split(" ")[0] in AMOUNT_NAMES and len(n.split(" ")) == 2 and n.split(" ")[1] in CURRENCY_HEADERS)
     ):
         return "amount"
     if n in NOT_DESCRIPTION_NAMES:
@@ -264,9 +623,16 @@ def layout_from_header(header: Record, data: Sequence[Record]) -> Layout:
     credits = [i for i in roles if roles[i] == "credit"]
     filled = [i for i in amounts if any(_cell(r, i).strip() for r in data[:2000])]
     amounts = filled or amounts
-    exact = [i for i in amounts if _role(core_name(cells[i])) == "amount" and (
-        core_name(cells[i]) in AMOUNT_NAMES or core_name(cells[i]).startswith("amount") or
-        core_name(cells[i]) in CURRENCY_HEADERS)]
+    exact = [
+        i
+        for i in amounts
+        if _role(core_name(cells[i])) == "amount"
+        and (
+            core_name(cells[i]) in AMOUNT_NAMES
+            or core_name(cells[i]).startswith("amount")
+            or core_name(cells[i]) in CURRENCY_HEADERS
+        )
+    ]
     if (debits or credits) and not exact:
         amounts = []  # "Transfer Amount" beside Debit/Credit columns is not the transaction's amount
     amounts.sort(key=lambda i: i not in exact)
@@ -279,8 +645,13 @@ def layout_from_header(header: Record, data: Sequence[Record]) -> Layout:
         layout.credit = credits[0] if credits else None
     elif layout.date is not None:
         _money_from_content(layout, data, roles)
-    described = [(i, n) for i, n in normalized if n in DESCRIPTION_NAMES and i != layout.date
-                 and roles[i] not in ("other", "amount", "debit", "credit", "balance", "date")]
+    described = [
+        (i, n)
+        for i, n in normalized
+        if n in DESCRIPTION_NAMES
+        and i != layout.date
+        and roles[i] not in ("other", "amount", "debit", "credit", "balance", "date")
+    ]
     layout.description = _first(described, DESCRIPTION_NAMES)
     if layout.description is not None and not _telling(data, layout.description):
         # an empty Description column, or one saying the same on every row (the account's name): the next named
@@ -336,8 +707,11 @@ def _money_from_content(layout: Layout, data: Sequence[Record], roles: Dict[int,
         if i == layout.date or roles.get(i) in ("description", "other", "fold"):
             continue
         filled = [_cell(r, i) for r in data if _cell(r, i).strip()]
-        if filled and sum(1 for c in filled if _money_like(c) or parse_amount(c)) >= 0.9 * len(filled) and any(
-                _money_like(c) for c in filled):
+        if (
+            filled
+            and sum(1 for c in filled if _money_like(c) or parse_amount(c)) >= 0.9 * len(filled)
+            and any(_money_like(c) for c in filled)
+        ):
             money_cols.append(i)
     balances = [i for i in money_cols if roles.get(i) == "balance"]
     money_cols = [i for i in money_cols if i not in balances]
@@ -373,8 +747,7 @@ def find_direction_column(layout: Layout, data: Sequence[Record]) -> None:
         words = {marker_word(_cell(r, i)) for r in data if parse_date(_cell(r, layout.date))} - {""}
         if not words or not words <= (DIRECTION_OUT | DIRECTION_IN):
             continue
-        if not named and not (words <= STRONG_MARKERS and len(words) >= 2 and words & DIRECTION_OUT
-                              and words & DIRECTION_IN):
+        if not named and not (words <= STRONG_MARKERS and len(words) >= 2 and words & DIRECTION_OUT and words & DIRECTION_IN):
             # a column with no heading holding only DR (or CR and DR) beside the amounts says the same
             if not (not heading and words <= STRONG_MARKERS and words & DIRECTION_OUT):
                 continue

@@ -1,5 +1,6 @@
 """Writes transactions as the clean CSV QuickBooks wants (Date,Description,Amount; one date format;
 negatives with a minus; no symbols) and splits it by date range when it would exceed 350 KB."""
+
 from __future__ import annotations
 
 import csv
@@ -40,8 +41,9 @@ def _file(stem: str, kind: str, chunk: Sequence[tuple], used: set) -> ConvertedF
     return ConvertedFile(filename=name, content=content, rows=len(txs), date_from=first, date_to=last, kind=kind)
 
 
-def build(transactions: Sequence[Transaction], stem: str, order: str = "MDY", kind: str = "all",
-          limit: int = QBO_MAX_FILE_BYTES) -> List[ConvertedFile]:
+def build(
+    transactions: Sequence[Transaction], stem: str, order: str = "MDY", kind: str = "all", limit: int = QBO_MAX_FILE_BYTES
+) -> List[ConvertedFile]:
     """One file when it fits under ``limit``; otherwise files by date range, no day split across
     files unless a single day alone is over the limit."""
     if not transactions:

@@ -1,5 +1,6 @@
 """Splits decoded text into spreadsheet rows: sniffs the delimiter, honours quotes, numbers rows
 the way a spreadsheet shows them (row 1 is the first line, blank lines count)."""
+
 from __future__ import annotations
 
 import csv
@@ -84,8 +85,10 @@ def read_table(text: str, delimiter: Optional[str] = None) -> Table:
             break
         row += 1
         if len(cells) > MAX_COLUMNS:
-            error = (f"Row {row} has {len(cells)} columns; a bank export has a handful, so this isn't one "
-                     "(or it is damaged). I stopped reading here.")
+            error = (
+                f"Row {row} has {len(cells)} columns; a bank export has a handful, so this isn't one "
+                "(or it is damaged). I stopped reading here."
+            )
             break
         if row > MAX_ROWS:
             truncated = True

@@ -4,6 +4,7 @@
 A numeric date like ``03/04/2024`` has two readings; :func:`resolve_order` looks at the whole
 column before choosing, and says so when it cannot (every date fits both orders).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,12 +19,35 @@ ORDERS = ("MDY", "DMY", "YMD")
 ORDER_WORDS = {"MDY": "month/day/year", "DMY": "day/month/year", "YMD": "year/month/day"}
 
 MONTHS = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-    "jul": 7, "aug": 8, "sep": 9, "sept": 9, "oct": 10, "nov": 11, "dec": 12,
+    "jan": 1,
+    "feb": 2,
+    "mar": 3,
+    "apr": 4,
+    "may": 5,
+    "jun": 6,
+    "jul": 7,
+    "aug": 8,
+    "sep": 9,
+    "sept": 9,
+    "oct": 10,
+    "nov": 11,
+    "dec": 12,
 }
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December")
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 _WEEKDAY = re.compile(r"^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]{0,6}\.?,?\s*", re.IGNORECASE)
 _TIME = re.compile(
@@ -116,10 +140,10 @@ def _parse_date_cached(text: str) -> Optional[DateCell]:
     weekday = False
     weekday_index = None
     m = _WEEKDAY.match(s)
-    if m and m.end() < len(s) and not _month(s[: 3]):
+    if m and m.end() < len(s) and not _month(s[:3]):
         weekday = True
         weekday_index = WEEKDAYS.index(s[:3].lower())
-        s = s[m.end():]
+        s = s[m.end() :]
     has_time = False
     m = _TIME.search(s)
     if m and m.start() > 0:
@@ -142,9 +166,17 @@ def _parse_date_cached(text: str) -> Optional[DateCell]:
             return None
         a, b = int(first), int(second)
         year = _expand_year(int(last))
-        cell = DateCell(raw, f"num{sep}{len(last)}{flags}", a=a, b=b, year=year,
-                        short_year=len(last) == 2, weekday=weekday, has_time=has_time,
-                        weekday_index=weekday_index)
+        cell = DateCell(
+            raw,
+            f"num{sep}{len(last)}{flags}",
+            a=a,
+            b=b,
+            year=year,
+            short_year=len(last) == 2,
+            weekday=weekday,
+            has_time=has_time,
+            weekday_index=weekday_index,
+        )
         if cell.reading("MDY") is None and cell.reading("DMY") is None and cell.reading("YMD") is None:
             return None
         return cell
@@ -208,7 +240,7 @@ def resolve_order(cells: Sequence[Tuple[int, DateCell]], hint: Optional[str]) ->
             order=order,
             overridden_hint=True,
             note=f"You said the dates are {ORDER_WORDS[hint]}, but row {row} has '{witness.text}', "
-                 f"which only works as {ORDER_WORDS[order]}, so I read them as {ORDER_WORDS[order]}.",
+            f"which only works as {ORDER_WORDS[order]}, so I read them as {ORDER_WORDS[order]}.",
         )
     if len(complete) == 2:
         ambiguous = [(row, c) for row, c in numeric if c.ambiguous]
@@ -223,7 +255,7 @@ def resolve_order(cells: Sequence[Tuple[int, DateCell]], hint: Optional[str]) ->
                 return OrderDecision(
                     order=best[0],
                     note=f"Dates are {ORDER_WORDS[best[0]]}: the weekdays in front of them only match "
-                         f"that way (row {row}: '{c.text}' is {spoken(c.reading(best[0]), best[0])}).",
+                    f"that way (row {row}: '{c.text}' is {spoken(c.reading(best[0]), best[0])}).",
                 )
         row, example = ambiguous[0]
         mdy, dmy = example.reading("MDY"), example.reading("DMY")
@@ -245,7 +277,7 @@ def resolve_order(cells: Sequence[Tuple[int, DateCell]], hint: Optional[str]) ->
         return OrderDecision(
             order=order,
             note=f"Dates are {ORDER_WORDS[order]}: row {row} has '{witness.text}', which can only be "
-                 f"{spoken(witness.reading(order), order)}.",
+            f"{spoken(witness.reading(order), order)}.",
         )
     # no order fits every date: take the user's, or the one that fits most; the rest are errors
     order = hint if hint in ORDERS else max(("MDY", "DMY"), key=lambda o: fits[o])

@@ -1,5 +1,6 @@
 """Rows that may already be in QuickBooks (on or before the last booked date), and rows that are
 exact copies of another row in the same file."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,8 +40,10 @@ def already_booked(transactions: Sequence[Transaction], last_booked: Optional[dt
     many = len(old) > 1
     label = noun if many else noun.rstrip("s")
     verb = "are" if many else "is"
-    message = (f"{label.capitalize()} {ranges([t.row for t in old])} {verb} on or before {last_booked.isoformat()} "
-               f"(the last transaction already in QuickBooks) and may already be there.")
+    message = (
+        f"{label.capitalize()} {ranges([t.row for t in old])} {verb} on or before {last_booked.isoformat()} "
+        f"(the last transaction already in QuickBooks) and may already be there."
+    )
     if fresh:
         message += " I made a version without them."
     else:
@@ -54,8 +57,15 @@ def exact_copies(transactions: Sequence[Transaction]) -> List[Problem]:
     for t in transactions:
         key = t.key or (t.date, t.description, t.amount)
         if key in seen:
-            out.append(Problem(t.row, WARNING, f"Row {t.row} is an exact copy of row {seen[key]}. If it isn't a real "
-                               "repeat (two identical purchases), delete one of them.", "duplicate_row"))
+            out.append(
+                Problem(
+                    t.row,
+                    WARNING,
+                    f"Row {t.row} is an exact copy of row {seen[key]}. If it isn't a real "
+                    "repeat (two identical purchases), delete one of them.",
+                    "duplicate_row",
+                )
+            )
         else:
             seen[key] = t.row
     return out

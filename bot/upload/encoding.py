@@ -1,4 +1,5 @@
 """Turns hostile bytes into text: UTF-8 (with or without BOM), UTF-16, Windows-1252, Latin-1."""
+
 from __future__ import annotations
 
 import codecs
@@ -59,9 +60,7 @@ def is_binary(text: str) -> bool:
         return False
     if "\x00" in sample:
         return True
-    controls = sum(
-        1 for ch in sample if ch not in "\t\n\r\f\v" and unicodedata.category(ch) in ("Cc", "Cs", "Co")
-    )
+    controls = sum(1 for ch in sample if ch not in "\t\n\r\f\v" and unicodedata.category(ch) in ("Cc", "Cs", "Co"))
     return controls > max(2, len(sample) // 200)
 
 

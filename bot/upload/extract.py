@@ -1,5 +1,6 @@
 """Turns a CSV table into transactions: finds the layout, reads every row, and says which rows
 could not be used and why (those rows are left out of the converted file)."""
+
 from __future__ import annotations
 
 import re
@@ -74,8 +75,35 @@ def _cell(rec: Record, i: Optional[int]) -> str:
 
 
 #: Regions whose banks write the day first (evidence for dates that read both ways).
-DAY_FIRST_REGIONS = {"UK", "IE", "AU", "NZ", "DE", "AT", "CH", "FR", "BE", "NL", "LU", "ES", "PT", "IT", "IN", "SG",
-                     "ZA", "BR", "HK", "MY", "DK", "NO", "SE", "FI", "PL", "CZ", "IL"}
+DAY_FIRST_REGIONS = {
+    "UK",
+    "IE",
+    "AU",
+    "NZ",
+    "DE",
+    "AT",
+    "CH",
+    "FR",
+    "BE",
+    "NL",
+    "LU",
+    "ES",
+    "PT",
+    "IT",
+    "IN",
+    "SG",
+    "ZA",
+    "BR",
+    "HK",
+    "MY",
+    "DK",
+    "NO",
+    "SE",
+    "FI",
+    "PL",
+    "CZ",
+    "IL",
+}
 REGION_NAMES = {"UK": "the UK", "IE": "Ireland", "AU": "Australia", "NZ": "New Zealand", "NL": "the Netherlands"}
 
 
@@ -102,23 +130,32 @@ def extract(table: Table, date_order: Optional[str], *, filename: str = "", regi
 
     if layout.date is None:
         ex.fatal = True
-        ex.problems.append(Problem(None, ERROR, "I couldn't find a column of dates in this file. QuickBooks needs "
-                                   "a Date column; check it's a transactions export (not a statement summary)."
-                                   + _headings_hint(layout), "no_date_column"))
+        ex.problems.append(
+            Problem(
+                None,
+                ERROR,
+                "I couldn't find a column of dates in this file. QuickBooks needs "
+                "a Date column; check it's a transactions export (not a statement summary)." + _headings_hint(layout),
+                "no_date_column",
+            )
+        )
         return ex
     if layout.amount is None and layout.debit is None and layout.credit is None:
         ex.fatal = True
-        ex.problems.append(Problem(None, ERROR, "I couldn't find an amount column (or Debit/Credit columns) in "
-                                   "this file. QuickBooks needs the amounts." + _headings_hint(layout),
-                                   "no_amount_column"))
+        ex.problems.append(
+            Problem(
+                None,
+                ERROR,
+                "I couldn't find an amount column (or Debit/Credit columns) in "
+                "this file. QuickBooks needs the amounts." + _headings_hint(layout),
+                "no_amount_column",
+            )
+        )
         return ex
 
-    money_roles = {"amount": layout.amount, "amount_alt": layout.amount_alt, "debit": layout.debit,
-                   "credit": layout.credit}
+    money_roles = {"amount": layout.amount, "amount_alt": layout.amount_alt, "debit": layout.debit, "credit": layout.credit}
     money_roles = {k: v for k, v in money_roles.items() if v is not None}
-    ex.decimal_sep = guess_decimal_separator(
-        _cell(r, i) for r in region_rows if not r.blank for i in money_roles.values()
-    )
+    ex.decimal_sep = guess_decimal_separator(_cell(r, i) for r in region_rows if not r.blank for i in money_roles.values())
 
     dated: List[tuple] = []
     rows = [r for r in region_rows if not r.blank]
@@ -139,11 +176,17 @@ def extract(table: Table, date_order: Optional[str], *, filename: str = "", regi
             continue
         if n < len(rows) and not _has_money(rec, money_roles):
             nxt = rows[n]
-            if (nxt.row == rec.row + 1 and not _cell(nxt, layout.date).strip() and _has_money(nxt, money_roles)
-                    and not SUMMARY_WORDS.search(" ".join(nxt.cells))):
+            if (
+                nxt.row == rec.row + 1
+                and not _cell(nxt, layout.date).strip()
+                and _has_money(nxt, money_roles)
+                and not SUMMARY_WORDS.search(" ".join(nxt.cells))
+            ):
                 texts = {layout.description, *layout.fold}
-                merged = tuple(f"{a.strip()} {b.strip()}" if k in texts and a.strip() and b.strip()
-                               else (a if a.strip() else b) for k, (a, b) in enumerate(_zip_cells(rec.cells, nxt.cells)))
+                merged = tuple(
+                    f"{a.strip()} {b.strip()}" if k in texts and a.strip() and b.strip() else (a if a.strip() else b)
+                    for k, (a, b) in enumerate(_zip_cells(rec.cells, nxt.cells))
+                )
                 ex.joined.append((rec.row, nxt.row))
                 rec = Record(row=rec.row, cells=merged)
                 n += 1
@@ -153,8 +196,9 @@ def extract(table: Table, date_order: Optional[str], *, filename: str = "", regi
         _read_row(ex, info, money_roles)
         last_row = ex.joined[-1][1] if ex.joined and ex.joined[-1][0] == rec.row else rec.row
     for first, second in ex.joined:
-        ex.problems.append(Problem(first, INFO, f"Rows {first}-{second} are one transaction written over two lines; "
-                                   "I joined them.", "two_line"))
+        ex.problems.append(
+            Problem(first, INFO, f"Rows {first}-{second} are one transaction written over two lines; I joined them.", "two_line")
+        )
 
     _sign_convention(ex, filename)
 
@@ -172,16 +216,26 @@ def extract(table: Table, date_order: Optional[str], *, filename: str = "", regi
         day = info.date.reading(ex.order.order)
         if day is None:
             info.usable = False
-            ex.problems.append(Problem(
-                info.record.row, ERROR,
-                f"Row {info.record.row}: the date '{info.date.text}' doesn't fit the {ORDER_WORDS[ex.order.order]} "
-                f"order the rest of the file uses.{LEFT_OUT}", "date_order_mismatch"))
+            ex.problems.append(
+                Problem(
+                    info.record.row,
+                    ERROR,
+                    f"Row {info.record.row}: the date '{info.date.text}' doesn't fit the {ORDER_WORDS[ex.order.order]} "
+                    f"order the rest of the file uses.{LEFT_OUT}",
+                    "date_order_mismatch",
+                )
+            )
             continue
         if info.usable and info.amount is not None:
-            ex.transactions.append(Transaction(
-                row=info.record.row, date=day, description=info.description, amount=info.amount,
-                key=tuple(c.strip() for c in info.record.cells),
-            ))
+            ex.transactions.append(
+                Transaction(
+                    row=info.record.row,
+                    date=day,
+                    description=info.description,
+                    amount=info.amount,
+                    key=tuple(c.strip() for c in info.record.cells),
+                )
+            )
     return ex
 
 
@@ -194,8 +248,10 @@ def _headings_hint(layout: cols.Layout) -> str:
     if not layout.header:
         return ""
     names = ", ".join(f"'{h.strip()}'" for h in layout.header if h.strip())[:300]
-    return (f" The headings on row {layout.header_row} are {names}; rename the date column 'Date' and the money "
-            "column 'Amount' (or the two money columns 'Debit' and 'Credit') and upload it again.")
+    return (
+        f" The headings on row {layout.header_row} are {names}; rename the date column 'Date' and the money "
+        "column 'Amount' (or the two money columns 'Debit' and 'Credit') and upload it again."
+    )
 
 
 def _has_money(rec: Record, money_roles: Dict[str, int]) -> bool:
@@ -227,13 +283,18 @@ def _sign_convention(ex: Extraction, filename: str) -> None:
     layout = ex.layout
     readable = [i for i in ex.rows if i.usable and i.amount is not None]
     if layout.debit is not None or layout.credit is not None:
-        ex.convention = signs.detect([], headers=layout.header, filename=filename, debit_credit=(
-            layout.name(layout.debit) if layout.debit is not None else "(none)",
-            layout.name(layout.credit) if layout.credit is not None else "(none)"))
+        ex.convention = signs.detect(
+            [],
+            headers=layout.header,
+            filename=filename,
+            debit_credit=(
+                layout.name(layout.debit) if layout.debit is not None else "(none)",
+                layout.name(layout.credit) if layout.credit is not None else "(none)",
+            ),
+        )
         return
     if layout.direction is not None:
-        ex.convention = signs.detect([], headers=layout.header, filename=filename,
-                                     marker=layout.name(layout.direction))
+        ex.convention = signs.detect([], headers=layout.header, filename=filename, marker=layout.name(layout.direction))
         return
     rows = []
     for info in readable:
@@ -264,25 +325,42 @@ def _date_evidence(ex: Extraction, table: Table, dated, region: str) -> Optional
     for i, cells in others:
         decision = resolve_order(cells, None)
         if decision.order in ("MDY", "DMY") and decision.ask is None and decision.note:
-            row, c = next((r, c) for r, c in cells if c.reading(decision.order) and not c.reading(
-                "DMY" if decision.order == "MDY" else "MDY"))
-            return OrderDecision(order=decision.order, note=(
-                f"Dates are {ORDER_WORDS[decision.order]}: the '{layout.name(i)}' column on row {row} has "
-                f"'{c.text}', which can only be {spoken(c.reading(decision.order), decision.order)}."))
+            row, c = next(
+                (r, c)
+                for r, c in cells
+                if c.reading(decision.order) and not c.reading("DMY" if decision.order == "MDY" else "MDY")
+            )
+            return OrderDecision(
+                order=decision.order,
+                note=(
+                    f"Dates are {ORDER_WORDS[decision.order]}: the '{layout.name(i)}' column on row {row} has "
+                    f"'{c.text}', which can only be {spoken(c.reading(decision.order), decision.order)}."
+                ),
+            )
     numeric = [c for _, c in dated if c.fixed is None]
     if numeric and all(c.style.startswith("num.") for c in numeric):
-        return OrderDecision(order="DMY", note=(
-            f"Dates are day/month/year: they are written with dots ('{numeric[0].text}'), the day-first style of "
-            "German, Swiss, Dutch and other European banks."))
+        return OrderDecision(
+            order="DMY",
+            note=(
+                f"Dates are day/month/year: they are written with dots ('{numeric[0].text}'), the day-first style of "
+                "German, Swiss, Dutch and other European banks."
+            ),
+        )
     foreign = [h.strip() for h in layout.header if cols.core_name(h) in cols.DAY_FIRST_WORDS]
     if foreign:
         shown = ", ".join(f"'{h}'" for h in foreign[:3])
-        return OrderDecision(order="DMY", note=(
-            f"Dates are day/month/year: the headings ({shown}) are in a language whose banks write the day first."))
+        return OrderDecision(
+            order="DMY",
+            note=(f"Dates are day/month/year: the headings ({shown}) are in a language whose banks write the day first."),
+        )
     if region in DAY_FIRST_REGIONS:
-        return OrderDecision(order="DMY", note=(
-            f"Dates are day/month/year: you're set up for {REGION_NAMES.get(region, region)}, where banks write "
-            "the day first. If that's wrong, tell me the dates are month/day/year."))
+        return OrderDecision(
+            order="DMY",
+            note=(
+                f"Dates are day/month/year: you're set up for {REGION_NAMES.get(region, region)}, where banks write "
+                "the day first. If that's wrong, tell me the dates are month/day/year."
+            ),
+        )
     return None
 
 
@@ -319,8 +397,11 @@ def _adopt_unnamed_header(layout: cols.Layout, before: List[Record]) -> None:
     layout.header_row, layout.header = rec.row, tuple(cells)
 
 
-PENDING = re.compile(r"^(pending|pend|authori[sz]ed|authori[sz]ation|in progress|processing|vorgemerkt|"
-                     r"in bearbeitung|en attente|en cours|pendiente|in behandeling|in afwachting)\.?$", re.IGNORECASE)
+PENDING = re.compile(
+    r"^(pending|pend|authori[sz]ed|authori[sz]ation|in progress|processing|vorgemerkt|"
+    r"in bearbeitung|en attente|en cours|pendiente|in behandeling|in afwachting)\.?$",
+    re.IGNORECASE,
+)
 
 
 def _undated(ex: Extraction, rec: Record) -> None:
@@ -329,20 +410,31 @@ def _undated(ex: Extraction, rec: Record) -> None:
     filled = sum(1 for c in rec.cells if c.strip())
     date_text = _cell(rec, layout.date).strip()
     if PENDING.match(date_text):
-        ex.problems.append(Problem(
-            rec.row, ERROR, f"Row {rec.row} is a pending transaction ({describe(date_text)} instead of a date); "
-            "QuickBooks only takes posted ones, so delete it. It will be in a later download once it has posted."
-            + LEFT_OUT, "pending"))
+        ex.problems.append(
+            Problem(
+                rec.row,
+                ERROR,
+                f"Row {rec.row} is a pending transaction ({describe(date_text)} instead of a date); "
+                "QuickBooks only takes posted ones, so delete it. It will be in a later download once it has posted." + LEFT_OUT,
+                "pending",
+            )
+        )
         return
     if SUMMARY_WORDS.search(text) or filled < 2 or not date_text:
         ex.not_transactions.append(rec)
-        ex.problems.append(Problem(
-            rec.row, ERROR,
-            f"Row {rec.row} isn't a transaction ({describe(text)} looks like a total, balance or note); "
-            f"QuickBooks can't read it, so delete it.{LEFT_OUT}", "not_transaction"))
+        ex.problems.append(
+            Problem(
+                rec.row,
+                ERROR,
+                f"Row {rec.row} isn't a transaction ({describe(text)} looks like a total, balance or note); "
+                f"QuickBooks can't read it, so delete it.{LEFT_OUT}",
+                "not_transaction",
+            )
+        )
     else:
-        ex.problems.append(Problem(
-            rec.row, ERROR, f"Row {rec.row}: I can't read the date {describe(date_text)}.{LEFT_OUT}", "bad_date"))
+        ex.problems.append(
+            Problem(rec.row, ERROR, f"Row {rec.row}: I can't read the date {describe(date_text)}.{LEFT_OUT}", "bad_date")
+        )
 
 
 def _read_row(ex: Extraction, info: RowInfo, money_roles: Dict[str, int]) -> None:
@@ -352,11 +444,15 @@ def _read_row(ex: Extraction, info: RowInfo, money_roles: Dict[str, int]) -> Non
         cells.pop()
     if len(cells) > layout.width:
         info.usable = False
-        ex.problems.append(Problem(
-            row, ERROR,
-            f"Row {row} has {len(cells)} values but the {'header has' if layout.header else 'other rows have'} "
-            f"{layout.width}: usually a comma inside a description or amount that isn't in quotes.{LEFT_OUT}",
-            "column_count"))
+        ex.problems.append(
+            Problem(
+                row,
+                ERROR,
+                f"Row {row} has {len(cells)} values but the {'header has' if layout.header else 'other rows have'} "
+                f"{layout.width}: usually a comma inside a description or amount that isn't in quotes.{LEFT_OUT}",
+                "column_count",
+            )
+        )
         return
     if len(cells) < layout.width:
         ex.short_rows.append(rec)
@@ -377,40 +473,61 @@ def _signed_amount(ex: Extraction, info: RowInfo) -> None:
     raw = info.cells.get("amount", "")
     if not raw.strip() and layout.amount_alt is not None and info.cells.get("amount_alt", "").strip():
         role, raw = "amount_alt", info.cells["amount_alt"]
-        ex.problems.append(Problem(
-            row, WARNING, f"Row {row}: the amount is only in the '{layout.name(layout.amount_alt)}' column "
-            f"({describe(raw)}); I used it. Check the currency.", "alternate_amount"))
+        ex.problems.append(
+            Problem(
+                row,
+                WARNING,
+                f"Row {row}: the amount is only in the '{layout.name(layout.amount_alt)}' column "
+                f"({describe(raw)}); I used it. Check the currency.",
+                "alternate_amount",
+            )
+        )
     if not raw.strip():
         info.usable = False
         if SUMMARY_WORDS.search(info.description):
             ex.not_transactions.append(info.record)
-            ex.problems.append(Problem(
-                row, ERROR, f"Row {row} isn't a transaction ({describe(info.description)} has no amount); "
-                f"QuickBooks can't read it, so delete it.{LEFT_OUT}", "not_transaction"))
+            ex.problems.append(
+                Problem(
+                    row,
+                    ERROR,
+                    f"Row {row} isn't a transaction ({describe(info.description)} has no amount); "
+                    f"QuickBooks can't read it, so delete it.{LEFT_OUT}",
+                    "not_transaction",
+                )
+            )
         else:
             ex.problems.append(Problem(row, ERROR, f"Row {row} has no amount.{LEFT_OUT}", "no_amount"))
         return
     parsed = info.amounts.get(role)
     if parsed is None:
         info.usable = False
-        ex.problems.append(Problem(row, ERROR, f"Row {row}: I can't read the amount {describe(raw)}.{LEFT_OUT}",
-                                   "bad_amount"))
+        ex.problems.append(Problem(row, ERROR, f"Row {row}: I can't read the amount {describe(raw)}.{LEFT_OUT}", "bad_amount"))
         return
     value = parsed.value
     if layout.direction is not None:
         word = cols.marker_word(_cell(info.record, layout.direction))
         marked = -abs(value) if word in cols.DIRECTION_OUT else (abs(value) if word in cols.DIRECTION_IN else value)
         if value < 0 and marked > 0:
-            ex.problems.append(Problem(
-                row, WARNING, f"Row {row}: the amount {describe(raw)} has a minus but the "
-                f"'{layout.name(layout.direction)}' column says money in; I followed the column. Check it.",
-                "sign_conflict"))
+            ex.problems.append(
+                Problem(
+                    row,
+                    WARNING,
+                    f"Row {row}: the amount {describe(raw)} has a minus but the "
+                    f"'{layout.name(layout.direction)}' column says money in; I followed the column. Check it.",
+                    "sign_conflict",
+                )
+            )
         value = marked
     if value == 0:
         info.usable = False
-        ex.problems.append(Problem(
-            row, ERROR, f"Row {row}: the amount is {describe(raw)}; QuickBooks rejects zero-only amounts.{LEFT_OUT}",
-            "zero_amount"))
+        ex.problems.append(
+            Problem(
+                row,
+                ERROR,
+                f"Row {row}: the amount is {describe(raw)}; QuickBooks rejects zero-only amounts.{LEFT_OUT}",
+                "zero_amount",
+            )
+        )
         return
     info.amount = value
 
@@ -423,37 +540,53 @@ def _debit_credit_amount(ex: Extraction, info: RowInfo) -> None:
         if raw.strip() and parsed is None:
             info.usable = False
             name = layout.name(getattr(layout, role))
-            ex.problems.append(Problem(
-                row, ERROR, f"Row {row}: I can't read the {name} amount {describe(raw)}.{LEFT_OUT}", "bad_amount"))
+            ex.problems.append(
+                Problem(row, ERROR, f"Row {row}: I can't read the {name} amount {describe(raw)}.{LEFT_OUT}", "bad_amount")
+            )
     if not info.usable:
         return
     has_debit = debit is not None and not debit.is_zero
     has_credit = credit is not None and not credit.is_zero
     if has_debit and has_credit:
         info.usable = False
-        ex.problems.append(Problem(
-            row, ERROR,
-            f"Row {row} has both {layout.name(layout.credit)} ({describe(credit_raw)}) and "
-            f"{layout.name(layout.debit)} ({describe(debit_raw)}) filled in; QuickBooks needs one or the other. "
-            f"Split it into two rows or fix it.{LEFT_OUT}", "both_credit_debit"))
+        ex.problems.append(
+            Problem(
+                row,
+                ERROR,
+                f"Row {row} has both {layout.name(layout.credit)} ({describe(credit_raw)}) and "
+                f"{layout.name(layout.debit)} ({describe(debit_raw)}) filled in; QuickBooks needs one or the other. "
+                f"Split it into two rows or fix it.{LEFT_OUT}",
+                "both_credit_debit",
+            )
+        )
         return
     if not has_debit and not has_credit:
         info.usable = False
         zero = (debit is not None) or (credit is not None)
-        ex.problems.append(Problem(
-            row, ERROR,
-            f"Row {row} has {'only zero amounts' if zero else 'no amount'}"
-            f"{'; QuickBooks rejects zero-only cells' if zero else ''}.{LEFT_OUT}",
-            "zero_amount" if zero else "no_amount"))
+        ex.problems.append(
+            Problem(
+                row,
+                ERROR,
+                f"Row {row} has {'only zero amounts' if zero else 'no amount'}"
+                f"{'; QuickBooks rejects zero-only cells' if zero else ''}.{LEFT_OUT}",
+                "zero_amount" if zero else "no_amount",
+            )
+        )
         return
     if has_debit:
         info.amount = -abs(debit.value)
     else:
         info.amount = credit.value
         if credit.value < 0:
-            ex.problems.append(Problem(
-                row, WARNING, f"Row {row}: the {layout.name(layout.credit)} column has a negative amount "
-                f"({describe(credit_raw)}); I kept it as money out. Check it.", "negative_credit"))
+            ex.problems.append(
+                Problem(
+                    row,
+                    WARNING,
+                    f"Row {row}: the {layout.name(layout.credit)} column has a negative amount "
+                    f"({describe(credit_raw)}); I kept it as money out. Check it.",
+                    "negative_credit",
+                )
+            )
 
 
 _SEPA_PURPOSE = re.compile(r"SVWZ\+\s*(.*?)(?:\s*\b(?:ABWA|ABWE|IBAN|BIC|EREF|MREF|CRED|KREF)\+|$)")
@@ -489,12 +622,24 @@ def _description(ex: Extraction, rec: Record) -> str:
     text = " - ".join(parts)
     stripped = text.lstrip("=+-@ ")
     if stripped != text and text[:1] in FORMULA_START:
-        ex.problems.append(Problem(
-            row, WARNING, f"Row {row}: the description started with '{text[0]}', which spreadsheet programs run "
-            "as a formula; I removed it.", "formula"))
+        ex.problems.append(
+            Problem(
+                row,
+                WARNING,
+                f"Row {row}: the description started with '{text[0]}', which spreadsheet programs run "
+                "as a formula; I removed it.",
+                "formula",
+            )
+        )
         text = stripped
     if len(text) > MAX_DESCRIPTION_CHARS:
-        ex.problems.append(Problem(row, WARNING, f"Row {row}: the description was very long; I cut it to "
-                                   f"{MAX_DESCRIPTION_CHARS} characters.", "long_description"))
+        ex.problems.append(
+            Problem(
+                row,
+                WARNING,
+                f"Row {row}: the description was very long; I cut it to {MAX_DESCRIPTION_CHARS} characters.",
+                "long_description",
+            )
+        )
         text = text[:MAX_DESCRIPTION_CHARS].rstrip()
     return text

@@ -6,6 +6,7 @@ set and the bytes are dropped in the same transaction; the guarded UPDATE makes 
 downloads give one file and one miss) and for ``ttl`` seconds at most; expired rows are deleted
 whenever a new file is stored. The uploaded file itself is never stored.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,11 +48,18 @@ class UploadFiles:
         now = self.db.now()
         with self.db.writing() as s:
             s.execute(delete(UploadFile).where(UploadFile.expires_at <= now))  # opportunistic clean-up
-            s.add(UploadFile(
-                token_hash=_token_hash(token), filename=filename[:255], content=content,
-                content_type=(content_type or "text/csv")[:100], conversation_id=(sender or None),
-                created_at=now, expires_at=now + dt.timedelta(seconds=self.ttl), downloaded_at=None,
-            ))
+            s.add(
+                UploadFile(
+                    token_hash=_token_hash(token),
+                    filename=filename[:255],
+                    content=content,
+                    content_type=(content_type or "text/csv")[:100],
+                    conversation_id=(sender or None),
+                    created_at=now,
+                    expires_at=now + dt.timedelta(seconds=self.ttl),
+                    downloaded_at=None,
+                )
+            )
         return token
 
     def take(self, token: str) -> Optional[Download]:
@@ -79,7 +87,7 @@ class UploadFiles:
         """Files that can still be downloaded."""
         with self.db.reading() as s:
             return s.execute(
-                select(func.count()).select_from(UploadFile).where(
-                    UploadFile.downloaded_at.is_(None), UploadFile.expires_at > self.db.now()
-                )
+                select(func.count())
+                .select_from(UploadFile)
+                .where(UploadFile.downloaded_at.is_(None), UploadFile.expires_at > self.db.now())
             ).scalar_one()

@@ -1,4 +1,5 @@
 """Sizes and caps of the manual upload assistant (one place to change them)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The small value types shared by the upload modules."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -6,6 +6,7 @@ Checks: every transaction has a FITID and no FITID repeats (QuickBooks de-duplic
 dates and amounts are valid, the statement says which account it is for, and a .QBO carries the
 INTU.BID tag QuickBooks uses to recognise the bank.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -76,59 +77,102 @@ def _text(node: Optional[ET.Element], tag: str) -> str:
     return child.text.strip()[:MAX_VALUE_CHARS]
 
 
-CHARSET_HELP = ("Open it in a text editor (Notepad, TextEdit), check that it starts with OFXHEADER or <?xml and "
-                "contains <OFX>, or download the CSV format for the same dates instead.")
+CHARSET_HELP = (
+    "Open it in a text editor (Notepad, TextEdit), check that it starts with OFXHEADER or <?xml and "
+    "contains <OFX>, or download the CSV format for the same dates instead."
+)
 
 
 def analyse_ofx(data: bytes, ext: str) -> OfxResult:
     res = OfxResult()
     label = f".{ext.upper()}" if ext else "OFX"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or looks_utf16(data):
-        data = data.decode("utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-                           else looks_utf16(data), errors="replace").encode("utf-8")
+        data = data.decode(
+            "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else looks_utf16(data), errors="replace"
+        ).encode("utf-8")
     try:
         header, root, _ = ofx_reader.read(data)
     except ofx_reader.OfxReadError as exc:
-        res.problems.append(Problem(None, ERROR, f"I can't read this {label} file: {exc}. {CHARSET_HELP}",
-                                    "unreadable"))
+        res.problems.append(Problem(None, ERROR, f"I can't read this {label} file: {exc}. {CHARSET_HELP}", "unreadable"))
         return res
     except Exception as exc:  # anything hostile input provokes
         logger.debug("OFX read failed: %r", exc)
-        res.problems.append(Problem(None, ERROR, f"I can't read this {label} file: its tags are broken. "
-                                    + CHARSET_HELP, "unreadable"))
+        res.problems.append(
+            Problem(None, ERROR, f"I can't read this {label} file: its tags are broken. " + CHARSET_HELP, "unreadable")
+        )
         return res
     if _depth(root) > MAX_DEPTH:
-        res.problems.append(Problem(None, ERROR, f"I can't read this {label} file: its tags are nested far too "
-                                    "deep.", "unreadable"))
+        res.problems.append(
+            Problem(None, ERROR, f"I can't read this {label} file: its tags are nested far too deep.", "unreadable")
+        )
         return res
     if not data.rstrip(b" \t\r\n\x00\x1a")[-6:].upper() == b"</OFX>":
-        res.problems.append(Problem(None, ERROR, f"This {label} file is cut off (it doesn't end with </OFX>), so some "
-                                    "transactions may be missing. Download it again from your bank.", "truncated"))
+        res.problems.append(
+            Problem(
+                None,
+                ERROR,
+                f"This {label} file is cut off (it doesn't end with </OFX>), so some "
+                "transactions may be missing. Download it again from your bank.",
+                "truncated",
+            )
+        )
         return res
     res.readable = True
     res.version = header.version
     res.encoding = header.codec
     if "unknown_charset" in header.notes:
-        res.problems.append(Problem(None, INFO, f"The file says its characters are '{header.declared[:20]}', a name I "
-                                    f"don't know; I read them as {header.codec}. Check accented letters in the "
-                                    "descriptions.", "charset"))
+        res.problems.append(
+            Problem(
+                None,
+                INFO,
+                f"The file says its characters are '{header.declared[:20]}', a name I "
+                f"don't know; I read them as {header.codec}. Check accented letters in the "
+                "descriptions.",
+                "charset",
+            )
+        )
     if "utf8_not_declared" in header.notes:
-        res.problems.append(Problem(None, INFO, f"The file says its characters are '{header.declared[:20]}' but they "
-                                    "are UTF-8; I read them as UTF-8.", "charset"))
+        res.problems.append(
+            Problem(
+                None,
+                INFO,
+                f"The file says its characters are '{header.declared[:20]}' but they are UTF-8; I read them as UTF-8.",
+                "charset",
+            )
+        )
     bid = root.find(".//INTU.BID")
     res.intu_bid = (bid.text or "").strip()[:40] if bid is not None else None
     if ext == "qbo":
         if not res.intu_bid:
-            res.problems.append(Problem(None, WARNING, "This .QBO file has no INTU.BID (the bank's Intuit ID). "
-                                        "QuickBooks may refuse it, saying your bank doesn't support Web Connect. "
-                                        "Download it again from your bank, or upload the converted CSV instead.",
-                                        "intu_bid"))
+            res.problems.append(
+                Problem(
+                    None,
+                    WARNING,
+                    "This .QBO file has no INTU.BID (the bank's Intuit ID). "
+                    "QuickBooks may refuse it, saying your bank doesn't support Web Connect. "
+                    "Download it again from your bank, or upload the converted CSV instead.",
+                    "intu_bid",
+                )
+            )
         if res.version and res.version >= 200:
-            res.problems.append(Problem(None, INFO, "This .QBO file is OFX 2 (XML); Web Connect files are usually "
-                                        "OFX 1.02. If QuickBooks refuses it, upload the converted CSV.", "qbo_version"))
+            res.problems.append(
+                Problem(
+                    None,
+                    INFO,
+                    "This .QBO file is OFX 2 (XML); Web Connect files are usually "
+                    "OFX 1.02. If QuickBooks refuses it, upload the converted CSV.",
+                    "qbo_version",
+                )
+            )
     if root.find(".//INVSTMTRS") is not None:
-        res.problems.append(Problem(None, ERROR, "This is an investment statement; QuickBooks Online's bank upload "
-                                    "only takes bank and credit-card transactions.", "investment"))
+        res.problems.append(
+            Problem(
+                None,
+                ERROR,
+                "This is an investment statement; QuickBooks Online's bank upload only takes bank and credit-card transactions.",
+                "investment",
+            )
+        )
     number = 0
     fitids: Dict[Tuple[str, str], int] = {}
     for node in root.iter():
@@ -141,12 +185,17 @@ def analyse_ofx(data: bytes, ext: str) -> OfxResult:
         st.account_type = clean_text(_text(acct, "ACCTTYPE")) or ("CREDITCARD" if node.tag == "CCSTMTRS" else "")
         st.currency = clean_text(_text(node, "CURDEF"))
         if not st.account_id:
-            res.problems.append(Problem(None, ERROR, f"The {st.kind} statement in this file doesn't say which account it "
-                                        "is for (no account number); QuickBooks can't match it to an account.",
-                                        "account_info"))
+            res.problems.append(
+                Problem(
+                    None,
+                    ERROR,
+                    f"The {st.kind} statement in this file doesn't say which account it "
+                    "is for (no account number); QuickBooks can't match it to an account.",
+                    "account_info",
+                )
+            )
         elif node.tag == "STMTRS" and not st.bank_id:
-            res.problems.append(Problem(None, WARNING, "The bank statement has no bank routing number (BANKID).",
-                                        "account_info"))
+            res.problems.append(Problem(None, WARNING, "The bank statement has no bank routing number (BANKID).", "account_info"))
         for trn in node.iter("STMTTRN"):
             number += 1
             tx = _transaction(res, trn, number, st, fitids)
@@ -156,8 +205,7 @@ def analyse_ofx(data: bytes, ext: str) -> OfxResult:
                 st.transactions.append(tx)
         res.statements.append(st)
     if not res.statements and not any(p.code == "investment" for p in res.problems):
-        res.problems.append(Problem(None, ERROR, "There are no bank or credit-card transactions in this file.",
-                                    "no_statement"))
+        res.problems.append(Problem(None, ERROR, "There are no bank or credit-card transactions in this file.", "no_statement"))
     if not any(p.severity == ERROR for p in res.problems):
         _strict_check(res, root)
     return res
@@ -174,14 +222,22 @@ def _transaction(res: OfxResult, trn: ET.Element, number: int, st: Statement, fi
     where_long = f"{where} ({clean_text(name)[:40] or 'no name'}, {posted or 'no date'})"
     ok = True
     if not fitid:
-        res.problems.append(Problem(None, ERROR, f"{where_long} has no FITID, the ID QuickBooks uses to spot duplicates.",
-                                    "fitid_missing"))
+        res.problems.append(
+            Problem(None, ERROR, f"{where_long} has no FITID, the ID QuickBooks uses to spot duplicates.", "fitid_missing")
+        )
     else:
         key = (st.account_id, fitid)
         if key in fitids:
-            res.problems.append(Problem(None, WARNING, f"{where_long} has the same FITID ({fitid[:40]}) as transaction "
-                                        f"{fitids[key]}; QuickBooks treats them as one transaction and imports only "
-                                        "the first.", "fitid_duplicate"))
+            res.problems.append(
+                Problem(
+                    None,
+                    WARNING,
+                    f"{where_long} has the same FITID ({fitid[:40]}) as transaction "
+                    f"{fitids[key]}; QuickBooks treats them as one transaction and imports only "
+                    "the first.",
+                    "fitid_duplicate",
+                )
+            )
         else:
             fitids[key] = number
     day = None
@@ -193,8 +249,9 @@ def _transaction(res: OfxResult, trn: ET.Element, number: int, st: Statement, fi
         day = None
     if day is None or not 1900 <= day.year <= 2099:
         ok = False
-        res.problems.append(Problem(None, ERROR, f"{where_long}: the posted date '{posted[:40]}' isn't a valid OFX date.",
-                                    "bad_date"))
+        res.problems.append(
+            Problem(None, ERROR, f"{where_long}: the posted date '{posted[:40]}' isn't a valid OFX date.", "bad_date")
+        )
     value: Optional[Decimal] = None
     if len(amount_text) <= 40:
         try:
@@ -203,11 +260,16 @@ def _transaction(res: OfxResult, trn: ET.Element, number: int, st: Statement, fi
             value = None
     if value is None or not value.is_finite() or abs(value) >= MAX_ABS:
         ok = False
-        res.problems.append(Problem(None, ERROR, f"{where_long}: the amount '{amount_text[:40]}' isn't a number.",
-                                    "bad_amount"))
+        res.problems.append(Problem(None, ERROR, f"{where_long}: the amount '{amount_text[:40]}' isn't a number.", "bad_amount"))
     elif "," in amount_text:
-        res.problems.append(Problem(None, WARNING, f"{where_long}: the amount '{amount_text}' uses a decimal comma; "
-                                    "QuickBooks may misread it.", "decimal_comma"))
+        res.problems.append(
+            Problem(
+                None,
+                WARNING,
+                f"{where_long}: the amount '{amount_text}' uses a decimal comma; QuickBooks may misread it.",
+                "decimal_comma",
+            )
+        )
     if not ok:
         return None
     desc = describe(name, _text(trn, "MEMO"), _text(trn, "CHECKNUM"))
@@ -240,6 +302,12 @@ def _strict_check(res: OfxResult, root: ET.Element) -> None:
             Aggregate.from_etree(root)
     except Exception as exc:
         detail = clean_text(str(exc))[:160]
-        res.problems.append(Problem(None, WARNING, "The file doesn't follow the OFX standard strictly "
-                                    f"({detail}); QuickBooks may refuse it. If it does, upload the converted CSV.",
-                                    "ofx_spec"))
+        res.problems.append(
+            Problem(
+                None,
+                WARNING,
+                "The file doesn't follow the OFX standard strictly "
+                f"({detail}); QuickBooks may refuse it. If it does, upload the converted CSV.",
+                "ofx_spec",
+            )
+        )

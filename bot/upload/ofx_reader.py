@@ -8,6 +8,7 @@ transaction list; CDATA values and unknown character-set spellings (``CHARSET:88
 aggregates are the ones the OFX specification defines (taken from ofxtools' models), every other tag is a value,
 and an end tag closes whatever was left open inside it.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -22,11 +23,27 @@ MAX_DEPTH = 40
 
 #: CHARSET / ENCODING / XML encoding spellings seen in bank files -> Python codec.
 _CHARSETS = {
-    "1252": "cp1252", "CP1252": "cp1252", "WINDOWS1252": "cp1252", "WIN1252": "cp1252", "ANSI": "cp1252",
-    "MSCP1252": "cp1252", "XWINDOWS1252": "cp1252",
-    "88591": "latin-1", "ISO88591": "latin-1", "LATIN1": "latin-1", "L1": "latin-1", "ISOLATIN1": "latin-1",
-    "885915": "iso8859-15", "ISO885915": "iso8859-15", "LATIN9": "iso8859-15",
-    "UTF8": "utf-8", "UNICODE": "utf-8", "NONE": None, "USASCII": None, "ASCII": None, "": None,
+    "1252": "cp1252",
+    "CP1252": "cp1252",
+    "WINDOWS1252": "cp1252",
+    "WIN1252": "cp1252",
+    "ANSI": "cp1252",
+    "MSCP1252": "cp1252",
+    "XWINDOWS1252": "cp1252",
+    "88591": "latin-1",
+    "ISO88591": "latin-1",
+    "LATIN1": "latin-1",
+    "L1": "latin-1",
+    "ISOLATIN1": "latin-1",
+    "885915": "iso8859-15",
+    "ISO885915": "iso8859-15",
+    "LATIN9": "iso8859-15",
+    "UTF8": "utf-8",
+    "UNICODE": "utf-8",
+    "NONE": None,
+    "USASCII": None,
+    "ASCII": None,
+    "": None,
 }
 _HEADER_LINE = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(.*?)\s*$")
 _XML_ENCODING = re.compile(r"""<\?xml[^>]*?encoding\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
@@ -149,12 +166,11 @@ def _spec() -> Tuple[frozenset, frozenset]:
                 aggregates.add(sub.__name__)
             for klass in sub.__mro__:
                 for attr, value in vars(klass).items():
-                    if isinstance(value, Types.Element) and not isinstance(value, (Types.SubAggregate,
-                                                                                   Types.ListAggregate,
-                                                                                   Types.ListElement)):
+                    if isinstance(value, Types.Element) and not isinstance(
+                        value, (Types.SubAggregate, Types.ListAggregate, Types.ListElement)
+                    ):
                         elements.add(attr.upper())
-    aggregates |= {"STMTTRN", "BANKTRANLIST", "INVBANKTRAN", "PAYEE", "CURRENCY", "ORIGCURRENCY", "BANKACCTTO",
-                   "CCACCTTO"}
+    aggregates |= {"STMTTRN", "BANKTRANLIST", "INVBANKTRAN", "PAYEE", "CURRENCY", "ORIGCURRENCY", "BANKACCTTO", "CCACCTTO"}
     elements -= aggregates
     return frozenset(aggregates), frozenset(elements)
 
@@ -197,7 +213,9 @@ def build_tree(body: str) -> Tuple[ET.Element, int]:
             n += 1
         value = "".join(parts).strip()
         aggregate = tag in aggregates or (
-            not value and tag not in elements and closes_later.get(tag, -1) >= n
+            not value
+            and tag not in elements
+            and closes_later.get(tag, -1) >= n
             and not (n < len(tokens) and tokens[n].group("close") and (tokens[n].group("tag") or "").upper() == tag)
         )
         if aggregate and not value:

@@ -1,4 +1,5 @@
 """The answer: :class:`UploadReport`, its JSON form and what the bot says about it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,8 +10,20 @@ from bot.upload.model import ERROR, INFO, WARNING, ConvertedFile, Problem
 
 #: Problem codes shown before others of the same severity (the ones users trip over most).
 PRIORITY = (
-    "check_failed", "too_large", "empty", "binary", "rejected_type", "unreadable", "extension", "qbo_size",
-    "no_date_column", "no_amount_column", "columns", "preamble", "delimiter", "header_names",
+    "check_failed",
+    "too_large",
+    "empty",
+    "binary",
+    "rejected_type",
+    "unreadable",
+    "extension",
+    "qbo_size",
+    "no_date_column",
+    "no_amount_column",
+    "columns",
+    "preamble",
+    "delimiter",
+    "header_names",
 )
 _SEVERITY_RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 PLAIN_TEXT_GROUPS = 4
@@ -118,7 +131,8 @@ class UploadReport:
             if fresh:
                 lines.append(
                     "There is also a copy without the rows that may already be in QuickBooks: "
-                    + ", ".join(c.filename for c in fresh) + "."
+                    + ", ".join(c.filename for c in fresh)
+                    + "."
                 )
             how = self.how_read()
             if how:
@@ -150,8 +164,9 @@ class UploadReport:
 
     def _grouped_lines(self, skip_first: bool):
         """One line per kind of problem (first row shown, others counted); how many are not shown."""
-        ordered = [p for p in self.ordered_problems() if p.severity != INFO or p.code in (
-            "date_order", "direction", "sign_convention")]
+        ordered = [
+            p for p in self.ordered_problems() if p.severity != INFO or p.code in ("date_order", "direction", "sign_convention")
+        ]
         if skip_first and ordered:
             ordered = ordered[1:]
         groups: Dict[str, List[Problem]] = {}

@@ -7,6 +7,7 @@ in and the unsigned amounts are money out), ``card_positive`` (a card export lis
 numbers and payments as negative ones: every sign is turned round), ``unsigned`` (every amount is positive and
 nothing says which are money out).
 """
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,7 @@ SIGNED, DEBIT_CREDIT, MARKER_COLUMN, MARKER_SUFFIX = "signed", "debit_credit", "
 PLUS_IN, CARD_POSITIVE, UNSIGNED = "plus_in", "card_positive", "unsigned"
 
 #: Descriptions only a card statement has: the customer paying the card off.
-CARD_PAYMENT = re.compile(r"thank\s*you|payment\s+received|paiement\s+re[cç]u|pago\s+recibido|zahlung\s+erhalten",
-                          re.IGNORECASE)
+CARD_PAYMENT = re.compile(r"thank\s*you|payment\s+received|paiement\s+re[cç]u|pago\s+recibido|zahlung\s+erhalten", re.IGNORECASE)
 PAYMENT_WORD = re.compile(r"\b(payment|pymt|pmt|autopay|repayment|paiement|pago|zahlung)\b", re.IGNORECASE)
 CARD_WORDS = re.compile(r"card|amex|american express|visa|mastercard|discover|kreditkarte|carte|tarjeta", re.IGNORECASE)
 
@@ -41,15 +41,24 @@ def _is_card_file(headers: Sequence[str], filename: str) -> bool:
     return any(CARD_WORDS.search(h or "") for h in headers) or bool(CARD_WORDS.search(filename or ""))
 
 
-def detect(rows: Sequence[Tuple[Decimal, frozenset, str]], *, headers: Sequence[str], filename: str,
-           debit_credit: Optional[Tuple[str, str]] = None, marker: Optional[str] = None) -> Convention:
+def detect(
+    rows: Sequence[Tuple[Decimal, frozenset, str]],
+    *,
+    headers: Sequence[str],
+    filename: str,
+    debit_credit: Optional[Tuple[str, str]] = None,
+    marker: Optional[str] = None,
+) -> Convention:
     """``rows``: (amount as read, parse flags, description) of every readable transaction row."""
     if debit_credit:
         out_name, in_name = debit_credit
         return Convention(DEBIT_CREDIT, f"'{out_name}' is money out and '{in_name}' is money in.")
     if marker:
-        return Convention(MARKER_COLUMN, f"The amounts have no sign; the '{marker}' column says which are money out "
-                                         "(DR/Debit) and which are money in (CR/Credit).")
+        return Convention(
+            MARKER_COLUMN,
+            f"The amounts have no sign; the '{marker}' column says which are money out "
+            "(DR/Debit) and which are money in (CR/Credit).",
+        )
     if not rows:
         return Convention(SIGNED, "Negative amounts are money out.")
     flags = [f for _, f, _ in rows]
@@ -58,23 +67,33 @@ def detect(rows: Sequence[Tuple[Decimal, frozenset, str]], *, headers: Sequence[
     negative = [a for a, _, _ in rows if a < 0]
     plus = [f for f in flags if am.PLUS in f]
     if plus and not negative:
-        return Convention(PLUS_IN, "Amounts with a '+' are money in; the amounts without a sign are money out.",
-                          plus_in=True)
+        return Convention(PLUS_IN, "Amounts with a '+' are money in; the amounts without a sign are money out.", plus_in=True)
     card = _is_card_file(headers, filename)
     payments = [(a, d) for a, _, d in rows if CARD_PAYMENT.search(d) or (card and PAYMENT_WORD.search(d))]
     others = [a for a, _, d in rows if not (CARD_PAYMENT.search(d) or (card and PAYMENT_WORD.search(d)))]
     if payments and all(a < 0 for a, _ in payments) and others and sum(1 for a in others if a > 0) > len(others) / 2:
         example = payments[0][1][:40]
-        return Convention(CARD_POSITIVE, "This is a credit-card export that lists purchases as positive numbers and "
-                          f"payments as negative ones ('{example}'); I made purchases money out and payments money "
-                          "in.", flip=True)
+        return Convention(
+            CARD_POSITIVE,
+            "This is a credit-card export that lists purchases as positive numbers and "
+            f"payments as negative ones ('{example}'); I made purchases money out and payments money "
+            "in.",
+            flip=True,
+        )
     if card and not negative and len(rows) >= 2:
-        return Convention(CARD_POSITIVE, "This is a credit-card export and every amount is positive: I took them "
-                          "as purchases (money out). If some are payments or refunds, fix their sign.", flip=True)
+        return Convention(
+            CARD_POSITIVE,
+            "This is a credit-card export and every amount is positive: I took them "
+            "as purchases (money out). If some are payments or refunds, fix their sign.",
+            flip=True,
+        )
     if not negative:
-        return Convention(UNSIGNED, "Every amount is positive and nothing in the file says which are money out, so "
-                                    "I kept them all as money in. If some are payments, the file needs a minus sign "
-                                    "on them (or a Debit/Credit column).")
+        return Convention(
+            UNSIGNED,
+            "Every amount is positive and nothing in the file says which are money out, so "
+            "I kept them all as money in. If some are payments, the file needs a minus sign "
+            "on them (or a Debit/Credit column).",
+        )
     return Convention(SIGNED, "Negative amounts are money out, positive ones money in.")
 
 

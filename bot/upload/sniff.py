@@ -1,4 +1,5 @@
 """What a file really is, from its content (the name is only a hint), and what its name says."""
+
 from __future__ import annotations
 
 import re

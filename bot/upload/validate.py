@@ -5,6 +5,7 @@ From Intuit's help: exactly 3 columns (Date, Description, Amount; negative = mon
 no zero-only cells; no currency symbols; no parentheses for negatives; amount headings only
 "Amount", "Credit" or "Debit"; columns separated by commas.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -45,25 +46,54 @@ def check(table: Table, ex: Extraction, encoding: str) -> List[Problem]:
     out: List[Problem] = []
     layout = ex.layout
     if table.delimiter != ",":
-        out.append(Problem(None, ERROR, f"The columns are separated by {DELIMITER_NAMES.get(table.delimiter, repr(table.delimiter))}; "
-                           "QuickBooks needs commas.", "delimiter"))
+        out.append(
+            Problem(
+                None,
+                ERROR,
+                f"The columns are separated by {DELIMITER_NAMES.get(table.delimiter, repr(table.delimiter))}; "
+                "QuickBooks needs commas.",
+                "delimiter",
+            )
+        )
     if encoding not in ("utf-8", "utf-8-sig", "ascii"):
-        out.append(Problem(None, WARNING, f"The file is saved as {encoding}, not UTF-8; accented letters may come out "
-                           "wrong in QuickBooks (the converted file is UTF-8).", "encoding"))
+        out.append(
+            Problem(
+                None,
+                WARNING,
+                f"The file is saved as {encoding}, not UTF-8; accented letters may come out "
+                "wrong in QuickBooks (the converted file is UTF-8).",
+                "encoding",
+            )
+        )
     for rec in ex.preamble:
         text = " ".join(c.strip() for c in rec.cells if c.strip())
         where = "the column headings" if layout.header_row else "the first transaction"
-        out.append(Problem(rec.row, ERROR, f"Row {rec.row} ({describe(text)}) comes before {where}; QuickBooks needs "
-                           f"the headings on row 1, so delete the rows above them.", "preamble"))
+        out.append(
+            Problem(
+                rec.row,
+                ERROR,
+                f"Row {rec.row} ({describe(text)}) comes before {where}; QuickBooks needs "
+                f"the headings on row 1, so delete the rows above them.",
+                "preamble",
+            )
+        )
     if layout.header_row is None and layout.date is not None:
-        out.append(Problem(None, WARNING, "The file has no heading row. When QuickBooks asks whether the first row "
-                           "is a header, say no (the converted file has headings).", "no_header"))
+        out.append(
+            Problem(
+                None,
+                WARNING,
+                "The file has no heading row. When QuickBooks asks whether the first row "
+                "is a header, say no (the converted file has headings).",
+                "no_header",
+            )
+        )
     out += _columns(ex)
     for r in ex.blank_rows:
         out.append(Problem(r, WARNING, f"Row {r} is empty; delete it.", "blank_row"))
     for rec in ex.short_rows:
-        out.append(Problem(rec.row, ERROR, f"Row {rec.row} has {len(rec.cells)} values; the others have {layout.width}.",
-                           "column_count"))
+        out.append(
+            Problem(rec.row, ERROR, f"Row {rec.row} has {len(rec.cells)} values; the others have {layout.width}.", "column_count")
+        )
     out += _dates(ex)
     out += _amounts(ex)
     for info in ex.rows:
@@ -84,30 +114,64 @@ def _columns(ex: Extraction) -> List[Problem]:
     names = ", ".join(layout.name(i) for i in range(layout.width))
     expected = EXPECTED.get(layout.width)
     if expected is None or sorted(roles.values()) != sorted(expected) or len(roles) != layout.width:
-        out.append(Problem(None, ERROR, f"The file has {layout.width} columns ({names}). QuickBooks needs exactly 3 "
-                           "(Date, Description, Amount) or 4 (Date, Description, Credit, Debit).", "columns"))
+        out.append(
+            Problem(
+                None,
+                ERROR,
+                f"The file has {layout.width} columns ({names}). QuickBooks needs exactly 3 "
+                "(Date, Description, Amount) or 4 (Date, Description, Credit, Debit).",
+                "columns",
+            )
+        )
     if layout.header:
         for i, role in roles.items():
             want = HEADINGS.get(role)
             have = layout.header[i].strip()
             if want and have.lower() != want.lower():
-                out.append(Problem(row, ERROR, f"Row {row}: the heading '{have}' must be '{want}'; QuickBooks only "
-                                   "accepts the headings Amount, Credit and Debit for money.", "header_names"))
+                out.append(
+                    Problem(
+                        row,
+                        ERROR,
+                        f"Row {row}: the heading '{have}' must be '{want}'; QuickBooks only "
+                        "accepts the headings Amount, Credit and Debit for money.",
+                        "header_names",
+                    )
+                )
     if layout.debit is not None or layout.credit is not None:
         out_name = layout.name(layout.debit) if layout.debit is not None else "(none)"
         in_name = layout.name(layout.credit) if layout.credit is not None else "(none)"
         guess = " (there is no heading, so I assumed the first money column is money out)" if layout.assumed_direction else ""
-        out.append(Problem(None, INFO, f"I took '{out_name}' as money out (made negative) and '{in_name}' as money in"
-                           f"{guess}. Sources disagree on which of Credit/Debit is which: check the direction "
-                           "when you map the columns in QuickBooks.", "direction"))
+        out.append(
+            Problem(
+                None,
+                INFO,
+                f"I took '{out_name}' as money out (made negative) and '{in_name}' as money in"
+                f"{guess}. Sources disagree on which of Credit/Debit is which: check the direction "
+                "when you map the columns in QuickBooks.",
+                "direction",
+            )
+        )
     card_convention = ex.convention is not None and ex.convention.code == "card_positive"
     if any("card" in normalize_header(h) for h in layout.header) and not card_convention:
-        out.append(Problem(None, INFO, "This looks like a credit-card export. Card files often show purchases as "
-                           "positive numbers; after uploading, check that purchases come in as charges, not payments.",
-                           "card_sign"))
+        out.append(
+            Problem(
+                None,
+                INFO,
+                "This looks like a credit-card export. Card files often show purchases as "
+                "positive numbers; after uploading, check that purchases come in as charges, not payments.",
+                "card_sign",
+            )
+        )
     if layout.direction is not None:
-        out.append(Problem(None, INFO, f"The amounts have no sign, so I used the '{layout.name(layout.direction)}' "
-                           "column (debit/DR = money out). Check the direction when you map the columns.", "direction"))
+        out.append(
+            Problem(
+                None,
+                INFO,
+                f"The amounts have no sign, so I used the '{layout.name(layout.direction)}' "
+                "column (debit/DR = money out). Check the direction when you map the columns.",
+                "direction",
+            )
+        )
     extra = [layout.name(i) for i in layout.fold]
     dropped = [layout.name(i) for i in list(layout.balance) + list(layout.dropped)]
     if extra or dropped:
@@ -130,15 +194,26 @@ def _dates(ex: Extraction) -> List[Problem]:
     for info in ex.rows:
         cell, row = info.date, info.record.row
         if cell.style != main_style:
-            out.append(Problem(row, ERROR, f"Row {row}: the date '{cell.text}' is written differently from the rest "
-                               f"(like '{example}'); QuickBooks needs one date format throughout.", "date_format"))
+            out.append(
+                Problem(
+                    row,
+                    ERROR,
+                    f"Row {row}: the date '{cell.text}' is written differently from the rest "
+                    f"(like '{example}'); QuickBooks needs one date format throughout.",
+                    "date_format",
+                )
+            )
         special = describe_style(cell)
         if cell.weekday or cell.style.startswith("compact"):
-            out.append(Problem(row, ERROR, f"Row {row}: the date '{cell.text}' {special}; QuickBooks can't read it.",
-                               "date_unreadable"))
+            out.append(
+                Problem(row, ERROR, f"Row {row}: the date '{cell.text}' {special}; QuickBooks can't read it.", "date_unreadable")
+            )
         elif cell.style.startswith("name-") or cell.has_time:
-            out.append(Problem(row, WARNING, f"Row {row}: the date '{cell.text}' {special}; QuickBooks may not "
-                               "recognise it.", "date_style"))
+            out.append(
+                Problem(
+                    row, WARNING, f"Row {row}: the date '{cell.text}' {special}; QuickBooks may not recognise it.", "date_style"
+                )
+            )
     return out
 
 
@@ -156,9 +231,15 @@ def _amounts(ex: Extraction) -> List[Problem]:
                 continue
             if parsed.is_zero:
                 if two_columns:
-                    out.append(Problem(row, ERROR, f"Row {row}: the {layout.name(getattr(layout, role))} cell is "
-                                       f"{describe(raw)}; QuickBooks rejects zero-only cells, so leave it empty.",
-                                       "zero_cell"))
+                    out.append(
+                        Problem(
+                            row,
+                            ERROR,
+                            f"Row {row}: the {layout.name(getattr(layout, role))} cell is "
+                            f"{describe(raw)}; QuickBooks rejects zero-only cells, so leave it empty.",
+                            "zero_cell",
+                        )
+                    )
                 continue
             if role == "debit":
                 fixed = format_amount(abs(parsed.value))  # a Debit cell holds the number without a sign
@@ -168,6 +249,5 @@ def _amounts(ex: Extraction) -> List[Problem]:
                 if flag == am.GROUPING and am.DECIMAL_COMMA in parsed.flags:
                     continue  # 1.234,56: the decimal-comma error already covers it
                 if flag in parsed.flags:
-                    out.append(Problem(row, severity, f"Row {row}: the amount {describe(raw)} " + text.format(fixed=fixed),
-                                       code))
+                    out.append(Problem(row, severity, f"Row {row}: the amount {describe(raw)} " + text.format(fixed=fixed), code))
     return out

@@ -10,6 +10,7 @@ Compared: the number of transactions, money in, money out, and every (date, amou
 already names as left out (a total line, an unreadable amount) are listed, not hidden. Anything else that
 differs means no copy: the report says what differs and what the customer can do.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,17 @@ from bot.upload.model import ConvertedFile, money
 ZERO = Decimal("0")
 
 #: Problem codes whose rows the report already says are not in the converted copy.
-LEFT_OUT_CODES = {"pending", "not_transaction", "bad_amount", "zero_amount", "no_amount", "both_credit_debit", "column_count",
-                  "date_order_mismatch", "bad_date"}
+LEFT_OUT_CODES = {
+    "pending",
+    "not_transaction",
+    "bad_amount",
+    "zero_amount",
+    "no_amount",
+    "both_credit_debit",
+    "column_count",
+    "date_order_mismatch",
+    "bad_date",
+}
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,11 @@ class SourceRead:
 
     def totals(self, skip: Set[int] = frozenset()) -> Tuple[int, Decimal, Decimal]:
         amounts = [i.amount for i in self.items if i.where not in skip and i.amount is not None]
-        return (sum(1 for i in self.items if i.where not in skip), sum((a for a in amounts if a > 0), ZERO),
-                -sum((a for a in amounts if a < 0), ZERO))
+        return (
+            sum(1 for i in self.items if i.where not in skip),
+            sum((a for a in amounts if a > 0), ZERO),
+            -sum((a for a in amounts if a < 0), ZERO),
+        )
 
     def to_dict(self) -> dict:
         n, money_in, money_out = self.totals()
@@ -64,8 +77,12 @@ class Verdict:
     copy_out: Decimal = ZERO
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "differences": self.differences, "left_out": self.left_out,
-                "copy": {"rows": self.copy_rows, "money_in": money(self.copy_in), "money_out": money(self.copy_out)}}
+        return {
+            "passed": self.passed,
+            "differences": self.differences,
+            "left_out": self.left_out,
+            "copy": {"rows": self.copy_rows, "money_in": money(self.copy_in), "money_out": money(self.copy_out)},
+        }
 
 
 # ---------------------------------------------------------------------------- numbers and dates, read here
@@ -95,7 +112,7 @@ def read_number(text: str, decimal_sep: str = ".") -> Optional[Tuple[Decimal, bo
     seps = [c for c in digits if c in ".,"]
     if seps:
         last = max(digits.rfind("."), digits.rfind(","))
-        tail = digits[last + 1:]
+        tail = digits[last + 1 :]
         if len(set(seps)) == 2 or (len(seps) == 1 and len(tail) != 3) or (len(seps) == 1 and digits[last] == decimal_sep):
             whole, frac = digits[:last], tail
         else:
@@ -109,8 +126,9 @@ def read_number(text: str, decimal_sep: str = ".") -> Optional[Tuple[Decimal, bo
     return (-value if negative else value), plus, bool(word)
 
 
-_MONTHS = {m: n for n, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
-                                       "dec"), start=1)}
+_MONTHS = {
+    m: n for n, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)
+}
 _TIME_TAIL = re.compile(r"[ T]\d{1,2}:\d{2}.*$")
 
 
@@ -139,8 +157,7 @@ def read_date(text: str, order: Optional[str]) -> Optional[dt.date]:
         if lengths[0] == 4:
             return _date(numbers[0], months[0], numbers[1])
         return _date(numbers[1], months[0], numbers[0])
-    if len(numbers) != 3 or words and not all(w[:3].lower() in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-                                              for w in words):
+    if len(numbers) != 3 or words and not all(w[:3].lower() in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") for w in words):
         return None
     a, b, c = numbers
     if lengths[0] == 4:
@@ -162,8 +179,9 @@ _DTPOSTED = re.compile(rb"<\s*DTPOSTED\s*>\s*(\d{8})", re.IGNORECASE)
 
 def read_ofx(data: bytes) -> SourceRead:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:200].count(b"\x00") > 50:
-        data = data.decode("utf-16-le" if data[1:2] == b"\x00" or data[:2] == b"\xff\xfe" else "utf-16-be",
-                           errors="replace").encode("utf-8")
+        data = data.decode(
+            "utf-16-le" if data[1:2] == b"\x00" or data[:2] == b"\xff\xfe" else "utf-16-be", errors="replace"
+        ).encode("utf-8")
     data = _INVEST.sub(b"", data)
     out = SourceRead(how="every <STMTTRN> in the file, with its <TRNAMT> and <DTPOSTED>")
     parts = _STMTTRN.split(data)[1:]
@@ -173,8 +191,11 @@ def read_ofx(data: bytes) -> SourceRead:
         amount = None
         m = _TRNAMT.search(block)
         if m:
-            raw = m.group(1).decode("ascii", "replace").replace(",", ".") if b"." not in m.group(1) else \
-                m.group(1).decode("ascii", "replace")
+            raw = (
+                m.group(1).decode("ascii", "replace").replace(",", ".")
+                if b"." not in m.group(1)
+                else m.group(1).decode("ascii", "replace")
+            )
             try:
                 amount = Decimal(raw.replace("+", ""))
             except InvalidOperation:
@@ -193,11 +214,25 @@ _MARKER_OUT = {"dr", "debit", "af", "soll", "debet"}
 _MARKER_IN = {"cr", "credit", "bij", "haben"}
 
 
-def read_csv(text: str, *, delimiter: str, header_row: Optional[int], date_col: int, amount_col: Optional[int],
-             debit_col: Optional[int], credit_col: Optional[int], marker_col: Optional[int], text_cols: Iterable[int],
-             order: Optional[str], decimal_sep: str, flip: bool = False, plus_in: bool = False,
-             marker_out: Iterable[str] = (), marker_in: Iterable[str] = (),
-             amount_alt: Optional[int] = None) -> SourceRead:
+def read_csv(
+    text: str,
+    *,
+    delimiter: str,
+    header_row: Optional[int],
+    date_col: int,
+    amount_col: Optional[int],
+    debit_col: Optional[int],
+    credit_col: Optional[int],
+    marker_col: Optional[int],
+    text_cols: Iterable[int],
+    order: Optional[str],
+    decimal_sep: str,
+    flip: bool = False,
+    plus_in: bool = False,
+    marker_out: Iterable[str] = (),
+    marker_in: Iterable[str] = (),
+    amount_alt: Optional[int] = None,
+) -> SourceRead:
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False))
     numbered = [(n, r) for n, r in enumerate(rows, start=1) if header_row is None or n > header_row]
     numbered = [(n, r) for n, r in numbered if any(c.strip() for c in r)]
@@ -266,8 +301,11 @@ def _find_marker(numbered, skip, date_col, headings: Optional[Sequence[str]]) ->
     for i in range(width):
         if i in skip:
             continue
-        words = {re.sub(r"[^a-z]", "", (r[i] if i < len(r) else "").lower()) for _, r in numbered
-                 if (r[date_col] if date_col < len(r) else "").strip()} - {""}
+        words = {
+            re.sub(r"[^a-z]", "", (r[i] if i < len(r) else "").lower())
+            for _, r in numbered
+            if (r[date_col] if date_col < len(r) else "").strip()
+        } - {""}
         if not words or not words <= (_MARKER_OUT | _MARKER_IN) or not words & _MARKER_OUT:
             continue
         blank = headings is None or i >= len(headings) or not headings[i].strip()
@@ -286,8 +324,15 @@ def read_copy(files: Sequence[ConvertedFile], output_order: str) -> List[Tuple[O
     return out
 
 
-def compare(source: SourceRead, files: Sequence[ConvertedFile], output_order: str, *, left_out: Set[int] = frozenset(),
-            after: Optional[dt.date] = None, noun: str = "transactions") -> Verdict:
+def compare(
+    source: SourceRead,
+    files: Sequence[ConvertedFile],
+    output_order: str,
+    *,
+    left_out: Set[int] = frozenset(),
+    after: Optional[dt.date] = None,
+    noun: str = "transactions",
+) -> Verdict:
     """The copy ``files`` against ``source`` minus the ``left_out`` positions (and, for a "new only" copy,
     minus everything on or before ``after``)."""
     expected = [i for i in source.items if i.where not in left_out and (after is None or (i.date and i.date > after))]
@@ -308,8 +353,10 @@ def compare(source: SourceRead, files: Sequence[ConvertedFile], output_order: st
     if not diffs:
         unreadable = [i for i in expected if i.amount is None or i.date is None]
         if unreadable:
-            diffs.append(f"I couldn't check {len(unreadable)} of your file's {noun} myself (first at "
-                         f"{'row' if noun == 'rows' else 'transaction'} {unreadable[0].where})")
+            diffs.append(
+                f"I couldn't check {len(unreadable)} of your file's {noun} myself (first at "
+                f"{'row' if noun == 'rows' else 'transaction'} {unreadable[0].where})"
+            )
         else:
             want = Counter((i.date, i.amount) for i in expected)
             have = Counter(got)
@@ -317,8 +364,10 @@ def compare(source: SourceRead, files: Sequence[ConvertedFile], output_order: st
             if missing:
                 (day, amount), _ = next(iter(missing.items()))
                 where = next(i.where for i in expected if (i.date, i.amount) == (day, amount))
-                diffs.append(f"{sum(missing.values())} {noun} have a different date in the copy (the first is "
-                             f"{'row' if noun == 'rows' else 'transaction'} {where}: {day.isoformat()}, "
-                             f"{money(amount)})")
+                diffs.append(
+                    f"{sum(missing.values())} {noun} have a different date in the copy (the first is "
+                    f"{'row' if noun == 'rows' else 'transaction'} {where}: {day.isoformat()}, "
+                    f"{money(amount)})"
+                )
     verdict.passed = not diffs
     return verdict

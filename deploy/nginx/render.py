@@ -9,6 +9,7 @@ to produce deploy/nginx/compose.conf (docker-compose: service names, logs to std
 
 Standard library only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,14 +87,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--actions", nargs="+", required=True, help="action servers, host:port")
     p.add_argument("--runtime-dir", required=True, help="directory for the pid file and temp directories")
     p.add_argument("--log-dir", default="-", help="directory for the logs, '-' for stdout/stderr")
-    p.add_argument("--admin-allow", nargs="*", default=list(DEFAULT_ADMIN_ALLOW), metavar="ADDRESS",
-                   help="addresses/CIDR ranges that may use Rasa's HTTP API through the public listener "
-                        "(default: loopback only; none: nobody)")
+    p.add_argument(
+        "--admin-allow",
+        nargs="*",
+        default=list(DEFAULT_ADMIN_ALLOW),
+        metavar="ADDRESS",
+        help="addresses/CIDR ranges that may use Rasa's HTTP API through the public listener "
+        "(default: loopback only; none: nobody)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
-    text = HEADER + shlex.join(a for a in argv if a != args.out and a != "--out") + "\n" + render(values(listen=args.listen, actions_listen=args.actions_listen, rasa=args.rasa, actions=args.actions,
-                         runtime_dir=args.runtime_dir.rstrip("/"), log_dir=args.log_dir.rstrip("/") or "-",
-                         admin_allow=args.admin_allow))
+    text = (
+        HEADER
+        + shlex.join(a for a in argv if a != args.out and a != "--out")
+        + "\n"
+        + render(
+            values(
+                listen=args.listen,
+                actions_listen=args.actions_listen,
+                rasa=args.rasa,
+                actions=args.actions,
+                runtime_dir=args.runtime_dir.rstrip("/"),
+                log_dir=args.log_dir.rstrip("/") or "-",
+                admin_allow=args.admin_allow,
+            )
+        )
+    )
     if args.out == "-":
         sys.stdout.write(text)
     else:

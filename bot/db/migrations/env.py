@@ -4,6 +4,7 @@ There is no alembic.ini: ``bot.db.engine.Database.migrate()`` builds the configu
 own connection over in ``config.attributes["connection"]`` (already inside a transaction, under a
 PostgreSQL advisory lock). Used on its own, the environment connects to ``sqlalchemy.url``.
 """
+
 from __future__ import annotations
 
 from alembic import context

@@ -3,6 +3,7 @@
 It is an input channel only in Rasa's plumbing sense (the way to add routes to the server):
 users never talk to the bot through it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable

@@ -17,6 +17,7 @@ this module sets the policy on the whole app instead:
 * everything else (the agent console and its API, Rasa's HTTP API): same-origin only, every
   ``Access-Control-*`` header is removed, whatever set it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -158,8 +159,10 @@ def install(app: Any, policy: Optional[ChatOrigins] = None) -> ChatOrigins:
     # before sanic-cors' automatic OPTIONS answer (it would take every preflight otherwise)
     app.request_middleware.appendleft(answer_preflight)
     app.register_middleware(set_headers, "response")
-    logger.info("Chat endpoints accept cross-origin requests from %s (and the server's own origin).",
-                ", ".join(sorted(policy.origins)) or "no other origin")
+    logger.info(
+        "Chat endpoints accept cross-origin requests from %s (and the server's own origin).",
+        ", ".join(sorted(policy.origins)) or "no other origin",
+    )
     return policy
 
 

@@ -10,6 +10,7 @@ posts it its own way. ``PendingFiles`` keeps a file waiting for the date-order a
 Nothing here logs a message's text, a file's name or its content: only sizes, hosts and outcomes.
 Converted files are not hosted by the bot: the channels send them back in the conversation.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,12 +92,15 @@ class FileTooLarge(FileRefused):
 
 def too_large_text(limit: int, size: Optional[int] = None) -> str:
     what = f"That file is too large ({human_size(size)})" if size else "That file is too large"
-    return (f"{what}: I can check files up to {human_size(limit)}, and QuickBooks itself takes at most 350 KB "
-            "per upload. Download a shorter date range from your bank and share that instead.")
+    return (
+        f"{what}: I can check files up to {human_size(limit)}, and QuickBooks itself takes at most 350 KB "
+        "per upload. Download a shorter date range from your bank and share that instead."
+    )
 
 
-UNREACHABLE = ("I couldn't download that file, so I haven't checked it. Please try sharing it again, or use the "
-               "upload page on our website.")
+UNREACHABLE = (
+    "I couldn't download that file, so I haven't checked it. Please try sharing it again, or use the upload page on our website."
+)
 NOT_A_FILE = "I can only check files shared here directly (not links to other sites). Please attach the file itself."
 
 
@@ -137,8 +141,7 @@ async def get_capped(client: OutboundClient, url: str, limit: int, what: str, **
         async with client.stream("GET", url, **stream_options) as streamed:
             r = streamed.response
             if r.status_code != 200:
-                logger.warning("Downloading %s from %s failed: HTTP %s.", what, urlsplit(streamed.url).hostname,
-                               r.status_code)
+                logger.warning("Downloading %s from %s failed: HTTP %s.", what, urlsplit(streamed.url).hostname, r.status_code)
                 raise FileRefused(UNREACHABLE)
             return await read_capped(r, limit)
 
@@ -148,8 +151,11 @@ async def get_capped(client: OutboundClient, url: str, limit: int, what: str, **
 def same_origin(a: str, b: str) -> bool:
     try:
         pa, pb = urlsplit(a), urlsplit(b)
-        return (pa.scheme, pa.hostname, pa.port or _default_port(pa.scheme)) == \
-            (pb.scheme, pb.hostname, pb.port or _default_port(pb.scheme)) and pa.hostname is not None
+        return (pa.scheme, pa.hostname, pa.port or _default_port(pa.scheme)) == (
+            pb.scheme,
+            pb.hostname,
+            pb.port or _default_port(pb.scheme),
+        ) and pa.hostname is not None
     except ValueError:
         return False
 
@@ -194,10 +200,15 @@ async def check_file(data: bytes, filename: str, *, date_order: Optional[str] = 
     """Runs the assistant (in a worker thread) and words the reply. Never raises."""
     started = time.monotonic()
     loop = asyncio.get_running_loop()
-    report = await loop.run_in_executor(
-        None, functools.partial(analyse, data, filename, date_order=date_order, region=region))
-    logger.info("Checked a shared file: %d bytes, type %s, %d problem(s), %d converted file(s), %.2fs.",
-                len(data), report.file_type, len(report.problems), len(report.converted), time.monotonic() - started)
+    report = await loop.run_in_executor(None, functools.partial(analyse, data, filename, date_order=date_order, region=region))
+    logger.info(
+        "Checked a shared file: %d bytes, type %s, %d problem(s), %d converted file(s), %.2fs.",
+        len(data),
+        report.file_type,
+        len(report.problems),
+        len(report.converted),
+        time.monotonic() - started,
+    )
     return reply_for(report)
 
 
@@ -211,17 +222,20 @@ def reply_for(report: UploadReport) -> FileReply:
             if order in options:
                 buttons.append({"title": str(options[order])[:60], "payload": date_order_payload(order)})
         if not buttons:
-            buttons = [{"title": "Month first", "payload": date_order_payload("MDY")},
-                       {"title": "Day first", "payload": date_order_payload("DMY")}]
+            buttons = [
+                {"title": "Month first", "payload": date_order_payload("MDY")},
+                {"title": "Day first", "payload": date_order_payload("DMY")},
+            ]
     elif report.converted:
         text += "\nThe converted file is attached below."
-    return FileReply(text=text, converted=list(report.converted) if not question else [], buttons=buttons,
-                     report=report)
+    return FileReply(text=text, converted=list(report.converted) if not question else [], buttons=buttons, report=report)
 
 
 def more_files_text(skipped: int) -> str:
-    return (f"I checked the first {MAX_FILES_PER_MESSAGE} files; share the other {skipped} in another message "
-            "if you want me to check them too.")
+    return (
+        f"I checked the first {MAX_FILES_PER_MESSAGE} files; share the other {skipped} in another message "
+        "if you want me to check them too."
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- pending files

@@ -25,6 +25,7 @@ message. File names, contents and message text are never logged.
 
 Set-up: docs/slack.md and docs/teams.md.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,8 +67,14 @@ class FileShare:
         self.max_file_bytes = max_file_bytes
         self.pending = pending if pending is not None else file_replies.PendingFiles()
 
-    async def handle(self, router: Any, conversation_id: str, chat: FileChat, files: Sequence[SharedFile] = (),
-                     date_order: Optional[str] = None) -> bool:
+    async def handle(
+        self,
+        router: Any,
+        conversation_id: str,
+        chat: FileChat,
+        files: Sequence[SharedFile] = (),
+        date_order: Optional[str] = None,
+    ) -> bool:
         """Checks ``files`` (or re-checks the pending file with ``date_order``) and answers in ``chat``.
 
         False when a specialist holds the conversation: nothing was checked or sent, and the channel

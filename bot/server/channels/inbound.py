@@ -8,6 +8,7 @@ the page it is on); every other metadata key is dropped, so a client can never p
 channel (Slack's ``out_channel``/``thread_id``, Teams' ``botframework.serviceUrl``, ...). A message's
 channel is the channel it arrived on, whatever the body says.
 """
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 every deployment mounts): the chat CORS allow-list (``bot.server.channels.cors``), the API token in the
 ``Authorization`` header (``bot.server.api_token``) and token-free logs (``bot.log_masking``). It also
 logs whether the patches of Rasa internals are in place in this process (``bot.server.rasa_patches``)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -6,6 +6,7 @@ something only when the request came straight from one of our proxies (nginx, th
 ``TRUSTED_PROXIES``. The client's address (``X-Forwarded-For``) is ``bot.client_address``'s job, with
 the same list.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple
@@ -40,8 +41,7 @@ def request_client_address(request: Any) -> str:
 def request_is_https(request: Any) -> bool:
     """Whether a Sanic request reached us (or our trusted proxy) over TLS."""
     conn_scheme = "https" if getattr(request.conn_info, "ssl", False) else "http"
-    return is_https(conn_scheme, _peer(request), request.headers.get("x-forwarded-proto"),
-                    client_address.trusted_proxies())
+    return is_https(conn_scheme, _peer(request), request.headers.get("x-forwarded-proto"), client_address.trusted_proxies())
 
 
 def request_origin(request: Any) -> str:

@@ -11,6 +11,7 @@ REST is request/response, so what arrives later (a specialist's messages, a back
 "wait a day" reminder) is collected by polling ``GET /webhooks/rest/messages?sender=<id>&after=<last
 message id>&after_notice=<last notice id>&after_reminder=<last reminder id>``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Dict, Optional
@@ -26,8 +27,10 @@ from bot.server.channels import inbound
 from bot.server.channels.routing import HandoffRouter
 from bot.server.services import Services
 
-NOT_A_SESSION = ("Unknown or invalid 'sender': start a conversation with POST /webhooks/rest/session "
-                 "and send the 'sender' it returns with every message.")
+NOT_A_SESSION = (
+    "Unknown or invalid 'sender': start a conversation with POST /webhooks/rest/session "
+    "and send the 'sender' it returns with every message."
+)
 
 
 def _refused() -> Any:
@@ -80,10 +83,10 @@ class RestInput(RasaRestInput):
             address = client_address.from_request(request)
             decision = await ratelimit.default_limiter().check("sessions_per_address", address or "unknown")
             if not decision.allowed:
-                return response.json(ratelimit.too_many_body(decision), status=429,
-                                     headers=ratelimit.too_many_headers(decision))
-            return response.json({"sender": sessions.default_ids().issue(sessions.REST)}, status=201,
-                                 headers={"Cache-Control": "no-store"})
+                return response.json(ratelimit.too_many_body(decision), status=429, headers=ratelimit.too_many_headers(decision))
+            return response.json(
+                {"sender": sessions.default_ids().issue(sessions.REST)}, status=201, headers={"Cache-Control": "no-store"}
+            )
 
         @blueprint.middleware("request")
         async def rate_limit_webhook(request: Request) -> Any:
@@ -97,8 +100,7 @@ class RestInput(RasaRestInput):
             sender = body.get("sender") if isinstance(body, dict) and isinstance(body.get("sender"), str) else None
             decision = await ratelimit.default_limiter().check_all(ratelimit.chat_checks(sender, address))
             if not decision.allowed:
-                return response.json(ratelimit.too_many_body(decision), status=429,
-                                     headers=ratelimit.too_many_headers(decision))
+                return response.json(ratelimit.too_many_body(decision), status=429, headers=ratelimit.too_many_headers(decision))
             return None
 
         @blueprint.route("/messages", methods=["GET"])
@@ -109,8 +111,7 @@ class RestInput(RasaRestInput):
                 after_notice = int(request.args.get("after_notice", "0"))
                 after_reminder = int(request.args.get("after_reminder", "0"))
             except ValueError:
-                return response.json({"error": "'after', 'after_notice' and 'after_reminder' must be ids (integers)"},
-                                     status=400)
+                return response.json({"error": "'after', 'after_notice' and 'after_reminder' must be ids (integers)"}, status=400)
             if not sender:
                 return response.json({"error": "'sender' is required"}, status=400)
             if not sessions.default_ids().verify(sender, sessions.REST):

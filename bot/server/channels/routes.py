@@ -4,6 +4,7 @@ Rasa only lets input channels add routes, so the agent console, the chat widget'
 status JSON are "channels" users never talk to the bot through. ``url_prefix`` is absolute: Rasa
 joins it onto ``/webhooks/``, which leaves the prefix itself.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional

@@ -1,4 +1,5 @@
 """Puts the hand-off router in front of a channel's ``on_new_message``."""
+
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Dict, Optional

@@ -16,6 +16,7 @@ the client must use from then on. The socket is bound to its confirmed id on thi
 conversation it was given. A message's channel is always socketio and only allow-listed metadata is
 kept (``inbound.CLIENT_METADATA``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -106,8 +107,12 @@ class SocketIOInput(RasaSocketIOInput):
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
 
         async def refuse(sid: Text, reason: str) -> None:
-            await sio.emit(self.bot_message_evt, {"text": f"Sorry, I couldn't read that: {reason}", "error": True},
-                           room=sid, namespace=self.namespace)
+            await sio.emit(
+                self.bot_message_evt,
+                {"text": f"Sorry, I couldn't read that: {reason}", "error": True},
+                room=sid,
+                namespace=self.namespace,
+            )
 
         # Replaces Rasa's handler too: it crashes on a malformed message (non-object data, bad
         # metadata JSON) and passes any size on. Bad input gets a clear answer on the socket.
@@ -135,13 +140,17 @@ class SocketIOInput(RasaSocketIOInput):
             address = client_address.from_environ(sio.get_environ(sid, namespace=self.namespace))
             decision = await ratelimit.default_limiter().check_all(ratelimit.chat_checks(confirmed, address))
             if not decision.allowed:
-                await sio.emit(self.bot_message_evt, {"text": decision.message(), "error": True,
-                                                      "retry_after": decision.retry_after},
-                               room=sid, namespace=self.namespace)
+                await sio.emit(
+                    self.bot_message_evt,
+                    {"text": decision.message(), "error": True, "retry_after": decision.retry_after},
+                    room=sid,
+                    namespace=self.namespace,
+                )
                 return
             metadata["client_key"] = client_address.client_key(address)  # set by us, never by the client
-            message = UserMessage(text, SocketIOOutput(sio, self.bot_message_evt), confirmed,
-                                  input_channel=self.name(), metadata=metadata)
+            message = UserMessage(
+                text, SocketIOOutput(sio, self.bot_message_evt), confirmed, input_channel=self.name(), metadata=metadata
+            )
             await router(message)
 
         return router.attach(blueprint)

@@ -2,6 +2,7 @@
 
 Only bank names, counts and times: nothing about any user or conversation.
 """
+
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable

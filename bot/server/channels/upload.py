@@ -15,6 +15,7 @@ Enable it in ``credentials.yml``::
 
     bot.server.channels.upload.UploadInput:
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -70,8 +71,13 @@ class FileStore:
     """Converted files in this process's memory (the fallback without a product database): a random
     token each, one download, gone after ``ttl`` seconds. Bounded in count and bytes (the oldest go first)."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.monotonic,
-                 max_files: int = 500, max_bytes: int = 64 * 1024 * 1024):
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+        max_files: int = 500,
+        max_bytes: int = 64 * 1024 * 1024,
+    ):
         self.ttl, self.clock = ttl, clock
         self.max_files, self.max_bytes = max_files, max_bytes
         self._files: "OrderedDict[str, _Stored]" = OrderedDict()
@@ -154,8 +160,11 @@ def parse_options(get: Callable[[str], Any]) -> Dict[str, Any]:
         ids = sessions.default_ids()
         if not (ids.verify(sender, sessions.REST) or ids.verify(sender, sessions.WEB)):
             # the converted files are filed under this conversation: only its owner may name it
-            raise BadRequest("sender must be the conversation id the chat server issued (POST /webhooks/rest/session, "
-                             "or the widget's session id); leave it out to upload without a conversation", status=403)
+            raise BadRequest(
+                "sender must be the conversation id the chat server issued (POST /webhooks/rest/session, "
+                "or the widget's session id); leave it out to upload without a conversation",
+                status=403,
+            )
         out["sender"] = sender
     return out
 
@@ -223,8 +232,14 @@ class UploadInput(RoutesChannel):
             ttl = DEFAULT_TTL
         return cls(ttl=ttl, allow_origin=str(credentials.get("cors_origin") or "*"))
 
-    def __init__(self, store: Optional[Any] = None, ttl: float = DEFAULT_TTL, allow_origin: str = "*",
-                 max_file_bytes: Optional[int] = None, install_services: bool = True):
+    def __init__(
+        self,
+        store: Optional[Any] = None,
+        ttl: float = DEFAULT_TTL,
+        allow_origin: str = "*",
+        max_file_bytes: Optional[int] = None,
+        install_services: bool = True,
+    ):
         self.ttl = min(max(float(ttl), 1.0), DEFAULT_TTL)
         # ``store``: a fixed file store (tests). Otherwise the product database of the running
         # server (app.ctx.services.database), or this in-memory fallback when it has none.
@@ -268,19 +283,22 @@ class UploadInput(RoutesChannel):
         return headers
 
     def _error(self, message: str, status: int) -> Any:
-        return response.json({"error": message}, status=status,
-                             headers={**self._cors(), "Cache-Control": "no-store"})
+        return response.json({"error": message}, status=status, headers={**self._cors(), "Cache-Control": "no-store"})
 
     def _too_many(self, decision: ratelimit.Decision) -> Any:
         """429 with Retry-After: nothing was analysed or kept; the same file can be sent again later."""
-        return response.json(ratelimit.too_many_body(decision, ratelimit.UPLOADS_SLOW_DOWN), status=429,
-                             headers={**self._cors(), **ratelimit.too_many_headers(decision), "Cache-Control": "no-store"})
+        return response.json(
+            ratelimit.too_many_body(decision, ratelimit.UPLOADS_SLOW_DOWN),
+            status=429,
+            headers={**self._cors(), **ratelimit.too_many_headers(decision), "Cache-Control": "no-store"},
+        )
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("file_upload")
         channel = self
 
         if self.install_services:
+
             @bp.listener("before_server_start")
             async def install(app: Any, _loop: Any) -> None:
                 if getattr(app.ctx, "services", None) is not None:
@@ -328,12 +346,16 @@ class UploadInput(RoutesChannel):
                 return channel._error(GONE, 404)
             filename, content, stored_type = found
             served = "text/csv; charset=utf-8" if stored_type.split(";")[0].strip() == "text/csv" else "application/octet-stream"
-            return response.raw(content, content_type=served, headers={
-                **channel._cors(),
-                "Content-Disposition": f'attachment; filename="{_ascii_filename(filename)}"',
-                "Cache-Control": "no-store",
-                "X-Content-Type-Options": "nosniff",
-            })
+            return response.raw(
+                content,
+                content_type=served,
+                headers={
+                    **channel._cors(),
+                    "Content-Disposition": f'attachment; filename="{_ascii_filename(filename)}"',
+                    "Cache-Control": "no-store",
+                    "X-Content-Type-Options": "nosniff",
+                },
+            )
 
         return bp
 

@@ -6,6 +6,7 @@ The session id is the one the server issued to the browser (``session_confirm``,
 the only key to the history. Any other id (missing: 400; made up, expired by a new secret, or of
 another channel: 403) reads nothing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +34,7 @@ def history_from_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The user and bot messages of a tracker's events, as the widget renders them (secrets masked again:
     the tracker store masked them when it saved them; this is defence in depth)."""
     lines: List[Dict[str, Any]] = []
-    for event in events[-HISTORY_LIMIT * 4:]:
+    for event in events[-HISTORY_LIMIT * 4 :]:
         kind = event.get("event")
         if kind == "user":
             text = event.get("text") or ""

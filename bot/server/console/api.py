@@ -11,6 +11,7 @@ Settings (environment): ``CONSOLE_STREAMS_PER_AGENT`` (3) live event streams per
 ``CONSOLE_SESSION_CHECK_SECONDS`` (5) how often a stream re-checks its session (also before every
 batch of events), ``LOGIN_HASH_WORKERS`` (1) and ``LOGIN_HASH_QUEUE`` (8) the password pool.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,7 +61,9 @@ def error(message: str, status: int) -> response.HTTPResponse:
 
 def too_busy(message: str, status: int, retry_after: float) -> response.HTTPResponse:
     """429/503 with ``Retry-After`` (whole seconds)."""
-    return response.json({"error": message}, status=status, headers={**SECURITY_HEADERS, "Retry-After": str(max(1, int(-(-retry_after // 1))))})
+    return response.json(
+        {"error": message}, status=status, headers={**SECURITY_HEADERS, "Retry-After": str(max(1, int(-(-retry_after // 1))))}
+    )
 
 
 def ok(data: Any, status: int = 200) -> response.HTTPResponse:
@@ -135,7 +138,8 @@ class ConsoleRuntime:
         env = os.environ if env is None else env
         self.guard = LoginGuard.from_env(env)
         self.hash_pool = BoundedPool(
-            workers=int(_setting(env, "LOGIN_HASH_WORKERS", 1, 1)), queue=int(_setting(env, "LOGIN_HASH_QUEUE", 8, 0)),
+            workers=int(_setting(env, "LOGIN_HASH_WORKERS", 1, 1)),
+            queue=int(_setting(env, "LOGIN_HASH_QUEUE", 8, 0)),
             name="password-hash",
         )
         self.streams = StreamSlots(int(_setting(env, "CONSOLE_STREAMS_PER_AGENT", 3, 1)))
@@ -302,12 +306,15 @@ def console_blueprint() -> Blueprint:
         t = await svc.run(svc.tickets.get_ticket, ticket_id)
         messages = await svc.run(svc.tickets.messages, ticket_id)
         return ok(
-            redact_value({
-                "ticket": await ticket_json(svc, t),
-                "summary": t.summary or {},
-                "transcript": t.transcript or [],
-                "messages": [m.to_dict() for m in messages],
-            }, ROUTING_METADATA_KEYS)
+            redact_value(
+                {
+                    "ticket": await ticket_json(svc, t),
+                    "summary": t.summary or {},
+                    "transcript": t.transcript or [],
+                    "messages": [m.to_dict() for m in messages],
+                },
+                ROUTING_METADATA_KEYS,
+            )
         )
 
     @bp.route("/api/tickets/<ticket_id:int>/claim", methods=["POST"])
@@ -392,8 +399,9 @@ def console_blueprint() -> Blueprint:
         except ValueError:
             return error("'after' must be an event id (an integer).", 400)
         if not rt.streams.acquire(agent.id):
-            return too_busy(f"Too many live connections for this agent (at most {rt.streams.per_agent}): close another console tab.",
-                            429, 5)
+            return too_busy(
+                f"Too many live connections for this agent (at most {rt.streams.per_agent}): close another console tab.", 429, 5
+            )
         loop = asyncio.get_running_loop()
         try:
             headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}

@@ -8,6 +8,7 @@ storage, and reveals nothing about the session token itself. The page gets it in
 answer and from ``GET /agent/api/me`` (same-origin only: no CORS on the console), and the check
 compares in constant time.
 """
+
 from __future__ import annotations
 
 import base64

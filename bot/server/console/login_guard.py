@@ -15,6 +15,7 @@ Counts live in the ``limits`` library's storage: ``RATE_LIMIT_STORAGE_URL`` if s
 URI), else Redis when ``REDIS_HOST`` is set (``REDIS_PORT``, ``REDIS_PASSWORD``, ``REDIS_DB``, the
 production topology's lock-store settings) so all replicas share them, else this process's memory.
 """
+
 from __future__ import annotations
 
 import logging
@@ -93,8 +94,12 @@ class LoginGuard:
         self._counts = MovingWindowRateLimiter(self.storage)
         self._locks = FixedWindowRateLimiter(self.storage)
         s = self.settings
-        self._account = limits.RateLimitItemPerSecond(s.account_max_failures, s.failure_window, namespace="bankfeed-login-account")
-        self._address = limits.RateLimitItemPerSecond(s.address_max_failures, s.failure_window, namespace="bankfeed-login-address")
+        self._account = limits.RateLimitItemPerSecond(
+            s.account_max_failures, s.failure_window, namespace="bankfeed-login-account"
+        )
+        self._address = limits.RateLimitItemPerSecond(
+            s.address_max_failures, s.failure_window, namespace="bankfeed-login-address"
+        )
         self._lock = limits.RateLimitItemPerSecond(1, s.lockout, namespace="bankfeed-login-lock")
 
     @classmethod

@@ -5,6 +5,7 @@ event loop's default executor, which every store call, tracker save and upload s
 flood then queues at most ``workers + queue`` hashes and is answered "busy" beyond that, while the
 default executor stays free for the message path.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -10,6 +10,7 @@ training annotation:
 * ``bank_url``    any web address the user gives (found by regular expression; used to check an unlisted bank's site)
 * ``sensitive_data`` password / card_number / account_number / secret_token, if the user pasted one
 """
+
 from __future__ import annotations
 
 import re
@@ -76,9 +77,7 @@ def entities_from_doc(doc: Any, text: str, directory: BankDirectory) -> List[Dic
     return entities
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False, model_from="SpacyNLP"
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False, model_from="SpacyNLP")
 class BankFeedEntityExtractor(GraphComponent, EntityExtractorMixin):
     """Maps EntityRuler spans to canonical ``bank``/``error_code``/``browser``/``bank_url`` entities."""
 

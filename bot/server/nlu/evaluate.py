@@ -11,6 +11,7 @@ How the held-out set is built: docs/nlu.md.
 
     python -m bot.server.nlu.evaluate --model models/bankfeed.tar.gz --holdout tests/nlu/holdout.yml --out reports
 """
+
 from __future__ import annotations
 
 import argparse
@@ -125,8 +126,7 @@ def out_of_scope_markdown(view: Dict[str, object]) -> str:
         f"## Out-of-scope questions ({view['examples']} held-out)",
         "",
         f"Out-of-scope recall: **{view['recall']:.3f}** (target {OOS_RECALL_TARGET}); bank-error flows started on them: "
-        f"**{view['bank_error_flows_started']}**. What they got: "
-        + ", ".join(f"{k} {v}" for k, v in view["outcomes"].items()),
+        f"**{view['bank_error_flows_started']}**. What they got: " + ", ".join(f"{k} {v}" for k, v in view["outcomes"].items()),
         "",
         "| bank-error diagnosis | precision vs out-of-scope text | out-of-scope texts given it | share |",
         "|---|---|---|---|",
@@ -145,8 +145,13 @@ def markdown_table(title: str, scores: Dict[str, Dict[str, float]], table: Dict[
         lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
     lines.append(f"| **macro** | | | **{macro_f1(scores):.3f}** | |")
     columns = sorted({p for row in table.values() for p in row})
-    lines += ["", "Confusion (rows: gold, columns: predicted)", "", "| gold \\ predicted | " + " | ".join(columns) + " |",
-              "|---" * (len(columns) + 1) + "|"]
+    lines += [
+        "",
+        "Confusion (rows: gold, columns: predicted)",
+        "",
+        "| gold \\ predicted | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for g, row in table.items():
         lines.append(f"| {g} | " + " | ".join(str(row.get(c, 0) or "") for c in columns) + " |")
     return "\n".join(lines) + "\n"
@@ -188,7 +193,11 @@ def evaluate(predictions: Sequence[Prediction]) -> Dict[str, object]:
     return {
         "examples": len(predictions),
         "intent": {"per_class": intent_scores, "macro_f1": macro_f1(intent_scores), "confusion": confusion(gold_i, pred_i)},
-        "diagnosis": {"per_class": diagnosis_scores, "macro_f1": macro_f1(diagnosis_scores), "confusion": confusion(gold_d, pred_d)},
+        "diagnosis": {
+            "per_class": diagnosis_scores,
+            "macro_f1": macro_f1(diagnosis_scores),
+            "confusion": confusion(gold_d, pred_d),
+        },
         "out_of_scope": out_of_scope_view(predictions),
         "errors": [
             {"text": p.text, "gold": p.gold_intent, "predicted": p.intent, "confidence": round(p.confidence, 3)}

@@ -7,6 +7,7 @@ It runs last in the pipeline, after the entity extractor has tagged ``sensitive_
 ranking is kept in ``intent_ranking`` so the dialogue can carry on with what the user meant, and a rule
 makes the bot say such details must never be shared (the text itself is masked before it is stored).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text

@@ -7,6 +7,7 @@ the same instant (sticky sessions make that rare); everything is still stored, n
 
 endpoints.prod.yml: ``lock_store: {type: bot.server.stores.lock_store.ResilientRedisLockStore, url: ..., port: ...}``
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,7 +46,8 @@ class ResilientRedisLockStore(RedisLockStore):
                 logger.error(
                     "Redis lock store unavailable (%s): using in-process locks for %ss. Conversations keep "
                     "working; across replicas, one conversation's messages are not serialised meanwhile.",
-                    exc, RETRY_REDIS_AFTER_SECONDS,
+                    exc,
+                    RETRY_REDIS_AFTER_SECONDS,
                 )
                 self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
         return getattr(self._fallback, method)(*args)

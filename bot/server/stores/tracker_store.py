@@ -16,6 +16,7 @@ appended after them (never overwritten, never skipped, never duplicated), and it
 tracker this store did not load (a new conversation, Rasa's HTTP API replacing events) is saved the
 way Rasa does, but under the same lock. The table is Rasa's own, unchanged.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -87,8 +88,8 @@ SAVE_ATTEMPTS = 3
 class _Stored:
     """What a tracker object had in the database when this store last loaded or saved it."""
 
-    owner: int          # id() of the tracker: a copy of it (deepcopy) is not trusted with this
-    saved: int          # how many of its events are stored
+    owner: int  # id() of the tracker: a copy of it (deepcopy) is not trusted with this
+    saved: int  # how many of its events are stored
     last_id: Optional[int]  # the conversation's last stored event id then
 
 
@@ -96,7 +97,6 @@ def _advisory_key(sender_id: str) -> int:
     """A signed 64-bit PostgreSQL advisory lock key for one conversation."""
     digest = hashlib.sha256(b"bankfeed.tracker:" + sender_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
 
 
 def redact_tracker(tracker: DialogueStateTracker) -> int:
@@ -145,8 +145,13 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             # SQLAlchemy 1.4 opens a new SQLite connection per session for a file (NullPool), and each
             # one ran the PRAGMAs again (py-spy: ~5 % of the server's time per message): keep them
             # pooled. A file needs no pre-ping: there is no server to restart.
-            self.engine = sa.create_engine(self.engine.url, poolclass=sa.pool.QueuePool, pool_size=5, max_overflow=10,
-                                           connect_args={"check_same_thread": False})
+            self.engine = sa.create_engine(
+                self.engine.url,
+                poolclass=sa.pool.QueuePool,
+                pool_size=5,
+                max_overflow=10,
+                connect_args={"check_same_thread": False},
+            )
             sa.event.listen(self.engine, "connect", _sqlite_wal)
             _sqlite_transactions(self.engine)
         else:
@@ -170,8 +175,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         )
         # Rasa's _event_query: the sender's events from the latest session start on (all of them
         # when the conversation has none), or every session's
-        latest_session = [events.c.sender_id == sender,
-                          sa.or_(events.c.timestamp >= session_start, session_start.is_(None))]
+        latest_session = [events.c.sender_id == sender, sa.or_(events.c.timestamp >= session_start, session_start.is_(None))]
         return {
             "latest": sa.select(events.c.id, events.c.data).where(*latest_session).order_by(events.c.id),
             "all": sa.select(events.c.id, events.c.data).where(events.c.sender_id == sender).order_by(events.c.id),
@@ -212,8 +216,9 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         sender = {"sender_id": tracker.sender_id}
         events: List[Event] = list(tracker.events)
         known: Optional[_Stored] = getattr(tracker, STORED, None)
-        if known is not None and (known.owner != id(tracker) or getattr(tracker.events, "maxlen", None)
-                                  or known.saved > len(events)):
+        if known is not None and (
+            known.owner != id(tracker) or getattr(tracker.events, "maxlen", None) or known.saved > len(events)
+        ):
             known = None  # a copy, or a tracker that forgets events: saved the way Rasa does
         with self.session_scope() as session:
             connection = session.connection(execution_options={"tracker_write": True})  # BEGIN IMMEDIATE on SQLite
@@ -225,11 +230,14 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 stored = connection.execute(statements["count_latest"], sender).scalar_one()
                 new = events[stored:]
             else:
-                new = events[known.saved:]
+                new = events[known.saved :]
                 if last_id != known.last_id:
                     logger.warning(
                         "Conversation %s was saved by another writer since this one loaded it: its %d new event(s) "
-                        "are appended after the other writer's.", tracker.sender_id, len(new))
+                        "are appended after the other writer's.",
+                        tracker.sender_id,
+                        len(new),
+                    )
             if new:  # one statement, in order: the ids keep the events' order
                 connection.execute(statements["insert"], [self._row(tracker.sender_id, event) for event in new])
                 last_id = connection.execute(statements["last_id"], sender).scalar()

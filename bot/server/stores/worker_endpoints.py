@@ -6,6 +6,7 @@ the workers read and write it side by side).
 
     python -m bot.server.stores.worker_endpoints endpoints.yml var/endpoints.workers.yml
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     source, target = Path(args[0]), Path(args[1])
     endpoints = worker_endpoints(yaml.safe_load(source.read_text()), os.environ)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(f"# Generated from {source} by bot.server.stores.worker_endpoints for WORKERS>1; do not edit.\n"
-                      + yaml.safe_dump(endpoints, sort_keys=False))
+    target.write_text(
+        f"# Generated from {source} by bot.server.stores.worker_endpoints for WORKERS>1; do not edit.\n"
+        + yaml.safe_dump(endpoints, sort_keys=False)
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ Create Date: 2025-01-01 00:00:00
 
 Written by hand (and frozen): it must not import the models, which describe the latest schema.
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
@@ -48,9 +49,7 @@ def upgrade() -> None:
         sa.Column("expires_at", _utc(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_agent_sessions_token_hash")),
-        sa.ForeignKeyConstraint(
-            ["agent_id"], ["agents.id"], name=op.f("fk_agent_sessions_agent_id_agents"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_agent_sessions_agent_id_agents"), ondelete="CASCADE"),
     )
     op.create_index(op.f("ix_agent_sessions_agent_id"), "agent_sessions", ["agent_id"])
 
@@ -78,12 +77,8 @@ def upgrade() -> None:
         sa.Column("updated_at", _utc(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
         sa.ForeignKeyConstraint(["assigned_agent_id"], ["agents.id"], name=op.f("fk_tickets_assigned_agent_id_agents")),
-        sa.CheckConstraint(
-            "status IN ('waiting', 'assigned', 'returned_to_bot', 'closed')", name=op.f("ck_tickets_status")
-        ),
-        sa.CheckConstraint(
-            "closed_by IS NULL OR closed_by IN ('agent', 'user', 'system')", name=op.f("ck_tickets_closed_by")
-        ),
+        sa.CheckConstraint("status IN ('waiting', 'assigned', 'returned_to_bot', 'closed')", name=op.f("ck_tickets_status")),
+        sa.CheckConstraint("closed_by IS NULL OR closed_by IN ('agent', 'user', 'system')", name=op.f("ck_tickets_closed_by")),
     )
     op.create_index(op.f("ix_tickets_conversation_id"), "tickets", ["conversation_id"])
     op.create_index(op.f("ix_tickets_status_created_at"), "tickets", ["status", "created_at"])
@@ -107,9 +102,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("created_at", _utc(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
-        sa.ForeignKeyConstraint(
-            ["ticket_id"], ["tickets.id"], name=op.f("fk_messages_ticket_id_tickets"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"], name=op.f("fk_messages_ticket_id_tickets"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["agent_id"], ["agents.id"], name=op.f("fk_messages_agent_id_agents")),
         sa.CheckConstraint("sender IN ('user', 'agent', 'bot', 'system')", name=op.f("ck_messages_sender")),
     )

@@ -4,6 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-24 16:40:00
 """
+
 from typing import Sequence, Union
 
 from alembic import op

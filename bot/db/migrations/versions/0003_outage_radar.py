@@ -4,6 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-24 17:00:00
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
@@ -45,8 +46,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outages")),
     )
     op.create_index(op.f("ix_outages_bank"), "outages", ["bank"])
-    op.create_index("uq_outages_open_bank", "outages", ["bank"], unique=True,
-                    sqlite_where=sa.text("cleared_at IS NULL"), postgresql_where=sa.text("cleared_at IS NULL"))
+    op.create_index(
+        "uq_outages_open_bank",
+        "outages",
+        ["bank"],
+        unique=True,
+        sqlite_where=sa.text("cleared_at IS NULL"),
+        postgresql_where=sa.text("cleared_at IS NULL"),
+    )
     op.create_table(
         "outage_notices",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -65,8 +72,14 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_outage_notices_conversation_id"), "outage_notices", ["conversation_id"])
     op.create_index(op.f("ix_outage_notices_next_check_at"), "outage_notices", ["next_check_at"])
-    op.create_index("uq_outage_notices_pending", "outage_notices", ["conversation_id", "bank"], unique=True,
-                    sqlite_where=sa.text("sent_at IS NULL"), postgresql_where=sa.text("sent_at IS NULL"))
+    op.create_index(
+        "uq_outage_notices_pending",
+        "outage_notices",
+        ["conversation_id", "bank"],
+        unique=True,
+        sqlite_where=sa.text("sent_at IS NULL"),
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
 
 
 def downgrade() -> None:

@@ -4,6 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-01 10:00:00
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa

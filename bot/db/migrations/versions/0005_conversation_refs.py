@@ -4,6 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-02 10:00:00
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa

@@ -5,6 +5,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02 10:00:00
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa

@@ -4,6 +4,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-09 10:00:00
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
@@ -34,8 +35,14 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_wait_reminders_conversation_id"), "wait_reminders", ["conversation_id"])
     op.create_index(op.f("ix_wait_reminders_due_at"), "wait_reminders", ["due_at"])
-    op.create_index("uq_wait_reminders_pending", "wait_reminders", ["conversation_id"], unique=True,
-                    sqlite_where=sa.text("sent_at IS NULL"), postgresql_where=sa.text("sent_at IS NULL"))
+    op.create_index(
+        "uq_wait_reminders_pending",
+        "wait_reminders",
+        ["conversation_id"],
+        unique=True,
+        sqlite_where=sa.text("sent_at IS NULL"),
+        postgresql_where=sa.text("sent_at IS NULL"),
+    )
 
 
 def downgrade() -> None:

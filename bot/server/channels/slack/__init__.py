@@ -12,6 +12,7 @@
 Shared files go through the flow shared with Teams, ``bot.server.channels.file_share``.
 Set-up: docs/slack.md.
 """
+
 from bot.server.channels.slack.inbound import SlackInput
 from bot.server.channels.slack.outbound import DEFAULT_API_URL, SlackBot
 from bot.server.channels.slack.verification import verify_signature

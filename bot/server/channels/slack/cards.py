@@ -5,6 +5,7 @@ message has more than 5, e.g. our "which of these is closest?" question), under 
 message text; a button's value is its payload. Slack's limits on text, button titles and values,
 and the number of blocks are applied. Set-up: docs/slack.md.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List

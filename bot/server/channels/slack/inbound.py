@@ -42,6 +42,7 @@ Configuration (credentials.yml, each key falling back to an environment variable
 ``conversation_granularity`` (``thread``), ``max_file_bytes`` (``BANKFEED_UPLOAD_MAX_BYTES``), ``proxy``.
 Set-up: docs/slack.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -95,8 +96,11 @@ def shared_file(file: Dict[str, Any]) -> SharedFile:
     if file.get("mode") in ("external", "tombstone", "hidden_by_limit") or not isinstance(url, str):
         url = None
     size = file.get("size")
-    return SharedFile(name=str(file.get("name") or file.get("title") or "upload"), url=url,
-                      size=size if isinstance(size, int) and not isinstance(size, bool) else None)
+    return SharedFile(
+        name=str(file.get("name") or file.get("title") or "upload"),
+        url=url,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+    )
 
 
 class SlackInput(RasaSlackInput):
@@ -139,8 +143,7 @@ class SlackInput(RasaSlackInput):
     ) -> None:
         if conversation_granularity not in GRANULARITIES:
             raise InvalidConfigException(
-                f"Slack 'conversation_granularity' must be one of {', '.join(GRANULARITIES)}, "
-                f"not {conversation_granularity!r}."
+                f"Slack 'conversation_granularity' must be one of {', '.join(GRANULARITIES)}, not {conversation_granularity!r}."
             )
         parsed = urlparse(str(slack_api_url or ""))
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -304,12 +307,17 @@ class SlackInput(RasaSlackInput):
         # Slack delivers a mention in the support channel twice (message + app_mention), and may
         # deliver an event again: answer each message once.
         team = body.get("team_id") if isinstance(body.get("team_id"), str) else ""
-        claim = Claim(f"slack:message:{team}:{channel}:{ts}", body.get("event_id") if isinstance(body.get("event_id"), str) else None)
+        claim = Claim(
+            f"slack:message:{team}:{channel}:{ts}", body.get("event_id") if isinstance(body.get("event_id"), str) else None
+        )
 
         text = self._sanitize_user_message(text, bot_users) if text else ""
         if files:
-            self._spawn(self.deliveries.once(router, claim, lambda: self._handle_files(
-                router, files, text, self._conversation(user, metadata), metadata)))
+            self._spawn(
+                self.deliveries.once(
+                    router, claim, lambda: self._handle_files(router, files, text, self._conversation(user, metadata), metadata)
+                )
+            )
             return response.text("")
         if not text:
             return response.text("")  # a bare mention
@@ -404,8 +412,15 @@ class SlackInput(RasaSlackInput):
         metadata = self._interaction_metadata(payload, *location)
         order = file_replies.parse_date_order_payload(text)
         if order:  # one of our "which date order?" buttons: re-check the kept file, not a bot turn
-            self._spawn(self.deliveries.once(router, claim, lambda: self._answer_date_order(
-                router, order, text.strip(), self._conversation(user["id"], metadata), metadata)))
+            self._spawn(
+                self.deliveries.once(
+                    router,
+                    claim,
+                    lambda: self._answer_date_order(
+                        router, order, text.strip(), self._conversation(user["id"], metadata), metadata
+                    ),
+                )
+            )
         else:
             self._dispatch(router, text.strip(), self._conversation(user["id"], metadata), metadata, claim)
         message = payload.get("message")
@@ -490,28 +505,44 @@ class SlackInput(RasaSlackInput):
             download=lambda shared: self.downloads.download(shared.url),
         )
 
-    async def _handle_files(self, router: Callable[[UserMessage], Awaitable[Any]], files: List[Dict[str, Any]],
-                            text: str, conversation_id: str, metadata: Dict[str, Any]) -> None:
+    async def _handle_files(
+        self,
+        router: Callable[[UserMessage], Awaitable[Any]],
+        files: List[Dict[str, Any]],
+        text: str,
+        conversation_id: str,
+        metadata: Dict[str, Any],
+    ) -> None:
         """Checks each shared file and answers in the DM / thread; while a specialist holds the
         conversation the message goes to them instead (files are not checked)."""
         shared = [shared_file(f) for f in files]
         await self._remember(router, conversation_id, metadata)
-        if not await self.file_share.handle(router, conversation_id, self._file_chat(conversation_id, metadata),
-                                            files=shared):
+        if not await self.file_share.handle(router, conversation_id, self._file_chat(conversation_id, metadata), files=shared):
             self._dispatch(router, text or file_replies.shared_note([f.name for f in shared]), conversation_id, metadata)
 
-    async def _answer_date_order(self, router: Callable[[UserMessage], Awaitable[Any]], order: str, text: str,
-                                 conversation_id: str, metadata: Dict[str, Any]) -> None:
+    async def _answer_date_order(
+        self,
+        router: Callable[[UserMessage], Awaitable[Any]],
+        order: str,
+        text: str,
+        conversation_id: str,
+        metadata: Dict[str, Any],
+    ) -> None:
         """A click on a date-order button: the kept file re-checked; while a specialist holds the
         conversation the click goes to them like any other (the file is not checked)."""
         await self._remember(router, conversation_id, metadata)
-        if not await self.file_share.handle(router, conversation_id, self._file_chat(conversation_id, metadata),
-                                            date_order=order):
+        if not await self.file_share.handle(
+            router, conversation_id, self._file_chat(conversation_id, metadata), date_order=order
+        ):
             self._dispatch(router, text, conversation_id, metadata)
 
     # ------------------------------------------------------------------ to the bot, in the background
     def _dispatch(
-        self, router: Callable[[UserMessage], Awaitable[Any]], text: str, conversation_id: str, metadata: Dict[str, Any],
+        self,
+        router: Callable[[UserMessage], Awaitable[Any]],
+        text: str,
+        conversation_id: str,
+        metadata: Dict[str, Any],
         claim: Optional["Claim"] = None,
     ) -> None:
         output = AnswerWatch(self.get_output_channel(metadata["out_channel"], metadata.get("thread_id")))
@@ -558,14 +589,12 @@ class SlackInput(RasaSlackInput):
             raise ValueError("Not a Slack conversation id.")
         reference = reference or {}
         channel, thread = reference.get("out_channel"), reference.get("thread_id")
-        parts = conversation_id[len(CONVERSATION_PREFIX):].split("_")
+        parts = conversation_id[len(CONVERSATION_PREFIX) :].split("_")
         if not isinstance(channel, str) or not channel:
             channel = parts[1] if len(parts) >= 2 else None
             thread = parts[2] if len(parts) >= 3 else None
         if not channel:
-            opened = await make_client(self.slack_token, self.slack_api_url, self.proxy).conversations_open(
-                users=parts[0]
-            )
+            opened = await make_client(self.slack_token, self.slack_api_url, self.proxy).conversations_open(users=parts[0])
             channel = opened["channel"]["id"]
         output = SlackBot(self.slack_token, channel, thread, self.proxy, self.slack_api_url, raise_errors=True)
         if buttons:

@@ -16,6 +16,7 @@
 
 Set-up: docs/slack.md.
 """
+
 from __future__ import annotations
 
 import logging
@@ -82,9 +83,7 @@ class SlackBot(RasaSlackBot):
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         await self._post_message(channel=self.slack_channel or recipient_id, text=message_text(text))
 
-    async def send_text_with_buttons(
-        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
-    ) -> None:
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any) -> None:
         recipient = self.slack_channel or recipient_id
         usable = [b for b in buttons if b.get("payload") and b.get("title")]
         if not usable:
@@ -121,8 +120,7 @@ class SlackDownloads:
     ``policy`` is the outbound policy of the downloads; None: bankfeed.yml's ``outbound.slack``
     (read on first use) with the download's limits."""
 
-    def __init__(self, token: Optional[str], api_url: str, max_file_bytes: int,
-                 policy: Optional[OutboundPolicy] = None):
+    def __init__(self, token: Optional[str], api_url: str, max_file_bytes: int, policy: Optional[OutboundPolicy] = None):
         self.token, self.api_url, self.max_file_bytes = token, api_url, max_file_bytes
         self.policy = policy
 
@@ -131,8 +129,10 @@ class SlackDownloads:
             from bot.settings import outbound_policy
 
             self.policy = outbound_policy("slack").replace(
-                max_bytes=self.max_file_bytes, read_timeout=file_replies.DOWNLOAD_TIMEOUT,
-                total_timeout=file_replies.DOWNLOAD_TIMEOUT)
+                max_bytes=self.max_file_bytes,
+                read_timeout=file_replies.DOWNLOAD_TIMEOUT,
+                total_timeout=file_replies.DOWNLOAD_TIMEOUT,
+            )
         return self.policy
 
     def may_send_token_to(self, url: str) -> bool:
@@ -161,6 +161,11 @@ class SlackDownloads:
         # no proxy: the outbound policy connects to the address it checked (a proxy would resolve the name);
         # a redirect is not followed: it would leave the hosts the token may go to
         async with OutboundClient(self.outbound_policy(), use="slack") as client:
-            return await file_replies.get_capped(client, url, self.max_file_bytes, "a shared Slack file",
-                                                 headers={"Authorization": f"Bearer {self.token}"},
-                                                 follow_redirects=False)
+            return await file_replies.get_capped(
+                client,
+                url,
+                self.max_file_bytes,
+                "a shared Slack file",
+                headers={"Authorization": f"Bearer {self.token}"},
+                follow_redirects=False,
+            )

@@ -17,6 +17,7 @@
 
 Set-up: docs/slack.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -136,8 +137,9 @@ class Deliveries:
             self._claims = SeenEvents(store, claim_seconds_from_env())
         return self._claims
 
-    async def once(self, router: Any, claim: Optional[Claim], handle: Callable[[], Awaitable[Any]],
-                   watch: Optional[AnswerWatch] = None) -> None:
+    async def once(
+        self, router: Any, claim: Optional[Claim], handle: Callable[[], Awaitable[Any]], watch: Optional[AnswerWatch] = None
+    ) -> None:
         """Handles a delivery unless it was (or is being) handled already. Marked done once the bot
         answered; released when it could not answer (the action server down: the user was told to
         send it again) or the handling failed, so a retry of it is handled."""

@@ -10,6 +10,7 @@ credentials.yml as ``bot.server.channels.teams.BotFrameworkInput``.
 Shared files go through the flow shared with Slack, ``bot.server.channels.file_share``.
 Set-up: docs/teams.md.
 """
+
 from bot.server.channels.teams.cards import card_action, hero_cards
 from bot.server.channels.teams.inbound import BotFrameworkInput
 from bot.server.channels.teams.outbound import BotConnector, TeamsOutput

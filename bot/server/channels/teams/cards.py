@@ -8,6 +8,7 @@ is attached inline as a ``data:text/csv`` URI up to 64 KB; larger ones are named
 
 Set-up: docs/teams.md.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,7 @@ def card_action(button: Mapping[str, Any]) -> Dict[str, Any]:
 
 def hero_cards(text: str, buttons: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     actions = [card_action(b) for b in buttons if isinstance(b, Mapping)]
-    chunks = [actions[i:i + MAX_CARD_BUTTONS] for i in range(0, len(actions), MAX_CARD_BUTTONS)] or [[]]
+    chunks = [actions[i : i + MAX_CARD_BUTTONS] for i in range(0, len(actions), MAX_CARD_BUTTONS)] or [[]]
     cards = []
     for i, chunk in enumerate(chunks):
         content: Dict[str, Any] = {"buttons": chunk}
@@ -57,11 +58,13 @@ def csv_attachments(converted: Sequence[ConvertedFile]) -> Tuple[List[Dict[str, 
     too_big: List[str] = []
     for file in converted:
         if len(file.content) <= MAX_INLINE_ATTACHMENT_BYTES:
-            attachments.append({
-                "contentType": "text/csv",
-                "contentUrl": "data:text/csv;base64," + base64.b64encode(file.content).decode("ascii"),
-                "name": file.filename,
-            })
+            attachments.append(
+                {
+                    "contentType": "text/csv",
+                    "contentUrl": "data:text/csv;base64," + base64.b64encode(file.content).decode("ascii"),
+                    "name": file.filename,
+                }
+            )
         else:
             too_big.append(file.filename)
     return attachments, too_big

@@ -29,6 +29,7 @@ downloads the signing keys in its constructor, validates tokens loosely and post
 
 Set-up: docs/teams.md.
 """
+
 from __future__ import annotations
 
 import html
@@ -64,8 +65,13 @@ def _text_of(activity: Mapping[str, Any]) -> str:
     text = activity.get("text") if isinstance(activity.get("text"), str) else ""
     bot_id = (activity.get("recipient") or {}).get("id") if isinstance(activity.get("recipient"), dict) else None
     for entity in activity.get("entities") or []:
-        if (isinstance(entity, dict) and entity.get("type") == "mention" and isinstance(entity.get("text"), str)
-                and isinstance(entity.get("mentioned"), dict) and entity["mentioned"].get("id") == bot_id):
+        if (
+            isinstance(entity, dict)
+            and entity.get("type") == "mention"
+            and isinstance(entity.get("text"), str)
+            and isinstance(entity.get("mentioned"), dict)
+            and entity["mentioned"].get("id") == bot_id
+        ):
             text = text.replace(entity["text"], " ")
     text = AT_TAG.sub(" ", text) if "<at" in text.lower() else text
     if HTML_TAG.search(text) or (activity.get("textFormat") in ("xml", "html")):
@@ -137,6 +143,7 @@ def conversation_reference(activity: Mapping[str, Any]) -> Dict[str, Any]:
     reference.pop("locale", None)
     return reference
 
+
 def with_attachments(activity: Mapping[str, Any], metadata: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """The message's metadata with the activity's ``attachments`` merged in (as Rasa's connector does)."""
     if activity.get("attachments"):
@@ -160,7 +167,9 @@ class BotFrameworkInput(InputChannel):
         return cls(settings=BotFrameworkSettings.from_credentials(credentials))
 
     def __init__(
-        self, app_id: Optional[str] = None, app_password: Optional[str] = None,
+        self,
+        app_id: Optional[str] = None,
+        app_password: Optional[str] = None,
         settings: Optional[BotFrameworkSettings] = None,
     ) -> None:
         self.settings = settings or BotFrameworkSettings.from_credentials({"app_id": app_id, "app_password": app_password})
@@ -203,8 +212,11 @@ class BotFrameworkInput(InputChannel):
         if not isinstance(sender, dict) or not isinstance(sender.get("id"), str) or not sender["id"]:
             raise RequestRejected(400, "the message has no from.id")
         service_url = activity.get("serviceUrl")
-        if not isinstance(service_url, str) or urlsplit(service_url).scheme not in ("https", "http") \
-                or not urlsplit(service_url).netloc:
+        if (
+            not isinstance(service_url, str)
+            or urlsplit(service_url).scheme not in ("https", "http")
+            or not urlsplit(service_url).netloc
+        ):
             raise RequestRejected(400, "the message has no valid serviceUrl")
         for key in ("recipient", "channelData"):
             if activity.get(key) is not None and not isinstance(activity.get(key), dict):
@@ -228,9 +240,14 @@ class BotFrameworkInput(InputChannel):
     def output_for(self, activity: Mapping[str, Any]) -> TeamsOutput:
         """Replies into the activity's conversation, from the bot to the user, as replies to it."""
         meta = activity_metadata(activity)["botframework"]
-        return TeamsOutput(self.connector, activity["conversation"], activity.get("recipient"), activity["serviceUrl"],
-                           reply_to_id=activity.get("id") if isinstance(activity.get("id"), str) else None,
-                           tenant_id=meta.get("tenantId"))
+        return TeamsOutput(
+            self.connector,
+            activity["conversation"],
+            activity.get("recipient"),
+            activity["serviceUrl"],
+            reply_to_id=activity.get("id") if isinstance(activity.get("id"), str) else None,
+            tenant_id=meta.get("tenantId"),
+        )
 
     async def handle_request(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
         """One webhook request: refused (4xx / 503) unless configured, verified and well-formed; a
@@ -239,7 +256,9 @@ class BotFrameworkInput(InputChannel):
         is always answered 200, whatever happens while handling it."""
         try:
             if not self.settings.configured:
-                raise RequestRejected(503, "not configured", "the Teams channel is not configured (MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD)")
+                raise RequestRejected(
+                    503, "not configured", "the Teams channel is not configured (MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD)"
+                )
             if len(request.body or b"") > MAX_BODY_BYTES:
                 raise RequestRejected(413, "the body is too large")
             claims, key = await self.verifier.authenticate(request.headers.get("Authorization"))
@@ -270,8 +289,9 @@ class BotFrameworkInput(InputChannel):
         order = file_replies.parse_date_order_payload(_text_of(activity))
         if files or order:
             try:
-                handled = await self.file_share.handle(on_new_message, conversation_of(activity), self._file_chat(activity),
-                                                       files=files, date_order=order)
+                handled = await self.file_share.handle(
+                    on_new_message, conversation_of(activity), self._file_chat(activity), files=files, date_order=order
+                )
             except Exception:  # never a 500 for a valid activity
                 logger.exception("Checking a file shared in Teams failed.")
                 handled = True
@@ -337,16 +357,16 @@ class BotFrameworkInput(InputChannel):
         if ref is not None and isinstance(ref.get("botframework"), Mapping):
             ref = ref["botframework"]
         if not isinstance(ref, Mapping):
-            logger.warning("No Teams conversation is known for %s: the hand-off message stays in the transcript only.",
-                           conversation_id)
+            logger.warning(
+                "No Teams conversation is known for %s: the hand-off message stays in the transcript only.", conversation_id
+            )
             return False
         conversation = ref.get("conversation") if isinstance(ref.get("conversation"), Mapping) else {}
         service_url = ref.get("serviceUrl")
         if not isinstance(service_url, str) or not conversation.get("id"):
             logger.warning("The Teams conversation of %s is incomplete (no serviceUrl / conversation id).", conversation_id)
             return False
-        output = TeamsOutput(self.connector, conversation, ref.get("bot") or None, service_url,
-                             tenant_id=ref.get("tenantId"))
+        output = TeamsOutput(self.connector, conversation, ref.get("bot") or None, service_url, tenant_id=ref.get("tenantId"))
         recipient = (ref.get("user") or {}).get("id") if isinstance(ref.get("user"), Mapping) else None
         recipient = recipient or conversation_id.removeprefix(CONVERSATION_PREFIX)
         if buttons:

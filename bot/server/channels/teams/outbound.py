@@ -16,6 +16,7 @@
 
 Set-up: docs/teams.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -94,8 +95,11 @@ class BotConnector:
                 return None
             if self._failed_at is not None and time.monotonic() - self._failed_at < s.token_retry_seconds:
                 # don't make every message of a turn wait for a login endpoint that just failed
-                logger.error("Could not get BotFramework token (the last attempt, %.1fs ago, failed: %s).",
-                             time.monotonic() - self._failed_at, self._last_error)
+                logger.error(
+                    "Could not get BotFramework token (the last attempt, %.1fs ago, failed: %s).",
+                    time.monotonic() - self._failed_at,
+                    self._last_error,
+                )
                 return None
             token = await self._request_token(client)
             self._failed_at = None if token else time.monotonic()
@@ -105,10 +109,17 @@ class BotConnector:
         s = self.settings
         try:
             r = await client.fetch(
-                "POST", s.token_url, follow_redirects=False, max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
+                "POST",
+                s.token_url,
+                follow_redirects=False,
+                max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
                 timeout=2 * s.http_timeout,
-                data={"grant_type": "client_credentials", "client_id": s.app_id, "client_secret": s.app_password,
-                      "scope": s.token_scope},
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": s.app_id,
+                    "client_secret": s.app_password,
+                    "scope": s.token_scope,
+                },
             )
         except OutboundRefused as refused:
             self._last_error = f"the outbound policy refuses the token URL ({refused.reason})"
@@ -130,7 +141,9 @@ class BotConnector:
             logger.error(
                 "Could not get BotFramework token from %s: HTTP %s %s (check MICROSOFT_APP_ID, "
                 "MICROSOFT_APP_PASSWORD and, for single-tenant bots, MICROSOFT_APP_TENANT_ID)",
-                s.token_url, r.status_code, detail,
+                s.token_url,
+                r.status_code,
+                detail,
             )
             return None
         try:
@@ -152,8 +165,12 @@ class BotConnector:
             return None
         refusal = self.may_send_token_to(service_url)
         if refusal:
-            logger.error("Not sending a Teams message for conversation %s to %s: %s. Nothing was sent.",
-                         conversation_id, urlsplit(service_url).hostname, refusal)
+            logger.error(
+                "Not sending a Teams message for conversation %s to %s: %s. Nothing was sent.",
+                conversation_id,
+                urlsplit(service_url).hostname,
+                refusal,
+            )
             return None
         url = f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation_id, safe='')}/activities"
         async with OutboundClient(self._policy(), use="teams") as client:
@@ -163,9 +180,15 @@ class BotConnector:
                     logger.error("A Teams message for conversation %s was not sent (no BotFramework token).", conversation_id)
                     return None
                 try:
-                    r = await client.fetch("POST", url, json=activity, headers={"Authorization": f"Bearer {token}"},
-                                           follow_redirects=False, max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
-                                           timeout=2 * self.settings.http_timeout)
+                    r = await client.fetch(
+                        "POST",
+                        url,
+                        json=activity,
+                        headers={"Authorization": f"Bearer {token}"},
+                        follow_redirects=False,
+                        max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
+                        timeout=2 * self.settings.http_timeout,
+                    )
                 except (httpx.HTTPError, OutboundError, asyncio.TimeoutError) as error:
                     logger.error("Could not send a Teams message to %s: %s", url, describe(error))
                     return None
@@ -185,8 +208,12 @@ class BotConnector:
                         delay = 0.5
                     await asyncio.sleep(min(max(delay, 0.1), 2.0))
                     continue
-                logger.error("The Bot Connector refused a Teams message for conversation %s: HTTP %s %s",
-                             conversation_id, r.status_code, r.content[:300].decode("utf-8", "replace"))
+                logger.error(
+                    "The Bot Connector refused a Teams message for conversation %s: HTTP %s %s",
+                    conversation_id,
+                    r.status_code,
+                    r.content[:300].decode("utf-8", "replace"),
+                )
                 return None
         return None
 
@@ -262,8 +289,12 @@ class TeamsOutput(OutputChannel):
         attachments, too_big = csv_attachments(reply.converted)
         text = reply.text
         if too_big:
-            text += ("\n" + ", ".join(too_big) + (" is" if len(too_big) == 1 else " are")
-                     + " too large to attach in Teams; convert the file on our website's upload page to download it.")
+            text += (
+                "\n"
+                + ", ".join(too_big)
+                + (" is" if len(too_big) == 1 else " are")
+                + " too large to attach in Teams; convert the file on our website's upload page to download it."
+            )
         message: Dict[str, Any] = {"text": text, "textFormat": "markdown"}
         if attachments:
             message["attachments"] = attachments
@@ -289,7 +320,8 @@ class TeamsDownloads:
     async def _fetch(self, url: str, service_url: str, limit: int) -> bytes:
         timeout = min(self.settings.http_timeout * 3, file_replies.DOWNLOAD_TIMEOUT)
         policy = self.settings.outbound_policy().replace(
-            max_redirects=file_replies.MAX_REDIRECTS, connect_timeout=timeout, read_timeout=timeout)
+            max_redirects=file_replies.MAX_REDIRECTS, connect_timeout=timeout, read_timeout=timeout
+        )
         token_allowed = self.connector.may_send_token_to(service_url) is None
         async with OutboundClient(policy, use="teams") as client:
 

@@ -12,6 +12,7 @@ and password the channel still loads (the server starts) but its webhook answers
 
 Set-up: docs/teams.md.
 """
+
 from __future__ import annotations
 
 import asyncio

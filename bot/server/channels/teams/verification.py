@@ -18,6 +18,7 @@
 
 Set-up: docs/teams.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -106,7 +107,8 @@ class OpenIdKeys:
                 self._generation += 1
                 logger.warning(
                     "Could not fetch the Bot Framework signing keys (%s): %s%s",
-                    self.settings.openid_metadata_url, self._last_error,
+                    self.settings.openid_metadata_url,
+                    self._last_error,
                     "; using the cached keys" if keep_stale else "; Teams requests get 503 until they can be fetched",
                 )
                 if keep_stale:
@@ -123,8 +125,9 @@ class OpenIdKeys:
         policy = self.settings.outbound_policy()
         timeout = self.settings.http_timeout
         async with OutboundClient(policy.replace(connect_timeout=timeout, read_timeout=timeout), use="teams") as client:
-            r = await client.fetch("GET", self.settings.openid_metadata_url, max_bytes=MAX_CONNECTOR_ANSWER_BYTES,
-                                   timeout=timeout)
+            r = await client.fetch(
+                "GET", self.settings.openid_metadata_url, max_bytes=MAX_CONNECTOR_ANSWER_BYTES, timeout=timeout
+            )
             if not r.is_success:
                 raise ValueError(f"the OpenID metadata answered HTTP {r.status_code}")
             metadata = r.json()
@@ -146,7 +149,8 @@ class OpenIdKeys:
                 continue
             endorsements = jwk.get("endorsements")
             keys[jwk["kid"]] = SigningKey(
-                jwk["kid"], public_key,
+                jwk["kid"],
+                public_key,
                 tuple(str(e) for e in endorsements) if isinstance(endorsements, list) else None,
             )
         if not keys:
@@ -182,8 +186,11 @@ class TokenVerifier:
         try:
             key = await self.keys.get(kid)
         except SigningKeysUnavailable as error:
-            raise RequestRejected(503, f"cannot verify tokens: signing keys unavailable ({error})",
-                                  "cannot verify the token right now, try again later") from None
+            raise RequestRejected(
+                503,
+                f"cannot verify tokens: signing keys unavailable ({error})",
+                "cannot verify the token right now, try again later",
+            ) from None
         if key is None:
             raise RequestRejected(401, f"token signed with an unknown key ({kid})", "invalid token")
         s = self.settings
@@ -195,8 +202,14 @@ class TokenVerifier:
                 audience=s.app_id,
                 issuer=list(s.allowed_issuers),
                 leeway=s.jwt_leeway,
-                options={"require": ["exp", "iss", "aud"], "verify_signature": True, "verify_exp": True,
-                         "verify_nbf": True, "verify_aud": True, "verify_iss": True},
+                options={
+                    "require": ["exp", "iss", "aud"],
+                    "verify_signature": True,
+                    "verify_exp": True,
+                    "verify_nbf": True,
+                    "verify_aud": True,
+                    "verify_iss": True,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise RequestRejected(401, "token expired", "token expired") from None
@@ -215,8 +228,7 @@ class TokenVerifier:
             raise RequestRejected(401, "the token has no serviceurl claim", "invalid token")
         service_url = activity.get("serviceUrl")
         if not isinstance(service_url, str) or claim.strip().rstrip("/") != service_url.strip().rstrip("/"):
-            raise RequestRejected(401, "the token's serviceurl claim does not match the activity's serviceUrl",
-                                  "invalid token")
+            raise RequestRejected(401, "the token's serviceurl claim does not match the activity's serviceUrl", "invalid token")
         channel_id = activity.get("channelId")
         if key.endorsements is not None and isinstance(channel_id, str) and channel_id not in key.endorsements:
             raise RequestRejected(401, f"the signing key is not endorsed for channel {channel_id!r}", "invalid token")
