@@ -8,7 +8,8 @@ actions they run. It holds:
   (hand-off tickets and outcomes), ``radar`` (the outage radar: one per process, it caches each
   bank's baseline), ``notices`` (back-online notices), ``reminders`` ("wait a day");
 * ``directory``: the bank directory (``BANK_DIRECTORY_PATH``, else data/banks.yml);
-* ``prober``: the bank-site prober (one per process, so its cache and in-flight coalescing are shared).
+* ``prober``: the bank-site prober (one per process, so its cache and in-flight coalescing are shared);
+* ``limiter``: the per-client rate limits (outage reports counted per client address).
 
 Each part is built the first time it is asked for, from the settings (``bankfeed.yml``), and kept.
 Nothing is loaded or connected before that: a database that is misconfigured or down costs only
@@ -28,6 +29,7 @@ from bot.handoff.tickets import TicketStore
 from bot.outages.notices import NoticeBook
 from bot.outages.radar import OutageRadar
 from bot.outages.reminders import ReminderBook
+from bot.ratelimit import RateLimiter
 from bot.settings import probe_settings, radar_settings, reminder_settings
 
 __all__ = ["ActionServices"]
@@ -44,7 +46,7 @@ class _Stores:
 
 class ActionServices:
     """``database``: a ``Database``, or its URL (default: ``HANDOFF_DB_URL``, else SQLite under var/),
-    with ``clock`` for a URL; ``directory`` and ``prober``: given ones instead of the settings'."""
+    with ``clock`` for a URL; ``directory``, ``prober`` and ``limiter``: given ones instead of the settings'."""
 
     def __init__(
         self,
@@ -53,11 +55,13 @@ class ActionServices:
         clock: Optional[Clock] = None,
         directory: Optional[BankDirectory] = None,
         prober: Optional[SiteProber] = None,
+        limiter: Optional[RateLimiter] = None,
     ):
         self._database = database
         self._clock = clock
         self._directory = directory
         self._prober = prober
+        self._limiter = limiter
         self._stores: Optional[_Stores] = None
         self._lock = threading.Lock()
 
@@ -105,6 +109,13 @@ class ActionServices:
             if self._prober is None:
                 self._prober = SiteProber(probe_settings())
             return self._prober
+
+    @property
+    def limiter(self) -> RateLimiter:
+        with self._lock:
+            if self._limiter is None:
+                self._limiter = RateLimiter.from_settings()
+            return self._limiter
 
     async def aclose(self) -> None:
         """Closes what was opened: the prober's connections, the database's pool (it reconnects if used again)."""

@@ -222,20 +222,6 @@ def _settings_file_section() -> Dict[str, Any]:
         return {}
 
 
-_default: Optional[RateLimiter] = None
-_default_lock = threading.Lock()
-
-
-def default_limiter() -> RateLimiter:
-    """The process's limiter, built from the settings on first use."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = RateLimiter.from_settings()
-            logger.info("Rate limits counted in %s.", "this process" if not _default.remote else repr(_default))
-        return _default
-
-
 def chat_checks(sender: Optional[str], address: Optional[str]) -> list:
     """The checks of one chat message: its client address, then its conversation."""
     checks = []

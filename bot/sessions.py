@@ -18,7 +18,6 @@ invalidates every issued id: clients then start a new conversation.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 import os
@@ -116,12 +115,6 @@ def _read_secret_file(path: Path) -> bytes:
             f"delete it to have a new one generated, or set {SECRET_ENV}."
         )
     return value.encode("utf-8")
-
-
-@functools.lru_cache(maxsize=1)
-def default_ids() -> SessionIds:
-    """The process's ``SessionIds`` (secret read once)."""
-    return SessionIds(load_secret())
 
 
 def channel_of(conversation_id: object) -> Optional[str]:

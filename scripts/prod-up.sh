@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
 PY="${PY:-$ROOT/.venv/bin/python}"
-RASA_BIN="${RASA_BIN:-$(dirname "$PY")/rasa}"
+
 PROD_DIR="${PROD_DIR:-$ROOT/var/prod}"
 mkdir -p "$PROD_DIR/logs"
 PROD_DIR="$(cd "$PROD_DIR" && pwd)"

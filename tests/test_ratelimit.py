@@ -164,8 +164,7 @@ def test_a_client_over_its_report_limit_is_not_counted(tmp_path, monkeypatch):
 
     store = Database(f"sqlite:///{tmp_path / 'p.db'}")
     store.migrate()
-    services = ActionServices(store)
-    monkeypatch.setattr(ratelimit, "_default", RateLimiter({"outage_reports_per_address": parse_limits("2/hour")}))
+    services = ActionServices(store, limiter=RateLimiter({"outage_reports_per_address": parse_limits("2/hour")}))
 
     async def scenario():
         for i in range(5):  # one client, five conversations

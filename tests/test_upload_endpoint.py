@@ -202,7 +202,7 @@ def test_channel_name_and_prefix():
 # ---------------------------------------------------------------------------- happy paths
 def test_files_are_filed_only_under_a_conversation_the_server_issued(client, product_db):
     """A made-up, another channel's or a tampered conversation id cannot have files filed under it."""
-    issued = sessions.default_ids().issue(sessions.REST)
+    issued = sessions.SessionIds(sessions.load_secret()).issue(sessions.REST)
     for sender in ("customer-42", "slack-U1_D1", "teams-29:abc", issued[:-1] + ("A" if issued[-1] != "A" else "B")):
         r = post_file(client, CLEAN, "clean.csv", sender=sender)
         assert r.status_code == 403 and "issued" in r.json()["error"], sender
@@ -211,7 +211,7 @@ def test_files_are_filed_only_under_a_conversation_the_server_issued(client, pro
 
 
 def test_multipart_upload_and_one_time_download(client):
-    sender = sessions.default_ids().issue(sessions.REST)
+    sender = sessions.SessionIds(sessions.load_secret()).issue(sessions.REST)
     r = post_file(
         client,
         (CORPUS / "parentheses_negatives.csv").read_bytes(),
@@ -272,7 +272,7 @@ def test_json_upload_and_links_expire_after_an_hour(client, clock):
 
 
 def test_files_live_in_the_product_database_and_any_replica_serves_them(client, replica, product_db, clock):
-    sender = sessions.default_ids().issue(sessions.WEB)
+    sender = sessions.SessionIds(sessions.load_secret()).issue(sessions.WEB)
     r = post_file(client, (CORPUS / "currency_symbols.csv").read_bytes(), "card.csv", sender=sender)
     [entry] = r.json()["converted"]
     token = entry["download_url"].rsplit("/", 1)[1]

@@ -102,7 +102,7 @@ async def record_resolution(services: ActionServices, conversation_id: str, hand
 
     After a specialist handed the chat back, the fix counts as theirs."""
     if handoff_status in ("waiting", "assigned", "closed"):
-        return  # the hand-off store counted it when the ticket closed
+        return  # the ticket store counted it when the ticket closed
     resolved_by = "human" if handoff_status == "returned_to_bot" else "bot"
     try:
         await asyncio.to_thread(services.tickets.record_outcome, conversation_id, resolved_by)

@@ -3,7 +3,7 @@
 ``handoff_slots`` is the hook ``action_escalate`` calls: it records the summary (diagnosis, bank,
 error code, check results, and the honest record of the steps: walked through, already tried by the
 customer, skipped and why, plus the credential check's answers) and moves ``handoff_status`` to
-``requested``. The hand-off store and agent console pick the conversation up from there.
+``requested``. The ticket store and the agent console pick the conversation up from there.
 """
 
 from __future__ import annotations

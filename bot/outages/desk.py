@@ -7,7 +7,6 @@ import asyncio
 import logging
 from typing import Any, Dict, Optional
 
-from bot import ratelimit
 from bot.desk import ActionServices
 
 logger = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ class OutageDesk:
     async def record_report(self, bank: str, diagnosis: str) -> None:
         try:
             if self.client_key is not None:
-                decision = await ratelimit.default_limiter().check("outage_reports_per_address", self.client_key)
+                decision = await self.services.limiter.check("outage_reports_per_address", self.client_key)
                 if not decision.allowed:
                     logger.info("Outage report of %s not counted: its client is over %s.", bank, decision.limit)
                     return

@@ -21,8 +21,6 @@ the tracker's metadata and anything else a client sent are never used to pick wh
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
@@ -34,7 +32,9 @@ from bot import sessions
 from bot.handoff.conversation_refs import ConversationRefs
 from bot.handoff.tickets import TicketStore
 from bot.handoff.views import TicketView
+from bot.in_thread import in_thread
 from bot.redaction import redact
+from bot.server.request_guards import RequestGuards
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ class HandoffService:
         self.tickets = tickets
         self.refs = refs
 
-    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Runs a (blocking) store call in a worker thread."""
-        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+    run = staticmethod(in_thread)  # a blocking store call, in a worker thread
 
     @property
     def agent(self) -> Any:
@@ -94,7 +92,7 @@ class HandoffService:
         try:
             ticket = await self.run(self.tickets.open_ticket_for, message.sender_id)
         except Exception:  # the hand-off database is down: the bot must still answer
-            logger.exception("Hand-off store unavailable; the message goes to the bot.")
+            logger.exception("Product database unavailable (tickets); the message goes to the bot.")
             return await on_new_message(message), False
         if ticket is None:
             return await on_new_message(message), False
@@ -256,7 +254,7 @@ class HandoffService:
                     )
                     return
                 await channel.push_to_conversation(conversation_id, ref.reference, text, buttons)
-            elif verified == "socketio" and sessions.default_ids().verify(conversation_id, sessions.WEB):
+            elif verified == "socketio" and RequestGuards.of(self.app).session_ids.verify(conversation_id, sessions.WEB):
                 output = channel.get_output_channel()
                 if output is not None:
                     await output.send_custom_json(

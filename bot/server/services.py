@@ -20,7 +20,6 @@ through ``services.run`` (a worker thread). Nothing reaches one service through 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
@@ -31,6 +30,7 @@ from bot.handoff.agents import AgentStore
 from bot.handoff.conversation_refs import ConversationRefs
 from bot.handoff.tickets import TicketStore
 from bot.handoff.unknown_banks import UnknownBanks
+from bot.in_thread import in_thread
 from bot.outages.notices import NoticeBook
 from bot.outages.radar import OutageRadar
 from bot.outages.reminders import ReminderBook
@@ -132,7 +132,4 @@ class Services:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.prober.aclose()
 
-    @staticmethod
-    async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Runs a (blocking) store call in a worker thread."""
-        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+    run = staticmethod(in_thread)  # a blocking store call, in a worker thread

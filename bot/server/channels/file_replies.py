@@ -291,7 +291,7 @@ async def handed_off(router: Any, conversation_id: str) -> bool:
     try:
         return await services.run(services.tickets.open_ticket_for, conversation_id) is not None
     except Exception:
-        logger.exception("Hand-off store unavailable while checking a shared file; the bot checks it.")
+        logger.exception("Product database unavailable while checking a shared file for a ticket; the bot checks it.")
         return False
 
 

@@ -25,6 +25,7 @@ from bot import client_address, ratelimit, sessions
 from bot.outages.reminders import REMINDER_BUTTONS
 from bot.server.channels import inbound
 from bot.server.channels.routing import HandoffRouter
+from bot.server.request_guards import RequestGuards
 from bot.server.services import Services
 
 NOT_A_SESSION = (
@@ -59,9 +60,9 @@ class RestInput(RasaRestInput):
         return metadata or None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        sessions.default_ids()  # a misconfigured secret stops the server at start, not at the first message
         router = HandoffRouter(on_new_message)
-        blueprint = router.attach(super().blueprint(router))
+        # the guards are built as the server starts: a misconfigured secret stops it then, not at the first message
+        blueprint = RequestGuards.installer(router.attach(super().blueprint(router)))
 
         @blueprint.middleware("request")
         async def check_webhook_body(request: Request) -> Any:
@@ -72,7 +73,7 @@ class RestInput(RasaRestInput):
                 payload = inbound.rest_payload(request.body or b"", request.content_type)
             except inbound.InboundError as exc:
                 return response.json({"error": str(exc)}, status=exc.status)
-            if not sessions.default_ids().verify(payload["sender"], sessions.REST):
+            if not RequestGuards.of(request.app).session_ids.verify(payload["sender"], sessions.REST):
                 return _refused()
             request.parsed_json = payload
             return None
@@ -80,12 +81,12 @@ class RestInput(RasaRestInput):
         @blueprint.route("/session", methods=["POST"])
         async def new_session(request: Request) -> Any:
             """A new conversation: its server-issued sender id (a limited number per client address)."""
-            address = client_address.from_request(request)
-            decision = await ratelimit.default_limiter().check("sessions_per_address", address or "unknown")
+            address, guards = client_address.from_request(request), RequestGuards.of(request.app)
+            decision = await guards.limiter.check("sessions_per_address", address or "unknown")
             if not decision.allowed:
                 return response.json(ratelimit.too_many_body(decision), status=429, headers=ratelimit.too_many_headers(decision))
             return response.json(
-                {"sender": sessions.default_ids().issue(sessions.REST)}, status=201, headers={"Cache-Control": "no-store"}
+                {"sender": guards.session_ids.issue(sessions.REST)}, status=201, headers={"Cache-Control": "no-store"}
             )
 
         @blueprint.middleware("request")
@@ -98,7 +99,7 @@ class RestInput(RasaRestInput):
             request.ctx.client_key = client_address.client_key(address)
             body = getattr(request, "parsed_json", None)
             sender = body.get("sender") if isinstance(body, dict) and isinstance(body.get("sender"), str) else None
-            decision = await ratelimit.default_limiter().check_all(ratelimit.chat_checks(sender, address))
+            decision = await RequestGuards.of(request.app).limiter.check_all(ratelimit.chat_checks(sender, address))
             if not decision.allowed:
                 return response.json(ratelimit.too_many_body(decision), status=429, headers=ratelimit.too_many_headers(decision))
             return None
@@ -114,7 +115,7 @@ class RestInput(RasaRestInput):
                 return response.json({"error": "'after', 'after_notice' and 'after_reminder' must be ids (integers)"}, status=400)
             if not sender:
                 return response.json({"error": "'sender' is required"}, status=400)
-            if not sessions.default_ids().verify(sender, sessions.REST):
+            if not RequestGuards.of(request.app).session_ids.verify(sender, sessions.REST):
                 return _refused()
             services = Services.of(request.app)
             if services is None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
@@ -31,6 +31,7 @@ from sanic import Blueprint
 from bot import client_address, ratelimit, sessions
 from bot.server.channels import cors, inbound
 from bot.server.channels.routing import HandoffRouter
+from bot.server.request_guards import RequestGuards
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +75,18 @@ class SocketIOInput(RasaSocketIOInput):
         return SocketIOOutput(self.sio, self.bot_message_evt) if self.sio is not None else super().get_output_channel()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        ids = sessions.default_ids()  # a misconfigured secret stops the server at start
         router = HandoffRouter(on_new_message)
         blueprint = super().blueprint(router)
+        # the server's guards, taken when it starts (a misconfigured secret stops it then)
+        guards: List[RequestGuards] = []
+
+        @blueprint.listener("before_server_start")
+        async def take_guards(app: Any, _loop: Any) -> None:
+            guards[:] = [RequestGuards.of(app)]
+
+        def ids() -> sessions.SessionIds:
+            return guards[0].session_ids
+
         sio = self.sio
         cors.protect_socketio(sio, getattr(self, "cors_allowed_origins", None))  # Rasa disables the Origin check
 
@@ -96,7 +106,7 @@ class SocketIOInput(RasaSocketIOInput):
         async def session_request(sid: Text, data: Optional[Dict] = None) -> None:
             data = data if isinstance(data, dict) else {}
             asked = data.get("session_id")
-            session_id = asked if ids.verify(asked, sessions.WEB) else ids.issue(sessions.WEB)
+            session_id = asked if ids().verify(asked, sessions.WEB) else ids().issue(sessions.WEB)
             async with sio.session(sid, namespace=self.namespace) as session:
                 previous = session.get("session_id")
                 session["session_id"] = session_id
@@ -125,7 +135,7 @@ class SocketIOInput(RasaSocketIOInput):
                 return
             confirmed = (await sio.get_session(sid, namespace=self.namespace)).get("session_id")
             if not confirmed and not self.session_persistence:  # a conversation per connection
-                confirmed = ids.issue(sessions.WEB)
+                confirmed = ids().issue(sessions.WEB)
                 async with sio.session(sid, namespace=self.namespace) as session:
                     session["session_id"] = confirmed
                 await sio.enter_room(sid, confirmed, namespace=self.namespace)
@@ -138,7 +148,7 @@ class SocketIOInput(RasaSocketIOInput):
 
             # over a per-client limit: told to resend after a wait, and the message is not processed
             address = client_address.from_environ(sio.get_environ(sid, namespace=self.namespace))
-            decision = await ratelimit.default_limiter().check_all(ratelimit.chat_checks(confirmed, address))
+            decision = await guards[0].limiter.check_all(ratelimit.chat_checks(confirmed, address))
             if not decision.allowed:
                 await sio.emit(
                     self.bot_message_evt,

@@ -40,6 +40,7 @@ from sanic.request import Request, parse_multipart_form
 
 from bot import client_address, ratelimit, sessions
 from bot.server.channels.routes import RoutesChannel
+from bot.server.request_guards import RequestGuards
 from bot.upload import analyse
 from bot.upload.files import DEFAULT_TTL, Download, UploadFiles
 from bot.upload.limits import human_size, max_input_bytes
@@ -134,8 +135,9 @@ def _field(value: Any, name: str) -> Optional[str]:
     return value or None
 
 
-def parse_options(get: Callable[[str], Any]) -> Dict[str, Any]:
-    """The optional fields, validated: ``date_order``, ``last_booked``, ``region``, ``sender``."""
+def parse_options(get: Callable[[str], Any], ids: sessions.SessionIds) -> Dict[str, Any]:
+    """The optional fields, validated: ``date_order``, ``last_booked``, ``region``, ``sender`` (an id
+    that ``ids`` issued)."""
     out: Dict[str, Any] = {}
     order = _field(get("date_order"), "date_order")
     if order is not None:
@@ -157,7 +159,6 @@ def parse_options(get: Callable[[str], Any]) -> Dict[str, Any]:
     if sender is not None:
         if not SENDER.match(sender):
             raise BadRequest("sender may only use letters, digits and _ . : @ + -")
-        ids = sessions.default_ids()
         if not (ids.verify(sender, sessions.REST) or ids.verify(sender, sessions.WEB)):
             # the converted files are filed under this conversation: only its owner may name it
             raise BadRequest(
@@ -169,7 +170,7 @@ def parse_options(get: Callable[[str], Any]) -> Dict[str, Any]:
     return out
 
 
-def parse_body(body: bytes, content_type: str, max_file: int) -> Tuple[bytes, str, Dict[str, Any]]:
+def parse_body(body: bytes, content_type: str, max_file: int, ids: sessions.SessionIds) -> Tuple[bytes, str, Dict[str, Any]]:
     """``(file bytes, filename, options)`` from a multipart or JSON body; BadRequest otherwise."""
     kind, params = parse_content_header(content_type or "")
     kind = kind.lower()
@@ -185,7 +186,7 @@ def parse_body(body: bytes, content_type: str, max_file: int) -> Tuple[bytes, st
         if upload is None:
             raise BadRequest("send the bank file in a form field named 'file'")
         data, filename = upload.body, upload.name or ""
-        options = parse_options(lambda k: fields.get(k))
+        options = parse_options(lambda k: fields.get(k), ids)
     elif kind == "application/json":
         try:
             payload = json.loads(body.decode("utf-8"))
@@ -205,7 +206,7 @@ def parse_body(body: bytes, content_type: str, max_file: int) -> Tuple[bytes, st
             data = base64.b64decode(re.sub(r"\s+", "", encoded), validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest("'content_base64' isn't valid base64")
-        options = parse_options(payload.get)
+        options = parse_options(payload.get, ids)
     else:
         raise BadRequest("send multipart/form-data or application/json", status=415)
     if len(data) > max_file:
@@ -382,7 +383,8 @@ class UploadInput(RoutesChannel):
         if kind not in ("multipart/form-data", "application/json"):
             raise BadRequest("send multipart/form-data or application/json", status=415)
         # upload quotas per client address: a count, then the bytes once they are read
-        limiter, address = ratelimit.default_limiter(), client_address.from_request(request)
+        guards, address = RequestGuards.of(request.app), client_address.from_request(request)
+        limiter = guards.limiter
         decision = await limiter.check("uploads_per_address", address)
         if not decision.allowed:
             return self._too_many(decision)
@@ -390,7 +392,7 @@ class UploadInput(RoutesChannel):
         decision = await limiter.check("upload_bytes_per_address", address, cost=len(body))
         if not decision.allowed:
             return self._too_many(decision)
-        data, filename, options = parse_body(body, content_type, self.max_file)
+        data, filename, options = parse_body(body, content_type, self.max_file, guards.session_ids)
         sender = options.pop("sender", None)
         loop = asyncio.get_running_loop()
         report = await loop.run_in_executor(None, functools.partial(analyse, data, filename, **options))

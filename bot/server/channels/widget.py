@@ -19,6 +19,7 @@ from sanic.request import Request
 from bot import sessions
 from bot.redaction import redact
 from bot.server.channels.routes import RoutesChannel
+from bot.server.request_guards import RequestGuards
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "widget" / "static"
 NOT_A_SESSION = "Unknown or invalid session_id: use the id the chat server confirmed (session_confirm)."
@@ -81,7 +82,7 @@ class ChatWidgetInput(RoutesChannel):
             cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
             if not session_id:
                 return response.json({"error": "'session_id' is required"}, status=400, headers=cors)
-            if not sessions.default_ids().verify(session_id, sessions.WEB):
+            if not RequestGuards.of(request.app).session_ids.verify(session_id, sessions.WEB):
                 return response.json({"error": NOT_A_SESSION}, status=403, headers=cors)
             store = request.app.ctx.agent.tracker_store
             tracker = await store.retrieve_full_tracker(session_id)
