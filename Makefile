@@ -48,7 +48,7 @@ spacy: $(SPACY_DIR)/meta.json
 
 # Retrains only when config, domain, training data or the spaCy pipeline changed.
 $(MODEL): $(TRAINING_INPUTS)
-	$(RASA) train --config config.yml --domain domain.yml --data data --out models --fixed-model-name bankfeed
+	$(PY) -m bot.server.train --config config.yml --domain domain.yml --data data --out models --fixed-model-name bankfeed
 	@touch $@
 
 model: $(MODEL)

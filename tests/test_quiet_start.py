@@ -40,6 +40,17 @@ SEEN_ON_MAKE_RUN = [
         "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/en/latest/pkg_resources.html",
     ),
     ("builtins:DeprecationWarning", "apscheduler", "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/"),
+    # training (the first `make run`, bot/server/train.py)
+    (
+        "builtins:DeprecationWarning",
+        "rasa.engine.training.fingerprinting",
+        "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/en/latest/pkg_resources.html",
+    ),
+    (
+        "sqlalchemy.exc:MovedIn20Warning",
+        "rasa.engine.caching",
+        "Deprecated API features detected! These feature(s) are not compatible with SQLAlchemy 2.0.",
+    ),
     ("builtins:DeprecationWarning", "limits.util", "pkg_resources is deprecated as an API. See https://setuptools.pypa.io/"),
     (
         "builtins:DeprecationWarning",
@@ -129,6 +140,76 @@ def test_our_own_warnings_print_once_the_launcher_filters_are_in():
     assert "sanic_cors/extension.py" not in result.stderr
     assert "bot/server/serve.py:7: DeprecationWarning: distutils Version classes are deprecated" in result.stderr
     assert "bot/settings.py:9: DeprecationWarning: a setting of ours is deprecated" in result.stderr
+
+
+# ---------------------------------------------------------------- training, for real
+
+TINY_PROJECT = {
+    "config.yml": """
+        recipe: default.v1
+        language: en
+        assistant_id: tiny
+        pipeline:
+          - name: WhitespaceTokenizer
+          - name: CountVectorsFeaturizer
+          - name: DIETClassifier
+            epochs: 1
+            random_seed: 1
+            constrain_similarities: true  # (Rasa's own advice otherwise: a real warning, which shows)
+            evaluate_every_number_of_epochs: 1
+        policies:
+          - name: RulePolicy
+    """,
+    # utter_sent_from_code is in no story or rule: `rasa train` warned about each such response
+    "domain.yml": """
+        version: "3.1"
+        intents: [greet, bye]
+        responses:
+          utter_hello: [{text: "Hello"}]
+          utter_sent_from_code: [{text: "Sent by a custom action"}]
+    """,
+    "data/nlu.yml": """
+        version: "3.1"
+        nlu:
+          - intent: greet
+            examples: |
+              - hello
+              - hi there
+          - intent: bye
+            examples: |
+              - bye
+              - see you
+    """,
+    "data/rules.yml": """
+        version: "3.1"
+        rules:
+          - rule: greet
+            steps:
+              - intent: greet
+              - action: utter_hello
+    """,
+}
+
+
+def test_training_as_make_does_prints_no_third_party_warnings(tmp_path):
+    """The first `make run` trains the model (Makefile -> bot/server/train.py) before the banner."""
+    for name, text in TINY_PROJECT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    env = {k: v for k, v in servers.base_env().items() if k not in ("PYTHONWARNINGS", "TF_CPP_MIN_LOG_LEVEL")}
+    env.update({"TF_DETERMINISTIC_OPS": "1", "PYTHONPATH": str(servers.ROOT)})  # the Makefile exports it
+    env.pop("SQLALCHEMY_SILENCE_UBER_WARNING", None)
+    args = ["--config", "config.yml", "--domain", "domain.yml", "--data", "data", "--out", "models", "--fixed-model-name", "tiny"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.server.train", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-5000:]
+    assert (tmp_path / "models" / "tiny.tar.gz").is_file()
+    assert "Model written to models/tiny.tar.gz" in out
+    assert not re.search(r"\w*Warning\b", out), out[-5000:]
+    assert "is not used in any story or rule" not in out
+    assert "[debug" not in out  # Rasa's policy debug lines (structlog) stay off, as with `rasa train`
 
 
 # ---------------------------------------------------------------- make run, for real

@@ -702,3 +702,14 @@ async def test_unreachable_token_endpoint_is_logged_not_raised(caplog):
     with caplog.at_level(logging.ERROR, logger="bot.server.channels.teams"):
         await channel.push_to_conversation("29:u", metadata, "hello", [{"title": "Yes", "payload": "/affirm"}])
     assert "Could not get BotFramework token" in caplog.text
+
+
+def test_the_not_configured_warning_reaches_the_log_whole(caplog):
+    """Log masking once turned "app id and password (MICROSOFT_APP_ID ..." into "[password removed]"."""
+    from bot.log_masking import mask_text
+
+    with caplog.at_level(logging.WARNING, logger="bot.server.channels.teams.inbound"):
+        BotFrameworkInput()
+    [warning] = [r.getMessage() for r in caplog.records if "Teams" in r.getMessage()]
+    assert "MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD" in warning
+    assert mask_text(warning) == warning

@@ -32,12 +32,13 @@ import pluggy
 TF_CPP_LOG_LEVEL = "2"
 
 # (category, module the warning is attributed to, start of its message): what Rasa 3.6.21 and its
-# dependencies (requirements/constraints.txt) print on `make run`, and where each comes from.
+# dependencies (requirements/constraints.txt) print on `make run` (training included: bot/server/train.py),
+# and where each comes from.
 THIRD_PARTY_WARNINGS: Tuple[Tuple[str, str, str], ...] = (
     # SQLAlchemy 1.4's one "2.0 migration" warning, for Rasa's declarative_base() in its SQL tracker store
     (
         "sqlalchemy.exc:MovedIn20Warning",
-        r"rasa\.core\.tracker_store",
+        r"rasa\.core\.tracker_store|rasa\.engine\.caching",
         r"Deprecated API features detected! These feature\(s\) are not compatible with SQLAlchemy 2\.0",
     ),
     # Rasa's SQLTrackerStore.get_db_url builds sa.engine.url.URL(...) directly
@@ -46,7 +47,7 @@ THIRD_PARTY_WARNINGS: Tuple[Tuple[str, str, str], ...] = (
     # and limits (our rate limits) imports it first
     (
         "builtins:DeprecationWarning",
-        r"rasa\.shared\.utils\.validation|apscheduler|limits\.util",
+        r"rasa\.shared\.utils\.validation|rasa\.engine\.training\.fingerprinting|apscheduler|limits\.util",
         r"pkg_resources is deprecated as an API",
     ),
     # ... which then complains of the legacy namespace packages installed (mpl_toolkits, ruamel)

@@ -180,8 +180,9 @@ class BotFrameworkInput(InputChannel):
         self._seen: "OrderedDict[Tuple[str, str], None]" = OrderedDict()
         if not self.settings.configured:
             logger.warning(
-                "The Teams (Bot Framework) channel is enabled without an app id and password "
-                "(MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD): its webhook answers 503 until they are set."
+                # worded so the log masking leaves it whole ("password (X" would read as a pasted password)
+                "The Teams (Bot Framework) channel is enabled but not configured: its webhook answers 503 "
+                "until MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD are set."
             )
 
     # ------------------------------------------------------------------ the webhook
