@@ -17,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.banks.site_prober import ProbeResult
+from bot.customer_time import CustomerClock
 from bot.desk import ActionServices
 from bot.handoff import desk as handoff
 from bot.handoff import escalation
@@ -115,6 +116,7 @@ class ActionTroubleshoot(UsesServices, Action):
             tracker.sender_id,
             conversation_channel(tracker),
             metadata.get("client_key") if isinstance(metadata, dict) else None,
+            CustomerClock.from_metadata(metadata),
         )
         reminders = ReminderDesk(services, tracker.sender_id, conversation_channel(tracker))
         troubleshooter = Troubleshooter(

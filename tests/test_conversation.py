@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, List
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from bot.banks.directory import Bank, BankDirectory
 from bot.banks.site_prober import ProbeSettings, SiteProber
@@ -37,9 +39,9 @@ def directory(bank_site) -> BankDirectory:
 class Conversation:
     """Plays a conversation the way the Rasa action would: slots in, replies and slot changes out."""
 
-    def __init__(self, directory: BankDirectory, canary: str):
+    def __init__(self, directory: BankDirectory, canary: str, also_allow: tuple = ()):
         # the local bank site is an explicit exception to the outbound policy (loopback is refused by default)
-        allow = (f"{urlsplit(canary).hostname}:{urlsplit(canary).port}",)
+        allow = (f"{urlsplit(canary).hostname}:{urlsplit(canary).port}", *also_allow)
         settings = ProbeSettings(budget=2.0, slow_threshold=1.0, canary_urls=(canary,), outbound=OutboundPolicy(allow=allow))
         self.prober = SiteProber(settings)
         self.now = 1_800_000_000.0  # a clock the test moves (``later``)
@@ -428,3 +430,31 @@ async def test_nothing_but_a_secret_at_a_step_asks_the_step_again(convo):
     assert [m["response"] for m in reply.messages] == ["utter_sensitive_warning", "utter_reask_refresh"]
     assert reply.slots.get("current_step", ts.REFRESH) == ts.REFRESH
     assert not reply.slots.get("steps_tried")
+
+
+async def test_when_nothing_outside_answers_the_customer_hears_only_that_the_site_was_not_checked():
+    """Our own network being down is not the customer's business (issue 17): no "I can't reach other
+    websites", just that the bank's site could not be checked and their own look is the better test."""
+    import socket
+
+    def closed_port_url(path: str = "/") -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return f"http://127.0.0.1:{port}{path}"
+
+    bank_url, canary = closed_port_url("/chase"), closed_port_url("/canary")
+    directory = BankDirectory([Bank("Chase", "US", "bank", bank_url, ())])
+    convo = Conversation(directory, canary, also_allow=(urlsplit(bank_url).netloc,))
+    try:
+        replies = await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
+    finally:
+        await convo.prober.aclose()
+    assert replies == ["utter_diagnosis_bank_unavailable", "utter_site_unchecked", "utter_ask_bank_login"]
+    assert convo.variables("utter_site_unchecked")["bank_name"] == "Chase"
+    text = yaml.safe_load((Path(__file__).parent.parent / "domain.yml").read_text())["responses"]["utter_site_unchecked"][0][
+        "text"
+    ]
+    assert "I couldn't check {bank_name}'s site" in text
+    for internal in ("other websites", "internet", "server", "network"):
+        assert internal not in text.lower()

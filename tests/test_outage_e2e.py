@@ -4,6 +4,7 @@ console's outage list and its list of banks the directory lacks."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -65,6 +66,19 @@ def test_burst_short_path_status_and_notice_after_restart(radar_stack, fake_bank
         user = f"late-{uuid.uuid4().hex[:8]}"
         replies = stack.send(user, "getting error 102 with monzo")
         assert "having an outage" in texts(replies) and "customers have reported this since" in texts(replies)
+        # no time zone from this client: the time says it is UTC, in the widget's 12-hour format
+        assert re.search(r"since \d{1,2}:\d\d [AP]M UTC,", texts(replies)), texts(replies)
+        # a client that says where it is hears the time in its own zone and hour cycle (issue 17)
+        zoned = stack.send(
+            f"zoned-{uuid.uuid4().hex[:8]}",
+            "error 102 with monzo again",
+            metadata={"timezone": "Asia/Kolkata", "hour_cycle": "h23"},
+        )
+        since = re.search(r"since (\d\d):(\d\d),", texts(zoned))
+        assert since, texts(zoned)
+        utc = re.search(r"since (\d{1,2}):(\d\d) ([AP]M) UTC", texts(replies))
+        utc_minutes = (int(utc[1]) % 12 + (12 if utc[3] == "PM" else 0)) * 60 + int(utc[2])
+        assert (int(since[1]) * 60 + int(since[2])) % 1440 == (utc_minutes + 330) % 1440  # Kolkata is UTC+5:30
         assert "Upload from file" in texts(replies)  # manual upload offered now
         assert "/notify_when_back" in [b["payload"] for r in replies for b in r.get("buttons", [])]
         assert sum(1 for r in replies if r.get("buttons")) == 1  # one question, one set of buttons

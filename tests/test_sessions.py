@@ -107,11 +107,14 @@ def test_client_metadata_keeps_only_allow_listed_short_strings():
         "input_channel": "slack",
         "client_message_id": 7,
         "page_url_extra": "x",
+        "timezone": "America/Chicago",
+        "hour_cycle": "h23-and-more",
     }
     assert inbound.client_metadata(forged) == {
         "language": "en-GB",
         "page_url": "https://example.com/help",
         "user_agent": "Firefox",
+        "timezone": "America/Chicago",
     }
     assert inbound.client_metadata({"language": "x" * 36}) == {}
     assert inbound.client_metadata(None) == {}

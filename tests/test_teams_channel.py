@@ -713,3 +713,17 @@ def test_the_not_configured_warning_reaches_the_log_whole(caplog):
     [warning] = [r.getMessage() for r in caplog.records if "Teams" in r.getMessage()]
     assert "MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD" in warning
     assert mask_text(warning) == warning
+
+
+def test_the_teams_clients_time_zone_goes_with_the_message():
+    from bot.server.channels.teams.inbound import activity_metadata
+
+    activity = {
+        "type": "message",
+        "id": "1",
+        "from": {"id": "29:u"},
+        "conversation": {"id": "a:1"},
+        "localTimezone": "Europe/Berlin",
+    }
+    assert activity_metadata(activity)["timezone"] == "Europe/Berlin"
+    assert "timezone" not in activity_metadata({**activity, "localTimezone": {"not": "a name"}})

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Any, Dict, Optional
 
+from bot.customer_time import CustomerClock
 from bot.desk import ActionServices
 
 logger = logging.getLogger(__name__)
@@ -26,10 +27,19 @@ class OutageDesk:
     ``channel`` is the tracker's latest input channel (set by the Rasa server's channel, never by
     what a client sends): reports through ``verified_channels`` count as verified. ``client_key`` is
     the pseudonym of the client's address that the REST and widget channels put in the message
-    metadata; a client over ``outage_reports_per_address`` is not counted (the conversation goes on)."""
+    metadata; a client over ``outage_reports_per_address`` is not counted (the conversation goes on).
+    ``clock``: how the customer reads a time of day (the outage's start is told in it)."""
 
-    def __init__(self, services: ActionServices, conversation_id: str, channel: str, client_key: Optional[str] = None):
+    def __init__(
+        self,
+        services: ActionServices,
+        conversation_id: str,
+        channel: str,
+        client_key: Optional[str] = None,
+        clock: Optional[CustomerClock] = None,
+    ):
         self.services = services
+        self.clock = clock or CustomerClock()
         self.conversation_id = conversation_id
         self.channel = channel
         self.client_key = client_key if isinstance(client_key, str) and 0 < len(client_key) <= 64 else None
@@ -42,7 +52,7 @@ class OutageDesk:
             return None
         if outage is None:
             return None
-        return {"since": outage.started_at.strftime("%H:%M UTC"), "report_count": outage.report_count}
+        return {"since": self.clock.time(outage.started_at), "report_count": outage.report_count}
 
     async def record_report(self, bank: str, diagnosis: str) -> None:
         try:

@@ -1077,7 +1077,7 @@ class Troubleshooter:
             self._reply.say_text(CANNOT_CHECK_ADDRESS)
             self._reply.ask("utter_ask_bank_login", bank_login="your bank's own website")
             return
-        self._reply.say(f"utter_site_{result.status}", **site_wording(result, state.bank or self._host(login_url)))
+        self._reply.say(site_response(result), **site_wording(result, state.bank or self._host(login_url)))
         self._reply.ask("utter_ask_bank_login", bank_login=login_url)
 
     # ------------------------------------------------------------------ known outages
@@ -1147,6 +1147,15 @@ class Troubleshooter:
         return True
 
 
+def site_response(result: ProbeResult) -> str:
+    """The utter_site_* response for a probe. When nothing outside could be reached (our side's
+    network), the customer hears only that the bank's site could not be checked: what our servers can
+    or cannot reach is not theirs to know."""
+    if result.reason == "no_outbound_connectivity":
+        return "utter_site_unchecked"
+    return f"utter_site_{result.status}"
+
+
 def site_wording(result: ProbeResult, bank_name: str) -> Dict[str, str]:
     """Variables for the utter_site_* responses, worded after what was actually observed."""
     from urllib.parse import urlsplit
@@ -1156,7 +1165,6 @@ def site_wording(result: ProbeResult, bank_name: str) -> Dict[str, str]:
         "connection_refused": "it refuses connections",
         "tls_error": "its security certificate fails",
         "timeout": "it didn't answer in time",
-        "no_outbound_connectivity": "I can't reach other websites either just now",
         "invalid_url": "the address isn't valid",
         "too_many_redirects": "it keeps redirecting",
     }.get(result.reason)

@@ -22,7 +22,15 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 8 * 1024
 
 #: Metadata keys a REST / widget client may send, with their longest accepted value (strings only).
-CLIENT_METADATA = {"language": 35, "page_url": 2000, "user_agent": 512, "client_message_id": 128}
+# timezone / hour_cycle: how the customer reads a time of day (bot/customer_time.py checks the values)
+CLIENT_METADATA = {
+    "language": 35,
+    "page_url": 2000,
+    "user_agent": 512,
+    "client_message_id": 128,
+    "timezone": 64,
+    "hour_cycle": 3,
+}
 
 # C0/C1 control characters other than tab and newline, and lone surrogates.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|[\ud800-\udfff]")

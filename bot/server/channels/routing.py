@@ -53,7 +53,7 @@ class HandoffRouter:
         return result
 
 
-NO_ANSWER = "Sorry, I couldn't finish that just now (part of me is restarting). Please send your last message again in a moment."
+NO_ANSWER = "Sorry, I couldn't finish that just now. Please send your last message again in a moment."
 
 
 class RecordingOutput(OutputChannel):

@@ -128,7 +128,11 @@ def activity_metadata(activity: Mapping[str, Any]) -> Dict[str, Any]:
         "activityId": activity.get("id"),
         "locale": activity.get("locale"),
     }
-    return {"botframework": {k: v for k, v in reference.items() if v not in (None, {}, "")}}
+    metadata: Dict[str, Any] = {"botframework": {k: v for k, v in reference.items() if v not in (None, {}, "")}}
+    zone = activity.get("localTimezone")  # the Teams client's IANA zone: how the customer reads times
+    if isinstance(zone, str) and 0 < len(zone) <= 64:
+        metadata["timezone"] = zone
+    return metadata
 
 
 def conversation_of(activity: Mapping[str, Any]) -> str:

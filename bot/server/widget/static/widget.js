@@ -31,7 +31,8 @@
  *     issued and answers anything else (no id yet, an old or made-up one) with a fresh id. The widget
  *     stores the confirmed id in localStorage ("bankfeedchat:session") and sends it with every message
  *     and history request, so a reload or a later visit continues the same conversation.
- *   - the user's messages: emit `user_uttered` {message, session_id, metadata: {user_agent}}.
+ *   - the user's messages: emit `user_uttered` {message, session_id, metadata: {user_agent, timezone, hour_cycle}}
+ *     (timezone and hour_cycle: how this browser reads a time of day; bot/customer_time.py).
  *   - the bot's messages: `bot_uttered` {text} | {text, quick_replies} | {text, buttons}; hand-off
  *     messages {text, handoff_event: agent_joined|agent_left|closed, agent_name} and agent messages
  *     {text, sender: "agent", agent_name}.
@@ -602,11 +603,21 @@
     render({ scroll: true });
   }
 
+  // how this browser reads a time of day, so times the bot writes match the message times shown here
+  function clockMetadata() {
+    try {
+      const options = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" }).resolvedOptions();
+      return { timezone: options.timeZone, hour_cycle: options.hourCycle || (options.hour12 === false ? "h23" : "h12") };
+    } catch (e) {
+      return {};
+    }
+  }
+
   function emitMessage(entry, message) {
     state.socket.emit("user_uttered", {
       message,
       session_id: state.sessionId,
-      metadata: { user_agent: navigator.userAgent },
+      metadata: { user_agent: navigator.userAgent, ...clockMetadata() },
     });
     state.seq += 1;
     entry.seq = state.seq; // counts as "sent while the history loads" for the next sync
