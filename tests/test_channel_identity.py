@@ -217,7 +217,9 @@ def test_forged_socket_metadata_and_session_ids(world):
 
         # a message naming another conversation than the one this socket was given is refused
         client.emit("user_uttered", {"session_id": "teams-29:victim", "message": "error 102 with chase"})
-        wait_until(lambda: any(r.get("error") for r in received), 10, "the foreign session id was not refused")
+        wait_until(
+            lambda: any((r.get("metadata") or {}).get("error") for r in received), 10, "the foreign session id was not refused"
+        )
 
         metadata = forged(world.attacker, "botframework")["metadata"]
         for text in ("error 102 with chase", "i want to talk to a person", "/ask_human"):
@@ -337,7 +339,9 @@ def test_a_socket_asking_for_someone_elses_id_gets_a_new_one_and_none_of_their_m
         session = wait_until(lambda: confirmed and confirmed[0], 10, "no session_confirm")
         assert session != victim and session.startswith("web-")
         client.emit("user_uttered", {"session_id": victim, "message": "it's fixed"})  # trying to close their ticket
-        wait_until(lambda: any(isinstance(r, dict) and r.get("error") for r in received), 10, "not refused")
+        wait_until(
+            lambda: any(isinstance(r, dict) and (r.get("metadata") or {}).get("error") for r in received), 10, "not refused"
+        )
         ticket = world.agent.ticket_for(name)
         assert world.agent.post(f"/tickets/{ticket['id']}/claim").status_code == 200
         secret = "Ida here: for the victim only."

@@ -490,7 +490,7 @@ def test_agent_reply_reaches_a_widget_on_the_other_replica(prod_stack):
                 claim = await http.post(f"{replica_2}/agent/api/tickets/{ticket['id']}/claim", headers=auth)
                 assert claim.status_code == 200, claim.text
                 joined = await next_text("has joined the chat", 20)
-                assert joined.get("handoff_event") == "agent_joined" or "joined" in json.dumps(joined)
+                assert joined["metadata"]["handoff_event"] == "agent_joined" and "joined" in joined["text"]
                 reply_text = f"Hello from replica 2 ({secrets.token_hex(3)})"
                 sent = await http.post(
                     f"{replica_2}/agent/api/tickets/{ticket['id']}/messages", headers=auth, json={"text": reply_text}

@@ -54,6 +54,24 @@ HANDED_BACK_BUTTONS = [
 ]
 
 
+def said_by(agent_name: str, text: str) -> str:
+    """A specialist's message as the customer reads it: "Dana: ..."."""
+    return f"{agent_name}: {text}"
+
+
+def socket_message(text: str, custom: Dict[str, Any], buttons: Optional[List[Dict[str, str]]] = None) -> Dict[str, Any]:
+    """A message pushed to a socket.io client in the shape of Rasa's own ``bot_uttered`` messages:
+    ``text``, ``quick_replies``, and our custom fields under ``metadata`` (a hand-off banner's
+    ``handoff_event`` and ``agent_name``, a specialist's ``sender``, a notice's ``outage_event``), so any
+    Rasa client (rasa-webchat, ...) shows the text and ours reads the rest."""
+    message: Dict[str, Any] = {"text": text}
+    if buttons:
+        message["quick_replies"] = buttons
+    if custom:
+        message["metadata"] = dict(custom)
+    return message
+
+
 def resumed(handoff_status: str) -> List[Event]:
     """Events that give the conversation back to the bot.
 
@@ -154,7 +172,11 @@ class HandoffService:
     async def reply(self, ticket_id: int, agent: Any, text: str) -> Any:
         message = await self.run(self.tickets.add_message, ticket_id, "agent", text, agent.id)
         ticket = await self.run(self.tickets.get_ticket, ticket_id)
-        await self._tell_user(ticket, text, {"sender": "agent", "agent_name": agent.display_name})
+        # the customer's copy names the specialist in its text, so any client shows who wrote it; the
+        # widget shows the name as a label and the words alone (``agent_text``)
+        await self._tell_user(
+            ticket, said_by(agent.display_name, text), {"sender": "agent", "agent_name": agent.display_name, "agent_text": text}
+        )
         return message
 
     async def hand_back(self, ticket_id: int, agent: Any, note: Optional[str]) -> TicketView:
@@ -257,9 +279,7 @@ class HandoffService:
             elif verified == "socketio" and RequestGuards.of(self.app).session_ids.verify(conversation_id, sessions.WEB):
                 output = channel.get_output_channel()
                 if output is not None:
-                    await output.send_custom_json(
-                        conversation_id, {"text": text, **custom, **({"quick_replies": buttons} if buttons else {})}
-                    )
+                    await output.send_custom_json(conversation_id, socket_message(text, custom, buttons))
         except Exception:
             # the message is in the tracker and the store; the user sees it when they reconnect
             logger.exception("Could not push a message to the %s channel.", verified)

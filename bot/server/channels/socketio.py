@@ -31,6 +31,7 @@ from sanic import Blueprint
 from bot import client_address, ratelimit, sessions
 from bot.server.channels import cors, inbound
 from bot.server.channels.routing import HandoffRouter
+from bot.server.handoff import socket_message
 from bot.server.request_guards import RequestGuards
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class SocketIOInput(RasaSocketIOInput):
         async def refuse(sid: Text, reason: str) -> None:
             await sio.emit(
                 self.bot_message_evt,
-                {"text": f"Sorry, I couldn't read that: {reason}", "error": True},
+                socket_message(f"Sorry, I couldn't read that: {reason}", {"error": True}),
                 room=sid,
                 namespace=self.namespace,
             )
@@ -152,7 +153,7 @@ class SocketIOInput(RasaSocketIOInput):
             if not decision.allowed:
                 await sio.emit(
                     self.bot_message_evt,
-                    {"text": decision.message(), "error": True, "retry_after": decision.retry_after},
+                    socket_message(decision.message(), {"error": True, "retry_after": decision.retry_after}),
                     room=sid,
                     namespace=self.namespace,
                 )

@@ -34,8 +34,9 @@
  *   - the user's messages: emit `user_uttered` {message, session_id, metadata: {user_agent, timezone, hour_cycle}}
  *     (timezone and hour_cycle: how this browser reads a time of day; bot/customer_time.py).
  *   - the bot's messages: `bot_uttered` {text} | {text, quick_replies} | {text, buttons}; hand-off
- *     messages {text, handoff_event: agent_joined|agent_left|closed, agent_name} and agent messages
- *     {text, sender: "agent", agent_name}.
+ *     messages {text, metadata: {handoff_event: agent_joined|agent_left|closed, agent_name}}, agent
+ *     messages {text: "<name>: <words>", metadata: {sender: "agent", agent_name, agent_text}} and
+ *     refusals {text, metadata: {error, retry_after}}: Rasa's message shape, our fields under metadata.
  *   - GET serverUrl/chat/history?session_id=... on load and after every reconnect: the conversation
  *     as the server stored it. It replaces what is shown (nothing missed during a network drop is
  *     lost; nothing is shown twice). Messages typed while disconnected wait in a queue (also kept in
@@ -313,13 +314,19 @@
   /** A `bot_uttered` message (or the custom part of a history line) as an entry, or null. */
   function entryFromBotMessage(data, fields = {}) {
     if (!data || typeof data !== "object") return null;
-    const text = typeof data.text === "string" ? data.text : "";
+    let text = typeof data.text === "string" ? data.text : "";
     const buttons = normaliseButtons(data.quick_replies || data.buttons);
-    const agentName = typeof data.agent_name === "string" ? data.agent_name.slice(0, 80) : "";
-    if (typeof data.handoff_event === "string") {
-      return makeEntry({ sender: "banner", event: data.handoff_event, agentName, text, buttons, ...fields });
+    // live messages carry our fields under `metadata`, as Rasa's own do; history lines carry them inline
+    const meta = data.metadata && typeof data.metadata === "object" ? data.metadata : data;
+    const agentName = typeof meta.agent_name === "string" ? meta.agent_name.slice(0, 80) : "";
+    if (typeof meta.handoff_event === "string") {
+      return makeEntry({ sender: "banner", event: meta.handoff_event, agentName, text, buttons, ...fields });
     }
-    if (data.sender === "agent") return makeEntry({ sender: "agent", agentName, text, buttons, ...fields });
+    if (meta.sender === "agent") {
+      // the text names the specialist ("Dana: ...") for other clients; here the name is the label
+      if (typeof meta.agent_text === "string") text = meta.agent_text;
+      return makeEntry({ sender: "agent", agentName, text, buttons, ...fields });
+    }
     if (!text.trim() && !buttons.length) return null;
     return makeEntry({ sender: "bot", text, buttons, ...fields });
   }
