@@ -253,7 +253,7 @@ async def test_conversations_sharing_a_stripe_wait_for_each_other(tmp_path):
                 pytest.fail("a shared stripe let two conversations in")
 
 
-async def test_a_wait_longer_than_the_lifetime_raises_lock_error_and_leaves_nothing_behind(tmp_path):
+async def test_a_wait_longer_than_the_lifetime_raises_lock_error_and_leaves_nothing_behind(tmp_path, caplog):
     store = FileLockStore(tmp_path / "conversations.lock")
     release = asyncio.Event()
 
@@ -266,6 +266,7 @@ async def test_a_wait_longer_than_the_lifetime_raises_lock_error_and_leaves_noth
     with pytest.raises(LockError, match="rest-slow"):
         async with store.lock("rest-slow", lock_lifetime=0.2):
             pytest.fail("entered a held conversation")
+    assert any("rest-slow" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)  # the operator sees it
     cancelled = asyncio.ensure_future(_enter(store, "rest-slow", lifetime=30))
     await asyncio.sleep(0.05)
     cancelled.cancel()  # a waiter whose request went away

@@ -144,6 +144,14 @@ def _lock_file(path: Path) -> _LockFile:
         return shared
 
 
+def _waited_too_long(conversation_id: Text) -> LockError:
+    logger.warning(
+        "Conversation %s: a message waited its lock lifetime for the one being processed and is not processed.",
+        conversation_id,
+    )
+    return LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+
+
 class FileLockStore(LockStore):
     """Serialises one conversation's messages across the processes of one machine (see the module)."""
 
@@ -224,7 +232,7 @@ class FileLockStore(LockStore):
         try:
             await asyncio.wait_for(claim.lock.acquire(), max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
-            raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.") from None
+            raise _waited_too_long(conversation_id) from None
 
     @staticmethod
     async def _acquire_file(
@@ -239,7 +247,7 @@ class FileLockStore(LockStore):
                 raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}': {exc}") from exc
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+                raise _waited_too_long(conversation_id)
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, longest)
 
