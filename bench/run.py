@@ -75,15 +75,18 @@ class Stack:
 # --------------------------------------------------------------------------- starting the bots
 
 
-_LOCK_STORE = worker_endpoints.lock_store_from_env({})  # what `make run WORKERS=2` uses by default
-REDIS = (_LOCK_STORE["url"], _LOCK_STORE["port"])
+# what `make run WORKERS=2` uses: the file lock store, or Redis with LOCK_STORE=redis
+_LOCK_STORE = worker_endpoints.lock_store_from_env(os.environ)
 
 
-def redis_reachable(address=REDIS) -> bool:
+def lock_store_reachable(store=_LOCK_STORE) -> bool:
+    """The file lock store is always there; a Redis one only when its port answers."""
     import socket
 
+    if store["type"] != worker_endpoints.REDIS_LOCK_STORE_TYPE:
+        return True
     try:
-        with socket.create_connection(address, timeout=1):
+        with socket.create_connection((store["url"], store["port"]), timeout=1):
             return True
     except OSError:
         return False
@@ -93,7 +96,8 @@ def start_product(site: FakeBankSite, workdir: Path, workers: int = 1) -> Stack:
     """Action server + Rasa server as ``scripts/run.sh`` runs them, against the local fake banks.
 
     ``workers`` > 1: ``rasa run`` with that many Sanic worker processes on one port, as
-    ``make run WORKERS=2`` runs it; Rasa requires a shared lock store for that (Redis, ours)."""
+    ``make run WORKERS=2`` runs it; Rasa requires a shared lock store for that (ours: the file lock
+    store, or Redis with LOCK_STORE=redis)."""
     directory = servers.write_test_directory(workdir / "banks.yml", site.base_url)
     production_probe = yaml.safe_load((ROOT / "bankfeed.yml").read_text())["site_probe"]
     # production probe timeouts; the canary is local; the outage radar's thresholds are out of reach
@@ -283,7 +287,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         type=int,
         default=os.cpu_count() or 1,
         help="Sanic worker processes of the product's Rasa server (default: one per CPU; "
-        "needs Redis on 127.0.0.1:6379 for the shared lock store, else 1)",
+        "the processes share the file lock store; with LOCK_STORE=redis, 1 if Redis does not answer)",
     )
     args = parser.parse_args(argv)
 
@@ -358,8 +362,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results["training"] = training
 
     workers = max(1, args.workers)
-    if workers > 1 and not redis_reachable():
-        print(f"[bench] Redis is not reachable on {REDIS[0]}:{REDIS[1]}: the product runs with 1 worker", flush=True)
+    if workers > 1 and not lock_store_reachable():
+        print(
+            f"[bench] Redis is not reachable on {_LOCK_STORE['url']}:{_LOCK_STORE['port']}: the product runs with 1 worker",
+            flush=True,
+        )
         workers = 1
     results["settings"]["product_workers"] = workers
 

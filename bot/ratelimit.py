@@ -18,14 +18,24 @@ the environment as ``RATE_LIMIT_<NAME>`` (``RATE_LIMIT_CHAT_PER_ADDRESS=600/minu
 or more ``limits`` strings separated by ``;``, or ``off``. ``RATE_LIMITS=off`` turns every limit off
 (load tests only).
 
-Where the counts live: ``RATE_LIMIT_STORAGE_URL`` (or ``rate_limits.storage_url``), default
-``memory://`` (this process only: right for ``make run``). With several replicas it must be shared:
-the production topology sets ``redis://[:password@]host:port/db`` so every replica counts together.
-A Redis call is made in a worker thread (measured on this machine, loopback: ~80 us for a hit,
-~130 us for the window statistics, so 0.1 to 0.4 ms per message); the in-memory storage is used
-inline (~5 us). If Redis does not answer, this process counts in memory for ``FALLBACK_SECONDS``
-and then tries Redis again (logged): limits stay in force per replica and nothing is refused
-because the counter is down.
+Where the counts live: ``RATE_LIMIT_STORAGE_URL`` (or ``rate_limits.storage_url``):
+
+==============================  ========================================  ===============================================
+URL                             shared by                                 one hit / one chat message (3 window hits)
+==============================  ========================================  ===============================================
+``memory://`` (default)         this process only: one Rasa process       inline: 1-30 us / 0.06-0.16 ms
+``sqlite:///var/ratelimits.db`` every process of this machine             a write transaction, in a worker thread:
+(``bot/ratelimit_sqlite.py``)   (``make run WORKERS=2``)                  66-126 us / 0.23-0.40 ms
+``redis://[:pw@]host:port/db``  every replica (the production topology)   a round trip, in a worker thread:
+                                                                          181-568 us / 0.73-0.96 ms (~80 us / 0.1-0.4
+                                                                          ms measured earlier, idle machine)
+==============================  ========================================  ===============================================
+
+(measured with ``python -m bench.ratelimit_storage`` on this 2-core machine at a load average of 6,
+2026-12-02, called inline; a message is three window hits: its address, its conversation's two
+windows.) With several processes the counts must be shared, or each process allows the whole limit. If SQLite or Redis does not answer (a busy or unusable file, Redis
+down), this process counts in memory for ``FALLBACK_SECONDS`` and then tries the storage again
+(logged): limits stay in force per process and nothing is refused because the counter is down.
 """
 
 from __future__ import annotations
@@ -40,8 +50,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+from bot.ratelimit_sqlite import storage_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +142,10 @@ class RateLimiter:
         self.remote = not url.startswith("memory://")
         options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if url.startswith(("redis", "rediss")) else {}
         # the strategies hold their storage by weak reference only: keep the storages here
-        self._storages = [storage_from_string(url, **options)]
+        self._storages = [storage_from_url(url, **options)]
         self._primary = self._strategies(self._storages[0])
         if self.remote:
-            self._storages.append(storage_from_string("memory://"))
+            self._storages.append(storage_from_url("memory://"))
         self._memory = self._strategies(self._storages[-1])
         self._fallback_until = 0.0
         self._lock = threading.Lock()
@@ -183,11 +194,14 @@ class RateLimiter:
         strategy = strategies[1] if name in FIXED_WINDOW else strategies[0]
         for item in items:
             if name in FIXED_WINDOW:
-                # a fixed-window counter counts a refused request too: look before counting
-                reset, remaining = strategy.get_window_stats(item, *keys)
-                if remaining < cost:
+                # one atomic increment, given back when it went over the budget: a refused request
+                # costs nothing, and two processes cannot both take the last of the budget (looking
+                # before counting let them: measured with SQLite, tests/test_ratelimit_sqlite.py). While
+                # it is being given back, a request at the same instant may be refused too (never let in).
+                if not strategy.hit(item, *keys, cost=cost):
+                    strategy.storage().incr(item.key_for(*keys), item.get_expiry(), amount=-cost)
+                    reset, _ = strategy.get_window_stats(item, *keys)
                     return self._refused(name, reset)
-                strategy.hit(item, *keys, cost=cost)
             elif not strategy.hit(item, *keys, cost=cost):
                 reset, _ = strategy.get_window_stats(item, *keys)
                 return self._refused(name, reset)

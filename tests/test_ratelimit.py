@@ -1,4 +1,4 @@
-"""Per-client rate limits (bot/ratelimit.py) on memory and on the local Redis, the real client address
+"""Per-client rate limits (bot/ratelimit.py) on memory, on the local Redis and on SQLite, the real client address
 behind trusted proxies (bot/client_address.py), and the outage desk's per-client report limit."""
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def test_the_settings_file_section_is_valid():
 
 
 # ------------------------------------------------------------------ counting
-@pytest.fixture(params=["memory", "redis"])
-def limiter(request):
+@pytest.fixture(params=["memory", "redis", "sqlite"])
+def limiter(request, tmp_path):
     limits = {
         name: parse_limits(v)
         for name, v in {
@@ -61,6 +61,10 @@ def limiter(request):
     }
     if request.param == "memory":
         yield RateLimiter(limits)
+    elif request.param == "sqlite":  # the counts every process of one machine shares (bot/ratelimit_sqlite.py)
+        limiter = RateLimiter(limits, f"sqlite:///{tmp_path / 'ratelimits.db'}")
+        yield limiter
+        assert limiter._fallback_until == 0, "SQLite did not answer: the counts were kept in memory"
     else:
         limiter = RateLimiter(limits, REDIS)
         ratelimit.KEY_PREFIX, saved = f"test-{secrets.token_hex(4)}", ratelimit.KEY_PREFIX

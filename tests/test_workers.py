@@ -13,8 +13,11 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 import yaml
+from rasa.core.lock_store import LockStore
+from rasa.core.utils import AvailableEndpoints, number_of_sanic_workers
 
 from bot.server.stores import worker_endpoints
+from bot.server.stores.file_lock_store import FileLockStore
 from tests import servers
 from tests.test_multi_replica import SCRIPT, _check_conversation, message_tag, new_sender
 
@@ -22,7 +25,10 @@ CONVERSATIONS = 24
 CONCURRENCY = 12
 
 
-def test_worker_endpoints_add_the_redis_lock_store_and_keep_the_rest(tmp_path):
+def test_worker_endpoints_add_the_file_lock_store_or_redis_when_asked_and_keep_the_rest(tmp_path, monkeypatch):
+    for name in ("LOCK_STORE", "LOCK_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BANKFEED_VAR_DIR", str(tmp_path / "var"))
     base = tmp_path / "endpoints.yml"
     base.write_text((servers.ROOT / "endpoints.yml").read_text())
     target = tmp_path / "var" / "endpoints.workers.yml"
@@ -30,17 +36,48 @@ def test_worker_endpoints_add_the_redis_lock_store_and_keep_the_rest(tmp_path):
     written = yaml.safe_load(target.read_text())
     original = yaml.safe_load(base.read_text())
     assert {k: v for k, v in written.items() if k != "lock_store"} == original
-    assert written["lock_store"] == {
-        "type": worker_endpoints.LOCK_STORE_TYPE,
+    assert written["lock_store"] == {"type": worker_endpoints.FILE_LOCK_STORE_TYPE}  # one machine: no Redis needed
+    # what Rasa builds from the file: the file lock store, accepted for two workers
+    endpoints = AvailableEndpoints.read_endpoints(str(target))
+    store = LockStore.create(endpoints.lock_store)
+    assert isinstance(store, FileLockStore) and store.path == tmp_path / "var" / "locks" / "conversations.lock"
+    monkeypatch.setenv("SANIC_WORKERS", "2")
+    assert number_of_sanic_workers(endpoints.lock_store) == 2
+    own_file = str(tmp_path / "elsewhere.lock")
+    assert worker_endpoints.lock_store_from_env({"LOCK_FILE": own_file}) == {
+        "type": worker_endpoints.FILE_LOCK_STORE_TYPE,
+        "path": own_file,
+    }
+    # REDIS_HOST alone does not switch: Redis only when asked for
+    assert worker_endpoints.worker_endpoints(original, {"REDIS_HOST": "redis.internal"})["lock_store"]["type"] == (
+        worker_endpoints.FILE_LOCK_STORE_TYPE
+    )
+    assert worker_endpoints.worker_endpoints(original, {"LOCK_STORE": "redis"})["lock_store"] == {
+        "type": worker_endpoints.REDIS_LOCK_STORE_TYPE,
         "url": "127.0.0.1",
         "port": 6379,
         "db": 1,
         "password": None,
     }
-    env = {"REDIS_HOST": "redis.internal", "REDIS_PORT": "6380", "REDIS_LOCK_DB": "3", "REDIS_PASSWORD": "s3cret"}
-    assert worker_endpoints.worker_endpoints(original, env)["lock_store"]["url"] == "redis.internal"
+    env = {
+        "LOCK_STORE": "Redis",
+        "REDIS_HOST": "redis.internal",
+        "REDIS_PORT": "6380",
+        "REDIS_LOCK_DB": "3",
+        "REDIS_PASSWORD": "s3cret",
+    }
+    assert worker_endpoints.worker_endpoints(original, env)["lock_store"] == {
+        "type": worker_endpoints.REDIS_LOCK_STORE_TYPE,
+        "url": "redis.internal",
+        "port": 6380,
+        "db": 3,
+        "password": "s3cret",
+    }
     explicit = dict(original, lock_store={"type": "redis", "url": "elsewhere"})
     assert worker_endpoints.worker_endpoints(explicit, env)["lock_store"] == {"type": "redis", "url": "elsewhere"}
+    monkeypatch.setenv("LOCK_STORE", "zookeeper")
+    assert worker_endpoints.main([str(base), str(tmp_path / "other.yml")]) == 2  # named, nothing written
+    assert not (tmp_path / "other.yml").exists()
     assert worker_endpoints.main([str(base)]) == 2  # usage
 
 

@@ -12,7 +12,8 @@
   an attacker nothing about which accounts exist.
 
 Counts live in the ``limits`` library's storage: ``RATE_LIMIT_STORAGE_URL`` if set (any ``limits``
-URI), else Redis when ``REDIS_HOST`` is set (``REDIS_PORT``, ``REDIS_PASSWORD``, ``REDIS_DB``, the
+URI, or ``sqlite:///path`` for the processes of one machine, ``bot/ratelimit_sqlite.py``), else Redis
+when ``REDIS_HOST`` is set (``REDIS_PORT``, ``REDIS_PASSWORD``, ``REDIS_DB``, the
 production topology's lock-store settings) so all replicas share them, else this process's memory.
 """
 
@@ -27,8 +28,9 @@ from typing import Mapping, Optional
 from urllib.parse import quote
 
 import limits
-from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+from bot.ratelimit_sqlite import storage_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class LoginGuard:
         self.settings = settings or GuardSettings()
         self.url = url or "memory://"
         options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if self.url.startswith(("redis", "rediss")) else {}
-        self.storage = storage_from_string(self.url, **options)
+        self.storage = storage_from_url(self.url, **options)
         self._counts = MovingWindowRateLimiter(self.storage)
         self._locks = FixedWindowRateLimiter(self.storage)
         s = self.settings
