@@ -26,7 +26,7 @@ from bot.outages.reminder_desk import ReminderDesk
 from bot.redaction import describe, sensitive_kinds
 from bot.sessions import channel_of
 from bot.troubleshooting import bank_question as bq
-from bot.troubleshooting.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn
+from bot.troubleshooting.conversation import BANK_QUESTION, NOT_A_BANK, SKIP_BANK, State, Troubleshooter, Turn, takes_files
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
         text=text if isinstance(text, str) else None,
         ranking=ranking,
         message_id=message.get("message_id") if isinstance(message.get("message_id"), str) else None,
+        takes_files=takes_files(conversation_channel(tracker), metadata),
     )
 
 

@@ -49,12 +49,13 @@ class Conversation:
         self.slots: Dict[str, object] = {}
         self.responses: List[str] = []
         self.messages: List[dict] = []
+        self.takes_files = False  # the client can send a file (the widget, Slack, Teams)
 
     async def say(self, intent: str, text: str = None, **entities: str) -> List[str]:
         for name, value in entities.items():  # what Rasa's from_entity slot mappings do before the action runs
             if name in ("bank", "error_code", "browser", "bank_url"):
                 self.slots[name] = value
-        turn = Turn(intent=intent, entities={k: [v] for k, v in entities.items()}, text=text)
+        turn = Turn(intent=intent, entities={k: [v] for k, v in entities.items()}, text=text, takes_files=self.takes_files)
         reply = await self.bot.handle(State.from_slots(self.slots), turn)
         self.slots.update(reply.slots)
         self.messages = reply.messages
@@ -458,3 +459,40 @@ async def test_when_nothing_outside_answers_the_customer_hears_only_that_the_sit
     assert "I couldn't check {bank_name}'s site" in text
     for internal in ("other websites", "internet", "server", "network"):
         assert internal not in text.lower()
+
+
+async def test_the_file_check_is_offered_only_to_clients_that_can_send_a_file(convo):
+    """REST and third-party widgets have no paperclip: they get QuickBooks' Upload from file alone."""
+
+    async def up_to_the_private_window():
+        await convo.say("report_bank_unavailable", error_code="102", bank="Chase")
+        for intent in ["deny", "deny", "affirm", "affirm", "affirm", "affirm", "deny", "deny"]:
+            await convo.say(intent)
+        await convo.say("inform", browser="firefox")
+        assert await convo.say("deny") == ["utter_step_private_window"]
+
+    await up_to_the_private_window()
+    assert await convo.say("deny") == ["utter_step_manual_upload", "utter_ask_manual_upload_result"]
+    convo.slots.clear()
+    convo.takes_files = True
+    await up_to_the_private_window()
+    assert await convo.say("deny") == ["utter_step_manual_upload", "utter_offer_file_check", "utter_ask_manual_upload_result"]
+
+
+@pytest.mark.parametrize(
+    "channel, metadata, expected",
+    [
+        ("slack", {}, True),
+        ("botframework", None, True),
+        ("socketio", {"capabilities": "file_upload"}, True),
+        ("socketio", {"capabilities": "voice, file_upload"}, True),
+        ("socketio", {}, False),  # rasa-webchat and other Rasa clients
+        ("socketio", {"capabilities": "file_uploads"}, False),
+        ("rest", {"capabilities": ["file_upload"]}, False),  # not the allow-listed string form
+        ("rest", {}, False),
+    ],
+)
+def test_which_clients_take_files(channel, metadata, expected):
+    from bot.troubleshooting.conversation import takes_files
+
+    assert takes_files(channel, metadata) is expected

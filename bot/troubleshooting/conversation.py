@@ -174,6 +174,19 @@ class State:
         return cls(**values)
 
 
+#: Channels whose every client can send the bot a file (their file-share flow: bot/server/channels/file_share.py).
+FILE_CHANNELS = frozenset({"slack", "botframework"})
+
+
+def takes_files(channel: Optional[str], metadata: Any) -> bool:
+    """Whether the customer's chat client can send us a file: Slack and Teams always; a web client
+    only when it says so (``metadata.capabilities`` lists ``file_upload``, as our widget does)."""
+    if channel in FILE_CHANNELS:
+        return True
+    capabilities = metadata.get("capabilities") if isinstance(metadata, dict) else None
+    return isinstance(capabilities, str) and "file_upload" in {c.strip() for c in capabilities.split(",")}
+
+
 @dataclass
 class Turn:
     """The user's latest message as NLU understood it."""
@@ -187,6 +200,9 @@ class Turn:
     text: Optional[str] = None
     ranking: List[Tuple[str, float]] = field(default_factory=list)
     message_id: Optional[str] = None  # Rasa's id of the message (the bank form must not read it twice)
+    # the customer's chat client can send us a file (the widget's paperclip, Slack, Teams): only then is
+    # "attach the bank file here" offered; other clients (REST, third-party widgets) get QuickBooks' own way
+    takes_files: bool = False
 
     @property
     def sensitive_kinds(self) -> List[str]:
@@ -1003,7 +1019,7 @@ class Troubleshooter:
             else:
                 self._reply.ask("utter_ask_browser")
         elif step == ts.MANUAL_UPLOAD:
-            self._reply.say("utter_step_manual_upload")
+            self._say_manual_upload()
             self._reply.ask("utter_ask_manual_upload_result")
         else:
             if step == ts.WAIT_A_DAY and not self._state.wait_day.get("since"):
@@ -1106,9 +1122,15 @@ class Troubleshooter:
             await self._present(step)
             return True
         self._set("current_step", ts.MANUAL_UPLOAD)
-        self._reply.say("utter_step_manual_upload")
+        self._say_manual_upload()
         self._reply.ask("utter_offer_outage_notice", bank_name=state.bank)
         return True
+
+    def _say_manual_upload(self) -> None:
+        """QuickBooks' Upload from file, and our file check where the client can send us the file."""
+        self._reply.say("utter_step_manual_upload")
+        if self._turn.takes_files:
+            self._reply.say("utter_offer_file_check")
 
     async def _on_notify_when_back(self, turn: Turn) -> None:
         state = self._state

@@ -22,7 +22,8 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 8 * 1024
 
 #: Metadata keys a REST / widget client may send, with their longest accepted value (strings only).
-# timezone / hour_cycle: how the customer reads a time of day (bot/customer_time.py checks the values)
+# timezone / hour_cycle: how the customer reads a time of day (bot/customer_time.py checks the values);
+# capabilities: bot/troubleshooting/conversation.py takes_files
 CLIENT_METADATA = {
     "language": 35,
     "page_url": 2000,
@@ -30,6 +31,8 @@ CLIENT_METADATA = {
     "client_message_id": 128,
     "timezone": 64,
     "hour_cycle": 3,
+    # what the client can do, comma-separated: "file_upload" (it can send us a bank file)
+    "capabilities": 100,
 }
 
 # C0/C1 control characters other than tab and newline, and lone surrogates.

@@ -31,7 +31,7 @@
  *     issued and answers anything else (no id yet, an old or made-up one) with a fresh id. The widget
  *     stores the confirmed id in localStorage ("bankfeedchat:session") and sends it with every message
  *     and history request, so a reload or a later visit continues the same conversation.
- *   - the user's messages: emit `user_uttered` {message, session_id, metadata: {user_agent, timezone, hour_cycle}}
+ *   - the user's messages: emit `user_uttered` {message, session_id, metadata: {user_agent, capabilities, timezone, hour_cycle}}
  *     (timezone and hour_cycle: how this browser reads a time of day; bot/customer_time.py).
  *   - the bot's messages: `bot_uttered` {text} | {text, quick_replies} | {text, buttons}; hand-off
  *     messages {text, metadata: {handoff_event: agent_joined|agent_left|closed, agent_name}}, agent
@@ -624,7 +624,8 @@
     state.socket.emit("user_uttered", {
       message,
       session_id: state.sessionId,
-      metadata: { user_agent: navigator.userAgent, ...clockMetadata() },
+      // capabilities: this widget has the paperclip (POST /upload/analyse), so the bot may offer its file check
+      metadata: { user_agent: navigator.userAgent, capabilities: "file_upload", ...clockMetadata() },
     });
     state.seq += 1;
     entry.seq = state.seq; // counts as "sent while the history loads" for the next sync
