@@ -33,8 +33,8 @@ def _fmt(v: Any, digits: int = 1) -> str:
 def level_line(level: Dict[str, Any]) -> str:
     return (
         f"{level['msgs_per_s']} msg/s, p50 {level['p50_ms']} ms, p95 {level['p95_ms']} ms, "
-        f"p99 {level['p99_ms']} ms, {level['errors']} errors, {level['ok']} ok, "
-        f"server CPU {level.get('server_cpu_ms_per_msg')} ms/msg"
+        f"p99 {level['p99_ms']} ms, {level['errors']} errors, {level['ok']} ok"
+        + (f", server CPU {level['server_cpu_ms_per_msg']} ms/msg" if level.get("server_cpu_ms_per_msg") is not None else "")
     )
 
 
