@@ -67,6 +67,44 @@ SERIES = (
 )
 
 
+#: a replica's event loop kept below this share of its core, so that queues (and p95) stay short
+REPLICA_UTILISATION = 0.7
+
+
+def capacity(results: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """What N single-process replicas behind nginx would serve, from the measured CPU per message.
+
+    Each Rasa replica is one event loop (one core at most); the figure used is the whole product
+    tree's CPU per message (Rasa + action server + hand-off / radar bookkeeping) at 50 typed
+    conversations, so one message needs ``cpu_ms`` of a core somewhere. N replicas on N free cores
+    serve at most ``N * 1000 / cpu_ms`` msg/s; kept at REPLICA_UTILISATION for short queues,
+    ``N * 1000 * 0.7 / cpu_ms``. Cores needed for the open-loop offered rate: ``rate * cpu_ms / 1000 / 0.7``.
+    """
+    product = (results.get("bots") or {}).get("product") or {}
+    typed = _levels(product, "typed_levels")
+    level = typed.get(50) or (typed[max(typed)] if typed else None)
+    if not level or not level.get("server_cpu_ms_per_msg"):
+        return None
+    cpu = level["server_cpu_ms_per_msg"]
+    per_core = 1000.0 / cpu
+    out: Dict[str, Any] = {
+        "from": f"server CPU {cpu} ms/msg, {level['concurrency']} typed conversations",
+        "msgs_per_s_per_core_at_100pct": round(per_core, 1),
+        "msgs_per_s_per_replica_at_70pct": round(per_core * REPLICA_UTILISATION, 1),
+        "replicas": {str(n): round(n * per_core * REPLICA_UTILISATION, 1) for n in (1, 2, 4, 8)},
+    }
+    o = product.get("open_loop")
+    if o:
+        rate = o["offered_msgs_per_s"]
+        out["open_loop_offered_msgs_per_s"] = rate
+        out["cores_needed_for_open_loop_at_70pct"] = round(rate * cpu / 1000.0 / REPLICA_UTILISATION, 1)
+        if o.get("server_cpu_ms_per_msg"):
+            out["cores_needed_at_open_loop_cpu_per_msg"] = round(
+                rate * o["server_cpu_ms_per_msg"] / 1000.0 / REPLICA_UTILISATION, 1
+            )
+    return out
+
+
 def _level_ratios(p: Dict[str, Any], s: Dict[str, Any]) -> Dict[str, Any]:
     return {
         "msgs_per_s_ratio": _ratio(p["msgs_per_s"], s["msgs_per_s"]),
@@ -144,6 +182,7 @@ def compare(results: Dict[str, Any]) -> Dict[str, Any]:
             "met": _met(rss, rss is not None and rss < TARGET_OPEN_RSS_MB),
         }
     out["targets"] = targets
+    out["capacity"] = capacity(results)
     return out
 
 
@@ -248,48 +287,39 @@ def render(results: Dict[str, Any]) -> str:
         ]
         parts.append("\nCost per message as a conversation grows (typed, one message at a time; block = 10 turns)")
         parts.append(_table(headers, rows))
-    o = product.get("open_loop")
-    if o:
+    open_levels = product.get("open_loop_levels") or ([product["open_loop"]] if product.get("open_loop") else [])
+    if open_levels:
+        o = open_levels[-1]
         parts.append(
-            f"\nOpen loop over the widget socket: {o['conversations']} conversations, one message per "
-            f"{o['mean_interval_s']:g} s each on average (Poisson), {o['duration_s']:g} s after a {o['ramp_s']} s ramp"
+            f"\nOpen loop over the widget socket (Socket.IO): one message per {o['mean_interval_s']:g} s per conversation "
+            f"on average (Poisson), {o['duration_s']:g} s measured after the ramp; lost = no reply within "
+            f"{o['lost_after_s']:g} s; latency = message sent -> first bot_uttered event"
         )
-        parts.append(
-            _table(
-                [
-                    "offered msg/s",
-                    "sent msg/s",
-                    "answered msg/s",
-                    "p50 ms",
-                    "p95 ms",
-                    "p99 ms",
-                    "errors",
-                    "lost",
-                    "connect fail",
-                    "srv CPU ms/msg",
-                    "srv cores",
-                    "peak RSS MB",
-                ],
-                [
-                    [
-                        o["offered_msgs_per_s"],
-                        o["sent_per_s"],
-                        o["msgs_per_s"],
-                        o["p50_ms"],
-                        o["p95_ms"],
-                        o["p99_ms"],
-                        o["errors"],
-                        o["lost"],
-                        o["connect_failures"],
-                        o.get("server_cpu_ms_per_msg"),
-                        o.get("server_cpu_util"),
-                        (o.get("peak_rss_mb") or {}).get("total"),
-                    ]
-                ],
-            )
-        )
-        if o.get("error_kinds"):
-            parts.append(f"errors: {o['error_kinds']}")
+        rows = [
+            [
+                o["conversations"],
+                o["ramp_s"],
+                o["connected"],
+                o["offered_msgs_per_s"],
+                o["sent_per_s"],
+                o["msgs_per_s"],
+                o["p50_ms"],
+                o["p95_ms"],
+                o["p99_ms"],
+                o["errors"],
+                o["lost"],
+                o.get("server_cpu_ms_per_msg"),
+                o.get("server_cpu_util"),
+                (o.get("peak_rss_mb") or {}).get("total"),
+            ]
+            for o in open_levels
+        ]
+        headers = ["convs", "ramp s", "connected", "offered msg/s", "sent msg/s", "answered msg/s", "p50 ms", "p95 ms"]
+        headers += ["p99 ms", "errors", "lost", "srv CPU ms/msg", "srv cores", "peak RSS MB"]
+        parts.append(_table(headers, rows))
+        for o in open_levels:
+            if o.get("error_kinds"):
+                parts.append(f"errors at {o['conversations']}: {o['error_kinds']}")
 
     rows = []
     for name in names:
@@ -314,6 +344,27 @@ def render(results: Dict[str, Any]) -> str:
     rows.append(["ratio p/s", comparison.get("training_ratio"), comparison.get("nlu_parse_p50_ratio"), "", "", ""])
     parts.append("\nTraining time and NLU parse time (POST /model/parse with the token, idle server, one at a time)")
     parts.append(_table(["bot", "training s", "parse p50 ms", "parse p95 ms", "parse mean ms", "training measured by"], rows))
+
+    cap = capacity(results)
+    if cap:
+        parts.append(
+            f"\nCapacity of N replicas behind nginx, computed (not measured) from the {cap['from']}: "
+            f"{cap['msgs_per_s_per_core_at_100pct']} msg/s per core fully busy, "
+            f"{cap['msgs_per_s_per_replica_at_70pct']} msg/s per replica at {REPLICA_UTILISATION:.0%} of a core; "
+            + ", ".join(f"{n} replica(s) {v} msg/s" for n, v in cap["replicas"].items())
+            + (
+                f"; the open loop's {cap['open_loop_offered_msgs_per_s']} msg/s needs "
+                f"{cap['cores_needed_for_open_loop_at_70pct']} cores"
+                + (
+                    f" ({cap['cores_needed_at_open_loop_cpu_per_msg']} at the open loop's own CPU per message)"
+                    if cap.get("cores_needed_at_open_loop_cpu_per_msg")
+                    else ""
+                )
+                if "open_loop_offered_msgs_per_s" in cap
+                else ""
+            )
+            + " (one core per replica, the action server's share included in the CPU per message)."
+        )
 
     targets = comparison.get("targets") or {}
     if targets:

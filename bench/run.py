@@ -188,11 +188,11 @@ def growth(stack, sampler: load.ProcessSampler, turns: int, conversations: int, 
     }
 
 
-def open_level(stack, sampler: load.ProcessSampler, args, script) -> Dict[str, object]:
+def open_level(stack, sampler: load.ProcessSampler, args, script, conversations: int) -> Dict[str, object]:
     origin = stack.url.replace("127.0.0.1", "localhost")  # run.sh's default CHAT_ALLOWED_ORIGINS
     counts = openloop.calibrate(stack.url, script, origin)
     print(
-        f"[bench] product: open loop, {args.open_conversations} widget conversations (socket.io), one message per "
+        f"[bench] product: open loop, {conversations} widget conversations (socket.io), one message per "
         f"{args.open_interval:g} s each on average, {args.open_duration:g} s after the ramp",
         flush=True,
     )
@@ -210,7 +210,7 @@ def open_level(stack, sampler: load.ProcessSampler, args, script) -> Dict[str, o
         stack.url,
         script,
         counts,
-        conversations=args.open_conversations,
+        conversations=conversations,
         mean_interval=args.open_interval,
         duration=args.open_duration,
         ramp_per_s=args.open_ramp,
@@ -273,7 +273,11 @@ def measure(
                 result["growth"].append(g)
                 print("         " + report.growth_line(g), flush=True)
         if product and args is not None and args.open_conversations:
-            result["open_loop"] = open_level(stack, sampler, args, typed or script)
+            result["open_loop_levels"] = []
+            for conversations in args.open_conversations:
+                result["open_loop_levels"].append(open_level(stack, sampler, args, typed or script, conversations))
+                time.sleep(5.0)  # the previous level's sockets closed, its last answers written
+            result["open_loop"] = result["open_loop_levels"][-1]  # the level (the targets)
         result["peak_rss_mb"] = sampler.peak()
     return result
 
@@ -349,13 +353,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--growth-conversations", type=int, help="conversations per length (default 3, --quick 1)")
     parser.add_argument(
-        "--open-conversations", type=int, help="open loop: widget conversations (default 1000, --quick 200; 0 to skip)"
+        "--open-conversations",
+        help="open loop: widget conversations per level, e.g. 200,1000 (default 200,1000, --quick 200; '' or 0 to skip)",
     )
     parser.add_argument(
         "--open-interval", type=float, default=10.0, help="open loop: mean seconds between a conversation's messages"
     )
     parser.add_argument("--open-duration", type=float, help="open loop: seconds measured after the ramp (default 60, --quick 20)")
-    parser.add_argument("--open-ramp", type=float, default=50.0, help="open loop: new connections per second while ramping")
+    parser.add_argument("--open-ramp", type=float, default=20.0, help="open loop: new connections per second while ramping")
     parser.add_argument(
         "--open-lost-after", type=float, default=30.0, help="open loop: a message with no reply after this is lost"
     )
@@ -363,8 +368,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.growth_turns = [int(x) for x in args.growth_turns.split(",") if x.strip()]
     if args.growth_conversations is None:
         args.growth_conversations = 1 if args.quick else 3
-    if args.open_conversations is None:
-        args.open_conversations = 200 if args.quick else 1000
+    raw_open = args.open_conversations if args.open_conversations is not None else ("200" if args.quick else "200,1000")
+    args.open_conversations = [int(x) for x in raw_open.split(",") if x.strip() and int(x) > 0]
     if args.open_duration is None:
         args.open_duration = 20.0 if args.quick else 60.0
 
