@@ -116,6 +116,7 @@ class Stats:
     connect_failures: int = 0
     disconnects: int = 0
     unexpected_events: int = 0
+    late_after_lost_ms: List[float] = field(default_factory=list)  # first replies to messages already lost
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -184,6 +185,8 @@ class Conversation:
         p = self.pending[0]
         if p.first is None:
             p.first = now
+            if getattr(p, "_lost", False):  # counted as lost; how late its answer came is still worth knowing
+                self.stats.late_after_lost_ms.append((now - p.sent) * 1000.0)
         p.got.append((data or {}).get("text") or "" if isinstance(data, dict) else "")
         if len(p.got) >= p.needed:
             self.pending.popleft()
@@ -432,6 +435,9 @@ async def _open_loop(
         "lost_after_s": lost_after,
         "disconnects_during_run": stats.disconnects,
         "unexpected_events": stats.unexpected_events,
+        # answers that came after the message was counted as lost (before the sockets were closed)
+        "lost_answered_later": len(stats.late_after_lost_ms),
+        "lost_answered_later_p50_ms": load.summarize_latencies(stats.late_after_lost_ms)["p50_ms"],
         "conversations_started": stats.conversations_started,
         "loadgen_cpu_s": round(loadgen_cpu, 2),
         **load.summarize_latencies(stats.latencies_ms),

@@ -251,26 +251,29 @@ def render(results: Dict[str, Any]) -> str:
                         "",
                     ]
                 )
-    parts.append("\nClosed loop over the REST channel (concurrent conversations; errors include replies off the script's path)")
-    parts.append(
-        _table(
-            [
-                "conc bot",
-                "msg/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "ok",
-                "errors",
-                "srv CPU ms/msg",
-                "srv cores",
-                "loadgen CPU ms/msg",
-                "peak RSS MB",
-                "loadavg",
-            ],
-            rows,
+    if rows:
+        parts.append(
+            "\nClosed loop over the REST channel (concurrent conversations; errors include replies off the script's path)"
         )
-    )
+        parts.append(
+            _table(
+                [
+                    "conc bot",
+                    "msg/s",
+                    "p50 ms",
+                    "p95 ms",
+                    "p99 ms",
+                    "ok",
+                    "errors",
+                    "srv CPU ms/msg",
+                    "srv cores",
+                    "loadgen CPU ms/msg",
+                    "peak RSS MB",
+                    "loadavg",
+                ],
+                rows,
+            )
+        )
 
     product = bots.get("product") or {}
     if product.get("growth"):

@@ -188,6 +188,17 @@ def growth(stack, sampler: load.ProcessSampler, turns: int, conversations: int, 
     }
 
 
+def wait_idle(sampler: load.ProcessSampler, below_cores: float = 0.15, timeout: float = 300.0) -> float:
+    """Waits until the process tree uses less than ``below_cores`` over 2 s; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        cpu0 = sampler.cpu_seconds()
+        time.sleep(2.0)
+        if (sampler.cpu_seconds() - cpu0) / 2.0 < below_cores:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def open_level(stack, sampler: load.ProcessSampler, args, script, conversations: int) -> Dict[str, object]:
     origin = stack.url.replace("127.0.0.1", "localhost")  # run.sh's default CHAT_ALLOWED_ORIGINS
     counts = openloop.calibrate(stack.url, script, origin)
@@ -222,6 +233,7 @@ def open_level(stack, sampler: load.ProcessSampler, args, script, conversations:
     result["events_per_message"] = counts
     result["server_cpu_s"] = round(cpu, 2)
     result["server_cpu_ms_per_msg"] = round(cpu * 1000 / result["answered"], 2) if result["answered"] else None
+    result["server_cpu_ms_per_sent_msg"] = round(cpu * 1000 / result["sent"], 2) if result["sent"] else None
     result["server_cpu_util"] = round(cpu / args.open_duration, 2)
     result["peak_rss_mb"] = marks.get("rss")
     result["loadavg_after"] = load.load_average()
@@ -275,8 +287,10 @@ def measure(
         if product and args is not None and args.open_conversations:
             result["open_loop_levels"] = []
             for conversations in args.open_conversations:
+                # an overloaded level leaves messages in the server after its sockets closed: start the next
+                # one when the tree is idle again
+                result.setdefault("idle_wait_s", []).append(wait_idle(sampler))
                 result["open_loop_levels"].append(open_level(stack, sampler, args, typed or script, conversations))
-                time.sleep(5.0)  # the previous level's sockets closed, its last answers written
             result["open_loop"] = result["open_loop_levels"][-1]  # the issue's level (the targets)
         result["peak_rss_mb"] = sampler.peak()
     return result
