@@ -168,40 +168,69 @@ def _per_msg(samples: int, rate: int, messages: int) -> float:
     return samples / rate * 1000.0 / max(1, messages)
 
 
-def component_table(rasa_stacks, action_stacks, rate: int, messages: int) -> str:
-    """ms of busy samples per answered message, per component: Rasa server(s) (event loop + worker
-    threads), the action server, and both."""
+def component_table(rasa_stacks, action_stacks, rate: int, messages: int, measured: Optional[Tuple[float, float]] = None) -> str:
+    """ms per answered message, per component: Rasa server(s) (event loop + worker threads), the action
+    server, and both. py-spy counts a thread as busy while it is runnable, also when the shared cores
+    are running something else, so on a loaded machine busy time exceeds CPU time: with ``measured``
+    (each server's CPU ms per message in the window, from /proc) each server's components are scaled
+    so that they add up to its measured CPU; the unscaled busy ms are in the last column."""
     r_main, r_workers, _ = split(rasa_stacks, RASA_COMPONENTS)
     a_main, a_workers, _ = split(action_stacks, ACTION_COMPONENTS)
     rasa = collections.Counter(r_main) + collections.Counter(r_workers)
     actions = collections.Counter(a_main) + collections.Counter(a_workers)
+    total_r, total_a = sum(rasa.values()), sum(actions.values())
+    fr = fa = 1.0
+    if measured:
+        fr = measured[0] / _per_msg(total_r, rate, messages) if total_r else 1.0
+        fa = measured[1] / _per_msg(total_a, rate, messages) if total_a else 1.0
     # the action server's own work is part of the action call, except its hand-off / radar bookkeeping
     action_own = sum(n for area, n in actions.items() if area != HANDOFF_RADAR)
-    rows = [(area, rasa.get(area, 0), 0) for area in dict.fromkeys(name.strip() for name, _ in RASA_COMPONENTS)]
-    rows.append(("other", rasa.get("other", 0), 0))
-    rows = [
-        (area, r, action_own if area == ACTION_CALL else actions.get(HANDOFF_RADAR, 0) if area == HANDOFF_RADAR else 0)
-        for area, r, _ in rows
-    ]
-    lines = [f"   {'rasa':>7} {'actions':>8} {'total':>7}  component (ms of CPU per message)"]
-    for area, r, a in sorted(rows, key=lambda row: -(row[1] + row[2])):
+    areas = list(dict.fromkeys(name.strip() for name, _ in RASA_COMPONENTS)) + ["other"]
+    rows = []
+    for area in areas:
+        a = action_own if area == ACTION_CALL else actions.get(HANDOFF_RADAR, 0) if area == HANDOFF_RADAR else 0
+        r_ms, a_ms = _per_msg(rasa.get(area, 0), rate, messages), _per_msg(a, rate, messages)
+        rows.append((area, r_ms * fr, a_ms * fa, r_ms + a_ms))
+    what = "CPU ms per message, scaled to the measured CPU" if measured else "busy ms per message (py-spy samples)"
+    lines = [f"   {'rasa':>7} {'actions':>8} {'total':>7} {'busy':>7}  component ({what})"]
+    for area, r, a, busy in sorted(rows, key=lambda row: -(row[1] + row[2])):
         if r or a:
-            lines.append(
-                f"   {_per_msg(r, rate, messages):7.2f} {_per_msg(a, rate, messages):8.2f} "
-                f"{_per_msg(r + a, rate, messages):7.2f}  {area}"
-            )
-    total_r, total_a = sum(rasa.values()), sum(actions.values())
+            lines.append(f"   {r:7.2f} {a:8.2f} {r + a:7.2f} {busy:7.2f}  {area}")
+    busy_r, busy_a = _per_msg(total_r, rate, messages), _per_msg(total_a, rate, messages)
     lines.append(
-        f"   {_per_msg(total_r, rate, messages):7.2f} {_per_msg(total_a, rate, messages):8.2f} "
-        f"{_per_msg(total_r + total_a, rate, messages):7.2f}  all (Rasa event loop "
-        f"{_per_msg(sum(r_main.values()), rate, messages):.2f} + its worker threads "
-        f"{_per_msg(sum(r_workers.values()), rate, messages):.2f})"
+        f"   {busy_r * fr:7.2f} {busy_a * fa:8.2f} {busy_r * fr + busy_a * fa:7.2f} {busy_r + busy_a:7.2f}  all "
+        f"(Rasa event loop {_per_msg(sum(r_main.values()), rate, messages) * fr:.2f} + its worker threads "
+        f"{_per_msg(sum(r_workers.values()), rate, messages) * fr:.2f})"
     )
     lines.append("   the action server's own part of the action call:")
     for area, n in sorted(actions.items(), key=lambda kv: -kv[1]):
         if area != HANDOFF_RADAR:
-            lines.append(f"   {'':7} {_per_msg(n, rate, messages):8.2f} {'':7}  {area}")
+            lines.append(f"   {'':7} {_per_msg(n, rate, messages) * fa:8.2f} {'':7}  {area}")
     return "\n".join(lines)
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """user+system CPU of these processes and all their descendants (from /proc)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2 :].split()
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / load._TICKS)
+    wanted, total = set(pids), 0.0
+    changed = True
+    while changed:  # descendants
+        changed = False
+        for pid, (ppid, _) in stats.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    for pid in wanted:
+        total += stats.get(pid, (0, 0.0))[1]
+    return total
 
 
 def summarize(name: str, stacks, rate: int) -> str:
@@ -273,6 +302,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
             driver.start()
             time.sleep(2)  # let the load ramp up before sampling
+            rasa_pids = [pid for name, pid in targets if name == "rasa"]
+            action_pids = [pid for name, pid in targets if name == "actions"]
+            cpu_before = (tree_cpu_seconds(rasa_pids), tree_cpu_seconds(action_pids))
             window_start = time.monotonic()
             procs = [
                 (f"{name}-{pid}", record(args.py_spy, pid, args.seconds, OUT / f"{name}-{pid}.txt", args.rate, args.nonblocking))
@@ -283,10 +315,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if p.returncode != 0:
                     print(f"py-spy ({name}) failed: {err.decode(errors='replace')[-800:]}", file=sys.stderr)
             window_end = window_start + args.seconds
+            cpu_after = (tree_cpu_seconds(rasa_pids), tree_cpu_seconds(action_pids))
             driver.join()
         finally:
             product.stop()
     messages = sum(1 for t in finish_times if window_start <= t <= window_end)
+    # the CPU the servers used while py-spy sampled (py-spy's own pauses included), per message
+    measured = tuple((after - before) * 1000.0 / max(1, messages) for before, after in zip(cpu_before, cpu_after))
     rasa_stacks = [s for f in sorted(OUT.glob("rasa-*.txt")) for s in read_collapsed(f)]
     action_stacks = [s for f in sorted(OUT.glob("actions-*.txt")) for s in read_collapsed(f)]
     parts = [
@@ -295,7 +330,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"sampled: {', '.join(f'{n} (pid {p})' for n, p in targets)}; {messages} messages answered in the "
         f"{args.seconds} s window; {args.rate} samples/s",
         "",
-        component_table(rasa_stacks, action_stacks, args.rate, messages),
+        f"measured CPU per message in the window (/proc): Rasa {measured[0]:.2f} ms, action server {measured[1]:.2f} ms",
+        component_table(rasa_stacks, action_stacks, args.rate, messages, measured),
         "",
         summarize("Rasa server", rasa_stacks, args.rate),
         "",
