@@ -22,14 +22,15 @@ export TF_DETERMINISTIC_OPS   := 1
 export PYTHONHASHSEED         := 0
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: help run test eval install spacy model validate test-stories pytest lint lock clean agent prod-up prod-down bench bench-quick audit
+.PHONY: help run test eval install spacy model validate test-stories pytest lint lock clean agent prod-up prod-down bench bench-quick bench-profile audit
 
 help:
 	@echo "make run   - install, build, train if needed, start action server (5055) + Rasa (5005)"
 	@echo "make test  - the whole test suite (ruff lint + format check, pytest, rasa data validate, rasa test stories)"
 	@echo "make lint  - ruff check and ruff format --check (the same hooks: .venv/bin/pre-commit install)"
 	@echo "make eval  - NLU precision/recall/F1 per class on the held-out set, written to reports/"
-	@echo "make bench - benchmarks vs a stock rasa init starter, written to reports/bench.*"
+	@echo "make bench - benchmarks vs a stock rasa init starter, written to reports/bench.* (bench/README.md)"
+	@echo "make bench-profile - server CPU per message per component (py-spy), var/bench/profile/summary.txt"
 	@echo "make prod-up / prod-down - the multi-replica topology on this machine (docs/production.md)"
 	@echo "make audit - pip-audit over the lock file (needs PyPI's or OSV's vulnerability data; docs/security.md)"
 
@@ -93,6 +94,16 @@ bench: $(MODEL)
 
 bench-quick: $(MODEL)
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+# Server CPU per message per component (NLU, policies, tracker load/save, action call, hand-off/radar), py-spy
+# sampling `make run`'s servers. py-spy (a sampler that attaches from outside) lives in its own venv, like pip-audit.
+PYSPY_VENV := var/pyspy-venv
+$(PYSPY_VENV)/bin/py-spy:
+	python3 -m venv $(PYSPY_VENV)
+	$(PYSPY_VENV)/bin/pip install -q --disable-pip-version-check py-spy==0.4.2
+
+bench-profile: $(MODEL) $(PYSPY_VENV)/bin/py-spy
+	$(PY) -m bench.profile --py-spy $(PYSPY_VENV)/bin/py-spy $(PROFILE_ARGS)
 
 # Creates an agent-console account (asks for the password): make agent NAME=dana [DISPLAY="Dana Smith"]
 agent: install

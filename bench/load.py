@@ -26,28 +26,16 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import aiohttp
 import httpx
 
-# The product: an Error 102 report, then the answers a user gives while walking through the fixes
-# (site check failed, refresh failed, the four credential questions, then more "still failing").
-PRODUCT_SCRIPT = [
-    "getting error 102 on my chase account",
-    "/deny",
-    "/deny",
-    "/affirm",
-    "/affirm",
-    "/affirm",
-    "/affirm",
-    "/deny",
-    "/deny",
-    "/deny",
-]
-# The starter (moodbot): its own happy/sad path, repeated to the same conversation length.
-STARTER_TURNS = ["hi", "I'm sad", "yes", "bye"]
-STARTER_SCRIPT = list(itertools.islice(itertools.cycle(STARTER_TURNS), len(PRODUCT_SCRIPT)))
+from bench import scripts
+
+# The scripts (each turn with the text its answer must contain): bench/scripts.py
+PRODUCT_SCRIPT = scripts.BUTTONS
+STARTER_SCRIPT = scripts.STARTER
 
 
 def percentile(values: Sequence[float], q: float) -> Optional[float]:
@@ -82,6 +70,7 @@ class _Tally:
     sessions_created: int = 0
     last_finish: float = 0.0
     finish_times: List[float] = field(default_factory=list)  # time.monotonic() of each answered request
+    wrong_path_examples: Dict[str, List[str]] = field(default_factory=dict)  # message -> what the bot said
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -107,7 +96,7 @@ async def _new_sender(session: aiohttp.ClientSession, url: str, tally: _Tally) -
 async def _worker(
     session: aiohttp.ClientSession,
     url: str,
-    script: Sequence[str],
+    script: Sequence[Tuple[str, Optional[str]]],
     sender_prefix: str,
     deadline: float,
     tally: _Tally,
@@ -121,10 +110,11 @@ async def _worker(
             sender = await _new_sender(session, url, tally)
             if sender is None:
                 continue
-        for text in script:
+        for text, expected in script:
             if time.monotonic() >= deadline:
                 return
             started = time.perf_counter()
+            on_path = True
             try:
                 async with session.post(url, json={"sender": sender, "message": text}) as response:
                     raw = await response.read()
@@ -133,8 +123,14 @@ async def _worker(
                         tally.error(f"http_{response.status}")
                     else:
                         body = json.loads(raw)
-                        tally.latencies_ms.append(elapsed)
-                        tally.finish_times.append(time.monotonic())
+                        if not scripts.reply_matches(body, expected):
+                            # the conversation left the script's path: an error, and a new conversation
+                            tally.error("wrong_path")
+                            tally.wrong_path_examples.setdefault(text, [r.get("text", "")[:120] for r in body][:3])
+                            on_path = False
+                        else:
+                            tally.latencies_ms.append(elapsed)
+                            tally.finish_times.append(time.monotonic())
                         if not body:
                             tally.empty_replies += 1
             except asyncio.TimeoutError:
@@ -142,6 +138,8 @@ async def _worker(
             except (aiohttp.ClientError, ValueError) as exc:
                 tally.error(type(exc).__name__)
             tally.last_finish = max(tally.last_finish, time.monotonic())
+            if not on_path:
+                break
         else:
             tally.conversations_completed += 1
 
@@ -153,7 +151,7 @@ def _own_cpu_seconds() -> float:
 
 async def _run_level(
     base_url: str,
-    script: Sequence[str],
+    script: Sequence[Tuple[str, Optional[str]]],
     concurrency: int,
     duration: float,
     sender_prefix: str,
@@ -189,6 +187,7 @@ async def _run_level(
         "ok": ok,
         "errors": errors,
         "error_kinds": dict(tally.errors),
+        **({"wrong_path_examples": tally.wrong_path_examples} if tally.wrong_path_examples else {}),
         "empty_replies": tally.empty_replies,
         "conversations_completed": tally.conversations_completed,
         **({"sessions_created": tally.sessions_created} if sessions else {}),
@@ -201,7 +200,7 @@ async def _run_level(
 
 def run_level(
     base_url: str,
-    script: Sequence[str],
+    script: Sequence[Tuple[str, Optional[str]]],
     concurrency: int,
     duration: float,
     sender_prefix: str,
@@ -214,7 +213,9 @@ def run_level(
     return asyncio.run(_run_level(base_url, script, concurrency, duration, sender_prefix, timeout, finish_times, sessions))
 
 
-def warm_up(base_url: str, script: Sequence[str], sender_prefix: str, conversations: int = 2, sessions: bool = False) -> None:
+def warm_up(
+    base_url: str, script: Sequence[Tuple[str, Optional[str]]], sender_prefix: str, conversations: int = 2, sessions: bool = False
+) -> None:
     """A couple of unrecorded conversations: first-request costs (graph tracing, pools) out of the way."""
     with httpx.Client(timeout=120, trust_env=False) as client:
         for n in range(conversations):
@@ -223,8 +224,11 @@ def warm_up(base_url: str, script: Sequence[str], sender_prefix: str, conversati
                 r = client.post(f"{base_url}/webhooks/rest/session")
                 r.raise_for_status()
                 sender = r.json()["sender"]
-            for text in script:
-                client.post(f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text})
+            for text, expected in script:
+                r = client.post(f"{base_url}/webhooks/rest/webhook", json={"sender": sender, "message": text})
+                r.raise_for_status()
+                if not scripts.reply_matches(r.json(), expected):  # the bench would measure another path
+                    raise RuntimeError(f"warm-up: {text!r} was not answered with {expected!r}: {r.json()}")
 
 
 def parse_timings(base_url: str, token: str, texts: Iterable[str], rounds: int) -> Dict[str, object]:

@@ -1,18 +1,20 @@
-"""Where the product's server time goes under load: py-spy against the running servers.
+"""Where the product's server CPU goes per message, per component: py-spy against ``make run``'s servers.
 
-    .venv/bin/pip install py-spy          # or any py-spy on PATH, or --py-spy /path/to/py-spy
-    python -m bench.profile [--concurrency 50] [--seconds 30] [--rate 50]
+    make bench-profile                    # installs py-spy into var/pyspy-venv (its own venv), then runs this
+    python -m bench.profile [--concurrency 50] [--seconds 30] [--rate 50] [--script typed|buttons] [--py-spy PATH]
 
-Starts the product as ``bench.run`` does, warms it up, drives ``--concurrency`` conversations while
-``py-spy record --threads`` samples the Rasa server and the action server (py-spy's raw "collapsed
-stack" format: feed it to flamegraph.pl or speedscope), then prints, per server, how much time per
-message the event loop (the main thread: every request is served there, one at a time) and the
-worker threads are busy, split into areas (each sample counted once, first matching area wins):
-jsonschema validation, tracker store, NLU, policies, action call, hand-off router, logging, ...
+Starts the product as ``bench.run`` does (``make run`` in a throw-away copy, ``bench/stack.py``), warms it
+up, drives ``--concurrency`` closed-loop conversations while ``py-spy record --threads --subprocesses``
+samples every Rasa server process and the action server (py-spy's raw "collapsed stack" format: feed
+it to flamegraph.pl or speedscope), then prints milliseconds of busy samples per answered message,
+per component. Each sample is counted once, in the first component (``RASA_COMPONENTS`` /
+``ACTION_COMPONENTS``, in that order) with a marker (``function (module path``) somewhere on its
+stack; ``bench/README.md`` lists the mapping. Idle threads (waiting in the event loop's selector or a
+thread pool's queue) are not sampled (py-spy's idle detection, plus ``IDLE_LEAVES``).
 
 Output: ``var/bench/profile/{rasa,actions}.txt`` and ``summary.txt``. Sampling (blocking by default:
 py-spy pauses the process for each sample) costs CPU too: the load figures printed here are not
-benchmark figures, only the split is.
+benchmark figures; the split, and the ms/msg per component relative to each other, are.
 """
 
 from __future__ import annotations
@@ -23,60 +25,85 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from bench import load, run
+from bench import load, run, scripts, stack
 from tests.bank_sites import FakeBankSite
 
 OUT = run.BENCH_VAR / "profile"
+PYSPY_VENV = run.ROOT / "var" / "pyspy-venv"
 
 # Leaf frames of a thread that is waiting, not working (py-spy's idle detection misses these).
 IDLE_LEAVES = ("_worker (concurrent/futures/thread.py:81)", "serve (sanic/server/runners.py:155)")
 
-# (area, markers): a sample belongs to the first area with a marker somewhere on its stack.
-RASA_AREAS: List[Tuple[str, Sequence[str]]] = [
-    ("logging", ["(logging/__init__.py"]),
+NLU = "NLU (spaCy, featurizers, DIET, our extractors)"
+POLICIES = "policies (RulePolicy, TED)"
+TRACKER_LOAD = "tracker load (SELECT events, deserialize, replay)"
+TRACKER_SAVE = "tracker save (new events, redaction, INSERT, COMMIT)"
+ACTION_CALL = "action call, Rasa side (tracker JSON, HTTP round trip, response validation)"
+HANDOFF_RADAR = "hand-off and radar bookkeeping"
+LOCKS = "lock store"
+OTHER_RASA = "other dialogue processing (Rasa processor, utterances, events)"
+HTTP = "HTTP server, channels, JSON"
+LOGGING = "logging"
+
+# (component, markers): a Rasa-server sample belongs to the first component with a marker on its stack.
+# Order matters: the hand-off router wraps the whole message (route -> handle_message), so it comes
+# after the processor's parts; what is left in route() itself is its own bookkeeping.
+RASA_COMPONENTS: List[Tuple[str, Sequence[str]]] = [
+    (LOGGING, ["(logging/__init__.py"]),
     (
-        "our tracker-store redaction (bot.server.stores / bot.redaction)",
-        ["redact_tracker (bot/server/stores", "(bot/redaction.py"],
-    ),
-    (
-        "action response validation: jsonschema.validate() in RemoteAction._validate_action_result",
-        ["_validate_action_result (rasa/core/actions/action.py"],
-    ),
-    ("tracker store save: SQLite COMMIT", ["do_commit (sqlalchemy/engine/default.py"]),
-    ("tracker store save: find new events, serialize, INSERT", ["save (rasa/core/tracker_store.py"]),
-    (
-        "tracker store retrieve: SELECT all events, deserialize, replay",
+        TRACKER_LOAD,
         [
             "retrieve (rasa/core/tracker_store.py",
-            "_retrieve (rasa/core/tracker_store.py",
             "retrieve_full_tracker (rasa/core/tracker_store.py",
+            "retrieve (bot/server/stores/",
+            "retrieve_full_tracker (bot/server/stores/",
         ],
     ),
-    ("NLU parse (spaCy, featurizers, DIET, our components)", ["parse_message (rasa/core/processor.py"]),
     (
-        "policy prediction (RulePolicy)",
-        ["_predict_next_with_tracker (rasa/core/processor.py", "predict_next_with_tracker_if_should (rasa/core/processor.py"],
+        TRACKER_SAVE,
+        [
+            "save (rasa/core/tracker_store.py",
+            "save (bot/server/stores/",
+            "_append (bot/server/stores/",
+            "redact_tracker (bot/server/stores/",
+            "do_commit (sqlalchemy/engine/default.py",
+        ],
     ),
-    ("action call: request, HTTP client, response events", ["run (rasa/core/actions/action.py"]),
-    ("other dialogue processing (Rasa processor)", ["handle_message (rasa/core/processor.py"]),
-    ("hand-off router: route() itself, on the loop", ["route (bot/server/handoff.py"]),
-    ("hand-off router: open_ticket_for() DB lookup (worker thread)", ["open_ticket_for (bot/handoff/tickets.py"]),
-    ("outage notifier (background task)", ["(bot/outages/"]),
-    ("HTTP server, REST channel, CORS", ["(sanic", "(rasa/core/channels/", "(httptools", "(sanic_cors"]),
+    (LOCKS, ["(rasa/core/lock_store.py", "(rasa/core/lock.py"]),
+    (NLU, ["parse_message (rasa/core/processor.py"]),
+    (
+        POLICIES,
+        [
+            "_predict_next_with_tracker (rasa/core/processor.py",
+            "predict_next_with_tracker_if_should (rasa/core/processor.py",
+        ],
+    ),
+    (
+        ACTION_CALL,
+        [
+            "(rasa/utils/endpoints.py",
+            "_validate_action_result (rasa/core/actions/action.py",
+            "_action_call_format (rasa/core/actions/action.py",
+            "(aiohttp/",
+        ],
+    ),
+    (HANDOFF_RADAR, ["(bot/outages/", "(bot/handoff/", "open_ticket_for ("]),
+    (OTHER_RASA, ["(rasa/core/processor.py", "(rasa/core/actions/", "(rasa/shared/core/", "(rasa/core/agent.py"]),
+    (HANDOFF_RADAR + " ", ["route (bot/server/handoff.py", "(bot/server/channels/routing.py"]),
+    (HTTP, ["(sanic", "(rasa/core/channels/", "(bot/server/channels/", "(httptools", "(sanic_cors", "(json/", "(ujson"]),
 ]
-ACTION_AREAS: List[Tuple[str, Sequence[str]]] = [
-    ("logging", ["(logging/__init__.py"]),
-    ("outage radar / hand-off DB (bot.outages, bot.handoff; worker threads)", ["(bot/outages/", "(bot/handoff/"]),
-    ("bank-site probe", ["(bot/banks/site_prober.py"]),
-    ("our actions (actions/)", ["(actions/"]),
+ACTION_COMPONENTS: List[Tuple[str, Sequence[str]]] = [
+    (LOGGING, ["(logging/__init__.py"]),
+    (HANDOFF_RADAR, ["(bot/outages/", "(bot/handoff/"]),
+    ("bank-site check (HTTP to the bank site)", ["(bot/banks/site_prober.py"]),
+    ("our actions (actions/, bot/troubleshooting/)", ["(actions/", "(bot/"]),
     ("rasa_sdk: request parsing, Tracker.from_dict, dispatch", ["(rasa_sdk/"]),
-    ("Sanic, JSON", ["(sanic", "(json/", "(ujson"]),
+    (HTTP, ["(sanic", "(json/", "(ujson"]),
 ]
 
 
@@ -102,16 +129,17 @@ def split(stacks: List[Tuple[List[str], int]], areas: Sequence[Tuple[str, Sequen
         if frames[-1] in IDLE_LEAVES:
             idle += n
             continue
-        joined = ";".join(frames[1:])
-        area = next((name for name, markers in areas if any(m in joined for m in markers)), "other")
-        (main if "MainThread" in frames[0] else workers)[area] += n
+        head = [f for f in frames[:2] if f.startswith("thread ") or f.startswith("process ")]
+        joined = ";".join(frames[len(head) :])
+        area = next((name.strip() for name, markers in areas if any(m in joined for m in markers)), "other")
+        (main if any("MainThread" in f for f in head) else workers)[area] += n
     return main, workers, idle
 
 
 def top_functions(stacks: List[Tuple[List[str], int]], n: int = 15) -> List[Tuple[str, int]]:
     counter: Dict[str, int] = collections.Counter()
     for frames, c in stacks:
-        if frames[-1] not in IDLE_LEAVES and "MainThread" in frames[0]:
+        if frames[-1] not in IDLE_LEAVES and any("MainThread" in f for f in frames[:2]):
             counter[_strip_line(frames[-1])] += c
     return counter.most_common(n)
 
@@ -127,6 +155,7 @@ def record(py_spy: str, pid: int, seconds: int, out: Path, rate: int, nonblockin
         "--rate",
         str(rate),
         "--threads",
+        "--subprocesses",
         "--format",
         "raw",
         "--output",
@@ -135,25 +164,94 @@ def record(py_spy: str, pid: int, seconds: int, out: Path, rate: int, nonblockin
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def summarize(name: str, stacks, areas, rate: int, messages: int) -> str:
-    main, workers, _ = split(stacks, areas)
-    main_total, worker_total = sum(main.values()), sum(workers.values())
-    per_msg = lambda n: n / rate * 1000.0 / max(1, messages)  # noqa: E731
-    lines = [
-        f"== {name} server: event loop busy {per_msg(main_total):.1f} ms per message, worker threads "
-        f"{per_msg(worker_total):.1f} ms per message ({messages} messages answered while sampling)"
-    ]
-    lines.append(f"   {'ms/msg':>7} {'% loop':>7}  event loop (main thread)")
-    for area, n in sorted(main.items(), key=lambda kv: -kv[1]):
-        lines.append(f"   {per_msg(n):7.2f} {100.0 * n / max(1, main_total):6.1f}%  {area}")
-    if worker_total:
-        lines.append("   worker threads (asyncio.to_thread: hand-off / radar DB; they compete for the GIL):")
-        for area, n in sorted(workers.items(), key=lambda kv: -kv[1]):
-            lines.append(f"   {per_msg(n):7.2f}          {area}")
-    lines.append("   top functions by own time on the event loop (samples):")
-    for f, n in top_functions(stacks, 12):
-        lines.append(f"   {n:7d}          {f}")
+def _per_msg(samples: int, rate: int, messages: int) -> float:
+    return samples / rate * 1000.0 / max(1, messages)
+
+
+def component_table(rasa_stacks, action_stacks, rate: int, messages: int, measured: Optional[Tuple[float, float]] = None) -> str:
+    """ms per answered message, per component: Rasa server(s) (event loop + worker threads), the action
+    server, and both. py-spy counts a thread as busy while it is runnable, also when the shared cores
+    are running something else, so on a loaded machine busy time exceeds CPU time: with ``measured``
+    (each server's CPU ms per message in the window, from /proc) each server's components are scaled
+    so that they add up to its measured CPU; the unscaled busy ms are in the last column."""
+    r_main, r_workers, _ = split(rasa_stacks, RASA_COMPONENTS)
+    a_main, a_workers, _ = split(action_stacks, ACTION_COMPONENTS)
+    rasa = collections.Counter(r_main) + collections.Counter(r_workers)
+    actions = collections.Counter(a_main) + collections.Counter(a_workers)
+    total_r, total_a = sum(rasa.values()), sum(actions.values())
+    fr = fa = 1.0
+    if measured:
+        fr = measured[0] / _per_msg(total_r, rate, messages) if total_r else 1.0
+        fa = measured[1] / _per_msg(total_a, rate, messages) if total_a else 1.0
+    # the action server's own work is part of the action call, except its hand-off / radar bookkeeping
+    action_own = sum(n for area, n in actions.items() if area != HANDOFF_RADAR)
+    areas = list(dict.fromkeys(name.strip() for name, _ in RASA_COMPONENTS)) + ["other"]
+    rows = []
+    for area in areas:
+        a = action_own if area == ACTION_CALL else actions.get(HANDOFF_RADAR, 0) if area == HANDOFF_RADAR else 0
+        r_ms, a_ms = _per_msg(rasa.get(area, 0), rate, messages), _per_msg(a, rate, messages)
+        rows.append((area, r_ms * fr, a_ms * fa, r_ms + a_ms))
+    what = "CPU ms per message, scaled to the measured CPU" if measured else "busy ms per message (py-spy samples)"
+    lines = [f"   {'rasa':>7} {'actions':>8} {'total':>7} {'busy':>7}  component ({what})"]
+    for area, r, a, busy in sorted(rows, key=lambda row: -(row[1] + row[2])):
+        if r or a:
+            lines.append(f"   {r:7.2f} {a:8.2f} {r + a:7.2f} {busy:7.2f}  {area}")
+    busy_r, busy_a = _per_msg(total_r, rate, messages), _per_msg(total_a, rate, messages)
+    lines.append(
+        f"   {busy_r * fr:7.2f} {busy_a * fa:8.2f} {busy_r * fr + busy_a * fa:7.2f} {busy_r + busy_a:7.2f}  all "
+        f"(Rasa event loop {_per_msg(sum(r_main.values()), rate, messages) * fr:.2f} + its worker threads "
+        f"{_per_msg(sum(r_workers.values()), rate, messages) * fr:.2f})"
+    )
+    lines.append("   the action server's own part of the action call:")
+    for area, n in sorted(actions.items(), key=lambda kv: -kv[1]):
+        if area != HANDOFF_RADAR:
+            lines.append(f"   {'':7} {_per_msg(n, rate, messages) * fa:8.2f} {'':7}  {area}")
     return "\n".join(lines)
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """user+system CPU of these processes and all their descendants (from /proc)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2 :].split()
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / load._TICKS)
+    wanted, total = set(pids), 0.0
+    changed = True
+    while changed:  # descendants
+        changed = False
+        for pid, (ppid, _) in stats.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    for pid in wanted:
+        total += stats.get(pid, (0, 0.0))[1]
+    return total
+
+
+def summarize(name: str, stacks, rate: int) -> str:
+    lines = [f"   top functions by own time on the {name} event loop (samples):"]
+    for f, n in top_functions(stacks, 12):
+        lines.append(f"   {n:7d}  {f}")
+    return "\n".join(lines)
+
+
+def _ppid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            raw = fh.read()
+        return int(raw[raw.rindex(")") + 2 :].split()[1])
+    except (OSError, ValueError):
+        return None
+
+
+def top_level(pids: Sequence[int]) -> List[int]:
+    """The pids whose parent is not in ``pids`` (py-spy --subprocesses covers the children)."""
+    return [p for p in pids if _ppid(p) not in pids]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -161,27 +259,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second")
-    parser.add_argument("--py-spy", default=shutil.which("py-spy") or str(run.servers.VENV_BIN / "py-spy"))
+    parser.add_argument("--script", choices=("typed", "buttons"), default="typed", help="the conversation (bench/scripts.py)")
+    parser.add_argument("--make-run-args", default="", help="extra arguments for `make run` (e.g. 'WORKERS=2')")
+    default_spy = PYSPY_VENV / "bin" / "py-spy"
+    parser.add_argument(
+        "--py-spy",
+        default=str(default_spy) if default_spy.exists() else (shutil.which("py-spy") or str(run.servers.VENV_BIN / "py-spy")),
+    )
     parser.add_argument(
         "--nonblocking", action="store_true", help="don't pause the process per sample (less overhead, rougher stacks)"
     )
     args = parser.parse_args(argv)
     if not (Path(args.py_spy).exists() or shutil.which(args.py_spy)):
-        print("py-spy not found: `.venv/bin/pip install py-spy` or pass --py-spy", file=sys.stderr)
+        print("py-spy not found: `make bench-profile` installs it into var/pyspy-venv, or pass --py-spy", file=sys.stderr)
         return 2
+    script = scripts.TYPED if args.script == "typed" else scripts.BUTTONS
     OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.txt"):
+        old.unlink()
     run.LOG_DIR.mkdir(parents=True, exist_ok=True)
     finish_times: List[float] = []
     result: Dict[str, object] = {}
-    with FakeBankSite() as site, tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        stack = run.start_product(site, Path(tmp))
+    run_id = "profile-" + time.strftime("%Y%m%d%H%M%S")
+    with FakeBankSite() as site:
+        product = stack.start_product(site, run_id, run.LOG_DIR / "profile-make-run.log", args.make_run_args.split())
         try:
-            load.warm_up(stack.url, load.PRODUCT_SCRIPT, "profile-warmup", sessions=True)
+            load.warm_up(product.url, script, "profile-warmup", sessions=True)
+            targets = [("rasa", pid) for pid in top_level(product.pids("bot.server.serve"))]
+            targets += [("actions", pid) for pid in top_level(product.pids("bot.server.action_server"))]
             driver = threading.Thread(
                 target=lambda: result.update(
                     load.run_level(
-                        stack.url,
-                        load.PRODUCT_SCRIPT,
+                        product.url,
+                        script,
                         args.concurrency,
                         args.seconds + 6,
                         "profile",
@@ -192,41 +302,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             )
             driver.start()
             time.sleep(2)  # let the load ramp up before sampling
+            rasa_pids = [pid for name, pid in targets if name == "rasa"]
+            action_pids = [pid for name, pid in targets if name == "actions"]
+            cpu_before = (tree_cpu_seconds(rasa_pids), tree_cpu_seconds(action_pids))
             window_start = time.monotonic()
             procs = [
-                (
-                    name,
-                    record(
-                        args.py_spy,
-                        stack.processes[name].proc.pid,
-                        args.seconds,
-                        OUT / f"{name}.txt",
-                        args.rate,
-                        args.nonblocking,
-                    ),
-                )
-                for name in ("rasa", "actions")
+                (f"{name}-{pid}", record(args.py_spy, pid, args.seconds, OUT / f"{name}-{pid}.txt", args.rate, args.nonblocking))
+                for name, pid in targets
             ]
             for name, p in procs:
                 _, err = p.communicate(timeout=args.seconds + 120)
                 if p.returncode != 0:
                     print(f"py-spy ({name}) failed: {err.decode(errors='replace')[-800:]}", file=sys.stderr)
             window_end = window_start + args.seconds
+            cpu_after = (tree_cpu_seconds(rasa_pids), tree_cpu_seconds(action_pids))
             driver.join()
         finally:
-            stack.stop()
+            product.stop()
     messages = sum(1 for t in finish_times if window_start <= t <= window_end)
+    # the CPU the servers used while py-spy sampled (py-spy's own pauses included), per message
+    measured = tuple((after - before) * 1000.0 / max(1, messages) for before, after in zip(cpu_before, cpu_after))
+    rasa_stacks = [s for f in sorted(OUT.glob("rasa-*.txt")) for s in read_collapsed(f)]
+    action_stacks = [s for f in sorted(OUT.glob("actions-*.txt")) for s in read_collapsed(f)]
     parts = [
-        f"load while sampling ({args.concurrency} conversations, py-spy overhead included, not a benchmark "
-        f"figure): {run.report.level_line(result)}",
+        f"load while sampling ({args.concurrency} {args.script} conversations, py-spy overhead included, not a "
+        f"benchmark figure): {run.report.level_line(result)}",
+        f"sampled: {', '.join(f'{n} (pid {p})' for n, p in targets)}; {messages} messages answered in the "
+        f"{args.seconds} s window; {args.rate} samples/s",
         "",
+        f"measured CPU per message in the window (/proc): Rasa {measured[0]:.2f} ms, action server {measured[1]:.2f} ms",
+        component_table(rasa_stacks, action_stacks, args.rate, messages, measured),
+        "",
+        summarize("Rasa server", rasa_stacks, args.rate),
+        "",
+        f"raw collapsed stacks: {OUT}/rasa-*.txt, {OUT}/actions-*.txt",
     ]
-    for name, areas in (("rasa", RASA_AREAS), ("actions", ACTION_AREAS)):
-        path = OUT / f"{name}.txt"
-        if path.exists():
-            parts.append(summarize(name, read_collapsed(path), areas, args.rate, messages))
-            parts.append("")
-    parts.append(f"raw collapsed stacks: {OUT}/rasa.txt, {OUT}/actions.txt")
     text = "\n".join(parts)
     (OUT / "summary.txt").write_text(text + "\n")
     print(text)

@@ -1,18 +1,21 @@
-"""``make bench``: the product against a stock ``rasa init`` starter bot, same Rasa, same load.
+"""``make bench``: the product as ``make run`` starts it, against a stock ``rasa init`` starter bot.
 
-    python -m bench.run            # 20 s per concurrency level, training timed
-    python -m bench.run --quick    # 5 s per level, training not re-timed
+    python -m bench.run            # 20 s per closed-loop level, 60 s open loop, training timed
+    python -m bench.run --quick    # 5 s per level, 20 s open loop with 200 conversations, no training
 
 Order (one after the other, so the two never compete for the CPU):
 
 1. training time: a full ``rasa train --force`` (training cache off) of the product and of the
    starter, each into a throw-away directory under ``var/bench/train/`` (``models/`` is untouched);
-2. the product, started as ``scripts/run.sh`` starts it (action server + ``rasa run`` with the REST
-   and other production channels, the HTTP API behind a token, CORS), but on free ports, with the
-   bank directory pointing at a local fake bank site (``tests.bank_sites``) and the SQLite tracker
-   and hand-off databases in a temporary directory: idle NLU parse time, then the load levels;
+2. the product, started by ``make run`` itself in a throw-away copy of the tree under
+   ``var/bench/run-<id>/`` (``bench/stack.py``: whatever ``scripts/run.sh`` starts is what is
+   measured), with the bench-only settings in the environment variables the product reads (local
+   fake bank site, rate limits off, the outage radar's thresholds out of reach): idle NLU parse time,
+   the closed-loop levels with both scripts (buttons, typed text: ``bench/scripts.py``), the cost per
+   message as a conversation grows (10, 30, 60 turns), then the open-loop level over the widget
+   socket (``bench/openloop.py``);
 3. the starter (``rasa run``, in-memory tracker store, no action server: it has no custom actions):
-   the same measurements;
+   idle parse time and the closed-loop levels with its own script;
 4. tables on stdout, ``reports/bench.json`` and ``reports/bench.png``.
 
 Nothing here asserts anything about timings: the figures are printed and written, that's all.
@@ -27,16 +30,11 @@ import platform
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-import yaml
-
-from bench import load, report, starter
-from bot.server.stores import worker_endpoints
+from bench import load, openloop, report, scripts, stack, starter
 from tests import servers
 from tests.bank_sites import FakeBankSite
 
@@ -73,69 +71,6 @@ class Stack:
 
 
 # --------------------------------------------------------------------------- starting the bots
-
-
-# what `make run WORKERS=2` uses: the file lock store, or Redis with LOCK_STORE=redis
-_LOCK_STORE = worker_endpoints.lock_store_from_env(os.environ)
-
-
-def lock_store_reachable(store=_LOCK_STORE) -> bool:
-    """The file lock store is always there; a Redis one only when its port answers."""
-    import socket
-
-    if store["type"] != worker_endpoints.REDIS_LOCK_STORE_TYPE:
-        return True
-    try:
-        with socket.create_connection((store["url"], store["port"]), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def start_product(site: FakeBankSite, workdir: Path, workers: int = 1) -> Stack:
-    """Action server + Rasa server as ``scripts/run.sh`` runs them, against the local fake banks.
-
-    ``workers`` > 1: ``rasa run`` with that many Sanic worker processes on one port, as
-    ``make run WORKERS=2`` runs it; Rasa requires a shared lock store for that (ours: the file lock
-    store, or Redis with LOCK_STORE=redis)."""
-    directory = servers.write_test_directory(workdir / "banks.yml", site.base_url)
-    production_probe = yaml.safe_load((ROOT / "bankfeed.yml").read_text())["site_probe"]
-    # production probe timeouts; the canary is local; the outage radar's thresholds are out of reach
-    # so that thousands of scripted "chase is down" reports don't turn into a suspected outage and
-    # change the script's path (the radar's reads and writes still happen on every report).
-    keep = {k: production_probe[k] for k in ("budget", "connect_timeout", "read_timeout") if k in production_probe}
-    settings = servers.write_test_settings(workdir / "bankfeed.yml", site.url("/canary/healthy"), **keep)
-    env = servers.base_env(
-        {
-            "BANK_DIRECTORY_PATH": str(directory),
-            "BANKFEED_SETTINGS": str(settings),
-            "HANDOFF_DB_URL": f"sqlite:///{workdir / 'handoff.db'}",
-        }
-    )
-    # like scripts/run.sh: the hand-off schema first
-    subprocess.run(
-        [str(servers.VENV_BIN / "python"), "-m", "bot.handoff.cli", "migrate"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    action_port, rasa_port = servers.free_port(), servers.free_port()
-    actions = servers.start_action_server(action_port, LOG_DIR / "product-actions.log", env)
-    try:
-        lock_store = None
-        if workers > 1:
-            lock_store = dict(_LOCK_STORE, key_prefix=f"bench{workdir.name}")
-            env = {**env, "SANIC_WORKERS": str(workers)}
-        endpoints = servers.write_endpoints(workdir / "endpoints.yml", action_port, workdir / "tracker.db", lock_store=lock_store)
-        token = secrets.token_urlsafe(24)
-        # as scripts/run.sh starts it: the token in the environment, the CORS policy the product's own
-        rasa = servers.start_rasa_server(rasa_port, endpoints, token, LOG_DIR / "product-rasa.log", env)
-    except BaseException:
-        actions.stop()
-        raise
-    return Stack("product", f"http://127.0.0.1:{rasa_port}", token, {"rasa": rasa, "actions": actions})
 
 
 def start_starter(model: Path) -> Stack:
@@ -183,42 +118,180 @@ def start_starter(model: Path) -> Stack:
 # --------------------------------------------------------------------------- measuring one bot
 
 
+def closed_levels(
+    stack, sampler: load.ProcessSampler, script, levels: Sequence[int], duration: float, prefix: str, issued: bool, label: str
+) -> List[Dict[str, object]]:
+    """The closed-loop levels of one script; server CPU and peak RSS of the process trees per level."""
+    out: List[Dict[str, object]] = []
+    for n in levels:
+        print(f"[bench] {label}: {n} concurrent conversation(s) for {duration:g} s", flush=True)
+        sampler.mark()
+        cpu_before, load_before = sampler.cpu_seconds(), load.load_average()
+        level = load.run_level(stack.url, script, n, duration, f"{prefix}-c{n}", sessions=issued)
+        cpu = sampler.cpu_seconds() - cpu_before
+        level["server_cpu_s"] = round(cpu, 2)
+        level["server_cpu_ms_per_msg"] = round(cpu * 1000 / level["ok"], 2) if level["ok"] else None
+        level["server_cpu_util"] = round(cpu / level["duration_s"], 2) if level["duration_s"] else None
+        level["peak_rss_mb"] = sampler.mark()
+        level["loadavg_before"], level["loadavg_after"] = load_before, load.load_average()
+        out.append(level)
+        print("         " + report.level_line(level), flush=True)
+        time.sleep(1.0)
+    return out
+
+
+def growth(stack, sampler: load.ProcessSampler, turns: int, conversations: int, prefix: str) -> Dict[str, object]:
+    """Cost per message as a conversation goes on: ``conversations`` conversations of ``turns`` turns
+    (``scripts.long_conversation``), one message at a time (nothing else in flight, so the server CPU
+    between sending a message and its answer is that message's), per block of 10 turns."""
+    import httpx
+
+    per_turn_cpu: List[List[float]] = [[] for _ in range(turns)]
+    per_turn_ms: List[List[float]] = [[] for _ in range(turns)]
+    wrong = 0
+    script = scripts.long_conversation(turns)
+    with httpx.Client(timeout=120, trust_env=False) as client:
+        for _ in range(conversations):
+            sender = client.post(f"{stack.url}/webhooks/rest/session").json()["sender"]
+            for i, (text, expected) in enumerate(script):
+                cpu0, t0 = sampler.cpu_seconds(), time.perf_counter()
+                r = client.post(f"{stack.url}/webhooks/rest/webhook", json={"sender": sender, "message": text})
+                elapsed = (time.perf_counter() - t0) * 1000.0
+                time.sleep(0.05)  # the action server's and the worker threads' last bookkeeping
+                cpu = sampler.cpu_seconds() - cpu0
+                if r.status_code != 200 or not scripts.reply_matches(r.json(), expected):
+                    wrong += 1
+                    print(f"         {prefix}: turn {i + 1} {text!r} off the path: {r.text[:200]}", flush=True)
+                    break
+                per_turn_cpu[i].append(cpu * 1000.0)
+                per_turn_ms[i].append(elapsed)
+    blocks = []
+    for start in range(0, turns, 10):
+        cpu = [v for t in per_turn_cpu[start : start + 10] for v in t]
+        ms = [v for t in per_turn_ms[start : start + 10] for v in t]
+        if cpu:
+            blocks.append(
+                {
+                    "turns": f"{start + 1}-{min(start + 10, turns)}",
+                    "messages": len(cpu),
+                    "server_cpu_ms_per_msg": round(sum(cpu) / len(cpu), 2),
+                    "p50_ms": load.summarize_latencies(ms)["p50_ms"],
+                }
+            )
+    everything = [v for t in per_turn_cpu for v in t]
+    return {
+        "turns": turns,
+        "conversations": conversations,
+        "off_path": wrong,
+        "server_cpu_ms_per_msg_whole_conversation": round(sum(everything) / len(everything), 2) if everything else None,
+        "blocks": blocks,
+    }
+
+
+def wait_idle(sampler: load.ProcessSampler, below_cores: float = 0.15, timeout: float = 300.0) -> float:
+    """Waits until the process tree uses less than ``below_cores`` over 2 s; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        cpu0 = sampler.cpu_seconds()
+        time.sleep(2.0)
+        if (sampler.cpu_seconds() - cpu0) / 2.0 < below_cores:
+            break
+    return round(time.monotonic() - started, 1)
+
+
+def open_level(stack, sampler: load.ProcessSampler, args, script, conversations: int) -> Dict[str, object]:
+    origin = stack.url.replace("127.0.0.1", "localhost")  # run.sh's default CHAT_ALLOWED_ORIGINS
+    counts = openloop.calibrate(stack.url, script, origin)
+    print(
+        f"[bench] product: open loop, {conversations} widget conversations (socket.io), one message per "
+        f"{args.open_interval:g} s each on average, {args.open_duration:g} s after the ramp",
+        flush=True,
+    )
+    marks: Dict[str, float] = {}
+
+    def on_window(what: str) -> None:
+        marks[what] = sampler.cpu_seconds()
+        if what == "start":
+            sampler.mark()
+            marks["load_before"] = load.load_average()[0] if load.load_average() else None
+        else:
+            marks["rss"] = sampler.mark()
+
+    result = openloop.run_open_loop(
+        stack.url,
+        script,
+        counts,
+        conversations=conversations,
+        mean_interval=args.open_interval,
+        duration=args.open_duration,
+        ramp_per_s=args.open_ramp,
+        lost_after=args.open_lost_after,
+        origin=origin,
+        on_window=on_window,
+    )
+    cpu = marks["end"] - marks["start"]
+    result["events_per_message"] = counts
+    result["server_cpu_s"] = round(cpu, 2)
+    result["server_cpu_ms_per_msg"] = round(cpu * 1000 / result["answered"], 2) if result["answered"] else None
+    result["server_cpu_ms_per_sent_msg"] = round(cpu * 1000 / result["sent"], 2) if result["sent"] else None
+    result["server_cpu_util"] = round(cpu / args.open_duration, 2)
+    result["peak_rss_mb"] = marks.get("rss")
+    result["loadavg_after"] = load.load_average()
+    print("         " + report.open_line(result), flush=True)
+    return result
+
+
 def measure(
-    stack: Stack,
-    script: Sequence[str],
+    stack,
+    script: Sequence[scripts.Turn],
     parse_texts: Sequence[str],
     levels: Sequence[int],
     duration: float,
     parse_rounds: int,
     run_id: str,
     startup_s: float,
+    typed: Optional[Sequence[scripts.Turn]] = None,
+    args=None,
 ) -> Dict[str, object]:
-    result: Dict[str, object] = {"url": stack.url, "startup_s": round(startup_s, 1), "script": list(script)}
+    result: Dict[str, object] = {"url": stack.url, "startup_s": round(startup_s, 1), "script": [t for t, _ in script]}
+    product = stack.name == "product"
     with load.ProcessSampler(stack.sessions) as sampler:
         time.sleep(0.5)
         result["rss_after_start_mb"] = sampler.mark()
-        issued = stack.name == "product"  # the product's REST senders are server-issued; the starter has none
+        issued = product  # the product's REST senders are server-issued; the starter has none
         load.warm_up(stack.url, script, f"{run_id}-{stack.name}-warmup", sessions=issued)
+        if typed:
+            load.warm_up(stack.url, typed, f"{run_id}-{stack.name}-warmup-typed", sessions=issued)
         time.sleep(0.5)
         result["rss_idle_mb"] = sampler.mark()
         print(f"[bench] {stack.name}: NLU parse time (POST /model/parse, one at a time)", flush=True)
         result["nlu_parse"] = load.parse_timings(stack.url, stack.token, parse_texts, parse_rounds)
         sampler.mark()
-        levels_out: List[Dict[str, object]] = []
-        for n in levels:
-            print(f"[bench] {stack.name}: {n} concurrent conversation(s) for {duration:g} s", flush=True)
-            cpu_before, load_before = sampler.cpu_seconds(), load.load_average()
-            level = load.run_level(stack.url, script, n, duration, f"{run_id}-{stack.name}-c{n}", sessions=issued)
-            cpu = sampler.cpu_seconds() - cpu_before
-            level["server_cpu_s"] = round(cpu, 2)
-            level["server_cpu_ms_per_msg"] = round(cpu * 1000 / level["ok"], 2) if level["ok"] else None
-            level["server_cpu_util"] = round(cpu / level["duration_s"], 2) if level["duration_s"] else None
-            level["peak_rss_mb"] = sampler.mark()
-            level["loadavg_before"], level["loadavg_after"] = load_before, load.load_average()
-            levels_out.append(level)
-            print("         " + report.level_line(level), flush=True)
-            time.sleep(1.0)
-        result["levels"] = levels_out
+        label = f"{stack.name} ({'buttons' if product else 'its own script'})"
+        result["levels"] = closed_levels(stack, sampler, script, levels, duration, f"{run_id}-{stack.name}", issued, label)
+        if typed:
+            result["script_typed"] = [t for t, _ in typed]
+            result["typed_levels"] = closed_levels(
+                stack, sampler, typed, levels, duration, f"{run_id}-{stack.name}-typed", issued, f"{stack.name} (typed)"
+            )
+        if product and args is not None and args.growth_turns:
+            result["growth"] = []
+            for turns in args.growth_turns:
+                print(
+                    f"[bench] product: {args.growth_conversations} conversation(s) of {turns} turns, one message at a time",
+                    flush=True,
+                )
+                g = growth(stack, sampler, turns, args.growth_conversations, f"{run_id}-growth{turns}")
+                result["growth"].append(g)
+                print("         " + report.growth_line(g), flush=True)
+        if product and args is not None and args.open_conversations:
+            result["open_loop_levels"] = []
+            for conversations in args.open_conversations:
+                # an overloaded level leaves messages in the server after its sockets closed: start the next
+                # one when the tree is idle again
+                result.setdefault("idle_wait_s", []).append(wait_idle(sampler))
+                result["open_loop_levels"].append(open_level(stack, sampler, args, typed or script, conversations))
+            result["open_loop"] = result["open_loop_levels"][-1]  # the issue's level (the targets)
         result["peak_rss_mb"] = sampler.peak()
     return result
 
@@ -283,13 +356,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--only", choices=("product", "starter"), help="benchmark one bot only")
     parser.add_argument("--out", default=str(ROOT / "reports"), help="where bench.json and bench.png go")
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="Sanic worker processes of the product's Rasa server (default: one per CPU; "
-        "the processes share the file lock store; with LOCK_STORE=redis, 1 if Redis does not answer)",
+        "--make-run-args",
+        default="",
+        help="extra arguments for the product's `make run` (e.g. 'WORKERS=2'); default none: `make run` as the README",
+    )
+    parser.add_argument(
+        "--growth-turns",
+        default="10,30,60",
+        help="conversation lengths for the cost-per-message growth measurement ('' to skip)",
+    )
+    parser.add_argument("--growth-conversations", type=int, help="conversations per length (default 3, --quick 1)")
+    parser.add_argument(
+        "--open-conversations",
+        help="open loop: widget conversations per level, e.g. 200,1000 (default 200,1000, --quick 200; '' or 0 to skip)",
+    )
+    parser.add_argument(
+        "--open-interval", type=float, default=10.0, help="open loop: mean seconds between a conversation's messages"
+    )
+    parser.add_argument("--open-duration", type=float, help="open loop: seconds measured after the ramp (default 60, --quick 20)")
+    parser.add_argument("--open-ramp", type=float, default=20.0, help="open loop: new connections per second while ramping")
+    parser.add_argument(
+        "--open-lost-after", type=float, default=30.0, help="open loop: a message with no reply after this is lost"
     )
     args = parser.parse_args(argv)
+    args.growth_turns = [int(x) for x in args.growth_turns.split(",") if x.strip()]
+    if args.growth_conversations is None:
+        args.growth_conversations = 1 if args.quick else 3
+    raw_open = args.open_conversations if args.open_conversations is not None else ("200" if args.quick else "200,1000")
+    args.open_conversations = [int(x) for x in raw_open.split(",") if x.strip() and int(x) > 0]
+    if args.open_duration is None:
+        args.open_duration = 20.0 if args.quick else 60.0
 
     duration = args.duration or (5.0 if args.quick else 20.0)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -361,30 +457,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             }
     results["training"] = training
 
-    workers = max(1, args.workers)
-    if workers > 1 and not lock_store_reachable():
-        print(
-            f"[bench] Redis is not reachable on {_LOCK_STORE['url']}:{_LOCK_STORE['port']}: the product runs with 1 worker",
-            flush=True,
-        )
-        workers = 1
-    results["settings"]["product_workers"] = workers
+    make_args = args.make_run_args.split()
+    results["settings"].update(
+        {
+            "product_started_by": " ".join(["make run", *make_args]) + " (in a copy of the tree, bench/stack.py)",
+            "bench_env": sorted(stack.BENCH_ENV_NAMES),
+            "growth_turns": args.growth_turns,
+            "growth_conversations": args.growth_conversations,
+            "open_loop": {
+                "conversations": args.open_conversations,
+                "mean_interval_s": args.open_interval,
+                "duration_s": args.open_duration,
+                "ramp_per_s": args.open_ramp,
+                "lost_after_s": args.open_lost_after,
+                "transport": "widget socket (Engine.IO v4 / Socket.IO over websocket)",
+            },
+        }
+    )
 
     bots = results["bots"]
     if args.only in (None, "product"):
-        with ExitStack() as stack_ctx:
-            site = stack_ctx.enter_context(FakeBankSite())
-            workdir = Path(stack_ctx.enter_context(tempfile.TemporaryDirectory(prefix="bench-product-")))
-            print(
-                f"[bench] starting the product (action server + rasa run with {workers} worker(s), SQLite trackers "
-                "in a temp dir)",
-                flush=True,
-            )
-            product, startup = timed(lambda: start_product(site, workdir, workers))
+        with FakeBankSite() as site:
+            print(f"[bench] starting the product: make run {' '.join(make_args)} in var/bench/run-{run_id}/", flush=True)
+            product, startup = timed(lambda: stack.start_product(site, run_id, LOG_DIR / "product-make-run.log", make_args))
             try:
                 bots["product"] = measure(
-                    product, load.PRODUCT_SCRIPT, PRODUCT_PARSE_TEXTS, levels, duration, parse_rounds, run_id, startup
+                    product,
+                    scripts.BUTTONS,
+                    PRODUCT_PARSE_TEXTS,
+                    levels,
+                    duration,
+                    parse_rounds,
+                    run_id,
+                    startup,
+                    typed=scripts.TYPED,
+                    args=args,
                 )
+                bots["product"]["processes"] = [p["cmd"] for p in product.processes_now()]
                 bots["product"]["bank_site_requests"] = site.total_hits()
             finally:
                 product.stop()
@@ -395,7 +504,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         starter_stack, startup = timed(lambda: start_starter(Path(str(starter_info["model"]))))
         try:
             bots["starter"] = measure(
-                starter_stack, load.STARTER_SCRIPT, STARTER_PARSE_TEXTS, levels, duration, parse_rounds, run_id, startup
+                starter_stack, scripts.STARTER, STARTER_PARSE_TEXTS, levels, duration, parse_rounds, run_id, startup
             )
         finally:
             starter_stack.stop()
