@@ -236,7 +236,11 @@ def test_forged_socket_metadata_and_session_ids(world):
         assert world.agent.post(f"/tickets/{ticket['id']}/claim").status_code == 200
         reply = "Ida here, on the widget."
         assert world.agent.post(f"/tickets/{ticket['id']}/messages", json={"text": reply}).status_code == 201
-        wait_until(lambda: any(r.get("text") == reply for r in received), 10, "the reply did not reach the socket")
+        wait_until(
+            lambda: any(r.get("text", "").endswith(f": {reply}") and r["metadata"]["agent_text"] == reply for r in received),
+            10,
+            "the reply did not reach the socket",
+        )
         assert_nothing_left_the_building(world)
     finally:
         client.disconnect()

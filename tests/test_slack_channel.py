@@ -510,7 +510,7 @@ def test_handoff_over_slack(slack_stack, fake_slack, handoff_db, where):
         r = console.post(f"/tickets/{ticket['id']}/messages", json={"text": reply})
         assert r.status_code == 201, r.text
         answer = fake_slack.wait_for_posts(1, channel, root, after=n)
-        assert answer[0].text == "Hi, I'm Robin. Chase had an outage this morning &amp; it's fixed &lt;now&gt;."
+        assert answer[0].text == "Robin: Hi, I'm Robin. Chase had an outage this morning &amp; it's fixed &lt;now&gt;."
         assert answer[0].params.get("thread_ts") == root
         n += 1
 

@@ -294,7 +294,7 @@ def test_customer_chats_reloads_loses_network_and_gets_a_specialist(rasa_stack, 
 
     # history endpoint: the same conversation the widget showed, for this session only
     history = httpx.get(f"{rasa_stack.url}/chat/history", params={"session_id": session_id}, timeout=10).json()["messages"]
-    assert any(m["text"] == hello for m in history)
+    assert any(m["text"] == f"Dana: {hello}" for m in history)  # named in the text for other clients
 
     assert page_errors == []
     context.close()
