@@ -66,9 +66,9 @@ if ! [[ "$WORKERS" =~ ^[1-9][0-9]?$ ]]; then
   echo "WORKERS must be a number from 1 to 99 (got '$WORKERS')." >&2
   exit 2
 fi
-NGINX="${NGINX:-$(command -v nginx || true)}"
+NGINX="${NGINX:-$(command -v nginx || true)}"  # NGINX: another nginx binary
 if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
-if [ "$WORKERS" -gt 1 ] && [ -z "$NGINX" ]; then
+if [ "$WORKERS" -gt 1 ] && { [ -z "$NGINX" ] || [ ! -x "$NGINX" ]; }; then
   echo "nginx is not installed (apt-get install -y nginx): starting one Rasa process instead of $WORKERS."
   WORKERS=1
 fi

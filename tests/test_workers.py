@@ -335,3 +335,80 @@ def test_the_client_address_is_nginx_s_word_not_the_client_s(workers):
         keys = {(d.get("metadata") or {}).get("client_key") for kind, d in events[sender] if kind == "user"}
         assert keys == {client_address.client_key(address)}, (address, keys)
         assert client_address.client_key(forged) not in keys
+
+
+def _nginx_workers_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nginx_workers", servers.ROOT / "scripts" / "nginx_workers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_nginx_configuration_routes_by_session_prefix_and_takes_only_plain_values(tmp_path):
+    import shutil
+
+    render = _nginx_workers_module().render
+    workers = ["127.0.0.1:15001", "127.0.0.1:15002", "127.0.0.1:15003"]
+    text = render("5005", workers, str(tmp_path), str(tmp_path))
+    for i, address in enumerate(workers):
+        assert f'"~^{i}(\\.|%2[Ee])"  bankfeed_worker_{i};' in text
+        assert f"upstream bankfeed_worker_{i} {{\n        server {address} " in text
+    # every header at server level, none in a location (a location's own would drop them all)
+    server_block = text[text.index("    server {") :]
+    head, *locations = server_block.split("\n        location ")
+    assert "X-Forwarded-For $remote_addr" in head and len(locations) == 4
+    assert not any("proxy_set_header" in loc for loc in locations)
+    for bad in (
+        dict(listen="5005; include /etc/passwd", workers=workers),
+        dict(listen="5005", workers=["127.0.0.1:1 down; server evil:80"]),
+        dict(listen="5005", workers=[]),
+    ):
+        with pytest.raises(ValueError):
+            render(bad["listen"], bad["workers"], str(tmp_path), str(tmp_path))
+    with pytest.raises(ValueError):
+        render("5005", workers, "relative/dir", str(tmp_path))
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        pytest.skip("nginx is not installed (apt-get install -y nginx)")
+    (tmp_path / "nginx.conf").write_text(text)
+    checked = subprocess.run(
+        [nginx, "-t", "-c", str(tmp_path / "nginx.conf"), "-p", f"{tmp_path}/", "-e", str(tmp_path / "error.log")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+
+
+async def test_without_nginx_make_run_starts_one_process(tmp_path, product_env, trained_model):
+    _copy_tree(tmp_path)
+    rasa_port, actions_port = servers.free_port(), servers.free_port()
+    env = {k: v for k, v in product_env.items() if k not in ("HANDOFF_DB_URL", "CHAT_ALLOWED_ORIGINS")}
+    env.update(
+        {
+            "PY": str(servers.VENV_BIN / "python"),
+            "WORKERS": "2",
+            "NGINX": str(tmp_path / "no-such-nginx"),
+            "RASA_PORT": str(rasa_port),
+            "ACTIONS_PORT": str(actions_port),
+        }
+    )
+    for name in ("RASA_API_TOKEN", "RASA_API_TOKEN_FILE", "RATE_LIMIT_STORAGE_URL", "WORKER_INDEX", "WORKER_COUNT"):
+        env.pop(name, None)
+    stack = RunSh(tmp_path, env, rasa_port, [])
+    try:
+        stack.wait_up(START_TIMEOUT)
+        out = stack.output()
+        assert "nginx is not installed (apt-get install -y nginx): starting one Rasa process instead of 2." in out
+        assert "Bank-feed assistant is up (one Rasa process)" in out
+        assert not (tmp_path / "var" / "nginx").exists() and not (tmp_path / "var" / "endpoints.workers.yml").exists()
+        async with aiohttp.ClientSession() as http:
+            widget = await _widget(http, stack.url)
+            try:
+                assert "." not in widget.sid  # no process index: nothing routes on it
+                await widget.emit("user_uttered", {"session_id": widget.session_id, "message": FIRST_MESSAGE})
+                assert (await widget.next_event("bot_uttered", 120)).get("text")
+            finally:
+                await widget.close()
+    finally:
+        stack.stop()
