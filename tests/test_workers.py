@@ -217,12 +217,21 @@ async def test_every_widget_session_sticks_to_its_process(workers):
         async def one(n: int) -> None:
             client = None
             try:
+                started = time.monotonic()
                 client = await _widget(http, workers.url)
+                connected = time.monotonic()
                 await client.emit("user_uttered", {"session_id": client.session_id, "message": FIRST_MESSAGE})
                 reply = await client.next_event("bot_uttered", 180)
                 client.check_poller()
                 results.append(
-                    {"sid": client.sid, "session": client.session_id, "reply": reply, "requests": list(client.requests)}
+                    {
+                        "sid": client.sid,
+                        "session": client.session_id,
+                        "reply": reply,
+                        "requests": list(client.requests),
+                        "connect_s": connected - started,
+                        "reply_s": time.monotonic() - connected,
+                    }
                 )
             except Exception as exc:  # noqa: BLE001 - every failure is reported below
                 failures.append(f"widget {n}: {exc!r} requests={client.requests if client else []}")
@@ -239,7 +248,12 @@ async def test_every_widget_session_sticks_to_its_process(workers):
         assert ("websocket", 101) in r["requests"]
         assert r["reply"].get("text"), r["reply"]
     by_process = Counter(_process_of(workers.url, r["sid"]) for r in results)
-    print(f"\nwidget sessions per process: {dict(by_process)}")
+    connect, reply = sorted(r["connect_s"] for r in results), sorted(r["reply_s"] for r in results)
+    print(
+        f"\nwidget sessions per process: {dict(by_process)}; {sum(len(r['requests']) for r in results)} requests, "
+        f"all answered first time; connect+confirm+upgrade median {connect[len(connect) // 2]:.2f}s max {connect[-1]:.2f}s; "
+        f"first reply median {reply[len(reply) // 2]:.2f}s max {reply[-1]:.2f}s ({WIDGETS} at once)"
+    )
     assert set(by_process) == {0, 1}, f"one process held every session: {by_process}"
     assert len({r["session"] for r in results}) == WIDGETS
 
@@ -284,9 +298,13 @@ async def test_a_specialist_on_one_process_reaches_a_widget_on_the_other(workers
                 joined = await widget.next_event("bot_uttered", 20, containing="has joined the chat")
                 assert "Dana Smith" in json.dumps(joined)
                 reply_text = f"Hello from process {1 - held_by} ({secrets.token_hex(3)})"
+                sent_at = time.monotonic()
                 sent = await console.post(f"/agent/api/tickets/{ticket['id']}/messages", headers=auth, json={"text": reply_text})
                 assert sent.status_code == 201, sent.text
                 await widget.next_event("bot_uttered", 20, containing=reply_text)
+                print(
+                    f"\nspecialist reply from process {1 - held_by} reached the widget on {held_by} in {time.monotonic() - sent_at:.3f}s (POST sent to event received)"
+                )
             widget.check_poller()
         finally:
             await widget.close()
