@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import sqlite3
@@ -430,3 +431,78 @@ async def test_without_nginx_make_run_starts_one_process(tmp_path, product_env, 
                 await widget.close()
     finally:
         stack.stop()
+
+
+# socket.io-client's own default, which third-party widgets keep: long-polling first, then the upgrade
+# (our widget opens a websocket straight away, which needs no routing)
+POLLING_FIRST = """
+(() => {
+  let real;
+  Object.defineProperty(window, "io", {
+    configurable: true,
+    get() { return real; },
+    set(io) {
+      const pollingFirst = (url, options) => io(url, { ...options, transports: ["polling", "websocket"], upgrade: true });
+      real = Object.assign(pollingFirst, io);
+    },
+  });
+})();
+"""
+
+
+def test_a_polling_first_widget_in_chromium_through_nginx(workers):
+    """Debian's Chromium runs the widget with its vendored socket.io-client set to poll first (as
+    socket.io-client does by default): every polling request, each naming its session, and the
+    websocket upgrade reach the process that holds the session (none refused), and the conversation
+    goes on across reloads, whichever process each new session lands on."""
+    pytest.importorskip("playwright.sync_api", reason="Playwright is needed for the browser test")
+    from playwright.sync_api import expect
+
+    from tests.browser import chromium
+    from tests.test_widget_browser import REPLY_TIMEOUT, Widget
+
+    refused: List[tuple] = []
+    polled: List[str] = []
+    upgraded: List[str] = []
+
+    def seen(response) -> None:
+        if "/socket.io/" in response.url:
+            polled.append(response.url)
+            if response.status >= 400:
+                refused.append((response.status, response.url))
+
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US").new_page()
+        page.add_init_script(POLLING_FIRST)
+        page.on("response", seen)
+        page.on("websocket", lambda ws: upgraded.append(ws.url))
+        widget = Widget(page)
+        assert page.goto(f"{workers.url}/chat/").ok
+        widget.launcher.click()
+        expect(widget.status).to_be_hidden(timeout=30_000)
+        session_id = widget.session_id()
+        widget.say("getting error 102 with chase")
+        expect(widget.log).to_contain_text("answering normally", timeout=REPLY_TIMEOUT)
+        for n in range(3):
+            page.reload()
+            if not widget.panel.is_visible():
+                widget.launcher.click()
+            expect(widget.status).to_be_hidden(timeout=30_000)
+            assert widget.session_id() == session_id
+            expect(widget.log).to_contain_text("getting error 102 with chase", timeout=REPLY_TIMEOUT)  # history
+            before = sum(1 for kind, _ in widget.rows() if kind == "bot")
+            widget.say(f"is the chase site down right now? ({n})")
+            deadline = time.monotonic() + REPLY_TIMEOUT / 1000
+            while sum(1 for kind, _ in widget.rows() if kind == "bot") <= before:
+                assert time.monotonic() < deadline, f"no reply after reload {n}: {widget.rows()[-3:]}"
+                time.sleep(0.2)
+    assert not refused, refused
+    sid = re.compile(r"[?&]sid=([^&]+)")
+    sessions = {m.group(1) for m in map(sid.search, polled) if m}
+    assert len(sessions) >= 4, polled  # one per page load, each polling first
+    assert all(re.match(r"^[01]\.", s) for s in sessions), sessions
+    assert {m.group(1) for m in map(sid.search, upgraded) if m} == sessions, (upgraded, sessions)  # each upgraded
+    print(
+        f"\nthe browser's {len(polled)} polling requests and {len(upgraded)} upgrades of {len(sessions)} sessions "
+        f"all answered; sessions per process: {dict(Counter(s[0] for s in sessions))}"
+    )
