@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Starts the action server (5055) and the Rasa server (5005), prints where to reach them once both
-# answer, and keeps their output here and in var/log/; Ctrl-C stops both.
+# Starts the action server (5055) and the Rasa server (5005), prints where to reach them once they
+# answer, and keeps their output here and in var/log/; Ctrl-C stops them all.
+#
+# WORKERS Rasa processes (default: one per CPU, at most 4). WORKERS=1: one process on RASA_PORT, as
+# it always was. More: process i (0..WORKERS-1) on 127.0.0.1:WORKER_PORT_BASE+i (default
+# RASA_PORT+1, ...), with WORKER_INDEX=i WORKER_COUNT=WORKERS, and Debian's nginx on RASA_PORT in
+# front (configuration, pid, temp files under var/nginx/, logs in LOG_DIR; no root needed): the
+# widget's socket.io requests reach the process that holds their session (its index starts the
+# session id), everything else any process. See README, "Using both cores".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,18 +59,49 @@ if [ "$ENDPOINTS" = endpoints.yml ] && [ "$ACTIONS_PORT" != 5055 ]; then
   sed "s#http://localhost:5055/webhook#http://localhost:${ACTIONS_PORT}/webhook#" endpoints.yml > var/endpoints.run.yml
   ENDPOINTS=var/endpoints.run.yml
 fi
-# WORKERS=2 (one per core): Rasa runs that many Sanic worker processes on one port. Rasa requires a
-# shared lock store for that: ours on Redis (REDIS_HOST/REDIS_PORT, default 127.0.0.1:6379), and the
-# widget's socket.io events go through Redis too. See README, "Using both cores".
-WORKERS="${WORKERS:-1}"
-if [ "$WORKERS" != "1" ]; then
+# WORKERS: how many Rasa processes (see the top of this file).
+cpus="$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+WORKERS="${WORKERS:-$(( cpus > 4 ? 4 : cpus ))}"
+if ! [[ "$WORKERS" =~ ^[1-9][0-9]?$ ]]; then
+  echo "WORKERS must be a number from 1 to 99 (got '$WORKERS')." >&2
+  exit 2
+fi
+NGINX="${NGINX:-$(command -v nginx || true)}"  # NGINX: another nginx binary
+if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
+if [ "$WORKERS" -gt 1 ] && { [ -z "$NGINX" ] || [ ! -x "$NGINX" ]; }; then
+  echo "nginx is not installed (apt-get install -y nginx): starting one Rasa process instead of $WORKERS."
+  WORKERS=1
+fi
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+worker_ports=()
+if [ "$WORKERS" -gt 1 ]; then
+  # the processes share: the conversation locks (var/endpoints.workers.yml, bot/server/stores/
+  # worker_endpoints.py), the per-client rate-limit and sign-in counts (bot/ratelimit.py,
+  # bot/server/console/login_guard.py) in SQLite, and the widget's socket.io emits (unix sockets
+  # under var/run/, bot/server/channels/socketio_workers.py; SOCKETIO_REDIS_URL for Redis instead)
   "$PY" -m bot.server.stores.worker_endpoints "$ENDPOINTS" var/endpoints.workers.yml
   ENDPOINTS=var/endpoints.workers.yml
-  export SANIC_WORKERS="$WORKERS"
-  export SOCKETIO_REDIS_URL="${SOCKETIO_REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/0}"
-  # the workers share the per-client rate-limit and sign-in counts (bot/ratelimit.py,
-  # bot/server/console/login_guard.py) through Redis too
-  export RATE_LIMIT_STORAGE_URL="${RATE_LIMIT_STORAGE_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/1}"
+  export RATE_LIMIT_STORAGE_URL="${RATE_LIMIT_STORAGE_URL:-sqlite:///$PWD/var/ratelimits.db}"
+  export WORKER_COUNT="$WORKERS"
+  peers_dir="${SOCKETIO_PEERS_DIR:-$PWD/var/run}"
+  if [ $(( ${#peers_dir} + 20 )) -gt 107 ]; then  # a unix socket's path is at most 107 bytes
+    peers_dir="$(mktemp -d "${TMPDIR:-/tmp}/bankfeed-run.XXXXXX")"
+  fi
+  export SOCKETIO_PEERS_DIR="$peers_dir"
+  # the processes believe X-Forwarded-For from nginx only (it sets the header to its client's address)
+  if [ -n "${TRUSTED_PROXIES:-}" ] && [ "$TRUSTED_PROXIES" != 127.0.0.1 ]; then
+    echo "TRUSTED_PROXIES=$TRUSTED_PROXIES is replaced by 127.0.0.1: nginx in front names the client."
+  fi
+  export TRUSTED_PROXIES=127.0.0.1
+  WORKER_PORT_BASE="${WORKER_PORT_BASE:-$((RASA_PORT + 1))}"
+  for i in $(seq 0 $((WORKERS - 1))); do
+    port=$((WORKER_PORT_BASE + i))
+    if [ "$port" -gt 65535 ] || [ "$port" = "$RASA_PORT" ] || [ "$port" = "$ACTIONS_PORT" ] || port_open "$port"; then
+      echo "Port $port (Rasa process $i) is not free: set WORKER_PORT_BASE (process i listens on WORKER_PORT_BASE+i)." >&2
+      exit 2
+    fi
+    worker_ports+=("$port")
+  done
 fi
 
 # Each server's output: here, and in $LOG_DIR (tee ignores Ctrl-C, so a server's last lines still arrive).
@@ -73,15 +111,48 @@ echo "Starting the action server and the Rasa server (loading the model takes a 
 "$PY" -m bot.server.action_server --actions actions --port "$ACTIONS_PORT" \
   > >(trap '' INT; exec tee "$LOG_DIR/actions.log") 2>&1 &
 pids+=($!)
-"$PY" -m bot.server.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
-  --port "$RASA_PORT" --enable-api > >(trap '' INT; exec tee "$LOG_DIR/rasa.log") 2>&1 &
-pids+=($!)
+health=("http://127.0.0.1:${ACTIONS_PORT}/health")
+if [ "$WORKERS" -eq 1 ]; then
+  "$PY" -m bot.server.serve run --model "$MODEL" --endpoints "$ENDPOINTS" --credentials credentials.yml \
+    --port "$RASA_PORT" --enable-api > >(trap '' INT; exec tee "$LOG_DIR/rasa.log") 2>&1 &
+  pids+=($!)
+  health+=("http://127.0.0.1:${RASA_PORT}/")
+  processes="one Rasa process"
+  rasa_logs="${LOG_DIR}/rasa.log"
+else
+  # nginx first (a taken RASA_PORT shows at once); it answers 502 until a process has loaded the model
+  mkdir -p var/nginx
+  log_abs="$(cd "$LOG_DIR" && pwd)"
+  worker_args=()
+  for port in "${worker_ports[@]}"; do worker_args+=(--worker "127.0.0.1:$port"); done
+  "$PY" scripts/nginx_workers.py --out var/nginx/nginx.conf --listen "$RASA_PORT" \
+    --runtime-dir "$PWD/var/nginx" --log-dir "$log_abs" "${worker_args[@]}"
+  nginx_args=(-c "$PWD/var/nginx/nginx.conf" -p "$PWD/var/nginx/" -e "$log_abs/nginx-error.log")
+  if ! nginx_check="$("$NGINX" -t -q "${nginx_args[@]}" 2>&1)"; then
+    printf '%s\n' "$nginx_check" >&2
+    echo "nginx refused var/nginx/nginx.conf (above)." >&2
+    exit 1
+  fi
+  "$NGINX" "${nginx_args[@]}" &
+  pids+=($!)
+  for i in "${!worker_ports[@]}"; do
+    WORKER_INDEX="$i" "$PY" -m bot.server.serve run --model "$MODEL" --endpoints "$ENDPOINTS" \
+      --credentials credentials.yml --interface 127.0.0.1 --port "${worker_ports[$i]}" --enable-api \
+      > >(trap '' INT; tee "$LOG_DIR/rasa-$i.log" | sed -u "s/^/[rasa-$i] /") 2>&1 &
+    pids+=($!)
+    health+=("http://127.0.0.1:${worker_ports[$i]}/")
+  done
+  health+=("http://127.0.0.1:${RASA_PORT}/nginx-health")
+  processes="$WORKERS Rasa processes behind nginx"
+  rasa_logs="${LOG_DIR}/rasa-{0..$((WORKERS - 1))}.log, ${LOG_DIR}/nginx-access.log"
+fi
 
-# The banner, once both answer (nothing if one of them stops first: its output says why).
-if "$PY" - "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/" "${pids[@]}" <<'PYEOF'; then
+# The banner, once all answer (nothing if one of them stops first: its output says why).
+if "$PY" - "${#health[@]}" "${health[@]}" "${pids[@]}" <<'PYEOF'; then
 import os, signal, sys, time, urllib.request
-signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C while waiting: run.sh stops both, quietly
-urls, pids = sys.argv[1:3], [int(p) for p in sys.argv[3:]]
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # Ctrl-C while waiting: run.sh stops them, quietly
+n = int(sys.argv[1])
+urls, pids = sys.argv[2 : 2 + n], [int(p) for p in sys.argv[2 + n :]]
 def answers(url):
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
@@ -98,13 +169,19 @@ while not all(answers(u) for u in urls):
 PYEOF
   cat <<MSG
 
-  Bank-feed assistant is up:
+  Bank-feed assistant is up (${processes}):
     Chat widget demo  http://localhost:${RASA_PORT}/chat/
     Agent console     http://localhost:${RASA_PORT}/agent/   (create an agent: make agent NAME=dana)
     REST channel      POST http://localhost:${RASA_PORT}/webhooks/rest/webhook   (socket.io on the same port)
     HTTP API          http://localhost:${RASA_PORT}/   header "Authorization: Bearer <token>", token in ${token_source}
     Action server     http://127.0.0.1:${ACTIONS_PORT}   (this machine only)
-  Logs: ${LOG_DIR}/rasa.log, ${LOG_DIR}/actions.log. Conversations: ${stored}. Ctrl-C stops both.
+MSG
+  if [ "$WORKERS" -gt 1 ]; then
+    printf '    Rasa processes    %s  (this machine only; nginx on %s in front)\n' \
+      "$(for p in "${worker_ports[@]}"; do printf 'http://127.0.0.1:%s ' "$p"; done)" "$RASA_PORT"
+  fi
+  cat <<MSG
+  Logs: ${rasa_logs}, ${LOG_DIR}/actions.log. Conversations: ${stored}. Ctrl-C stops them all.
 
 MSG
 fi

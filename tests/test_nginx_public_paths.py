@@ -34,10 +34,12 @@ class Upstream:
 
     def __init__(self) -> None:
         seen = self.seen = []
+        headers = self.headers = []  # the request headers, in the order of ``seen``
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 seen.append((self.command, self.path))
+                headers.append({k.lower(): v for k, v in self.headers.items()})
                 body = b'{"ok": true}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -145,6 +147,30 @@ def test_outsiders_reach_the_public_paths_and_not_the_rasa_api(tmp_path, upstrea
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_every_path_gets_the_proxy_headers_and_the_client_cannot_choose_its_address(tmp_path, upstream):
+    # A location with a proxy_set_header of its own drops every one of the server level: Host became
+    # the upstream's name and the client's X-Forwarded-For passed alone (so, with TRUSTED_PROXIES
+    # on loopback, a client could pick the address its rate limits count against).
+    proc, base = _start_nginx(tmp_path, upstream.port, None)
+    sent = {"Host": "help.example.com:8080", "X-Forwarded-For": "203.0.113.9"}
+    try:
+        for path in PUBLIC + [p for _, p in ADMIN if _ == "GET"]:
+            r = httpx.get(base + path, headers=sent, timeout=5)
+            assert r.status_code == 200, path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert len(upstream.headers) == len(PUBLIC) + sum(1 for m, _ in ADMIN if m == "GET")
+    for (_, path), got in zip(upstream.seen, upstream.headers):
+        assert got.get("host") == "help.example.com", (path, got)
+        assert got.get("x-forwarded-host") == "help.example.com:8080", (path, got)
+        assert got.get("x-forwarded-proto") == "http", (path, got)
+        assert got.get("x-real-ip") == "127.0.0.1", (path, got)
+        # appended: the last hop is nginx's own word (bot/client_address.py reads from the right)
+        assert got.get("x-forwarded-for") == "203.0.113.9, 127.0.0.1", (path, got)
+        assert "upgrade" not in (got.get("connection") or "").lower(), (path, got)
 
 
 def test_operators_reach_the_rasa_api_and_no_token_is_logged(tmp_path, upstream):

@@ -6,7 +6,11 @@ Socket.IO server shares its client list through Redis pub/sub (python-socketio's
 console, a back-online notice) reaches a widget whose socket is held by another. Replicas of one
 deployment must use the same channel, ``SOCKETIO_REDIS_CHANNEL`` (default ``bankfeed-socketio``):
 Redis pub/sub ignores the database number, so two deployments on one Redis need different channels.
-Unset (the default), each process only reaches its own sockets, as before.
+Several processes on one machine (``make run`` with WORKERS > 1: ``WORKER_INDEX`` / ``WORKER_COUNT``
+set by scripts/run.sh): every session id starts with the process's index (nginx routes each
+``/socket.io/`` request to the process holding its session) and emits are shared with the other
+processes over unix datagram sockets, no Redis needed (``bot.server.channels.socketio_workers``).
+Neither set (a single process), each process only reaches its own sockets.
 
 Sessions: ``session_request`` keeps a ``session_id`` only when it is a valid server-issued widget id
 (``web-...``, ``bot.sessions``; so a reload continues the conversation); anything else (none, made
@@ -29,7 +33,7 @@ from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint
 
 from bot import client_address, ratelimit, sessions
-from bot.server.channels import cors, inbound
+from bot.server.channels import cors, inbound, socketio_workers
 from bot.server.channels.routing import HandoffRouter
 from bot.server.handoff import socket_message
 from bot.server.request_guards import RequestGuards
@@ -91,6 +95,10 @@ class SocketIOInput(RasaSocketIOInput):
         sio = self.sio
         cors.protect_socketio(sio, getattr(self, "cors_allowed_origins", None))  # Rasa disables the Origin check
 
+        place = socketio_workers.topology()  # a bad WORKER_INDEX / WORKER_COUNT stops the server at start
+        if place is not None:
+            # nginx routes a session's requests by this prefix (scripts/run.sh)
+            socketio_workers.install_sid_prefix(sio.eio, place.index)
         manager = redis_client_manager()
         if manager is not None:
             # Rasa builds the AsyncServer itself; swap its client manager before any client connects
@@ -99,6 +107,23 @@ class SocketIOInput(RasaSocketIOInput):
             manager.set_server(sio)
             sio.manager_initialized = False
             logger.info("Socket.IO clients are shared across replicas through Redis (channel '%s').", manager.channel)
+        else:
+            local = socketio_workers.local_client_manager()
+            if local is not None:
+                sio.manager = local
+                local.set_server(sio)
+                # listening from the start (not from this process's first connection): the other
+                # processes' emits never queue up unread
+                sio.manager_initialized = True
+
+                async def open_local(app: Any, _loop: Any) -> None:
+                    local.initialize()
+
+                async def close_local(app: Any, _loop: Any) -> None:
+                    local.close()
+
+                blueprint.listener("after_server_start")(open_local)
+                blueprint.listener("after_server_stop")(close_local)
 
         # Replaces Rasa 3.6's handler, which calls the coroutine ``AsyncServer.enter_room`` (python-socketio
         # 5.x) without awaiting it (the browser never joined its session's room, so no bot reply reached
