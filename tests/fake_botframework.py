@@ -6,6 +6,11 @@
 * ``FakeTokenService``: the client-credentials token endpoint (``login.microsoftonline.com``).
 * ``FakeConnector``: the Bot Connector API (the activity's ``serviceUrl``), recording what the bot posts
   to ``/v3/conversations/<id>/activities`` and checking the bearer token the token service issued.
+  Every posted activity is read with Microsoft's Bot Framework schema (``botbuilder-schema``:
+  :func:`activity_model`, :func:`hero_card`): a field the schema does not know, or of the wrong case or
+  type, does not survive ``Activity.deserialize(...).serialize()`` and is kept in ``schema_problems``
+  (the connector itself ignores unknown fields, so the post is still answered 201; tests assert the
+  list stays empty); ``typed()`` gives the posts as ``Activity`` objects.
 
 * ``FakeConnector`` also serves attachment bytes (``add_attachment()``) at
   ``/<region>/v3/attachments/<id>/views/original`` to the same bearer tokens, like Teams' own attachments.
@@ -28,11 +33,128 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
+from botbuilder.schema import (
+    ActionTypes,
+    Activity,
+    ActivityTypes,
+    Attachment,
+    AttachmentLayoutTypes,
+    ConversationAccount,
+    Entity,
+    HeroCard,
+    Mention,
+    TextFormatTypes,
+)
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 BOTFRAMEWORK_ISSUER = "https://api.botframework.com"
 CONNECTOR_SCOPE = "https://api.botframework.com/.default"
+
+
+HERO_CARD = "application/vnd.microsoft.card.hero"
+
+#: Where botbuilder-schema (Python, 4.17.1) differs from the Activity spec (and from the .NET / JS
+#: schemas, and what Teams sends): its ``ConversationAccount`` maps ``tenant_id`` to the key
+#: ``tenantID``; the spec names it ``tenantId``. The spec's key is the one accepted (and read into
+#: ``conversation.tenant_id``); the Python schema's spelling is refused.
+SPEC_TENANT_KEY, SCHEMA_TENANT_KEY = "tenantId", ConversationAccount._attribute_map["tenant_id"]["key"]
+
+
+def _spec_conversation(raw: Dict[str, Any]) -> Dict[str, Any]:
+    """``raw`` without the spec's ``conversation.tenantId`` (the schema would drop it; set back after)."""
+    conversation = raw.get("conversation")
+    if isinstance(conversation, dict) and SCHEMA_TENANT_KEY != SPEC_TENANT_KEY and SCHEMA_TENANT_KEY in conversation:
+        raise ValueError(f"conversation.{SCHEMA_TENANT_KEY}: the Activity spec (and Teams) name it {SPEC_TENANT_KEY}")
+    if isinstance(conversation, dict) and SPEC_TENANT_KEY in conversation:
+        raw = {**raw, "conversation": {k: v for k, v in conversation.items() if k != SPEC_TENANT_KEY}}
+    return raw
+
+
+def activity_model(raw: Any) -> Activity:
+    """``raw`` (the JSON of an activity) as botbuilder-schema's ``Activity``; ValueError (why) when the
+    schema does not read it back as it was: an unknown field, a wrong case (``ReplyToId``), a wrong type
+    (a number where a string goes), or a value outside the schema's enums (type, textFormat,
+    attachmentLayout, card action types). Hero-card attachments are checked as ``HeroCard`` too, and
+    entities by their own class (``Mention``)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"not a JSON object: {raw!r}")
+    stripped = _spec_conversation(raw)
+    entities = stripped.get("entities")
+    if entities is not None:  # the schema's Entity knows only "type": each is read by its own class
+        stripped = {k: v for k, v in stripped.items() if k != "entities"}
+    try:
+        model = Activity.deserialize(stripped)
+    except Exception as error:  # msrest's DeserializationError
+        raise ValueError(f"botbuilder-schema cannot read the activity: {error}") from None
+    back = model.serialize()
+    if back != stripped:
+        raise ValueError(f"the activity does not round-trip through botbuilder-schema: {_diff(stripped, back)}")
+    if isinstance(raw.get("conversation"), dict) and SPEC_TENANT_KEY in raw["conversation"]:
+        model.conversation.tenant_id = raw["conversation"][SPEC_TENANT_KEY]
+    if entities is not None:
+        model.entities = _entities(entities)
+    if model.type not in {t.value for t in ActivityTypes}:
+        raise ValueError(f"unknown activity type {model.type!r}")
+    if model.text_format is not None and model.text_format not in {t.value for t in TextFormatTypes}:
+        raise ValueError(f"textFormat {model.text_format!r} is not one of the schema's")
+    if model.attachment_layout is not None and model.attachment_layout not in {t.value for t in AttachmentLayoutTypes}:
+        raise ValueError(f"attachmentLayout {model.attachment_layout!r} is not one of the schema's")
+    for attachment in model.attachments or []:
+        if attachment.content_type == HERO_CARD:
+            hero_card(attachment)
+    return model
+
+
+def _entities(raw: Any) -> List[Entity]:
+    """An activity's entities: a ``mention`` as the schema's ``Mention`` (round-tripped); any other type,
+    whose fields the spec leaves open beside ``type``, must at least have a string ``type``."""
+    if not isinstance(raw, list):
+        raise ValueError(f"entities is not a list: {raw!r}")
+    models: List[Entity] = []
+    for i, entity in enumerate(raw):
+        if not isinstance(entity, dict) or not isinstance(entity.get("type"), str):
+            raise ValueError(f"entities[{i}] has no type: {entity!r}")
+        if entity["type"] == "mention":
+            mention = Mention.deserialize(entity)
+            if mention.serialize() != entity:
+                raise ValueError(f"entities[{i}] does not round-trip as a Mention: {_diff(entity, mention.serialize())}")
+            models.append(mention)
+        else:
+            models.append(Entity(type=entity["type"]))
+    return models
+
+
+def hero_card(attachment: Attachment) -> HeroCard:
+    """A hero-card attachment's content as botbuilder-schema's ``HeroCard`` (round-tripped, card action
+    types checked); ValueError otherwise."""
+    if attachment.content_type != HERO_CARD or not isinstance(attachment.content, dict):
+        raise ValueError(f"not a hero card: {attachment.content_type!r}")
+    card = HeroCard.deserialize(attachment.content)
+    back = card.serialize()
+    if back != attachment.content:
+        raise ValueError(f"the hero card does not round-trip through botbuilder-schema: {_diff(attachment.content, back)}")
+    for action in list(card.buttons or []) + ([card.tap] if card.tap else []):
+        if action.type not in {t.value for t in ActionTypes}:
+            raise ValueError(f"card action type {action.type!r} is not one of the schema's")
+    return card
+
+
+def _diff(sent: Any, read: Any, path: str = "") -> str:
+    """Where ``read`` (what the schema made of it) differs from ``sent``."""
+    if isinstance(sent, dict) and isinstance(read, dict):
+        for key in sorted(set(sent) | set(read)):
+            if key not in read:
+                return f"{path}.{key} ({sent[key]!r}) unknown to the schema"
+            if key not in sent:
+                return f"{path}.{key} added by the schema"
+            if sent[key] != read[key]:
+                return _diff(sent[key], read[key], f"{path}.{key}")
+    if isinstance(sent, list) and isinstance(read, list) and len(sent) == len(read):
+        for i, (a, b) in enumerate(zip(sent, read)):
+            if a != b:
+                return _diff(a, b, f"{path}[{i}]")
+    return f"{path or 'value'}: sent {sent!r}, the schema reads {read!r}"
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -250,6 +372,7 @@ class FakeConnector(_FakeServer):
         self.rejected: List[Dict[str, Any]] = []
         self.attachments: Dict[str, bytes] = {}
         self.attachment_gets: List[Dict[str, Any]] = []
+        self.schema_problems: List[Dict[str, Any]] = []  # {"conversation_id", "why", "activity"}
 
     def add_attachment(self, content: bytes, region: str = "amer") -> str:
         """Serves ``content`` to valid bearer tokens; its URL (on this host, the serviceUrl's)."""
@@ -309,6 +432,11 @@ class FakeConnector(_FakeServer):
             return h._json(401, {"error": {"code": "Unauthorized", "message": "Authorization has been denied"}})
         if not isinstance(activity, dict):
             return h._json(400, {"error": {"code": "BadArgument", "message": "Invalid activity"}})
+        try:
+            activity_model(activity)
+        except ValueError as why:
+            with self.lock:
+                self.schema_problems.append({"conversation_id": conversation_id, "why": str(why), "activity": activity})
         activity_id = "reply-" + uuid.uuid4().hex[:12]
         record["id"] = activity_id
         with self.lock:
@@ -318,6 +446,10 @@ class FakeConnector(_FakeServer):
     def activities(self, conversation_id: Optional[str] = None) -> List[Dict[str, Any]]:
         with self.lock:
             return [p["activity"] for p in self.posts if conversation_id is None or p["conversation_id"] == conversation_id]
+
+    def typed(self, conversation_id: Optional[str] = None) -> List[Activity]:
+        """The posted activities as botbuilder-schema ``Activity`` objects (:func:`activity_model`)."""
+        return [activity_model(a) for a in self.activities(conversation_id)]
 
     def wait_for(
         self, conversation_id: str, predicate: Callable[[List[Dict[str, Any]]], bool], timeout: float = 15.0

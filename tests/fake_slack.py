@@ -5,6 +5,11 @@ bot uses answer like Slack does (HTTP 200, ``{"ok": true, ...}`` or ``{"ok": fal
 
 * ``chat.postMessage`` / ``chat.update``: form or JSON body, ``Authorization: Bearer <token>`` (or a
   ``token`` field) checked; each post is kept as a ``Post`` (channel, thread_ts, text, blocks, ts);
+  their ``blocks`` are read with slack_sdk's Block Kit models (:func:`block_models`: every block of a
+  type slack_sdk knows, valid by its ``validate_json``, and round-tripping unchanged through
+  ``Block.parse(...).to_dict()``), else answered ``{"ok": false, "error": "invalid_blocks"}`` as Slack
+  does and kept in ``invalid`` (tests assert it stays empty); the message Slack shows back (interaction
+  payloads) carries a ``block_id`` on every block, as Slack assigns one when the sender gave none;
 * ``auth.test``, ``conversations.open``: plausible answers;
 * shared files: ``add_file()`` serves bytes at ``/files/<id>/<name>`` (the ``url_private_download`` of
   the file object it returns) to the bot token only; every fetch is kept in ``downloads``;
@@ -24,9 +29,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
 BOT_USER_ID = "UFAKEBOT1"
 BOT_ID = "BFAKEBOT1"
 TEAM_ID = "TFAKETEAM"
+
+
+def block_models(blocks: Any) -> List[Block]:
+    """``blocks`` as slack_sdk's Block Kit models; ValueError (why) unless every block parses to a known
+    block type, passes slack_sdk's validation, and ``to_dict()`` gives back exactly what was sent."""
+    if not isinstance(blocks, list):
+        raise ValueError(f"blocks is not a list: {blocks!r}")
+    models = []
+    for i, raw in enumerate(blocks):
+        try:
+            model = Block.parse(raw) if isinstance(raw, dict) else None
+            if model is None:
+                raise ValueError(f"block {i} is not a Block Kit block slack_sdk knows: {raw!r}")
+            model.validate_json()
+            back = model.to_dict()  # validates the nested elements and text objects too
+        except (SlackObjectFormationError, TypeError, AttributeError) as error:
+            raise ValueError(f"block {i} is invalid: {type(error).__name__}: {error}") from None
+        if back != raw:
+            raise ValueError(f"block {i} does not round-trip through slack_sdk: sent {raw!r}, parsed {back!r}")
+        models.append(model)
+    return models
 
 
 @dataclass
@@ -47,15 +76,29 @@ class Post:
     params: Dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
+    def models(self) -> List[Block]:
+        """The message's blocks as slack_sdk models (validated and round-tripped: :func:`block_models`)."""
+        return block_models(self.blocks)
+
+    @property
+    def button_elements(self) -> List[ButtonElement]:
+        """Every button of the message, as slack_sdk's ``ButtonElement``."""
+        return [
+            element
+            for block in self.models
+            if isinstance(block, ActionsBlock)
+            for element in block.elements
+            if isinstance(element, ButtonElement)
+        ]
+
+    @property
     def buttons(self) -> List[Tuple[str, str]]:
         """(title, value) of every button in the message's blocks."""
-        return [
-            (element["text"]["text"], element.get("value"))
-            for block in self.blocks
-            if block.get("type") == "actions"
-            for element in block.get("elements", [])
-            if element.get("type") == "button"
-        ]
+        return [(element.text.text, element.value) for element in self.button_elements]
+
+    def shown_blocks(self) -> List[Dict[str, Any]]:
+        """The blocks as Slack shows them back: a ``block_id`` on each (Slack assigns one if none was sent)."""
+        return [{**block, "block_id": block.get("block_id") or f"{self.ts}-{i}"} for i, block in enumerate(self.blocks)]
 
     def as_message(self) -> Dict[str, Any]:
         """The message as Slack shows it in an interaction payload's ``message``."""
@@ -65,7 +108,7 @@ class Post:
             "user": BOT_USER_ID,
             "text": self.text,
             "ts": self.ts,
-            "blocks": self.blocks,
+            "blocks": self.shown_blocks(),
         }
         if self.thread_ts:
             message["thread_ts"] = self.thread_ts
@@ -94,6 +137,7 @@ class FakeSlack:
         self.calls: List[Call] = []
         self.posts: List[Post] = []
         self.updates: List[Dict[str, Any]] = []
+        self.invalid: List[Dict[str, Any]] = []  # posts and updates refused for their blocks: (method, why, params)
         self.shared: Dict[str, bytes] = {}  # file id -> content served at /files/<id>/<name>
         self.downloads: List[Download] = []
         self.uploads: List[Upload] = []
@@ -166,7 +210,8 @@ class FakeSlack:
                 if remaining <= 0:
                     raise AssertionError(
                         f"expected {count} post(s) to {channel}/{thread_ts} after {after}, got {len(posts)}: "
-                        f"{[p.text for p in posts]}; all posts: {[(p.channel, p.thread_ts, p.text[:40]) for p in self.posts]}"
+                        f"{[p.text for p in posts]}; all posts: {[(p.channel, p.thread_ts, p.text[:40]) for p in self.posts]}; "
+                        f"refused for their blocks: {[i['why'] for i in self.invalid]}"
                     )
                 self._cond.wait(remaining)
 
@@ -337,6 +382,15 @@ class FakeSlack:
             return self._reply(request, 200, {"ok": False, "error": "not_authed"})
         if not authorized:
             return self._reply(request, 200, {"ok": False, "error": "invalid_auth"})
+
+        if method in ("chat.postMessage", "chat.update") and "blocks" in params:
+            try:
+                block_models(params["blocks"])
+            except ValueError as why:
+                with self._cond:
+                    self.invalid.append({"method": method, "why": str(why), "params": params})
+                    self._cond.notify_all()
+                return self._reply(request, 200, {"ok": False, "error": "invalid_blocks", "errors": [str(why)]})
 
         handler = {
             "chat.postMessage": self._post_message,

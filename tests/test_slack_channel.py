@@ -1,7 +1,11 @@
 """Slack end to end: the real Rasa server with the Slack channel, Slack's Web API played by a local fake.
 
-Correctly signed Events API / interactivity requests go to ``/webhooks/slack/webhook``; what the bot
-says is read from the fake's ``chat.postMessage`` records.
+Events API / interactivity requests go to ``/webhooks/slack/webhook`` signed with slack_sdk's own
+``SignatureVerifier.generate_signature`` (not an HMAC of our own); what the bot says is read from the
+fake's ``chat.postMessage`` records, whose blocks the fake reads with slack_sdk's Block Kit models
+(``tests/fake_slack.py``: parsed, validated, round-tripped, or refused as ``invalid_blocks``). Events and
+interaction payloads are built in the shape Slack documents (slack_sdk has no models for them); a
+click carries the clicked ``ButtonElement``'s own ``action_id``, ``value`` and text object.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import yaml
+from slack_sdk.models.blocks import ActionsBlock, ContextBlock, MarkdownTextObject, PlainTextObject, SectionBlock
+from slack_sdk.signature import SignatureVerifier
 
 from tests import servers
-from tests.fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack, Post
+from tests.fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack, Post, block_models
 
 TOKEN = "xoxb-fake-" + secrets.token_hex(8)
 SECRET = secrets.token_hex(16)
@@ -51,6 +57,13 @@ def fake_slack():
         yield slack
 
 
+@pytest.fixture(autouse=True)
+def blocks_are_valid(fake_slack):
+    """Every test: nothing our channel posted was refused for its blocks (slack_sdk's Block Kit models)."""
+    yield
+    assert fake_slack.invalid == [], [i["why"] for i in fake_slack.invalid]
+
+
 @pytest.fixture(scope="module")
 def slack_stack(product_env, action_server, trained_model, fake_slack, tmp_path_factory):
     directory = tmp_path_factory.mktemp("slack")
@@ -75,9 +88,22 @@ def slack_stack(product_env, action_server, trained_model, fake_slack, tmp_path_
 
 # ---------------------------------------------------------------------------- what Slack sends
 def sign(body: bytes, timestamp: Optional[Any] = None, secret: str = SECRET) -> Dict[str, str]:
+    """Slack's signature headers for ``body``, made by slack_sdk (``SignatureVerifier.generate_signature``).
+
+    slack_sdk signs text (it decodes the body as UTF-8), so the one body that is not UTF-8, which Slack
+    never sends, is signed over its raw bytes (:func:`sign_raw`, checked against slack_sdk in
+    ``test_signatures_agree_with_slack_sdk``)."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    try:
+        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    except UnicodeDecodeError:
+        return sign_raw(body, ts, secret)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
+
+
+def sign_raw(body: bytes, timestamp: str, secret: str = SECRET) -> Dict[str, str]:
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
 
 
 def post(
@@ -140,7 +166,17 @@ def send(stack: SlackStack, event: Dict[str, Any], **kw: Any) -> httpx.Response:
 
 
 def click_body(user: str, message: Post, value: str) -> bytes:
-    title = next(t for t, v in message.buttons if v == value)
+    """A ``block_actions`` payload for a click on the button whose value is ``value``: the action is
+    that ``ButtonElement`` of the message's parsed blocks (its action_id, value, text object), in the
+    block Slack shows it in (its ``block_id``)."""
+    shown = message.as_message()
+    for block, model in zip(shown["blocks"], message.models):
+        buttons = [e for e in model.elements if e.value == value] if isinstance(model, ActionsBlock) else []
+        if buttons:
+            button, block_id = buttons[0], block["block_id"]
+            break
+    else:
+        raise AssertionError(f"no button with value {value!r} in {message.blocks}")
     payload = {
         "type": "block_actions",
         "team": {"id": TEAM_ID},
@@ -155,15 +191,15 @@ def click_body(user: str, message: Post, value: str) -> bytes:
             **({"thread_ts": message.thread_ts} if message.thread_ts else {}),
         },
         "channel": {"id": message.channel, "name": "directmessage" if message.channel.startswith("D") else "support"},
-        "message": message.as_message(),
+        "message": shown,
         "response_url": "https://hooks.slack.invalid/actions/1/2/3",
         "actions": [
             {
-                "type": "button",
-                "action_id": "rasa_button_0",
-                "block_id": "b1",
-                "value": value,
-                "text": {"type": "plain_text", "text": title},
+                "type": button.type,
+                "action_id": button.action_id,
+                "block_id": block_id,
+                "value": button.value,
+                "text": PlainTextObject(text=button.text.text, emoji=True).to_dict(),
                 "action_ts": f"{time.time():.6f}",
             }
         ],
@@ -175,6 +211,19 @@ def click(stack: SlackStack, user: str, message: Post, value: str) -> httpx.Resp
     r = post(stack, click_body(user, message, value), content_type="application/x-www-form-urlencoded")
     assert r.status_code == 200, r.text
     return r
+
+
+def assert_choice_shown(update: Dict[str, Any], clicked: Post, user: str, chosen: str) -> None:
+    """A chat.update of the clicked message: its blocks (slack_sdk models) are the message's blocks as
+    Slack showed them, without the buttons, and a context line "<@user> chose *<title>*"."""
+    models = block_models(update["blocks"])
+    assert not any(isinstance(b, ActionsBlock) for b in models)
+    kept = [b for b in clicked.as_message()["blocks"] if b["type"] != "actions"]
+    assert [b.to_dict() for b in models[:-1]] == kept
+    context = models[-1]
+    assert isinstance(context, ContextBlock) and len(context.elements) == 1
+    (line,) = context.elements
+    assert isinstance(line, MarkdownTextObject) and line.text == f"<@{user}> chose *{chosen}*"
 
 
 def everything(posts: List[Post]) -> str:
@@ -240,7 +289,14 @@ def test_dm_error_102_buttons_click_and_retry(slack_stack, fake_slack):
     assert "102" in said and "chase" in said
     assert "site" in said and "check" in said  # the bank-site check was run and reported
     step = next(p for p in posts if p.buttons)
-    assert step.blocks[0]["type"] == "section" and step.blocks[-1]["type"] == "actions"
+    section, *_, actions = step.models  # slack_sdk's models of what was posted (validated, round-tripped)
+    assert isinstance(section, SectionBlock) and isinstance(section.text, PlainTextObject)
+    # the section shows the message's text; the message's `text` (notifications) is it, escaped for Slack
+    assert section.text.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") == step.text
+    assert isinstance(actions, ActionsBlock)
+    assert all(isinstance(b.text, PlainTextObject) for b in step.button_elements)  # Slack takes no mrkdwn there
+    ids = [b.action_id for b in step.button_elements]
+    assert len(set(ids)) == len(ids), "each button of a message has its own action_id"
     values = [v for _, v in step.buttons]
     assert "/deny" in values
     conversation = f"slack-{user}_{dm}"
@@ -273,7 +329,7 @@ def test_dm_error_102_buttons_click_and_retry(slack_stack, fake_slack):
     # the clicked message's buttons are replaced by the choice
     update = next(u for u in fake_slack.updates if u["ts"] == step.ts)
     chosen = next(t for t, v in step.buttons if v == "/deny")
-    assert all(b["type"] != "actions" for b in update["blocks"]) and chosen in json.dumps(update["blocks"])
+    assert_choice_shown(update, step, user, chosen)
 
 
 def test_support_channel_thread_is_its_own_conversation(slack_stack, fake_slack):
@@ -568,7 +624,7 @@ def test_not_configured_channel_starts_and_refuses(monkeypatch):
     assert channel.get_output_channel("D1").client.base_url == "http://127.0.0.1:9/api/"
 
     body, now = b'{"a":1}', 1_700_000_000
-    good = "v0=" + hmac.new(b"s3cret", b"v0:1700000000:" + body, hashlib.sha256).hexdigest()
+    good = SignatureVerifier("s3cret").generate_signature(timestamp="1700000000", body=body)
     assert verify_signature("s3cret", "1700000000", good, body, now=now)
     assert verify_signature("s3cret", "1700000000", good, body, now=now + 300)
     assert not verify_signature("s3cret", "1700000000", good, body, now=now + 301)
@@ -659,4 +715,75 @@ def test_ambiguous_dates_ask_with_buttons_and_the_answer_converts(slack_stack, f
     assert len(fake_slack.downloads_of(shared["id"])) == 1  # the kept bytes, not a second download
     assert user_texts(slack_stack.events(f"slack-{user}_{dm}")) == []  # the click was not a bot turn
     update = next(u for u in fake_slack.updates if u["ts"] == question.ts)
-    assert all(b["type"] != "actions" for b in update["blocks"])
+    assert_choice_shown(update, question, user, next(t for t, v in question.buttons if v == "/upload_date_order DMY"))
+
+
+class _FixedClock:
+    def __init__(self, now: float):
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+
+def test_signatures_agree_with_slack_sdk():
+    """Our check accepts what slack_sdk's SignatureVerifier accepts and refuses what it refuses; where they
+    differ, ours is the stricter (a timestamp that is not plain digits); the raw-bytes signer of the one
+    non-UTF-8 test body is slack_sdk's formula."""
+    from bot.server.channels.slack import verify_signature
+
+    now = 1_700_000_000
+    body = json.dumps(message_event("U1", "D1", "erorr 102 – chase ✓")).encode()
+    sdk = SignatureVerifier(SECRET, clock=_FixedClock(now))
+    good = sdk.generate_signature(timestamp=str(now), body=body)
+    assert sign_raw(body, str(now))["X-Slack-Signature"] == good
+    cases = [
+        (str(now), good, body),
+        (str(now), good, body + b" "),
+        (str(now), good.replace("v0=", "v1="), body),
+        (str(now), "v0=" + "0" * 64, body),
+        (str(now - 300), sdk.generate_signature(timestamp=str(now - 300), body=body), body),
+        (str(now - 301), sdk.generate_signature(timestamp=str(now - 301), body=body), body),
+        (str(now + 301), sdk.generate_signature(timestamp=str(now + 301), body=body), body),
+        (str(now), SignatureVerifier("other").generate_signature(timestamp=str(now), body=body), body),
+    ]
+    for timestamp, signature, signed_body in cases:
+        expected = sdk.is_valid(body=signed_body, timestamp=timestamp, signature=signature)
+        assert verify_signature(SECRET, timestamp, signature, signed_body, now=now) == expected, (timestamp, signature)
+    assert sdk.is_valid_request(body, sign(body, timestamp=now))  # our test helper's headers, read by slack_sdk
+    for lax in (f"+{now}", f"{now:_}", f" {now}"):  # int() takes these; slack_sdk does, we don't
+        signature = sdk.generate_signature(timestamp=lax, body=body)
+        assert sdk.is_valid(body=body, timestamp=lax, signature=signature)
+        assert not verify_signature(SECRET, lax, signature, body, now=now)
+
+
+def test_the_block_kit_check_refuses_what_slack_sdk_refuses():
+    """The fake's check (tests/fake_slack.py block_models) can fail: slack_sdk's limits, unknown blocks and
+    attributes are refused; our cards at their limits (long text, 30 long buttons, the chosen line) pass."""
+    from bot.server.channels.slack.cards import button_blocks, chosen_blocks
+
+    def button(**kw: Any) -> Dict[str, Any]:
+        return {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "x"}, "value": "v", **kw}
+
+    refused = {
+        "unknown block type": [{"type": "nonsense"}],
+        "unknown attribute": [{"type": "section", "text": {"type": "plain_text", "text": "x"}, "colour": "red"}],
+        "section text over 3000": [{"type": "section", "text": {"type": "plain_text", "text": "x" * 3001}}],
+        "button text over 75": [{"type": "actions", "elements": [button(text={"type": "plain_text", "text": "x" * 76})]}],
+        "button value over 2000": [{"type": "actions", "elements": [button(value="v" * 2001)]}],
+        "26 buttons in a block": [{"type": "actions", "elements": [button(action_id=f"a{i}") for i in range(26)]}],
+        "not a list": {"type": "section"},
+    }
+    for name, blocks in refused.items():
+        with pytest.raises(ValueError):  # a case the check let through fails here, named below
+            block_models(blocks)
+            pytest.fail(f"accepted: {name}")
+
+    buttons = [{"title": "t" * 100, "payload": "/p" * 1500} for _ in range(30)]
+    models = block_models(button_blocks("x" * 5000, buttons))
+    assert [type(m) for m in models] == [SectionBlock, ActionsBlock, ActionsBlock]
+    assert [len(m.elements) for m in models[1:]] == [25, 5]
+    shown = [{**b, "block_id": f"b{i}"} for i, b in enumerate(button_blocks("pick", buttons[:2]))]
+    chosen = block_models(chosen_blocks(shown, "U1", "a <b> & " + "c" * 70))
+    assert [type(m) for m in chosen] == [SectionBlock, ContextBlock]
+    assert chosen[1].elements[0].text == "<@U1> chose *a &lt;b&gt; &amp; " + "c" * 70 + "*"

@@ -1,7 +1,8 @@
 """Slack retries over the real servers: every delivery is claimed in the product database
 (bot/handoff/seen_events.py), so two Rasa servers sharing it answer a message once, a duplicate is
 dropped, and a first delivery that was lost (the server killed mid-way) or could not be answered
-(the action server down) is answered when Slack retries it."""
+(the action server down) is answered when Slack retries it. Requests are signed with slack_sdk's
+``SignatureVerifier`` (``tests.test_slack_channel.sign``)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ class SlackServer:
 def fake_slack():
     with FakeSlack(TOKEN) as slack:
         yield slack
+
+
+@pytest.fixture(autouse=True)
+def blocks_are_valid(fake_slack):
+    """Every test: nothing the servers posted was refused for its blocks (slack_sdk's Block Kit models)."""
+    yield
+    assert fake_slack.invalid == [], [i["why"] for i in fake_slack.invalid]
 
 
 @pytest.fixture(scope="module")

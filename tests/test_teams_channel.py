@@ -4,11 +4,20 @@ The real Rasa server (with the product's usual channels plus ``bot.server.channe
 and the real action server talk to local fakes of Microsoft's services (tests/fake_botframework.py):
 OpenID metadata + signing keys, the client-credentials token endpoint and the Bot Connector API that
 replies are posted to. Activities are signed like the Bot Framework signs them (RS256 JWT).
+
+What the tests send is built with Microsoft's Bot Framework schema (``botbuilder-schema``:
+``Activity(...).serialize()``, ``ChannelAccount``, ``ConversationAccount``, ``Attachment``, ``Mention``);
+what the bot posts to the fake connector is read back with it (``Activity`` / ``HeroCard`` /
+``CardAction`` objects; any field the schema does not know, or of the wrong case or type, is a
+``schema_problems`` entry, asserted empty after every test). Deliberately malformed bodies are edited
+after serialisation (the schema cannot build them).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import datetime
 import json
 import logging
 import secrets
@@ -22,6 +31,18 @@ from typing import Any, Dict, List, Optional
 import httpx
 import pytest
 import yaml
+from botbuilder.schema import (
+    ActionTypes,
+    Activity,
+    ActivityTypes,
+    Attachment,
+    AttachmentLayoutTypes,
+    CardAction,
+    ChannelAccount,
+    ConversationAccount,
+    Mention,
+    TextFormatTypes,
+)
 
 from bot.server.channels.teams import (
     MULTI_TENANT_TOKEN_URL,
@@ -32,11 +53,22 @@ from bot.server.channels.teams import (
 )
 from bot.server.handoff import RECEIVED
 from tests import servers
-from tests.fake_botframework import FakeConnector, FakeFileHost, FakeOpenId, FakeTokenService, new_rsa_key
+from tests.fake_botframework import (
+    HERO_CARD,
+    FakeConnector,
+    FakeFileHost,
+    FakeOpenId,
+    FakeTokenService,
+    activity_model,
+    hero_card,
+    new_rsa_key,
+)
 
 APP_ID = "7c1b5d8e-0000-4a6b-9c1d-bank5feed0001"
 APP_PASSWORD = "test-secret-" + secrets.token_urlsafe(12)
-BOT = {"id": f"28:{APP_ID}", "name": "Bank Feed Helper"}
+BOT_ACCOUNT = ChannelAccount(id=f"28:{APP_ID}", name="Bank Feed Helper")
+BOT = BOT_ACCOUNT.serialize()
+TENANT = "tenant-0001"
 SECTION = "bot.server.channels.teams.BotFrameworkInput"
 AGENT_PASSWORD = "correct horse battery staple"
 MAX_FILE = 200_000  # the channel's cap on shared files in these tests
@@ -44,22 +76,44 @@ EXPORTS = servers.ROOT / "tests" / "fixtures" / "bank_exports"
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def texts(activities: List[Dict[str, Any]]) -> str:
+def typed(activities: List[Dict[str, Any]]) -> List[Activity]:
+    """Posted activities (JSON) as botbuilder-schema ``Activity`` objects, checked (``activity_model``)."""
+    return [activity_model(a) for a in activities]
+
+
+def texts(activities: List[Activity]) -> str:
     """Everything the user reads: message texts and hero-card texts."""
     parts = []
     for a in activities:
-        parts.append(a.get("text") or "")
-        for att in a.get("attachments") or []:
-            parts.append((att.get("content") or {}).get("text") or "")
+        parts.append(a.text or "")
+        for att in a.attachments or []:
+            if att.content_type == HERO_CARD:
+                parts.append(hero_card(att).text or "")
     return " ".join(p for p in parts if p)
 
 
-def card_buttons(activities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    return [b for a in activities for att in a.get("attachments") or [] for b in (att.get("content") or {}).get("buttons") or []]
+def card_buttons(activities: List[Activity]) -> List[CardAction]:
+    return [
+        b
+        for a in activities
+        for att in a.attachments or []
+        if att.content_type == HERO_CARD
+        for b in hero_card(att).buttons or []
+    ]
 
 
-def payloads(activities: List[Dict[str, Any]]) -> List[str]:
-    return [b["value"]["payload"] for b in card_buttons(activities) if b.get("type") == "messageBack"]
+def payloads(activities: List[Activity]) -> List[str]:
+    return [b.value["payload"] for b in card_buttons(activities) if b.type == ActionTypes.message_back]
+
+
+def assert_from_bot_to(activity: Activity, conv_or_user: Any) -> None:
+    """Addressed back into the conversation, from the bot to the user (typed fields)."""
+    user_id = getattr(conv_or_user, "user_id", conv_or_user)
+    assert activity.type == ActivityTypes.message
+    assert (activity.from_property.id, activity.from_property.name) == (BOT_ACCOUNT.id, BOT_ACCOUNT.name)
+    assert activity.recipient.id == user_id
+    if hasattr(conv_or_user, "conversation_id"):
+        assert activity.conversation.id == conv_or_user.conversation_id
 
 
 @dataclass
@@ -101,23 +155,30 @@ class TeamsStack:
             )
         return Conversation(f"29:user-{uuid.uuid4().hex[:12]}", f"a:conv-{uuid.uuid4().hex[:16]}")
 
-    def activity(self, conv: Conversation, text: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
-        activity: Dict[str, Any] = {
-            "type": "message",
-            "id": uuid.uuid4().hex[:13],
-            "timestamp": "2024-05-01T09:00:00.000Z",
-            "channelId": "msteams",
-            "serviceUrl": self.service_url,
-            "from": {"id": conv.user_id, "name": "Sam Owner", "aadObjectId": str(uuid.uuid4())},
-            "conversation": {"id": conv.conversation_id, "conversationType": conv.conversation_type, "tenantId": "tenant-0001"},
-            "recipient": BOT,
-            "channelData": {"tenant": {"id": "tenant-0001"}},
-            "locale": "en-US",
-            "textFormat": "plain",
-        }
-        if text is not None:
-            activity["text"] = text
-        activity.update(extra)
+    def activity(self, conv: Conversation, text: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+        """A message activity as Teams sends it, built with botbuilder-schema's ``Activity`` (``fields`` by
+        the schema's names: ``attachments=[Attachment(...)]``, ``entities=[Mention(...)]``, ``value``,
+        ``channel_id``, ``type``, ``members_added``...); its JSON."""
+        values: Dict[str, Any] = dict(
+            type=ActivityTypes.message,
+            id=uuid.uuid4().hex[:13],
+            timestamp=datetime.datetime(2024, 5, 1, 9, 0, tzinfo=datetime.timezone.utc),
+            channel_id="msteams",
+            service_url=self.service_url,
+            from_property=ChannelAccount(id=conv.user_id, name="Sam Owner", aad_object_id=str(uuid.uuid4())),
+            conversation=ConversationAccount(id=conv.conversation_id, conversation_type=conv.conversation_type),
+            recipient=BOT_ACCOUNT,
+            channel_data={"tenant": {"id": TENANT}},
+            locale="en-US",
+            text_format=TextFormatTypes.plain,
+            text=text,
+        )
+        values.update(fields)
+        activity = Activity(**values).serialize()
+        # the tenant as Teams sends it and the Activity spec names it (botbuilder-schema's Python
+        # ConversationAccount would write "tenantID": tests/fake_botframework.py SPEC_KEYS)
+        activity["conversation"]["tenantId"] = TENANT
+        activity_model(activity)  # what we send reads back unchanged
         return activity
 
     def sign(self, **overrides: Any) -> str:
@@ -134,12 +195,13 @@ class TeamsStack:
         body = raw if raw is not None else json.dumps(activity).encode()
         return httpx.post(self.webhook, content=body, headers=h, timeout=30)
 
-    def say(self, conv: Conversation, text: Optional[str] = None, **extra: Any) -> List[Dict[str, Any]]:
-        """Sends a signed message; the activities the bot posted into the conversation in response."""
+    def say(self, conv: Conversation, text: Optional[str] = None, **fields: Any) -> List[Activity]:
+        """Sends a signed message; the activities the bot posted into the conversation in response
+        (botbuilder-schema objects)."""
         before = len(self.fakes.connector.activities(conv.conversation_id))
-        r = self.post(self.activity(conv, text, **extra))
+        r = self.post(self.activity(conv, text, **fields))
         assert r.status_code == 200, (r.status_code, r.text, self.tail())
-        return self.fakes.connector.activities(conv.conversation_id)[before:]
+        return self.fakes.connector.typed(conv.conversation_id)[before:]
 
     def tracker(self, sender: str) -> Dict[str, Any]:
         r = httpx.get(f"{self.url}/conversations/{sender}/tracker", params={"token": self.api_token}, timeout=30)
@@ -166,6 +228,13 @@ def fakes():
     yield SimpleNamespace(openid=openid, tokens=tokens, connector=connector, files=files)
     for server in (files, connector, tokens, openid):
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def activities_fit_the_schema(fakes):
+    """Every test: all the bot posted reads back unchanged through botbuilder-schema."""
+    yield
+    assert fakes.connector.schema_problems == [], [p["why"] for p in fakes.connector.schema_problems]
 
 
 @pytest.fixture(scope="module")
@@ -242,26 +311,32 @@ def test_error_102_gets_the_bank_check_and_buttons_and_clicks_move_on(teams, fak
     incoming = teams.activity(conv, "getting erorr 102 on my chase account")
     r = teams.post(incoming)
     assert r.status_code == 200, teams.tail()
-    replies = fakes.connector.activities(conv.conversation_id)
+    replies = fakes.connector.typed(conv.conversation_id)
     assert "answering normally" in texts(replies)  # the live bank-site check ran
     assert fake_banks.hits("/chase/healthy") >= 1
     assert "/bank_site_problem" in payloads(replies) and "/deny" in payloads(replies)
 
-    card_reply = next(a for a in replies if a.get("attachments"))
-    assert card_reply["attachments"][0]["contentType"] == "application/vnd.microsoft.card.hero"
-    deny = next(b for b in card_buttons(replies) if b["value"]["payload"] == "/deny")
-    assert deny == {
+    card_reply = next(a for a in replies if a.attachments)
+    assert card_reply.attachments[0].content_type == HERO_CARD
+    assert card_reply.attachment_layout == AttachmentLayoutTypes.list
+    assert card_reply.suggested_actions is None  # buttons are card actions, which stay on the message
+    card = hero_card(card_reply.attachments[0])
+    assert card.text and all(isinstance(b, CardAction) for b in card.buttons)
+    deny = next(b for b in card_buttons(replies) if b.value == {"payload": "/deny"})
+    assert (deny.type, deny.text, deny.display_text) == (ActionTypes.message_back, "/deny", deny.title)
+    assert deny.serialize() == {
         "type": "messageBack",
-        "title": deny["title"],
+        "title": deny.title,
         "text": "/deny",
-        "displayText": deny["title"],
+        "displayText": deny.title,
         "value": {"payload": "/deny"},
     }
     for a in replies:  # addressed back into the same conversation, from the bot to the user
-        assert a["type"] == "message"
-        assert a["from"] == BOT and a["recipient"]["id"] == conv.user_id
-        assert a["conversation"]["id"] == conv.conversation_id
-        assert a["replyToId"] == incoming["id"]
+        assert_from_bot_to(a, conv)
+        assert a.reply_to_id == incoming["id"]
+        assert a.conversation.tenant_id == TENANT and a.channel_data["tenant"] == {"id": TENANT}
+        if a.text:
+            assert a.text_format == TextFormatTypes.markdown
 
     # imBack: the payload arrives as the message text -> the refresh step
     replies = teams.say(conv, "/deny")
@@ -287,10 +362,10 @@ def test_channel_message_with_mention_and_redelivery(teams, fakes):
     conv = teams.new_conversation("channel")
     mention = "<at>Bank Feed Helper</at>"
     activity = teams.activity(
-        conv, f"{mention} error 102 with chase", entities=[{"type": "mention", "text": mention, "mentioned": BOT}]
+        conv, f"{mention} error 102 with chase", entities=[Mention(type="mention", text=mention, mentioned=BOT_ACCOUNT)]
     )
     assert teams.post(activity).status_code == 200
-    replies = fakes.connector.activities(conv.conversation_id)
+    replies = fakes.connector.typed(conv.conversation_id)
     assert "answering normally" in texts(replies)
     # the conversation id (with ';' '@' ':') is URL-encoded in the connector path
     paths = {p["path"] for p in fakes.connector.posts if p["conversation_id"] == conv.conversation_id}
@@ -325,7 +400,7 @@ def test_bad_tokens_are_refused_and_nothing_is_processed(teams, fakes):
     for name, token in cases.items():
         r = teams.post(activity, token=token)
         assert r.status_code == 401, (name, r.status_code, r.text)
-    r = teams.post(teams.activity(conv, "hello", channelId="slack"))  # key not endorsed for that channel
+    r = teams.post(teams.activity(conv, "hello", channel_id="slack"))  # key not endorsed for that channel
     assert r.status_code == 401
     r = teams.post(activity, token=None, headers={"Authorization": "Basic dXNlcjpwdw=="})
     assert r.status_code == 401
@@ -348,7 +423,7 @@ def test_rotated_signing_key_is_picked_up(teams, fakes):
     conv = teams.new_conversation()
     r = teams.post(teams.activity(conv, "error 102 with chase"), token=teams.sign(kid="test-key-2"))
     assert r.status_code == 200
-    assert "answering normally" in texts(fakes.connector.activities(conv.conversation_id))
+    assert "answering normally" in texts(fakes.connector.typed(conv.conversation_id))
 
 
 def test_malformed_bodies_are_4xx(teams, fakes):
@@ -363,11 +438,13 @@ def test_malformed_bodies_are_4xx(teams, fakes):
     bad = teams.activity(conv, "hi")
     bad["from"] = "someone"
     assert teams.post(bad).status_code == 400
-    assert teams.post(teams.activity(conv, 102)).status_code == 400
+    bad = teams.activity(conv, "hi")
+    bad["text"] = 102  # botbuilder-schema would make it "102"
+    assert teams.post(bad).status_code == 400
     assert teams.post(None, raw=b"{not json", token=None).status_code == 401  # auth first
     assert teams.post(None, raw=b"x" * 300_000).status_code == 413
     # other activity types are acknowledged and ignored
-    update = teams.activity(conv, None, type="conversationUpdate", membersAdded=[BOT])
+    update = teams.activity(conv, None, type=ActivityTypes.conversation_update, members_added=[BOT_ACCOUNT])
     assert teams.post(update).status_code == 200
     assert fakes.connector.activities(conv.conversation_id) == []
     assert teams.proc.proc.poll() is None
@@ -387,7 +464,7 @@ def test_token_endpoint_failure_is_logged_and_the_conversation_goes_on(teams, fa
         requests_before = len(fakes.tokens.token_requests())
         r = teams.post(teams.activity(conv, "/deny"))
         assert r.status_code == 200
-        assert texts(teams.fakes.connector.activities(conv.conversation_id)).count("refresh the connection") == 0
+        assert texts(teams.fakes.connector.typed(conv.conversation_id)).count("refresh the connection") == 0
         assert "Could not get BotFramework token" in teams.log()
         # one attempt for the whole turn: later messages don't wait for a login that just failed
         assert len(fakes.tokens.token_requests()) == requests_before + 1
@@ -437,7 +514,7 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     before = len(fakes.connector.activities(conv.conversation_id))
     r = console.http.post(f"/tickets/{ticket['id']}/claim", json={})
     assert r.status_code == 200, r.text
-    joined = fakes.connector.wait_for(conv.conversation_id, lambda a: len(a) > before)[before:]
+    joined = typed(fakes.connector.wait_for(conv.conversation_id, lambda a: len(a) > before)[before:])
     assert "Tess" in texts(joined) and "joined" in texts(joined)
 
     r = console.http.post(f"/tickets/{ticket['id']}/messages", json={"text": "Hi, Tess here. Chase had an outage this morning."})
@@ -445,9 +522,9 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     activities = fakes.connector.wait_for(
         conv.conversation_id, lambda a: any(x.get("text") == "Hi, Tess here. Chase had an outage this morning." for x in a)
     )
-    pushed = next(a for a in activities if a.get("text") == "Hi, Tess here. Chase had an outage this morning.")
-    assert pushed["from"] == BOT and pushed["recipient"]["id"] == conv.user_id
-    assert pushed["conversation"]["id"] == conv.conversation_id
+    pushed = next(a for a in typed(activities) if a.text == "Hi, Tess here. Chase had an outage this morning.")
+    assert_from_bot_to(pushed, conv)
+    assert pushed.text_format == TextFormatTypes.markdown and pushed.reply_to_id is None  # a push answers nothing
 
     # the user's answer goes to the specialist, not the bot
     before = len(fakes.connector.activities(conv.conversation_id))
@@ -467,32 +544,30 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     # hand back: the notice comes with the bot's buttons as a card
     r = console.http.post(f"/tickets/{ticket['id']}/return", json={"note": "outage over"})
     assert r.status_code == 200, r.text
-    back = fakes.connector.wait_for(conv.conversation_id, lambda a: len(a) > before)[before:]
+    back = typed(fakes.connector.wait_for(conv.conversation_id, lambda a: len(a) > before)[before:])
     assert "handed you back" in texts(back) and "/fixed_it" in payloads(back)
     replies = teams.say(conv, None, value={"payload": "/fixed_it"})
     assert replies  # the bot answers again
 
 
 # ------------------------------------------------------------------------------------------- shared files
-def csv_attachments(activities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    return [att for a in activities for att in a.get("attachments") or [] if att.get("contentType") == "text/csv"]
+def csv_attachments(activities: List[Activity]) -> List[Attachment]:
+    return [att for a in activities for att in a.attachments or [] if att.content_type == "text/csv"]
 
 
-def inline_bytes(attachment: Dict[str, Any]) -> bytes:
-    import base64
-
+def inline_bytes(attachment: Attachment) -> bytes:
     prefix = "data:text/csv;base64,"
-    assert attachment["contentUrl"].startswith(prefix)
-    return base64.b64decode(attachment["contentUrl"][len(prefix) :])
+    assert attachment.content_url.startswith(prefix)
+    return base64.b64decode(attachment.content_url[len(prefix) :])
 
 
-def download_info(name: str, url: str) -> Dict[str, Any]:
+def download_info(name: str, url: str) -> Attachment:
     """A file a user sent in a Teams chat (Teams' file download info attachment)."""
-    return {
-        "contentType": "application/vnd.microsoft.teams.file.download.info",
-        "name": name,
-        "content": {"downloadUrl": url, "uniqueId": uuid.uuid4().hex, "fileType": name.rsplit(".", 1)[-1]},
-    }
+    return Attachment(
+        content_type="application/vnd.microsoft.teams.file.download.info",
+        name=name,
+        content={"downloadUrl": url, "uniqueId": uuid.uuid4().hex, "fileType": name.rsplit(".", 1)[-1]},
+    )
 
 
 def test_attached_broken_csv_gets_the_report_and_the_converted_csv(teams, fakes):
@@ -502,18 +577,19 @@ def test_attached_broken_csv_gets_the_report_and_the_converted_csv(teams, fakes)
         conv,
         "",
         attachments=[
-            {"contentType": "text/html", "content": "<p>here</p>"},  # Teams' HTML copy of the message: not a file
-            {"contentType": "text/csv", "contentUrl": url, "name": "parentheses_negatives.csv"},
+            Attachment(content_type="text/html", content="<p>here</p>"),  # Teams' HTML copy of the message: not a file
+            Attachment(content_type="text/csv", content_url=url, name="parentheses_negatives.csv"),
         ],
     )
     assert len(replies) == 1, replies
     (reply,) = replies
-    assert "Row 2" in reply["text"] and "parentheses" in reply["text"]
-    assert reply["conversation"]["id"] == conv.conversation_id and reply["recipient"]["id"] == conv.user_id
+    assert "Row 2" in reply.text and "parentheses" in reply.text
+    assert_from_bot_to(reply, conv)
+    assert reply.text_format == TextFormatTypes.markdown
     (csv,) = csv_attachments(replies)
     content = inline_bytes(csv)
     assert content.startswith(b"Date,Description,Amount") and b"Office Depot,-45.00" in content
-    assert csv["name"].endswith(".csv")
+    assert csv.name.endswith(".csv")
     # fetched from the serviceUrl host with the connector token
     gets = [g for g in fakes.connector.attachment_gets if url.endswith(f"/{g['id']}/views/original")]
     assert len(gets) == 1 and gets[0]["authorized"]
@@ -543,7 +619,7 @@ def test_too_large_qif_and_hostile_attachments_get_clear_answers(teams, fakes):
     replies = teams.say(conv, None, attachments=[download_info("statement.qif", url)])
     assert "QIF" in texts(replies) and "Web Connect" in texts(replies) and csv_attachments(replies) == []
     url = fakes.connector.add_attachment((EXPORTS / "garbage.bin").read_bytes())
-    replies = teams.say(conv, None, attachments=[{"contentType": "text/csv", "contentUrl": url, "name": "x.csv"}])
+    replies = teams.say(conv, None, attachments=[Attachment(content_type="text/csv", content_url=url, name="x.csv")])
     assert replies and csv_attachments(replies) == []
     replies = teams.say(conv, None, attachments=[download_info("gone.csv", fakes.files.base_url + "/files/nope/gone.csv")])
     assert "couldn't download" in texts(replies)
@@ -652,29 +728,32 @@ async def test_the_output_channel_sends_every_kind_of_bot_message(fakes):
     await output.send_response(user, {"image": "https://example.com/steps.png"})
     await output.send_elements(user, [{"text": "an element"}])
     await output.send_response(user, {"custom": {"text": "custom", "value": {"k": 1}}})
-    sent = fakes.connector.activities(conversation)
-    assert [a.get("text") for a in sent] == ["hello", "", "", "", "an element", "custom"]
-    assert all(
-        a["type"] == "message" and a["from"] == BOT and a["recipient"]["id"] == "29:user-output" and a["replyToId"] == "act-1"
-        for a in sent
-    )
+    sent = fakes.connector.typed(conversation)
+    assert [a.text for a in sent] == ["hello", "", "", "", "an element", "custom"]
+    for a in sent:
+        assert_from_bot_to(a, "29:user-output")
+        assert a.reply_to_id == "act-1" and a.conversation.id == conversation
+    assert sent[0].text_format == TextFormatTypes.markdown
     assert payloads(sent[1:3]) == ["/affirm", "/deny"] and texts(sent[1:3]) == "pick or"
-    assert sent[3]["attachments"] == [
-        {"contentType": "application/vnd.microsoft.card.hero", "content": {"images": [{"url": "https://example.com/steps.png"}]}}
-    ]
-    assert sent[5]["value"] == {"k": 1}
+    assert [a.attachment_layout for a in sent[1:3]] == [AttachmentLayoutTypes.list] * 2
+    (image,) = sent[3].attachments
+    assert image.content_type == HERO_CARD and [i.url for i in hero_card(image).images] == ["https://example.com/steps.png"]
+    assert sent[5].value == {"k": 1}
 
 
 def test_buttons_render_as_hero_card_actions():
-    assert card_action({"title": "Yes", "payload": "/affirm"})["type"] == "messageBack"
-    assert card_action({"title": "Docs", "url": "https://quickbooks.intuit.com"}) == {
-        "type": "openUrl",
-        "title": "Docs",
-        "value": "https://quickbooks.intuit.com",
-    }
-    cards = hero_cards("Pick one", [{"title": str(i), "payload": f"/p{i}"} for i in range(8)])
-    assert [len(c["content"]["buttons"]) for c in cards] == [6, 2]
-    assert cards[0]["content"]["text"] == "Pick one" and "text" not in cards[1]["content"]
+    """Our card actions and hero cards, read with botbuilder-schema's CardAction / HeroCard."""
+    yes = card_action({"title": "Yes", "payload": "/affirm"})
+    assert CardAction.deserialize(yes).serialize() == yes  # nothing the schema does not know
+    assert CardAction.deserialize(yes).type == ActionTypes.message_back
+    docs = CardAction.deserialize(card_action({"title": "Docs", "url": "https://quickbooks.intuit.com"}))
+    assert (docs.type, docs.title, docs.value) == (ActionTypes.open_url, "Docs", "https://quickbooks.intuit.com")
+    cards = [
+        hero_card(Attachment.deserialize(c))
+        for c in hero_cards("Pick one", [{"title": str(i), "payload": f"/p{i}"} for i in range(8)])
+    ]
+    assert [len(c.buttons) for c in cards] == [6, 2]
+    assert cards[0].text == "Pick one" and cards[1].text is None
 
 
 async def test_unreachable_token_endpoint_is_logged_not_raised(caplog):
@@ -718,12 +797,56 @@ def test_the_not_configured_warning_reaches_the_log_whole(caplog):
 def test_the_teams_clients_time_zone_goes_with_the_message():
     from bot.server.channels.teams.inbound import activity_metadata
 
-    activity = {
-        "type": "message",
-        "id": "1",
-        "from": {"id": "29:u"},
-        "conversation": {"id": "a:1"},
-        "localTimezone": "Europe/Berlin",
-    }
+    activity = Activity(
+        type=ActivityTypes.message,
+        id="1",
+        from_property=ChannelAccount(id="29:u"),
+        conversation=ConversationAccount(id="a:1"),
+        local_timezone="Europe/Berlin",
+    ).serialize()
+    assert activity["localTimezone"] == "Europe/Berlin"  # the schema's name for the field we read
     assert activity_metadata(activity)["timezone"] == "Europe/Berlin"
     assert "timezone" not in activity_metadata({**activity, "localTimezone": {"not": "a name"}})
+
+
+def test_the_schema_check_refuses_what_botbuilder_schema_does_not_know():
+    """The fake connector's check (tests/fake_botframework.py activity_model) can fail: unknown fields,
+    wrong case or type, values outside the schema's enums, and Rasa's own buttons (title/payload, not
+    card actions) are refused; the spec's conversation.tenantId is read, the Python schema's tenantID is not."""
+    base = {
+        "type": "message",
+        "from": BOT,
+        "recipient": {"id": "29:u"},
+        "conversation": {"id": "a:1", "tenantId": TENANT},
+        "text": "hi",
+        "textFormat": "markdown",
+    }
+
+    def hero(**content: Any) -> Dict[str, Any]:
+        return {**base, "attachments": [{"contentType": HERO_CARD, "content": content}]}
+
+    assert activity_model(base).conversation.tenant_id == TENANT
+    mention = {"type": "mention", "text": "<at>Bank Feed Helper</at>", "mentioned": BOT}
+    read = activity_model({**base, "entities": [mention, {"type": "clientInfo", "locale": "en-US"}]}).entities
+    assert isinstance(read[0], Mention) and read[0].mentioned.id == BOT["id"] and read[1].type == "clientInfo"
+    refused = {
+        "wrong case": {**base, "ReplyToId": "x"},
+        "snake case": {**base, "reply_to_id": "x"},
+        "unknown field": {**base, "suggestions": []},
+        "number as text": {**base, "text": 5},
+        "textFormat outside the enum": {**base, "textFormat": "html"},
+        "attachmentLayout outside the enum": {**base, "attachmentLayout": "grid"},
+        "activity type outside the enum": {**base, "type": "msg"},
+        "from not an account": {**base, "from": "someone"},
+        "isGroup not a bool": {**base, "conversation": {"id": "a:1", "isGroup": "yes"}},
+        "the Python schema's tenantID": {**base, "conversation": {"id": "a:1", "tenantID": TENANT}},
+        "card action type outside the enum": hero(buttons=[{"type": "click", "title": "x", "value": "y"}]),
+        "Rasa's button": hero(buttons=[{"title": "Yes", "payload": "/affirm"}]),
+        "unknown card field": hero(text="x", button=[]),
+        "mention with an unknown field": {**base, "entities": [{"type": "mention", "mentioned": BOT, "txt": "<at>x</at>"}]},
+        "entity without a type": {**base, "entities": [{"text": "x"}]},
+    }
+    for name, raw in refused.items():
+        with pytest.raises(ValueError):  # a case the check let through fails here, named below
+            activity_model(raw)
+            pytest.fail(f"accepted: {name}")
