@@ -170,3 +170,65 @@ def test_latest_session_is_rasas_query():
     rows = [(1.0, False, "a"), (3.0, True, "b"), (2.0, False, "c"), (3.0, False, "d"), (None, False, "e"), (2.5, True, "f")]
     assert latest_session(rows) == [(3.0, True, "b"), (3.0, False, "d")]
     assert latest_session(rows[:1]) == rows[:1]  # no session start: every row
+
+
+SECRET_TURNS = [
+    ["my password is hunter2! and error 102", "ok"],
+    ["card 4111 1111 1111 1111 was charged twice", "thanks"],
+    ["the code they texted me is 482913", "routing 021000021 account 123456789012"],
+    ["still failing"],
+]
+
+
+async def _play_with_secrets(store, sender, domain):
+    """Turn by turn as Rasa does (load, add the turn's events, save), with secrets in the messages;
+    what the tracker in memory and the database hold after each save."""
+    from bot.server.stores import tracker_store
+
+    seen = []
+    checked = []
+    original = tracker_store.redacted_event
+
+    def counting(event):
+        checked.append(event.type_name)
+        return original(event)
+
+    tracker_store.redacted_event = counting
+    try:
+        for n, texts in enumerate(SECRET_TURNS):
+            tracker = await store.retrieve(sender) or DialogueStateTracker(sender, domain.slots)
+            for i, text in enumerate(texts):
+                ts = 1000.0 + 10 * n + i
+                tracker.update(ActionExecuted("action_listen", timestamp=ts))
+                tracker.update(UserUttered(text, {"name": "inform", "confidence": 1.0}, timestamp=ts))
+                tracker.update(SlotSet("bank", text, timestamp=ts))
+                tracker.update(BotUttered(f"you said: {text}", timestamp=ts))
+            await store.save(tracker)
+            seen.append((snapshot(tracker), [e.as_dict() for e in (await store.retrieve(sender)).events]))
+    finally:
+        tracker_store.redacted_event = original
+    return seen, len(checked)
+
+
+async def test_events_this_store_wrote_are_not_masked_again_with_the_same_result(domain, tmp_path):
+    caching = RedactingSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "a.db"))
+    plain = RedactingSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "b.db"), cache_mb=0)
+    ours, ours_checked = await _play_with_secrets(caching, "s", domain)
+    theirs, theirs_checked = await _play_with_secrets(plain, "s", domain)
+    assert ours == theirs  # the tracker in memory after each save, and what is loaded back
+    assert "hunter2" not in str(ours) and "4111" not in str(ours) and "482913" not in str(ours)
+    new_events = sum(4 * len(texts) for texts in SECRET_TURNS)
+    assert ours_checked == new_events < theirs_checked  # only each save's new events were checked
+
+
+async def test_what_another_writer_stored_is_still_masked_when_saved_again(domain, tmp_path):
+    rasas = SQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "shared.db"))  # masks nothing
+    ours = RedactingSQLTrackerStore(domain, dialect="sqlite", db=str(tmp_path / "shared.db"))
+    tracker = DialogueStateTracker("x", domain.slots)
+    tracker.update(UserUttered("my password is hunter2!", {"name": "inform", "confidence": 1.0}))
+    await rasas.save(tracker)
+    await ours.retrieve("x")
+    loaded = await ours.retrieve("x")  # from the kept rows, which this store did not write
+    loaded.update(BotUttered("ok"))
+    await ours.save(loaded)
+    assert "hunter2" not in str([e.as_dict() for e in loaded.events])

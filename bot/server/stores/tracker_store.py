@@ -107,7 +107,10 @@ class _Stored:
 
 
 Version = Tuple[int, Optional[int]]  # (how many events a conversation has stored, the last one's id)
-Row = Tuple[Optional[float], bool, str]  # (timestamp, is a session start, the stored JSON) of one event
+# One stored event: (timestamp, is a session start, the stored JSON, written by this store). What this
+# store wrote is already masked (masking is idempotent: tests/test_properties.py), so a tracker built
+# from it does not mask those events again (``redact_tracker`` skips events marked as checked).
+Row = Tuple[Optional[float], bool, str, bool]
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class _Kept:
 def latest_session(rows: List[Row]) -> List[Row]:
     """The rows of ``rows`` (in id order) that Rasa's latest-session query returns: from the latest
     session start's timestamp on, or all of them when there is none (``SQLTrackerStore._event_query``)."""
-    starts = [ts for ts, is_start, _ in rows if is_start and ts is not None]
+    starts = [row[0] for row in rows if row[1] and row[0] is not None]
     if not starts:
         return rows
     start = max(starts)
@@ -155,7 +158,7 @@ class SessionRowCache:
             return kept.version if kept is not None else None
 
     def put(self, sender_id: str, version: Version, rows: List[Row]) -> None:
-        size = sum(len(data) for _, _, data in rows) + 64 * len(rows)
+        size = sum(len(row[2]) for row in rows) + 64 * len(rows)
         with self._lock:
             self._drop(sender_id)
             if size > self.max_bytes:
@@ -289,17 +292,22 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 rows = session.connection().execute(self._statements["all"], {"sender_id": sender_id}).all()
             data = [row_data for _, row_data in rows]
             last_id = max((row_id for row_id, _ in rows), default=None)
+            masked = [False] * len(data)
         else:
-            data, last_id = self._latest_session_data(sender_id)
+            data, masked, last_id = self._latest_session_data(sender_id)
         if not (self.domain and data):
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(d) for d in data], self.domain.slots)
+        if len(tracker.events) == len(data):  # (Rasa skips an event it cannot read: then check them all)
+            for event, already in zip(tracker.events, masked):
+                if already:
+                    setattr(event, _CHECKED, True)
         setattr(tracker, STORED, _Stored(id(tracker), len(tracker.events), last_id))
         return tracker
 
-    def _latest_session_data(self, sender_id: Text) -> Tuple[List[str], Optional[int]]:
+    def _latest_session_data(self, sender_id: Text) -> Tuple[List[str], List[bool], Optional[int]]:
         """The stored JSON of the latest session's events (the kept rows while the conversation's version
-        is the kept one) and the conversation's last event id."""
+        is the kept one), whether this store wrote each of them, and the conversation's last event id."""
         sender = {"sender_id": sender_id}
         with self.engine.connect() as connection:
             # the version first: rows read after it are at least as new, so what is kept is never older
@@ -308,15 +316,17 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             version = (count, last_id)
             kept = self.cache.get(sender_id, version) if self.cache.max_bytes else None
             if kept is not None:
-                return [data for _, _, data in kept], last_id
+                return [row[2] for row in kept], [row[3] for row in kept], last_id
             rows = connection.execute(self._statements["latest"], sender).all()
         if self.cache.max_bytes:
             self.cache.put(
-                sender_id, version, [(ts, type_name == SessionStarted.type_name, data) for _, ts, type_name, data in rows]
+                sender_id,
+                version,
+                [(ts, type_name == SessionStarted.type_name, data, False) for _, ts, type_name, data in rows],
             )
         if rows:  # (a row stored after the version was read is in them: this tracker has it)
             last_id = max(last_id or 0, rows[-1][0])
-        return [data for *_, data in rows], last_id
+        return [data for *_, data in rows], [False] * len(rows), last_id
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         masked = redact_tracker(tracker)
@@ -371,7 +381,7 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                 after = (count, last_id)
             session.commit()
         if self.cache.max_bytes and after != before:
-            new_rows = [(row["timestamp"], row["type_name"] == SessionStarted.type_name, row["data"]) for row in rows]
+            new_rows = [(row["timestamp"], row["type_name"] == SessionStarted.type_name, row["data"], True) for row in rows]
             self.cache.extend(tracker.sender_id, before, after, new_rows)
         setattr(tracker, STORED, _Stored(id(tracker), len(events), last_id))
 
