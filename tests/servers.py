@@ -169,8 +169,10 @@ def write_endpoints(
     tracker_store: Optional[Dict[str, object]] = None,
     lock_store: Optional[Dict[str, object]] = None,
 ) -> Path:
+    # the action endpoint as endpoints.yml sets it (enable_selective_domain ...), on the test's port
+    shipped = yaml.safe_load((ROOT / "endpoints.yml").read_text())["action_endpoint"]
     endpoints: Dict[str, object] = {
-        "action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"},
+        "action_endpoint": {**shipped, "url": f"http://127.0.0.1:{action_port}/webhook"},
         "tracker_store": tracker_store
         or {
             "type": "bot.server.stores.tracker_store.RedactingSQLTrackerStore",

@@ -281,6 +281,104 @@ def test_payloads_skip_the_nlu_pipeline_with_the_same_result(processor, text, on
         assert not skipped  # not a payload of a known intent: the whole pipeline runs
 
 
+# ---------------------------------------------------------------- rule_states_recent_turns
+
+FIXTURES = servers.ROOT / "tests" / "fixtures"
+
+
+def _rule_policy(processor):
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    nodes = processor.graph_runner._instantiated_nodes.values()
+    (policy,) = [n._component for n in nodes if isinstance(getattr(n, "_component", None), RulePolicy)]
+    return policy
+
+
+def _training_conversations(domain):
+    """The stories, rules and test stories as event lists (the rules' snippets included)."""
+    from rasa.core.training import load_data
+
+    paths = [servers.ROOT / "data" / "stories.yml", servers.ROOT / "tests" / "stories" / "test_stories.yml"]
+    paths += sorted((servers.ROOT / "data").glob("rules*.yml"))
+    return [list(t.events) for path in paths for t in load_data(str(path), domain, augmentation_factor=0)]
+
+
+def _long_conversations(domain):
+    """A whole scripted conversation as the server stored it (10 messages, bank check, credential
+    questions, fixes), the same with a restart or a reverted message in it, and stories one after
+    another: long histories, where only the recent turns are looked at."""
+    from rasa.shared.core.events import Event, Restarted, UserUtteranceReverted
+
+    stored = [Event.from_parameters(e) for e in json.loads((FIXTURES / "conversation_error_102.json").read_text())]
+    middle = len(stored) // 2
+    stories = _training_conversations(domain)
+    chained = [e for events in stories[:6] for e in events]
+    return [
+        stored,
+        stored[:middle] + [Restarted()] + stored[middle:],
+        stored[:middle] + [UserUtteranceReverted()] + stored[middle:],
+        stored + [e for events in stories[:3] for e in events],
+        chained,
+    ]
+
+
+def _prediction_points(events):
+    """Every prefix after which Rasa predicts the next action: before each action, and at the end."""
+    from rasa.shared.core.events import ActionExecuted
+
+    return [events[:i] for i, e in enumerate(events) if isinstance(e, ActionExecuted)] + [events]
+
+
+def _predictions(predict, policy, trackers, domain):
+    out = []
+    for tracker in trackers:
+        prediction, source = predict(policy, tracker, domain)
+        out.append((vars(prediction), source))
+    return out
+
+
+def test_rules_on_recent_turns_predict_what_rasa_predicts(processor, monkeypatch):
+    """The RulePolicy's prediction (probabilities, events, flags, the rule it came from) with only the
+    recent turns' states built is the one Rasa's own code gives, at every prediction point of the
+    stories, rules, test stories and long stored conversations."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    domain, policy = processor.domain, _rule_policy(processor)
+    keep = rasa_patches.longest_rule(policy)
+    assert 1 <= keep < 5  # the rules are short: a long conversation has many more states
+    shortened = []
+    recent = rasa_patches.recent_prior_trackers
+    monkeypatch.setattr(rasa_patches, "recent_prior_trackers", lambda t, k: shortened.append(len(t.events)) or recent(t, k))
+    conversations = _training_conversations(domain) + _long_conversations(domain)
+    trackers = [
+        DialogueStateTracker.from_events("rules", prefix, domain.slots)
+        for events in conversations
+        for prefix in _prediction_points(events)
+    ]
+    original = rasa_patches.original("rule_states_recent_turns")
+    patched = type(policy)._predict
+    assert patched is not original
+    assert _predictions(patched, policy, trackers, domain) == _predictions(original, policy, trackers, domain)
+    assert len(shortened) > 0.9 * len(trackers) and max(shortened) > 100  # the short way was taken, on long histories too
+
+
+def test_rules_on_recent_turns_log_every_state_at_debug(processor, monkeypatch, caplog):
+    """With DEBUG logging on for the rule policy, Rasa's code runs as it is (it logs every state)."""
+    import logging
+
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    calls = []
+    monkeypatch.setattr(rasa_patches, "recent_prior_trackers", lambda t, k: calls.append(1) or iter(()))
+    domain, policy = processor.domain, _rule_policy(processor)
+    tracker = DialogueStateTracker.from_events("debug", _long_conversations(domain)[0], domain.slots)
+    with caplog.at_level(logging.DEBUG, logger="rasa.core.policies.rule_policy"):
+        prediction, source = type(policy)._predict(policy, tracker, domain)
+    assert calls == []
+    original = rasa_patches.original("rule_states_recent_turns")
+    assert (vars(prediction), source) == _predictions(original, policy, [tracker], domain)[0]
+
+
 # ---------------------------------------------------------------- applied by the launcher, and only there
 
 

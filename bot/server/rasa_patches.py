@@ -22,6 +22,16 @@ The patches (``PATCHES``), by name:
   all of that away and returns the intent and entities written in the payload. The payload is now
   unpacked directly, with the same Rasa function: the same parse data, without the ~80 ms of DIET per
   button press under load. Text that is not a payload of a known intent still goes through the graph.
+* ``rule_states_recent_turns`` replaces ``RulePolicy._predict`` (rasa/core/policies/rule_policy.py).
+  To find a rule, Rasa builds the dialogue state of every turn of the conversation (twice per
+  prediction: with the user's text, then with the intent) and checks every rule against each of them,
+  although a rule can only tell turns apart as far back as it is long: beyond that every rule is
+  applicable (``_is_rule_applicable``). Only the states of the last turns, as many as the longest
+  rule has, are now built, once for both searches (the conversation's events are still replayed from
+  the start, as Rasa does). When no rule matches the intents, Rasa's own code runs over every turn, because its result
+  then carries a key made of all the states; when no rule matches the text, that key is never used
+  (``_predict`` only reads the text result when it names an action). With DEBUG logging on for the
+  rule policy, Rasa's code runs unchanged (it logs every state).
 """
 
 from __future__ import annotations
@@ -181,6 +191,122 @@ def _payloads_without_the_graph(original: Any) -> Any:
     return _parse_message_with_graph
 
 
+# ---------------------------------------------------------------- rule_states_recent_turns
+
+
+def recent_prior_trackers(tracker, keep):
+    """The last ``keep`` of what ``tracker.generate_all_prior_trackers()`` yields (Rasa 3.6.21's loop,
+    which updates one tracker copy in place: the earlier ones are replayed, not yielded)."""
+    from rasa.shared.core.events import ActionExecuted
+
+    applied = tracker.applied_events()
+    skip = sum(1 for event in applied if isinstance(event, ActionExecuted)) + 1 - keep
+    prior = tracker.init_copy()
+    seen = 0
+    for event in applied:
+        if isinstance(event, ActionExecuted):
+            if seen >= skip:
+                yield prior, event.hide_rule_turn
+            seen += 1
+        prior.update(event)
+    yield prior, False
+
+
+def longest_rule(policy) -> int:
+    """How many states the longest rule of ``policy`` (incl. its loop unhappy-path rules) has."""
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH
+
+    keys = list(policy.lookup.get(RULES, {})) + list(policy.lookup.get(RULES_FOR_LOOP_UNHAPPY_PATH, {}))
+    return max((len(policy._rule_key_to_state(key)) for key in keys), default=0)
+
+
+class _RecentTurns:
+    """``policy`` as ``_find_action_from_rules`` sees it, with the states of the last ``keep`` turns
+    only; it notes whether any rule matched (the result's key is then a rule's, not the states').
+    The states are built once per prediction (``shared``): the search with the text and the one with
+    the intent differ only in what the featurizer then keeps of the last user input."""
+
+    def __init__(self, policy, keep: int, shared: dict) -> None:
+        self._policy, self._keep, self._shared = policy, keep, shared
+        self.rule_matched = False
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def _prediction_states(self, tracker, domain, use_text_for_last_user_input=False, rule_only_data=None):
+        import copy
+
+        from rasa.shared.core.trackers import DialogueStateTracker
+
+        recent = copy.copy(tracker)  # the same tracker, whose history starts `keep` turns back
+        recent.generate_all_prior_trackers = lambda: recent_prior_trackers(tracker, self._keep)
+        shared = self._shared
+
+        def past_states(domain, omit_unset_slots=False, ignore_rule_only_turns=False, rule_only_data=None):
+            key = (id(domain), omit_unset_slots, ignore_rule_only_turns)
+            built = shared.get(key)
+            if built is None or built[0] != rule_only_data:
+                states = DialogueStateTracker.past_states(
+                    recent, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data
+                )
+                built = shared[key] = (copy.deepcopy(rule_only_data), states)
+            return copy.deepcopy(built[1])  # the featurizer changes the last state
+
+        recent.past_states = past_states
+        return self._policy._prediction_states(recent, domain, use_text_for_last_user_input, rule_only_data)
+
+    def _get_possible_keys(self, lookup, states):
+        from rasa.core.policies.rule_policy import RULES
+
+        keys = self._policy._get_possible_keys(lookup, states)
+        if lookup is self._policy.lookup[RULES] and keys:
+            self.rule_matched = True
+        return keys
+
+
+class _RecentRuleSearch:
+    """``policy`` as ``RulePolicy._predict`` sees it: each rule search looks at the recent turns."""
+
+    def __init__(self, policy, keep: int, find) -> None:
+        self._policy, self._keep, self._find = policy, keep, find
+        self._states: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def _find_action_from_rules(self, tracker, domain, use_text_for_last_user_input):
+        recent = _RecentTurns(self._policy, self._keep, self._states)
+        action, source, returning = self._find(recent, tracker, domain, use_text_for_last_user_input)
+        if recent.rule_matched:
+            return action, source, returning
+        if use_text_for_last_user_input:
+            return action, None, returning  # no action from the text: _predict reads nothing else of it
+        return self._find(self._policy, tracker, domain, use_text_for_last_user_input)  # the key of every state
+
+
+def _rules_on_recent_turns(original: Any) -> Any:
+    from rasa.core.policies.policy import SupportedData
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    find = RulePolicy.__dict__["_find_action_from_rules"]
+    rule_logger = logging.getLogger("rasa.core.policies.rule_policy")
+
+    def _predict(self, tracker, domain):
+        keep = getattr(self, "_bankfeed_longest_rule", None)
+        if keep is None:
+            keep = self._bankfeed_longest_rule = longest_rule(self)
+        if (
+            keep < 1
+            or rule_logger.isEnabledFor(logging.DEBUG)
+            or self.supported_data() == SupportedData.ML_DATA  # (states would then depend on earlier turns)
+            or type(self).__dict__.get("_find_action_from_rules", find) is not find
+        ):
+            return original(self, tracker, domain)
+        return original(_RecentRuleSearch(self, keep, find), tracker, domain)
+
+    return _predict
+
+
 # ---------------------------------------------------------------- applying them
 
 PATCHES = (
@@ -197,6 +323,7 @@ PATCHES = (
         "_parse_message_with_graph",
         _payloads_without_the_graph,
     ),
+    Patch("rule_states_recent_turns", "rasa.core.policies.rule_policy:RulePolicy", "_predict", _rules_on_recent_turns),
 )
 
 _originals: Dict[str, Any] = {}  # name -> the class attribute Rasa defined

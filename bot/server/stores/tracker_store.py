@@ -15,6 +15,17 @@ loaded with. A mismatch is a conflict: the other writer's events stay, this writ
 appended after them (never overwritten, never skipped, never duplicated), and it is logged. A
 tracker this store did not load (a new conversation, Rasa's HTTP API replacing events) is saved the
 way Rasa does, but under the same lock. The table is Rasa's own, unchanged.
+
+**The latest session's rows, kept in this process.** Loading a conversation (every message) read and
+decoded every row of its latest session again. The store now keeps, per conversation, the stored rows
+it last read or wrote (their JSON text, as stored) with the conversation's *version*: the number of
+its stored events and their last id, one indexed query. A load whose version is still the kept one
+builds the tracker from the kept rows (the same ``DialogueStateTracker.from_dict`` input the query
+would give); any other version, another process's write included, reads the database and keeps what
+it read. A save keeps its new rows only if the version it found under the write lock was the kept
+one. Rows are only ever appended, each conversation's by one writer at a time (the lock above), so
+an unchanged version means unchanged rows. The kept rows are bounded (``cache_mb``, 32 MB by
+default; 0: nothing kept) and dropped least recently used first.
 """
 
 from __future__ import annotations
@@ -23,10 +34,12 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Text
+from typing import Any, List, Optional, Text, Tuple
 
 import sqlalchemy as sa
 import sqlalchemy.orm
@@ -93,6 +106,90 @@ class _Stored:
     last_id: Optional[int]  # the conversation's last stored event id then
 
 
+Version = Tuple[int, Optional[int]]  # (how many events a conversation has stored, the last one's id)
+# One stored event: (timestamp, is a session start, the stored JSON, written by this store). What this
+# store wrote is already masked (masking is idempotent: tests/test_properties.py), so a tracker built
+# from it does not mask those events again (``redact_tracker`` skips events marked as checked).
+Row = Tuple[Optional[float], bool, str, bool]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A conversation's latest-session rows as the database had them at ``version``."""
+
+    version: Version
+    rows: Tuple[Row, ...]
+    size: int  # bytes of JSON, for the cache's bound
+
+
+def latest_session(rows: List[Row]) -> List[Row]:
+    """The rows of ``rows`` (in id order) that Rasa's latest-session query returns: from the latest
+    session start's timestamp on, or all of them when there is none (``SQLTrackerStore._event_query``)."""
+    starts = [row[0] for row in rows if row[1] and row[0] is not None]
+    if not starts:
+        return rows
+    start = max(starts)
+    return [row for row in rows if row[0] is not None and row[0] >= start]
+
+
+class SessionRowCache:
+    """The kept rows of the conversations this process loaded or saved last, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._kept: "OrderedDict[str, _Kept]" = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()  # the store may be used from worker threads too
+        self.hits = self.misses = 0
+
+    def get(self, sender_id: str, version: Version) -> Optional[Tuple[Row, ...]]:
+        with self._lock:
+            kept = self._kept.get(sender_id)
+            if kept is None or kept.version != version:
+                self.misses += 1
+                return None
+            self._kept.move_to_end(sender_id)
+            self.hits += 1
+            return kept.rows
+
+    def version(self, sender_id: str) -> Optional[Version]:
+        with self._lock:
+            kept = self._kept.get(sender_id)
+            return kept.version if kept is not None else None
+
+    def put(self, sender_id: str, version: Version, rows: List[Row]) -> None:
+        size = sum(len(row[2]) for row in rows) + 64 * len(rows)
+        with self._lock:
+            self._drop(sender_id)
+            if size > self.max_bytes:
+                return
+            self._kept[sender_id] = _Kept(version, tuple(rows), size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                self._drop(next(iter(self._kept)))
+
+    def extend(self, sender_id: str, before: Version, after: Version, new_rows: List[Row]) -> None:
+        """The conversation was ``before`` and this process appended ``new_rows``, making it ``after``:
+        kept rows of ``before`` become those of ``after``; anything else is dropped."""
+        with self._lock:
+            kept = self._kept.get(sender_id)
+        if before == (0, None):
+            self.put(sender_id, after, latest_session(new_rows))
+        elif kept is not None and kept.version == before:
+            self.put(sender_id, after, latest_session(list(kept.rows) + new_rows))
+        else:
+            self.discard(sender_id)
+
+    def discard(self, sender_id: str) -> None:
+        with self._lock:
+            self._drop(sender_id)
+
+    def _drop(self, sender_id: str) -> None:
+        kept = self._kept.pop(sender_id, None)
+        if kept is not None:
+            self._bytes -= kept.size
+
+
 def _advisory_key(sender_id: str) -> int:
     """A signed 64-bit PostgreSQL advisory lock key for one conversation."""
     digest = hashlib.sha256(b"bankfeed.tracker:" + sender_id.encode("utf-8")).digest()
@@ -135,7 +232,10 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
     message, most of it ORM bookkeeping).
     """
 
-    def __init__(self, domain: Any = None, dialect: Text = "sqlite", db: Text = "rasa.db", **kwargs: Any) -> None:
+    def __init__(
+        self, domain: Any = None, dialect: Text = "sqlite", db: Text = "rasa.db", cache_mb: float = 32, **kwargs: Any
+    ) -> None:
+        self.cache = SessionRowCache(int(float(cache_mb) * 1024 * 1024))
         if dialect == "sqlite" and db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
         kwargs.pop("type", None)
@@ -177,22 +277,56 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
         # when the conversation has none), or every session's
         latest_session = [events.c.sender_id == sender, sa.or_(events.c.timestamp >= session_start, session_start.is_(None))]
         return {
-            "latest": sa.select(events.c.id, events.c.data).where(*latest_session).order_by(events.c.id),
+            "latest": sa.select(events.c.id, events.c.timestamp, events.c.type_name, events.c.data)
+            .where(*latest_session)
+            .order_by(events.c.id),
             "all": sa.select(events.c.id, events.c.data).where(events.c.sender_id == sender).order_by(events.c.id),
             "count_latest": sa.select(sa.func.count()).select_from(events).where(*latest_session),
-            "last_id": sa.select(sa.func.max(events.c.id)).where(events.c.sender_id == sender),
+            "version": sa.select(sa.func.count(), sa.func.max(events.c.id)).where(events.c.sender_id == sender),
             "insert": events.insert(),
         }
 
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
-        query = self._statements["all" if fetch_events_from_all_sessions else "latest"]
-        with self.session_scope() as session:
-            rows = session.connection().execute(query, {"sender_id": sender_id}).all()
-        if not (self.domain and rows):
+        if fetch_events_from_all_sessions:
+            with self.session_scope() as session:
+                rows = session.connection().execute(self._statements["all"], {"sender_id": sender_id}).all()
+            data = [row_data for _, row_data in rows]
+            last_id = max((row_id for row_id, _ in rows), default=None)
+            masked = [False] * len(data)
+        else:
+            data, masked, last_id = self._latest_session_data(sender_id)
+        if not (self.domain and data):
             return None
-        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(data) for _, data in rows], self.domain.slots)
-        setattr(tracker, STORED, _Stored(id(tracker), len(tracker.events), max(row_id for row_id, _ in rows)))
+        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(d) for d in data], self.domain.slots)
+        if len(tracker.events) == len(data):  # (Rasa skips an event it cannot read: then check them all)
+            for event, already in zip(tracker.events, masked):
+                if already:
+                    setattr(event, _CHECKED, True)
+        setattr(tracker, STORED, _Stored(id(tracker), len(tracker.events), last_id))
         return tracker
+
+    def _latest_session_data(self, sender_id: Text) -> Tuple[List[str], List[bool], Optional[int]]:
+        """The stored JSON of the latest session's events (the kept rows while the conversation's version
+        is the kept one), whether this store wrote each of them, and the conversation's last event id."""
+        sender = {"sender_id": sender_id}
+        with self.engine.connect() as connection:
+            # the version first: rows read after it are at least as new, so what is kept is never older
+            # than the version it is kept under
+            count, last_id = connection.execute(self._statements["version"], sender).one()
+            version = (count, last_id)
+            kept = self.cache.get(sender_id, version) if self.cache.max_bytes else None
+            if kept is not None:
+                return [row[2] for row in kept], [row[3] for row in kept], last_id
+            rows = connection.execute(self._statements["latest"], sender).all()
+        if self.cache.max_bytes:
+            self.cache.put(
+                sender_id,
+                version,
+                [(ts, type_name == SessionStarted.type_name, data, False) for _, ts, type_name, data in rows],
+            )
+        if rows:  # (a row stored after the version was read is in them: this tracker has it)
+            last_id = max(last_id or 0, rows[-1][0])
+        return [data for *_, data in rows], [False] * len(rows), last_id
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         masked = redact_tracker(tracker)
@@ -224,7 +358,8 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
             connection = session.connection(execution_options={"tracker_write": True})  # BEGIN IMMEDIATE on SQLite
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(tracker.sender_id)})
-            last_id = connection.execute(statements["last_id"], sender).scalar()
+            count, last_id = connection.execute(statements["version"], sender).one()
+            before = (count, last_id)
             if known is None:
                 # Rasa's _additional_events: the events of the latest session not stored yet
                 stored = connection.execute(statements["count_latest"], sender).scalar_one()
@@ -238,10 +373,16 @@ class RedactingSQLTrackerStore(SQLTrackerStore):
                         tracker.sender_id,
                         len(new),
                     )
-            if new:  # one statement, in order: the ids keep the events' order
-                connection.execute(statements["insert"], [self._row(tracker.sender_id, event) for event in new])
-                last_id = connection.execute(statements["last_id"], sender).scalar()
+            rows = [self._row(tracker.sender_id, event) for event in new]
+            after = before
+            if rows:  # one statement, in order: the ids keep the events' order
+                connection.execute(statements["insert"], rows)
+                count, last_id = connection.execute(statements["version"], sender).one()
+                after = (count, last_id)
             session.commit()
+        if self.cache.max_bytes and after != before:
+            new_rows = [(row["timestamp"], row["type_name"] == SessionStarted.type_name, row["data"], True) for row in rows]
+            self.cache.extend(tracker.sender_id, before, after, new_rows)
         setattr(tracker, STORED, _Stored(id(tracker), len(events), last_id))
 
     @staticmethod
