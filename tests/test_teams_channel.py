@@ -520,9 +520,11 @@ def test_handoff_to_a_specialist_over_teams(teams, fakes, handoff_db):
     r = console.http.post(f"/tickets/{ticket['id']}/messages", json={"text": "Hi, Tess here. Chase had an outage this morning."})
     assert r.status_code == 201, r.text
     activities = fakes.connector.wait_for(
-        conv.conversation_id, lambda a: any(x.get("text") == "Hi, Tess here. Chase had an outage this morning." for x in a)
+        conv.conversation_id, lambda a: any(x.get("text") == "Tess: Hi, Tess here. Chase had an outage this morning." for x in a)
     )
-    pushed = next(a for a in typed(activities) if a.text == "Hi, Tess here. Chase had an outage this morning.")
+    pushed = next(
+        a for a in typed(activities) if a.text == "Tess: Hi, Tess here. Chase had an outage this morning."
+    )  # named in the text
     assert_from_bot_to(pushed, conv)
     assert pushed.text_format == TextFormatTypes.markdown and pushed.reply_to_id is None  # a push answers nothing
 

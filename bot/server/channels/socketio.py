@@ -154,6 +154,9 @@ class SocketIOInput(RasaSocketIOInput):
         # metadata JSON) and passes any size on. Bad input gets a clear answer on the socket.
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: Text, data: Any = None) -> None:
+            if isinstance(data, dict) and data.get("message") is None:
+                # nothing was said: e.g. rasa-webchat's start-up "init payload" when the page set none
+                return
             try:
                 session_id, text, metadata = inbound.socket_payload(data, self.session_persistence)
             except inbound.InboundError as exc:
