@@ -357,6 +357,17 @@ def test_default_path_is_under_the_var_directory_and_bad_settings_are_named(tmp_
 
 
 # ------------------------------------------------------------------ inside Rasa, two workers
+def _worker_pids(parent: int) -> list:
+    """The Sanic worker processes of a Rasa server (its children)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
 async def test_two_rasa_workers_never_process_one_conversation_at_the_same_time(
     action_server, product_env, tmp_path, trained_model
 ):
@@ -365,7 +376,6 @@ async def test_two_rasa_workers_never_process_one_conversation_at_the_same_time(
     Measured with the same script and Rasa's in-memory store loaded by module path (so that Rasa starts
     two workers with it), 2026-12-02: 7 such conflicts in 78 messages; with this store: none."""
     from tests.test_multi_replica import new_sender
-    from tests.test_workers import _cpu_ticks, _worker_pids
 
     lock_store = {"type": TYPE, "path": str(tmp_path / "locks" / "conversations.lock")}
     endpoints = servers.write_endpoints(
