@@ -154,8 +154,9 @@ class SocketIOInput(RasaSocketIOInput):
         # metadata JSON) and passes any size on. Bad input gets a clear answer on the socket.
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: Text, data: Any = None) -> None:
-            if isinstance(data, dict) and data.get("message") is None:
-                # nothing was said: e.g. rasa-webchat's start-up "init payload" when the page set none
+            if isinstance(data, dict) and "message" in data and data["message"] is None:
+                # nothing was said: rasa-webchat's start-up "init payload" when the page set none
+                # (a message without the field at all is malformed, and told so below)
                 return
             try:
                 session_id, text, metadata = inbound.socket_payload(data, self.session_persistence)
