@@ -16,7 +16,8 @@ answers as the library's Redis storage:
 
 Every change is one ``BEGIN IMMEDIATE`` transaction (look, decide, write) and the time is read once
 inside it, so concurrent processes never overshoot a limit. WAL journal, ``synchronous=NORMAL``
-(counts need no fsync per hit). Expired rows are purged by each process at most once a minute (one
+(counts need no fsync per hit), set when a process first opens the file (tried again within the
+timeout while other processes starting at the same moment do the same). Expired rows are purged by each process at most once a minute (one
 scan of the table, kept without an index on the expiry: an index costs every hit more). The
 file is created 0600 (its keys are conversation ids and client keys). Any SQLite error (a busy file
 past the timeout, a path that cannot be opened) is raised to the caller: ``bot.ratelimit`` then counts
@@ -97,14 +98,34 @@ class SQLiteStorage(Storage, MovingWindowSupport):
         os.close(fd)
         conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(SCHEMA)
+            self._set_up(conn)
         except sqlite3.Error:
             conn.close()
             raise
         self._connection_of = (os.getpid(), conn)
         return conn
+
+    def _set_up(self, conn: sqlite3.Connection) -> None:
+        """WAL journal and the tables, tried again until the timeout while another process is doing the same.
+
+        (Switching a file to WAL while another connection switches it too answers "database is locked" at
+        once, without SQLite's busy wait: seen with processes starting together on a new file.)
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     @contextmanager
     def _reading(self) -> Iterator[Tuple[sqlite3.Connection, float]]:

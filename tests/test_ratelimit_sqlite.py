@@ -197,6 +197,34 @@ def test_processes_counting_against_one_limit_see_one_total(tmp_path):
     assert alone == [([5] * 20, [5] * 20)] * 3
 
 
+def test_connections_opening_a_new_file_together_all_get_it(tmp_path):
+    # Six connections opening a new file at the same moment all switch it to WAL: one wins, the others
+    # were answered "database is locked" at once (SQLite does not wait there), which sent a process
+    # starting beside another to count in memory (seen in CI); they now try again within the timeout.
+    import threading
+
+    for run in range(60):
+        url = _url(tmp_path / f"new-{run}.db", "?timeout=5")
+        storages = [SQLiteStorage(url) for _ in range(6)]
+        barrier = threading.Barrier(len(storages))
+        errors: list = []
+
+        def first_hit(storage: SQLiteStorage, barrier: threading.Barrier = barrier, errors: list = errors) -> None:
+            barrier.wait()
+            try:
+                assert storage.acquire_entry("rest-1", 100, 60)
+            except Exception as exc:  # collected: an exception in a thread would not fail the test
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_hit, args=(storage,)) for storage in storages]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"run {run}: {errors}"
+        assert storages[0].get_moving_window("rest-1", 100, 60)[1] == 6
+
+
 # ------------------------------------------------------------------ when the file does not answer
 def test_an_unusable_file_falls_back_to_counting_in_memory(tmp_path):
     clock = Clock()
