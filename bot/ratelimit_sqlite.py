@@ -37,6 +37,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 from limits.errors import ConfigurationError
 from limits.storage import MovingWindowSupport, Storage, storage_from_string
 
+from bot.sqlite_wal import use_wal
+
 SCHEME = "sqlite"
 DEFAULT_TIMEOUT = 0.5
 PURGE_EVERY_SECONDS = 60.0
@@ -106,26 +108,9 @@ class SQLiteStorage(Storage, MovingWindowSupport):
         return conn
 
     def _set_up(self, conn: sqlite3.Connection) -> None:
-        """WAL journal and the tables, tried again until the timeout while another process is doing the same.
-
-        (Switching a file to WAL while another connection switches it too answers "database is locked" at
-        once, without SQLite's busy wait: seen with processes starting together on a new file.)
-        """
-        deadline = time.monotonic() + self.timeout
-        pause = 0.005
-        while True:
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(SCHEMA)
-                return
-            except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+        use_wal(conn, self.timeout)  # (tried again while other processes opening the file switch it too)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
 
     @contextmanager
     def _reading(self) -> Iterator[Tuple[sqlite3.Connection, float]]:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from bot.paths import var_dir
+from bot.sqlite_wal import use_wal
 
 __all__ = ["Clock", "Database", "VERSION_TABLE", "default_url"]
 
@@ -213,10 +214,10 @@ def _install_sqlite_hooks(engine: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA busy_timeout = 5000")
-            cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
+        use_wal(dbapi_connection, timeout=5.0)  # other processes may be opening the file at this moment
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -49,6 +49,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot import log_masking
 from bot.redaction import ROUTING_METADATA_KEYS, redact_value
+from bot.sqlite_wal import use_wal
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,10 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     """WAL: readers don't wait for the writer, and each commit doesn't flush the whole file to disk
     (measured: SQLite commits blocked every conversation on the server's event loop)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    use_wal(dbapi_connection, timeout=5.0)  # the other Rasa processes open the same file
 
 
 # Keys of an event's dict that are never user text: kept as they are (masking a Slack thread id or a
