@@ -115,7 +115,10 @@ class LoginGuard:
         if self._locks.test(self._lock, kind, key):
             return None
         reset, _ = self._locks.get_window_stats(self._lock, kind, key)
-        return max(1, math.ceil(reset - time.time()))
+        # The storages report the lock's end in whole seconds, cut short (limits' memory storage, ours on
+        # SQLite): the real end is before reset + 1. Retry-After must not send the person back too early
+        # (measured: a retry at the advertised time was refused again), and never exceeds the lock-out.
+        return max(1, min(self.settings.lockout, math.ceil(reset + 1 - time.time())))
 
     def _lock_out(self, kind: str, key: str, counter: "limits.RateLimitItem") -> None:
         self._locks.hit(self._lock, kind, key)
